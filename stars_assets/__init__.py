@@ -1,0 +1,1 @@
+"""stars_assets: a Dagster code location that turns outreach vendor feeds into CMS Star Rating predictions."""
