@@ -1,0 +1,144 @@
+"""Bronze: one asset per provider YAML, partitioned by delivery date, built by a factory."""
+
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.defs.resources import LandingZone
+from stars_assets.lib.bronze.load import PartitionLoad, load_partition
+from stars_assets.lib.bronze.quality import (
+    quarantine_rate_result,
+    reconciliation_result,
+)
+from stars_assets.lib.masking import MEMBER_IDENTIFIER_COLUMNS, markdown_preview
+from stars_assets.lib.providers import ProviderConfig, load_registry
+
+RECONCILIATION_CHECK = "check_reconciliation_files"
+QUARANTINE_CHECK = "check_validity_rows_quarantined"
+
+
+def bronze_key(provider: str) -> dg.AssetKey:
+    return dg.AssetKey(["bronze", provider])
+
+
+def _column_schema(provider: ProviderConfig) -> dg.TableSchema:
+    columns = []
+    for dataset in provider.datasets:
+        prefix = f"{dataset.name}." if len(provider.datasets) > 1 else ""
+        columns += [
+            dg.TableColumn(f"{prefix}{c.column}", "VARCHAR", description=f"vendor field {c.source!r}" + (" (required)" if c.required else ""))
+            for c in dataset.columns
+        ]
+    columns += [
+        dg.TableColumn("_extra", "JSON", description="columns the provider sent that its YAML does not declare (schema drift)"),
+        dg.TableColumn("_source_file", "VARCHAR", description="landing file, relative to the landing root"),
+        dg.TableColumn("_source_row", "BIGINT", description="line, message, entry or row number in the file"),
+        dg.TableColumn("_partition_date", "DATE", description="delivery date from the file name"),
+        dg.TableColumn("_ingested_at", "TIMESTAMP"),
+        dg.TableColumn("_record_hash", "VARCHAR", description="md5 of the declared columns"),
+    ]
+    return dg.TableSchema(columns=columns)
+
+
+def _summary_metadata(provider: ProviderConfig, loads: list[PartitionLoad], preview: str) -> dict:
+    files = [f for load in loads for f in load.files]
+    reasons: dict[str, int] = {}
+    for f in files:
+        if f.reason:
+            reasons[f.reason] = reasons.get(f.reason, 0) + 1
+    drift = sorted({c for f in files for c in f.extra_columns})
+    return {
+        "partitions": dg.MetadataValue.text(", ".join(str(load.partition_date) for load in loads)),
+        "files_read": dg.MetadataValue.int(sum(f.status != "skipped_duplicate" for f in files)),
+        "files_loaded": dg.MetadataValue.int(sum(f.status == "loaded" for f in files)),
+        "files_quarantined": dg.MetadataValue.int(sum(f.status == "quarantined" for f in files)),
+        "files_skipped_duplicate": dg.MetadataValue.int(sum(f.status == "skipped_duplicate" for f in files)),
+        "file_reasons": dg.MetadataValue.json(reasons),
+        "dagster/row_count": dg.MetadataValue.int(sum(load.rows_loaded for load in loads)),
+        "rows_quarantined": dg.MetadataValue.int(sum(load.rows_rejected for load in loads)),
+        "bytes_read": dg.MetadataValue.int(sum(load.bytes_read for load in loads)),
+        "schema_drift_columns": dg.MetadataValue.json(drift),
+        "files": dg.MetadataValue.md(
+            markdown_preview(
+                ["file", "status", "reason", "rows", "rejected"],
+                [(f.file_path, f.status, f.reason or "", f.rows_loaded, f.rows_rejected) for f in files],
+            )
+        ),
+        "preview": dg.MetadataValue.md(preview),
+    }
+
+
+def _preview(conn, provider: ProviderConfig, partition_dates: list[date]) -> str:
+    dataset = provider.datasets[0]
+    identifiers = set(MEMBER_IDENTIFIER_COLUMNS)
+    for mapping in (provider.outreach, provider.appointments):
+        if mapping is not None:
+            identifiers.add(mapping.member_ref)
+    columns = [c.column for c in dataset.columns] + ["_source_file", "_source_row"]
+    rows = conn.execute(
+        f"SELECT {', '.join(columns)} FROM bronze.{dataset.name} WHERE _partition_date IN (SELECT unnest($days)) "
+        "ORDER BY _source_file, _source_row LIMIT 5",
+        {"days": partition_dates},
+    ).fetchall()
+    return markdown_preview(columns, rows, identifiers)
+
+
+def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
+    key = bronze_key(provider.name)
+
+    @dg.asset(
+        key=key,
+        group_name="bronze",
+        description=provider.description,
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"duckdb", provider.format},
+        owners=list(provider.owners),
+        pool=WAREHOUSE_POOL,
+        tags={"layer": "bronze", "provider": provider.name},
+        metadata={
+            "dagster/column_schema": _column_schema(provider),
+            "provider_format": provider.format,
+            "file_patterns": ", ".join(d.file_pattern for d in provider.datasets),
+            "bronze_tables": ", ".join(f"bronze.{d.name}" for d in provider.datasets),
+            "delivery_sla_hours": provider.delivery_sla_hours,
+        },
+        check_specs=[
+            dg.AssetCheckSpec(RECONCILIATION_CHECK, asset=key, blocking=True,
+                              description="Every landed file of the partition is in the manifest, and bronze holds exactly the rows the manifest says were loaded."),
+            dg.AssetCheckSpec(QUARANTINE_CHECK, asset=key,
+                              description="Warns when files or rows were quarantined (the share of rejected rows and the reasons are in the metadata)."),
+        ],
+    )
+    def bronze_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingZone):
+        partition_dates = [date.fromisoformat(k) for k in context.partition_keys]
+        loads: list[PartitionLoad] = []
+        with duckdb.get_connection() as conn:
+            for number, day in enumerate(partition_dates, start=1):
+                load = load_partition(conn, provider, Path(landing.root), day, context.run_id)
+                loads.append(load)
+                context.log.info(
+                    f"[{number}/{len(partition_dates)}] {provider.name} {day}: {len(load.files)} files, "
+                    f"{load.rows_loaded} rows loaded, {load.rows_rejected} rows and {load.files_quarantined} files quarantined"
+                )
+            reconciliation = reconciliation_result(conn, provider, landing.provider_dir(provider.name), partition_dates)
+            quarantine = quarantine_rate_result(loads)
+            preview = _preview(conn, provider, partition_dates)
+        yield dg.MaterializeResult(
+            metadata=_summary_metadata(provider, loads, preview),
+            check_results=[
+                dg.AssetCheckResult(check_name=RECONCILIATION_CHECK, passed=reconciliation.passed,
+                                    metadata=reconciliation.metadata),
+                dg.AssetCheckResult(check_name=QUARANTINE_CHECK, passed=quarantine.passed,
+                                    severity=dg.AssetCheckSeverity.WARN, metadata=quarantine.metadata),
+            ],
+        )
+
+    return bronze_asset
+
+
+bronze_assets = [build_bronze_asset(provider) for provider in load_registry()]

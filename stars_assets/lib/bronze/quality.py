@@ -1,0 +1,80 @@
+"""Bronze quality rules as plain functions; the Dagster checks only report what these return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from stars_assets.lib.bronze.load import PartitionLoad, files_for_partition
+from stars_assets.lib.providers import ProviderConfig
+
+# Above this share of rejected rows a partition is worth a look even when nothing broke.
+QUARANTINE_WARN_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    passed: bool
+    metadata: dict = field(default_factory=dict)
+
+
+def reconciliation_result(con: duckdb.DuckDBPyConnection, provider: ProviderConfig, provider_dir: Path, days: list[date]) -> RuleOutcome:
+    """Files on disk = files in the manifest, and bronze rows per file = the manifest's rows_loaded."""
+    on_disk = {
+        f"{provider.name}/{path.name}" for day in days for _, path in files_for_partition(provider, provider_dir, day)
+    }
+    manifest = con.execute(
+        "SELECT file_path, status, dataset, rows_loaded FROM audit.file_manifest "
+        "WHERE provider = $provider AND partition_date IN (SELECT unnest($days))",
+        {"provider": provider.name, "days": days},
+    ).fetchall()
+    in_manifest = {row[0] for row in manifest}
+    row_mismatches = []
+    for file_path, status, dataset, rows_loaded in manifest:
+        if status != "loaded":
+            continue
+        in_bronze = con.execute(
+            f"SELECT count(*) FROM bronze.{provider.dataset(dataset).name} WHERE _source_file = $file "
+            "AND _partition_date IN (SELECT unnest($days))",
+            {"file": file_path, "days": days},
+        ).fetchone()[0]
+        if in_bronze != rows_loaded:
+            row_mismatches.append(f"{file_path}: manifest {rows_loaded}, bronze {in_bronze}")
+    missing = sorted(on_disk - in_manifest)
+    unexpected = sorted(in_manifest - on_disk)
+    return RuleOutcome(
+        passed=not (missing or unexpected or row_mismatches),
+        metadata={
+            "files_on_disk": len(on_disk),
+            "files_in_manifest": len(in_manifest),
+            "files_missing_from_manifest": missing[:20],
+            "manifest_files_not_on_disk": unexpected[:20],
+            "row_count_mismatches": row_mismatches[:20],
+        },
+    )
+
+
+def quarantine_rate_result(loads: list[PartitionLoad]) -> RuleOutcome:
+    """Fails (as a warning) when any file was quarantined or too many rows were rejected."""
+    loaded = sum(load.rows_loaded for load in loads)
+    rejected = sum(load.rows_rejected for load in loads)
+    share = rejected / (loaded + rejected) if loaded + rejected else 0.0
+    reasons: dict[str, int] = {}
+    for load in loads:
+        for reason, count in load.reason_counts().items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    files_quarantined = sum(load.files_quarantined for load in loads)
+    return RuleOutcome(
+        passed=files_quarantined == 0 and share <= QUARANTINE_WARN_SHARE,
+        metadata={
+            "rows_loaded": loaded,
+            "rows_quarantined": rejected,
+            "quarantined_share": round(share, 6),
+            "warn_above_share": QUARANTINE_WARN_SHARE,
+            "files_quarantined": files_quarantined,
+            "file_reasons": reasons,
+        },
+    )
