@@ -1,0 +1,18 @@
+"""Jobs named for what they do; schedules and the demo run these."""
+
+import dagster as dg
+
+from stars_assets.defs.partitions import daily_partitions
+
+ingest_daily_deliveries_job = dg.define_asset_job(
+    "ingest_daily_deliveries",
+    selection=dg.AssetSelection.groups("bronze", "silver"),
+    partitions_def=daily_partitions,
+    description="Load each provider's files for the selected delivery dates into bronze, then build silver: dimensions, canonical outreach events and quarantine.",
+)
+
+refresh_cms_reference_and_model_job = dg.define_asset_job(
+    "refresh_cms_reference_and_model",
+    selection=dg.AssetSelection.groups("cms", "model"),
+    description="Load CMS's published Star Ratings tables, reproduce the overall ratings, and refit the ordinal Star Rating model.",
+)

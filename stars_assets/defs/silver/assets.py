@@ -1,0 +1,187 @@
+"""Silver: the canonical outreach model and the warehouse dimensions, with their quality checks."""
+
+from datetime import date
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from stars_assets.defs.bronze.assets import bronze_key
+from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.lib.bronze.load import ensure_tables
+from stars_assets.lib.masking import markdown_preview
+from stars_assets.lib.providers import load_registry
+from stars_assets.lib.silver import quality
+from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
+from stars_assets.lib.silver.outreach import build_outreach_partition
+
+PROVIDERS = load_registry()
+OUTREACH_PROVIDERS = [p for p in PROVIDERS if p.kind == "outreach"]
+WAREHOUSE_PROVIDER = next(p for p in PROVIDERS if p.kind == "warehouse")
+OWNERS = ["team:stars-data-engineering"]
+
+OUTREACH_KEY = dg.AssetKey(["silver", "outreach_events"])
+OUTREACH_CHECKS = {
+    "check_validity_member_id_coverage": "Share of delivered rows whose member id is well formed and resolves through the crosswalk is at least 95%.",
+    "check_uniqueness_event_id": "No event_id appears twice in silver.outreach_events, across all days.",
+    "check_timeliness_event_ts": "No event in silver is stamped after its delivery (future events are quarantined).",
+    "check_referential_member_contract": "Every event's member is in silver.members and its contract is known.",
+    "check_reconciliation_rows": "Per provider and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
+}
+
+
+def _table_metadata(conn, table: str, columns: list[str]) -> dict:
+    count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table} LIMIT 5").fetchall()
+    return {"dagster/row_count": dg.MetadataValue.int(count), "preview": dg.MetadataValue.md(markdown_preview(columns, rows))}
+
+
+def _dimension_asset(name: str, description: str, build, preview_columns: list[str], schema: list[tuple[str, str, str]]):
+    @dg.asset(
+        key=["silver", name],
+        group_name="silver",
+        description=description,
+        deps=[bronze_key(WAREHOUSE_PROVIDER.name)],
+        kinds={"duckdb", "sql"},
+        owners=OWNERS,
+        pool=WAREHOUSE_POOL,
+        metadata={"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in schema])},
+    )
+    def dimension(duckdb: DuckDBResource) -> dg.MaterializeResult:
+        with duckdb.get_connection() as conn:
+            ensure_tables(conn, WAREHOUSE_PROVIDER)
+            build(conn)
+            return dg.MaterializeResult(metadata=_table_metadata(conn, f"silver.{name}", preview_columns))
+
+    return dimension
+
+
+members = _dimension_asset(
+    "members",
+    "Members from the latest enrollment snapshot, with the identifier crosswalk silver.member_identifiers (member id, MBI, vendor reference).",
+    build_members,
+    ["member_id", "mbi", "contract_id", "region", "dual_status", "lis_status", "snapshot_date"],
+    [("member_id", "VARCHAR", "internal member id (PHI)"), ("mbi", "VARCHAR", "Medicare Beneficiary Identifier (PHI)"),
+     ("vendor_ref", "VARCHAR", "dialer vendor reference (PHI)"), ("birth_date", "DATE", ""), ("sex", "VARCHAR", ""),
+     ("contract_id", "VARCHAR", "MA-PD contract"), ("region", "VARCHAR", ""), ("dual_status", "BOOLEAN", ""),
+     ("lis_status", "BOOLEAN", ""), ("enrollment_start", "DATE", ""), ("enrollment_end", "DATE", "null while enrolled"),
+     ("snapshot_date", "DATE", "delivery date of the snapshot this row came from")],
+)
+care_gaps = _dimension_asset(
+    "care_gaps",
+    "Care gaps (member x measure x measurement year) from the latest care-gap list, with open and close dates.",
+    build_care_gaps,
+    ["gap_id", "member_id", "measure_code", "cms_measure_id", "gap_status", "open_date", "close_date"],
+    [("gap_id", "VARCHAR", ""), ("member_id", "VARCHAR", "PHI"), ("measure_code", "VARCHAR", "BCS, COL, EED, GSD, CBP, TRC"),
+     ("cms_measure_id", "VARCHAR", "C01, C02, C11, C12, C14, C20"), ("measurement_year", "INTEGER", ""),
+     ("gap_status", "VARCHAR", "OPEN or CLOSED"), ("open_date", "DATE", ""), ("close_date", "DATE", ""),
+     ("close_source", "VARCHAR", "how the gap closed")],
+)
+rx_fills = _dimension_asset(
+    "rx_fills",
+    "Part D fills for the adherence classes (diabetes, RAS antagonists, statins), one row per fill.",
+    build_rx_fills,
+    ["fill_id", "member_id", "drug_class", "fill_date", "days_supply"],
+    [("fill_id", "VARCHAR", ""), ("member_id", "VARCHAR", "PHI"), ("drug_class", "VARCHAR", "DIABETES, RASA, STATIN"),
+     ("fill_date", "DATE", ""), ("days_supply", "INTEGER", "")],
+)
+
+
+@dg.asset(
+    key=OUTREACH_KEY,
+    group_name="silver",
+    description=(
+        "One row per real-world outreach event from every outreach vendor, in one canonical schema: "
+        "deterministic event_id, resolved member and contract, canonical channel and event type, UTC time, "
+        "and lineage to the source file and row. Duplicates are removed across days; rejected rows go to quarantine."
+    ),
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[bronze_key(p.name) for p in OUTREACH_PROVIDERS] + [members.key],
+    kinds={"duckdb", "sql"},
+    owners=OWNERS,
+    pool=WAREHOUSE_POOL,
+    metadata={
+        "dagster/column_schema": dg.TableSchema(columns=[
+            dg.TableColumn("event_id", "VARCHAR", description="md5 of provider and the vendor's event key"),
+            dg.TableColumn("provider", "VARCHAR"), dg.TableColumn("event_key", "VARCHAR", description="the vendor's own key"),
+            dg.TableColumn("member_id", "VARCHAR", description="internal member id (PHI)"),
+            dg.TableColumn("contract_id", "VARCHAR"), dg.TableColumn("region", "VARCHAR"),
+            dg.TableColumn("channel", "VARCHAR", description="SMS, EMAIL, LIVE_CALL, IVR, MAIL, IN_HOME"),
+            dg.TableColumn("event_type", "VARCHAR", description="ATTEMPTED, DELIVERED, REACHED, ENGAGED, FAILED, OPTED_OUT, SCHEDULED, COMPLETED, CANCELLED, NO_SHOW"),
+            dg.TableColumn("measure_codes", "VARCHAR[]", description="measures the touch targeted, where the vendor says"),
+            dg.TableColumn("event_ts", "TIMESTAMP", description="UTC"),
+            dg.TableColumn("source_file", "VARCHAR"), dg.TableColumn("source_row", "BIGINT"),
+            dg.TableColumn("partition_date", "DATE", description="delivery date"),
+        ]),
+    },
+    check_specs=[dg.AssetCheckSpec(name, asset=OUTREACH_KEY, blocking=True, description=text) for name, text in OUTREACH_CHECKS.items()],
+)
+def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    days = [date.fromisoformat(k) for k in context.partition_keys]
+    counts = []
+    with duckdb.get_connection() as conn:
+        for provider in OUTREACH_PROVIDERS:
+            ensure_tables(conn, provider)
+        ensure_tables(conn, WAREHOUSE_PROVIDER)
+        for number, day in enumerate(days, start=1):
+            day_counts = build_outreach_partition(conn, list(OUTREACH_PROVIDERS), day, context.run_id)
+            counts += day_counts
+            context.log.info(f"[{number}/{len(days)}] {day}: " + ", ".join(
+                f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates" for c in day_counts))
+        sources = [(p.name, p.dataset(p.outreach.dataset).name) for p in OUTREACH_PROVIDERS]
+        outcomes = {
+            "check_validity_member_id_coverage": quality.member_id_coverage(conn, days),
+            "check_uniqueness_event_id": quality.unique_event_ids(conn),
+            "check_timeliness_event_ts": quality.event_time_integrity(conn, days),
+            "check_referential_member_contract": quality.referential_integrity(conn, days),
+            "check_reconciliation_rows": quality.reconciliation(conn, sources, days),
+        }
+        columns = ["event_id", "provider", "member_id", "contract_id", "channel", "event_type", "event_ts", "source_file", "source_row"]
+        preview = conn.execute(
+            f"SELECT {', '.join(columns)} FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days)) "
+            "ORDER BY event_ts LIMIT 5", {"days": days}).fetchall()
+        by_channel = dict(conn.execute(
+            "SELECT channel, count(*) FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days)) GROUP BY 1 ORDER BY 1",
+            {"days": days}).fetchall())
+    totals = {k: sum(getattr(c, k) for c in counts) for k in ("delivered", "loaded", "quarantined", "duplicates")}
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(totals["loaded"]),
+            "rows_delivered": totals["delivered"],
+            "rows_quarantined": totals["quarantined"],
+            "duplicates_removed": totals["duplicates"],
+            "valid_member_id_coverage": outcomes["check_validity_member_id_coverage"].metadata["coverage"],
+            "events_by_channel": dg.MetadataValue.json(by_channel),
+            "per_provider": dg.MetadataValue.md(markdown_preview(
+                ["day", "provider", "delivered", "loaded", "quarantined", "duplicates"],
+                [(str(d), c.provider, c.delivered, c.loaded, c.quarantined, c.duplicates)
+                 for d, c in zip([day for day in days for _ in OUTREACH_PROVIDERS], counts)])),
+            "preview": dg.MetadataValue.md(markdown_preview(columns, preview)),
+        },
+        check_results=[dg.AssetCheckResult(check_name=name, passed=outcome.passed, metadata=outcome.metadata)
+                       for name, outcome in outcomes.items()],
+    )
+
+
+@dg.asset(
+    key=["silver", "quarantine"],
+    group_name="silver",
+    description="Every rejected file or row, from bronze and silver: provider, partition, source file and row, reason code and raw text. A view over audit.quarantine.",
+    deps=[bronze_key(p.name) for p in PROVIDERS] + [OUTREACH_KEY],
+    kinds={"duckdb", "sql"},
+    owners=OWNERS,
+    pool=WAREHOUSE_POOL,
+)
+def quarantine(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as conn:
+        for provider in PROVIDERS:
+            ensure_tables(conn, provider)
+        conn.execute("CREATE SCHEMA IF NOT EXISTS silver")
+        conn.execute("CREATE OR REPLACE VIEW silver.quarantine AS SELECT * FROM audit.quarantine")
+        reasons = conn.execute(
+            "SELECT layer, provider, reason, count(*) FROM silver.quarantine GROUP BY ALL ORDER BY 4 DESC").fetchall()
+        total = sum(r[3] for r in reasons)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(total),
+        "by_reason": dg.MetadataValue.md(markdown_preview(["layer", "provider", "reason", "rows"], reasons)),
+    })

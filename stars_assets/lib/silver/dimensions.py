@@ -1,0 +1,77 @@
+"""Warehouse dimensions in silver: members with the identifier crosswalk, care gaps, Part D fills.
+
+The warehouse sends full snapshots (members, care gaps) and daily fills; silver keeps the
+latest version of each record, typed, with the snapshot it came from.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+MEMBERS_SQL = """
+CREATE OR REPLACE TABLE silver.members AS
+SELECT trim(member_id) AS member_id, trim(mbi) AS mbi, trim(vendor_ref) AS vendor_ref,
+       try_cast(birth_date AS DATE) AS birth_date, sex, contract_id, region,
+       try_cast(dual_status AS BOOLEAN) AS dual_status, try_cast(lis_status AS BOOLEAN) AS lis_status,
+       try_cast(enrollment_start AS DATE) AS enrollment_start, try_cast(enrollment_end AS DATE) AS enrollment_end,
+       try_cast(has_diabetes AS BOOLEAN) AS has_diabetes, try_cast(has_hypertension AS BOOLEAN) AS has_hypertension,
+       try_cast(has_hyperlipidemia AS BOOLEAN) AS has_hyperlipidemia,
+       _partition_date AS snapshot_date, _source_file AS source_file, _source_row AS source_row
+FROM bronze.edw_members
+QUALIFY row_number() OVER (PARTITION BY trim(member_id) ORDER BY _partition_date DESC, _source_row) = 1
+"""
+
+# The crosswalk every vendor identifier resolves through.
+MEMBER_IDENTIFIERS_SQL = """
+CREATE OR REPLACE TABLE silver.member_identifiers AS
+SELECT id_type, id_value, member_id, contract_id, region
+FROM (
+    SELECT 'member_id' AS id_type, member_id AS id_value, member_id, contract_id, region FROM silver.members
+    UNION ALL SELECT 'mbi', mbi, member_id, contract_id, region FROM silver.members WHERE mbi IS NOT NULL
+    UNION ALL SELECT 'vendor_ref', vendor_ref, member_id, contract_id, region FROM silver.members WHERE vendor_ref IS NOT NULL
+)
+"""
+
+CARE_GAPS_SQL = """
+CREATE OR REPLACE TABLE silver.care_gaps AS
+SELECT trim(gap_id) AS gap_id, trim(member_id) AS member_id, upper(trim(measure_code)) AS measure_code,
+       upper(trim(cms_measure_id)) AS cms_measure_id, try_cast(measurement_year AS INTEGER) AS measurement_year,
+       upper(trim(gap_status)) AS gap_status, try_cast(open_date AS DATE) AS open_date,
+       try_cast(close_date AS DATE) AS close_date, close_source,
+       _partition_date AS snapshot_date, _source_file AS source_file, _source_row AS source_row
+FROM bronze.edw_care_gaps
+QUALIFY row_number() OVER (PARTITION BY trim(gap_id) ORDER BY _partition_date DESC, _source_row) = 1
+"""
+
+RX_FILLS_SQL = """
+CREATE OR REPLACE TABLE silver.rx_fills AS
+SELECT trim(fill_id) AS fill_id, trim(member_id) AS member_id, upper(trim(drug_class)) AS drug_class,
+       try_cast(fill_date AS DATE) AS fill_date, try_cast(days_supply AS INTEGER) AS days_supply,
+       _partition_date AS delivery_date, _source_file AS source_file, _source_row AS source_row
+FROM bronze.edw_rx_fills
+QUALIFY row_number() OVER (PARTITION BY trim(fill_id) ORDER BY _partition_date DESC, _source_row) = 1
+"""
+
+
+def _replace(con: duckdb.DuckDBPyConnection, *statements: str) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS silver")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statement in statements:
+            con.execute(statement)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def build_members(con: duckdb.DuckDBPyConnection) -> None:
+    _replace(con, MEMBERS_SQL, MEMBER_IDENTIFIERS_SQL)
+
+
+def build_care_gaps(con: duckdb.DuckDBPyConnection) -> None:
+    _replace(con, CARE_GAPS_SQL)
+
+
+def build_rx_fills(con: duckdb.DuckDBPyConnection) -> None:
+    _replace(con, RX_FILLS_SQL)
