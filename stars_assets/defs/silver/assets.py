@@ -1,5 +1,6 @@
 """Silver: the canonical outreach model and the warehouse dimensions, with their quality checks."""
 
+import json
 from datetime import date
 
 import dagster as dg
@@ -11,11 +12,13 @@ from stars_assets.lib.bronze.load import ensure_tables
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import quality
+from stars_assets.lib.silver.appointments import build_appointment_partition
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
 from stars_assets.lib.silver.outreach import build_outreach_partition
 
 PROVIDERS = load_registry()
 OUTREACH_PROVIDERS = [p for p in PROVIDERS if p.kind == "outreach"]
+EMR_PROVIDERS = [p for p in PROVIDERS if p.kind == "appointments"]
 WAREHOUSE_PROVIDER = next(p for p in PROVIDERS if p.kind == "warehouse")
 OWNERS = ["team:stars-data-engineering"]
 
@@ -130,11 +133,11 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
                 f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates" for c in day_counts))
         sources = [(p.name, p.dataset(p.outreach.dataset).name) for p in OUTREACH_PROVIDERS]
         outcomes = {
-            "check_validity_member_id_coverage": quality.member_id_coverage(conn, days),
-            "check_uniqueness_event_id": quality.unique_event_ids(conn),
+            "check_validity_member_id_coverage": quality.member_id_coverage(conn, "outreach_events", days),
+            "check_uniqueness_event_id": quality.unique_event_ids(conn, "outreach_events"),
             "check_timeliness_event_ts": quality.event_time_integrity(conn, days),
-            "check_referential_member_contract": quality.referential_integrity(conn, days),
-            "check_reconciliation_rows": quality.reconciliation(conn, sources, days),
+            "check_referential_member_contract": quality.referential_integrity(conn, "outreach_events", days),
+            "check_reconciliation_rows": quality.reconciliation(conn, "outreach_events", sources, days),
         }
         columns = ["event_id", "provider", "member_id", "contract_id", "channel", "event_type", "event_ts", "source_file", "source_row"]
         preview = conn.execute(
@@ -163,11 +166,88 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     )
 
 
+APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
+APPOINTMENTS_KEY = dg.AssetKey(["silver", "appointments"])
+APPOINTMENT_CHECKS = {
+    "check_validity_member_id_coverage": "Share of delivered EMR rows whose member id is well formed and resolves is at least 95%.",
+    "check_uniqueness_event_id": "No appointment event appears twice in silver.appointment_events, across all days.",
+    "check_timeliness_appointment_start": "No appointment in silver starts before it was booked or is stamped after its delivery.",
+    "check_referential_member_contract": "Every appointment event's member is in silver.members and its contract is known.",
+    "check_reconciliation_rows": "Per EMR and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            APPOINTMENT_EVENTS_KEY,
+            group_name="silver",
+            description="Full history of appointment events from both EMR feeds (HL7 v2 SIU and FHIR R4), one row per message or resource version, with resolved member and UTC times.",
+            deps=[bronze_key(p.name) for p in EMR_PROVIDERS] + [members.key],
+            kinds={"duckdb", "sql"},
+            owners=OWNERS,
+        ),
+        dg.AssetSpec(
+            APPOINTMENTS_KEY,
+            group_name="silver",
+            description="Latest state of each appointment keyed by a source-qualified id (emr_north:…, emr_south:…). Each run rewrites only the appointments whose state hash changed.",
+            deps=[APPOINTMENT_EVENTS_KEY],
+            kinds={"duckdb", "sql"},
+            owners=OWNERS,
+        ),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    check_specs=[dg.AssetCheckSpec(name, asset=APPOINTMENT_EVENTS_KEY, blocking=True, description=text)
+                 for name, text in APPOINTMENT_CHECKS.items()],
+)
+def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    days = [date.fromisoformat(k) for k in context.partition_keys]
+    counts, changes = [], []
+    with duckdb.get_connection() as conn:
+        for provider in [*EMR_PROVIDERS, WAREHOUSE_PROVIDER]:
+            ensure_tables(conn, provider)
+        for number, day in enumerate(days, start=1):
+            day_counts, day_changes = build_appointment_partition(conn, list(EMR_PROVIDERS), day, context.run_id)
+            counts += day_counts
+            changes.append(day_changes)
+            context.log.info(f"[{number}/{len(days)}] {day}: {sum(c.loaded for c in day_counts)} events loaded; "
+                             f"appointments {day_changes.inserted} new, {day_changes.updated} changed, {day_changes.unchanged} unchanged")
+        sources = [(p.name, p.dataset(p.appointments.dataset).name) for p in EMR_PROVIDERS]
+        outcomes = {
+            "check_validity_member_id_coverage": quality.member_id_coverage(conn, "appointment_events", days),
+            "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events"),
+            "check_timeliness_appointment_start": quality.appointment_time_integrity(conn, days),
+            "check_referential_member_contract": quality.referential_integrity(conn, "appointment_events", days),
+            "check_reconciliation_rows": quality.reconciliation(conn, "appointment_events", sources, days),
+        }
+        total_appointments, by_status = conn.execute(
+            "SELECT count(*), to_json(map_from_entries(list({'key': status, 'value': n}))) FROM "
+            "(SELECT status, count(*) AS n FROM silver.appointments GROUP BY 1)").fetchone()
+    totals = {k: sum(getattr(c, k) for c in counts) for k in ("delivered", "loaded", "quarantined", "duplicates")}
+    yield dg.MaterializeResult(
+        asset_key=APPOINTMENT_EVENTS_KEY,
+        metadata={"dagster/row_count": dg.MetadataValue.int(totals["loaded"]), "rows_delivered": totals["delivered"],
+                  "rows_quarantined": totals["quarantined"], "duplicates_removed": totals["duplicates"]},
+        check_results=[dg.AssetCheckResult(asset_key=APPOINTMENT_EVENTS_KEY, check_name=name, passed=o.passed, metadata=o.metadata)
+                       for name, o in outcomes.items()],
+    )
+    yield dg.MaterializeResult(
+        asset_key=APPOINTMENTS_KEY,
+        metadata={"appointments_total": int(total_appointments),
+                  "appointments_inserted": sum(c.inserted for c in changes),
+                  "appointments_updated": sum(c.updated for c in changes),
+                  "appointments_unchanged": sum(c.unchanged for c in changes),
+                  "by_status": dg.MetadataValue.json(json.loads(by_status or "{}"))},
+    )
+
+
 @dg.asset(
     key=["silver", "quarantine"],
     group_name="silver",
     description="Every rejected file or row, from bronze and silver: provider, partition, source file and row, reason code and raw text. A view over audit.quarantine.",
-    deps=[bronze_key(p.name) for p in PROVIDERS] + [OUTREACH_KEY],
+    deps=[bronze_key(p.name) for p in PROVIDERS] + [OUTREACH_KEY, APPOINTMENT_EVENTS_KEY],
     kinds={"duckdb", "sql"},
     owners=OWNERS,
     pool=WAREHOUSE_POOL,

@@ -19,6 +19,7 @@ import duckdb
 
 from stars_assets.lib.bronze.readers import FileRejected, StagedFile, stage_file
 from stars_assets.lib.providers import Dataset, ProviderConfig
+from stars_assets.lib.warehouse import in_transaction
 
 AUDIT_DDL = """
 CREATE SCHEMA IF NOT EXISTS bronze;
@@ -176,56 +177,57 @@ def load_partition(
 def _swap_partition(con, provider: ProviderConfig, partition_date: date, run_id: str, result: PartitionLoad, staged) -> None:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     params = {"provider": provider.name, "day": partition_date, "run_id": run_id, "now": now}
-    con.execute("BEGIN TRANSACTION")
     try:
-        for dataset in provider.datasets:
-            con.execute(f"DELETE FROM bronze.{dataset.name} WHERE _partition_date = $day", {"day": partition_date})
-        con.execute("DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date = $day",
-                    {"provider": provider.name, "day": partition_date})
-        con.execute("DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider AND partition_date = $day",
-                    {"provider": provider.name, "day": partition_date})
-        for dataset, relative, staged_file in staged:
-            columns = [c.column for c in dataset.columns]
-            hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
-            con.execute(
-                f"""
-                INSERT INTO bronze.{dataset.name}
-                SELECT {', '.join(columns)}, _extra, $file AS _source_file, _source_row, $day AS _partition_date,
-                       $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
-                FROM {staged_file.stage}
-                """,
-                {"file": relative, "day": partition_date, "now": now},
-            )
-            con.execute(
-                f"""
-                INSERT INTO audit.quarantine
-                SELECT 'bronze', $provider, $dataset, $day, $file, source_row, reason, detail, raw_text, $run_id, $now
-                FROM {staged_file.stage}_rejects
-                """,
-                {**params, "dataset": dataset.name, "file": relative},
-            )
-        for outcome in result.files:
-            con.execute(
-                "INSERT INTO audit.file_manifest VALUES "
-                "($provider, $dataset, $day, $file, $size, $mtime, $hash, $status, $reason, $detail, $rows, $rejected, $extra, $run_id, $now)",
-                {**params, "dataset": outcome.dataset, "file": outcome.file_path, "size": outcome.size_bytes,
-                 "mtime": outcome.modified_at, "hash": outcome.content_hash, "status": outcome.status,
-                 "reason": outcome.reason, "detail": outcome.detail, "rows": outcome.rows_loaded,
-                 "rejected": outcome.rows_rejected, "extra": list(outcome.extra_columns)},
-            )
-            if outcome.status == "quarantined":
-                con.execute(
-                    "INSERT INTO audit.quarantine VALUES ('bronze', $provider, $dataset, $day, $file, NULL, $reason, $detail, NULL, $run_id, $now)",
-                    {**params, "dataset": outcome.dataset, "file": outcome.file_path, "reason": outcome.reason, "detail": outcome.detail},
-                )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with in_transaction(con):
+            _write_partition(con, provider, partition_date, result, staged, params, now)
     finally:
         _drop_temp_tables(con)
+
+
+def _write_partition(con, provider: ProviderConfig, partition_date: date, result: PartitionLoad, staged, params: dict, now: datetime) -> None:
+    for dataset in provider.datasets:
+        con.execute(f"DELETE FROM bronze.{dataset.name} WHERE _partition_date = $day", {"day": partition_date})
+    con.execute("DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date = $day",
+                {"provider": provider.name, "day": partition_date})
+    con.execute("DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider AND partition_date = $day",
+                {"provider": provider.name, "day": partition_date})
+    for dataset, relative, staged_file in staged:
+        columns = [c.column for c in dataset.columns]
+        hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
+        con.execute(
+            f"""
+            INSERT INTO bronze.{dataset.name}
+            SELECT {', '.join(columns)}, _extra, $file AS _source_file, _source_row, $day AS _partition_date,
+                   $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
+            FROM {staged_file.stage}
+            """,
+            {"file": relative, "day": partition_date, "now": now},
+        )
+        con.execute(
+            f"""
+            INSERT INTO audit.quarantine
+            SELECT 'bronze', $provider, $dataset, $day, $file, source_row, reason, detail, raw_text, $run_id, $now
+            FROM {staged_file.stage}_rejects
+            """,
+            {**params, "dataset": dataset.name, "file": relative},
+        )
+    for outcome in result.files:
+        con.execute(
+            "INSERT INTO audit.file_manifest VALUES "
+            "($provider, $dataset, $day, $file, $size, $mtime, $hash, $status, $reason, $detail, $rows, $rejected, $extra, $run_id, $now)",
+            {**params, "dataset": outcome.dataset, "file": outcome.file_path, "size": outcome.size_bytes,
+             "mtime": outcome.modified_at, "hash": outcome.content_hash, "status": outcome.status,
+             "reason": outcome.reason, "detail": outcome.detail, "rows": outcome.rows_loaded,
+             "rejected": outcome.rows_rejected, "extra": list(outcome.extra_columns)},
+        )
+        if outcome.status == "quarantined":
+            con.execute(
+                "INSERT INTO audit.quarantine VALUES ('bronze', $provider, $dataset, $day, $file, NULL, $reason, $detail, NULL, $run_id, $now)",
+                {**params, "dataset": outcome.dataset, "file": outcome.file_path, "reason": outcome.reason, "detail": outcome.detail},
+            )
 
 
 def _drop_temp_tables(con) -> None:
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
         con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import duckdb
 
+from stars_assets.lib.warehouse import in_transaction
+
 MEMBERS_SQL = """
 CREATE OR REPLACE TABLE silver.members AS
 SELECT trim(member_id) AS member_id, trim(mbi) AS mbi, trim(vendor_ref) AS vendor_ref,
@@ -55,14 +57,9 @@ QUALIFY row_number() OVER (PARTITION BY trim(fill_id) ORDER BY _partition_date D
 
 def _replace(con: duckdb.DuckDBPyConnection, *statements: str) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS silver")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with in_transaction(con):
         for statement in statements:
             con.execute(statement)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def build_members(con: duckdb.DuckDBPyConnection) -> None:

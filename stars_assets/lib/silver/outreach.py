@@ -16,6 +16,7 @@ import duckdb
 from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver.expressions import key_expression, mapped_code, timestamp_utc
 from stars_assets.lib.silver.identity import IDENTIFIER_PATTERNS
+from stars_assets.lib.warehouse import in_transaction
 
 SILVER_DDL = """
 CREATE SCHEMA IF NOT EXISTS silver;
@@ -153,18 +154,13 @@ def build_outreach_partition(con: duckdb.DuckDBPyConnection, providers: list[Pro
     con.execute(DEDUPLICATE_SQL, {"day": day})
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     params = {"day": day, "run_id": run_id, "now": now}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with in_transaction(con):
         con.execute("DELETE FROM silver.outreach_events WHERE partition_date = $day", {"day": day})
         con.execute("DELETE FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'outreach_events' AND partition_date = $day", {"day": day})
         con.execute("DELETE FROM audit.silver_reconciliation WHERE silver_table = 'outreach_events' AND partition_date = $day", {"day": day})
         con.execute(INSERT_EVENTS_SQL, {"day": day, "now": now})
         con.execute(INSERT_QUARANTINE_SQL, params)
         con.execute(RECONCILE_SQL, params)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     rows = con.execute(
         "SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed "
         "FROM audit.silver_reconciliation WHERE silver_table = 'outreach_events' AND partition_date = $day ORDER BY provider",
