@@ -33,6 +33,11 @@ def alerts_path() -> Path:
     return data_dir() / "alerts" / "alerts.jsonl"
 
 
+def providers_dir() -> Path:
+    """Provider YAML files; STARS_PROVIDERS_DIR lets an operator (or a test) onboard vendors elsewhere."""
+    return Path(os.environ.get("STARS_PROVIDERS_DIR", PACKAGE_ROOT / "providers")).resolve()
+
+
 def cms_reference_dir(star_year: int) -> Path:
     """CMS tables ship with the project (data/reference is tracked), so they do not follow STARS_DATA_DIR."""
     return PROJECT_ROOT / "data" / "reference" / "cms" / str(star_year)

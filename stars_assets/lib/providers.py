@@ -22,9 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stars_assets.settings import PACKAGE_ROOT
-
-PROVIDERS_DIR = PACKAGE_ROOT / "providers"
+from stars_assets import settings
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Vendor field names are quoted when used in SQL; refusing quotes and statement separators
@@ -335,5 +333,5 @@ def load_provider(path: Path) -> ProviderConfig:
 
 def load_registry(directory: Path | None = None) -> tuple[ProviderConfig, ...]:
     """Every provider YAML in the folder, sorted by name."""
-    folder = Path(directory or PROVIDERS_DIR)
+    folder = Path(directory or settings.providers_dir())
     return tuple(load_provider(p) for p in sorted(folder.glob("*.yaml")))
