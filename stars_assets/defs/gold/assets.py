@@ -1,0 +1,213 @@
+"""Gold: weekly "as of week end" facts for analysts and leadership."""
+
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
+from stars_assets.lib.cms.rating import rules_for
+from stars_assets.lib.cms.tables import available_star_years
+from stars_assets.lib.gold import quality
+from stars_assets.lib.gold.contract_rates import project_measure_stars, project_summaries
+from stars_assets.lib.gold.facts import (
+    CAMPAIGN_EFFECTIVENESS_SQL,
+    CARE_GAP_CLOSURE_SQL,
+    CONTRACT_MEASURE_COUNTS_SQL,
+    CONTRACT_QUALITY_SQL,
+    GOLD_DDL,
+)
+from stars_assets.lib.gold.pdc import MEMBER_PDC_SQL, pdc_parameters
+from stars_assets.lib.masking import markdown_preview
+from stars_assets.lib.warehouse import in_transaction
+
+OWNERS = ["team:stars-analytics"]
+SILVER = {name: dg.AssetKey(["silver", name]) for name in ("members", "care_gaps", "rx_fills", "outreach_events", "appointments")}
+CARE_GAP_CLOSURE = dg.AssetKey(["gold", "care_gap_closure"])
+CAMPAIGN_EFFECTIVENESS = dg.AssetKey(["gold", "campaign_effectiveness"])
+CONTRACT_MEASURE_RATES = dg.AssetKey(["gold", "contract_measure_rates"])
+CONTRACT_PROJECTED_SUMMARY = dg.AssetKey(["gold", "contract_projected_summary"])
+# Projections use the newest CMS cut points and rules the project carries.
+PROJECTION_STAR_YEAR = max(available_star_years())
+
+
+def week_end(partition_key: str) -> date:
+    """Weeks start on Sunday; the snapshot is as of the Saturday that ends the week."""
+    return date.fromisoformat(partition_key) + timedelta(days=6)
+
+
+def _replace_week(conn, table: str, as_of: date, insert_sql: str) -> int:
+    with in_transaction(conn):
+        conn.execute(f"DELETE FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of})
+        conn.execute(insert_sql, {"week_end": as_of})
+    return conn.execute(f"SELECT count(*) FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of}).fetchone()[0]
+
+
+def _checks(key: dg.AssetKey, names: dict[str, str]) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in names.items()]
+
+
+CLOSURE_CHECKS = {
+    "check_contract_care_gap_closure": "The week's rows satisfy the pandera contract (types, ranges, closure not before opening, touch counts not negative).",
+    "check_uniqueness_gap_id": "One row per gap and week end.",
+}
+
+
+@dg.asset(
+    key=CARE_GAP_CLOSURE,
+    group_name="gold",
+    description=(
+        "One row per member care gap of the measurement year, as of the week end: opened, closed (and how), "
+        "outreach touches before closure by channel, appointments, days to close, and the attributed channel "
+        "(the last reaching touch within 90 days before closure)."
+    ),
+    partitions_def=weekly_partitions,
+    deps=[SILVER["care_gaps"], SILVER["members"], SILVER["outreach_events"], SILVER["appointments"]],
+    kinds={"duckdb", "sql"},
+    owners=OWNERS,
+    pool=WAREHOUSE_POOL,
+    check_specs=_checks(CARE_GAP_CLOSURE, CLOSURE_CHECKS),
+)
+def care_gap_closure(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    as_of = week_end(context.partition_key)
+    with duckdb.get_connection() as conn:
+        conn.execute(GOLD_DDL)
+        rows = _replace_week(conn, "gold.care_gap_closure", as_of, CARE_GAP_CLOSURE_SQL)
+        closed, by_channel = conn.execute(
+            "SELECT count(*) FILTER (WHERE is_closed), to_json(histogram(attributed_channel)) FROM gold.care_gap_closure "
+            "WHERE as_of_week_end = $week_end", {"week_end": as_of}).fetchone()
+        contract = quality.care_gap_closure_contract(conn, as_of)
+        unique = quality.unique_keys(conn, "gold.care_gap_closure", ["gap_id"], as_of)
+        columns = ["gap_id", "member_id", "contract_id", "measure_code", "open_date", "close_date", "touches_total", "attributed_channel"]
+        preview = conn.execute(f"SELECT {', '.join(columns)} FROM gold.care_gap_closure WHERE as_of_week_end = $week_end "
+                               "ORDER BY close_date NULLS LAST LIMIT 5", {"week_end": as_of}).fetchall()
+    yield dg.MaterializeResult(
+        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
+                  "gaps_closed": int(closed), "closure_rate": round(closed / rows, 4) if rows else 0.0,
+                  "closures_by_attributed_channel": dg.MetadataValue.json(json.loads(by_channel or "{}")),
+                  "preview": dg.MetadataValue.md(markdown_preview(columns, preview))},
+        check_results=[
+            dg.AssetCheckResult(check_name="check_contract_care_gap_closure", passed=contract.passed, metadata=contract.metadata),
+            dg.AssetCheckResult(check_name="check_uniqueness_gap_id", passed=unique.passed, metadata=unique.metadata),
+        ],
+    )
+
+
+CAMPAIGN_CHECKS = {
+    "check_contract_campaign_effectiveness": "The week's rows satisfy the pandera contract (rates within [0, 1], counts not negative, reached <= targeted).",
+    "check_uniqueness_campaign_cell": "One row per channel, region, contract, cohort, age band and measure for the week.",
+}
+
+
+@dg.asset(
+    key=CAMPAIGN_EFFECTIVENESS,
+    group_name="gold",
+    description=(
+        "Campaign effectiveness as of the week end, by channel x region x contract x cohort (dual/LIS, age band) x measure: "
+        "members targeted, attempts, reach rate, appointment show rate, gap closure within 30/60/90 days of the first touch "
+        "(over gaps whose window has fully elapsed), opt-outs."
+    ),
+    partitions_def=weekly_partitions,
+    deps=[SILVER["care_gaps"], SILVER["members"], SILVER["outreach_events"], SILVER["appointments"]],
+    kinds={"duckdb", "sql"},
+    owners=OWNERS,
+    pool=WAREHOUSE_POOL,
+    check_specs=_checks(CAMPAIGN_EFFECTIVENESS, CAMPAIGN_CHECKS),
+)
+def campaign_effectiveness(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    as_of = week_end(context.partition_key)
+    with duckdb.get_connection() as conn:
+        conn.execute(GOLD_DDL)
+        rows = _replace_week(conn, "gold.campaign_effectiveness", as_of, CAMPAIGN_EFFECTIVENESS_SQL)
+        contract = quality.campaign_effectiveness_contract(conn, as_of)
+        unique = quality.unique_keys(conn, "gold.campaign_effectiveness",
+                                     ["channel", "region", "contract_id", "dual_lis_cohort", "age_band", "measure_code"], as_of)
+        columns = ["channel", "measure_code", "members_targeted", "reach_rate", "closure_rate_30d", "members_opted_out"]
+        by_channel = conn.execute(
+            "SELECT channel, 'all' AS measure_code, sum(members_targeted), round(sum(members_reached) / sum(members_targeted), 3), "
+            "round(sum(closed_within_30d) / nullif(sum(gaps_mature_30d), 0), 3), sum(members_opted_out) "
+            "FROM gold.campaign_effectiveness WHERE as_of_week_end = $week_end GROUP BY 1 ORDER BY 1", {"week_end": as_of}).fetchall()
+    yield dg.MaterializeResult(
+        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
+                  "by_channel": dg.MetadataValue.md(markdown_preview(columns, by_channel))},
+        check_results=[
+            dg.AssetCheckResult(check_name="check_contract_campaign_effectiveness", passed=contract.passed, metadata=contract.metadata),
+            dg.AssetCheckResult(check_name="check_uniqueness_campaign_cell", passed=unique.passed, metadata=unique.metadata),
+        ],
+    )
+
+
+RATE_CHECKS = {
+    "check_contract_contract_measure_rates": "Rates within [0, 100], denominators positive, projected stars within 1..5.",
+    "check_uniqueness_contract_measure": "One row per contract and measure for the week.",
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CONTRACT_MEASURE_RATES, group_name="gold",
+            description=(
+                "Per plan contract and CMS measure id, as of the week end: numerator, denominator and rate from member-level data "
+                "(care gaps for C01, C02, C11, C12, C14, C20; PDC for D08-D10) or the warehouse's contract extract "
+                "(C18 readmissions, CAHPS), with projected measure stars from CMS's latest cut points."
+            ),
+            deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), dg.AssetKey(["cms", "cut_points"])],
+            kinds={"duckdb", "pandas"}, owners=OWNERS,
+        ),
+        dg.AssetSpec(
+            CONTRACT_PROJECTED_SUMMARY, group_name="gold",
+            description="Per plan contract, the CMS summary rating projected over the measures available this week (weights, reward factor, half-star rounding; no CAI).",
+            deps=[CONTRACT_MEASURE_RATES], kinds={"duckdb", "pandas"}, owners=OWNERS,
+        ),
+    ],
+    partitions_def=weekly_partitions,
+    pool=WAREHOUSE_POOL,
+    check_specs=_checks(CONTRACT_MEASURE_RATES, RATE_CHECKS),
+)
+def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    as_of = week_end(context.partition_key)
+    rules = rules_for(PROJECTION_STAR_YEAR)
+    with duckdb.get_connection() as conn:
+        conn.execute(GOLD_DDL)
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE member_pdc AS {MEMBER_PDC_SQL}", pdc_parameters(as_of))
+        counts = conn.execute(
+            f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of}).df()
+        cut_points = conn.execute("SELECT * FROM cms.cut_points WHERE star_year = $year", {"year": PROJECTION_STAR_YEAR}).df()
+        rates = project_measure_stars(counts, cut_points, rules)
+        summaries = project_summaries(rates, rules)
+        rates.insert(0, "as_of_week_end", as_of)
+        summaries.insert(0, "as_of_week_end", as_of)
+        with in_transaction(conn):
+            for table, frame in (("gold.contract_measure_rates", rates), ("gold.contract_projected_summary", summaries)):
+                conn.register("incoming", frame)
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM incoming LIMIT 0")
+                conn.execute(f"DELETE FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of})
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+                conn.unregister("incoming")
+        contract = quality.contract_measure_rates_contract(conn, as_of)
+        unique = quality.unique_keys(conn, "gold.contract_measure_rates", ["contract_id", "measure_id"], as_of)
+    yield dg.MaterializeResult(
+        asset_key=CONTRACT_MEASURE_RATES,
+        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(rates)),
+                  "cut_points_star_year": PROJECTION_STAR_YEAR,
+                  "rates": dg.MetadataValue.md(markdown_preview(
+                      ["contract", "measure", "numerator", "denominator", "rate", "stars"],
+                      [(r.contract_id, r.measure_id, r.numerator, r.denominator, None if r.rate != r.rate else round(r.rate, 1),
+                        r.projected_stars) for r in rates.itertuples()][:40]))},
+        check_results=[
+            dg.AssetCheckResult(asset_key=CONTRACT_MEASURE_RATES, check_name="check_contract_contract_measure_rates",
+                                passed=contract.passed, metadata=contract.metadata),
+            dg.AssetCheckResult(asset_key=CONTRACT_MEASURE_RATES, check_name="check_uniqueness_contract_measure",
+                                passed=unique.passed, metadata=unique.metadata),
+        ],
+    )
+    yield dg.MaterializeResult(
+        asset_key=CONTRACT_PROJECTED_SUMMARY,
+        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(summaries)),
+                  "projected_summary": dg.MetadataValue.md(markdown_preview(
+                      ["contract", "measures", "weighted mean", "reward factor", "projected"],
+                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor, s.projected_summary)
+                       for s in summaries.itertuples()]))},
+    )
