@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from stars_assets.defs.partitions import daily_partitions
+from stars_assets.defs.partitions import daily_partitions, weekly_partitions
 
 ingest_daily_deliveries_job = dg.define_asset_job(
     "ingest_daily_deliveries",
@@ -15,4 +15,11 @@ refresh_cms_reference_and_model_job = dg.define_asset_job(
     "refresh_cms_reference_and_model",
     selection=dg.AssetSelection.groups("cms", "model"),
     description="Load CMS's published Star Ratings tables, reproduce the overall ratings, and refit the ordinal Star Rating model.",
+)
+
+refresh_weekly_snapshots_job = dg.define_asset_job(
+    "refresh_weekly_snapshots",
+    selection=dg.AssetSelection.groups("gold", "model"),
+    partitions_def=weekly_partitions,
+    description="Rebuild the week's as-of-week-end facts (care-gap closure, campaign effectiveness, contract measure rates) and the model's contract predictions.",
 )

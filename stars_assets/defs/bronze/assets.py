@@ -119,7 +119,7 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
         loads: list[PartitionLoad] = []
         with duckdb.get_connection() as conn:
             for number, day in enumerate(partition_dates, start=1):
-                load = load_partition(conn, provider, Path(landing.root), day, context.run_id)
+                load = load_partition(conn, provider, Path(landing.root), day, context.run.run_id)
                 loads.append(load)
                 context.log.info(
                     f"[{number}/{len(partition_dates)}] {provider.name} {day}: {len(load.files)} files, "

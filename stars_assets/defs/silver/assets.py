@@ -127,7 +127,7 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
             ensure_tables(conn, provider)
         ensure_tables(conn, WAREHOUSE_PROVIDER)
         for number, day in enumerate(days, start=1):
-            day_counts = build_outreach_partition(conn, list(OUTREACH_PROVIDERS), day, context.run_id)
+            day_counts = build_outreach_partition(conn, list(OUTREACH_PROVIDERS), day, context.run.run_id)
             counts += day_counts
             context.log.info(f"[{number}/{len(days)}] {day}: " + ", ".join(
                 f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates" for c in day_counts))
@@ -209,7 +209,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         for provider in [*EMR_PROVIDERS, WAREHOUSE_PROVIDER]:
             ensure_tables(conn, provider)
         for number, day in enumerate(days, start=1):
-            day_counts, day_changes = build_appointment_partition(conn, list(EMR_PROVIDERS), day, context.run_id)
+            day_counts, day_changes = build_appointment_partition(conn, list(EMR_PROVIDERS), day, context.run.run_id)
             counts += day_counts
             changes.append(day_changes)
             context.log.info(f"[{number}/{len(days)}] {day}: {sum(c.loaded for c in day_counts)} events loaded; "

@@ -193,8 +193,6 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
             raise FileRejected("wrong_encoding", message) from exc
         reason = "truncated_gzip" if provider.compression == "gzip" else "unreadable_file"
         raise FileRejected(reason, message) from exc
-    if _count(con, f"{stage}_raw") == 0:
-        raise FileRejected("empty_file", "no records")
     required = [c.source for c in dataset.columns if c.required]
     declared_paths = {c.column: "$." + json.dumps(c.source) for c in dataset.columns}
     select_declared = ", ".join(f"json_extract_string(raw, $p_{col}) AS {col}" for col in declared_paths)
