@@ -1,25 +1,27 @@
-"""Jobs named for what they do; schedules and the demo run these."""
+"""Jobs named for what they do; schedules, sensors and the demo run these."""
 
 import dagster as dg
 
 from stars_assets.defs.partitions import daily_partitions, weekly_partitions
 
+WEEKLY_MODEL_OUTPUTS = dg.AssetSelection.assets(["model", "contract_predictions"], ["model", "measure_levers"])
+
 ingest_daily_deliveries_job = dg.define_asset_job(
     "ingest_daily_deliveries",
     selection=dg.AssetSelection.groups("bronze", "silver"),
     partitions_def=daily_partitions,
-    description="Load each provider's files for the selected delivery dates into bronze, then build silver: dimensions, canonical outreach events and quarantine.",
+    description="Load each provider's files for the selected delivery dates into bronze, then build silver: dimensions, canonical outreach events, appointments and quarantine.",
 )
 
 refresh_cms_reference_and_model_job = dg.define_asset_job(
     "refresh_cms_reference_and_model",
-    selection=dg.AssetSelection.groups("cms", "model"),
+    selection=dg.AssetSelection.groups("cms", "model") - WEEKLY_MODEL_OUTPUTS,
     description="Load CMS's published Star Ratings tables, reproduce the overall ratings, and refit the ordinal Star Rating model.",
 )
 
 refresh_weekly_snapshots_job = dg.define_asset_job(
     "refresh_weekly_snapshots",
-    selection=dg.AssetSelection.groups("gold", "model"),
+    selection=dg.AssetSelection.groups("gold") | WEEKLY_MODEL_OUTPUTS,
     partitions_def=weekly_partitions,
-    description="Rebuild the week's as-of-week-end facts (care-gap closure, campaign effectiveness, contract measure rates) and the model's contract predictions.",
+    description="Rebuild the week's as-of-week-end facts (care-gap closure, campaign effectiveness, contract measure rates) and the contract predictions and measure levers.",
 )
