@@ -1,0 +1,80 @@
+"""Shared fixtures: a generated world on disk and real Dagster runs into a real DuckDB file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from stars_assets.cli import generate
+from stars_assets.defs.bronze.assets import bronze_assets
+from stars_assets.defs.resources import build_resources
+from stars_assets.defs.silver import assets as silver
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+# Crosses the end of US daylight saving time (Sunday 1 November 2026).
+WORLD_START = date(2026, 10, 27)
+WORLD_DAYS = 10
+WORLD_MEMBERS = 1500
+WORLD_SEED = 11
+
+INGEST_ASSETS = [
+    *bronze_assets, silver.members, silver.care_gaps, silver.rx_fills,
+    silver.outreach_events, silver.appointments, silver.quarantine,
+]
+
+
+def generate_world(landing: Path, start: date = WORLD_START, days: int = WORLD_DAYS, *extra: str) -> Path:
+    generate.main(["--seed", str(WORLD_SEED), "--members", str(WORLD_MEMBERS), "--days", str(days),
+                   "--start-date", start.isoformat(), "--out", str(landing), *extra])
+    return landing
+
+
+def ingest(landing: Path, warehouse: Path, start: date, end: date, assets=None, instance=None) -> dg.ExecuteInProcessResult:
+    """One real Dagster run over a range of delivery dates (single-run backfill)."""
+    return dg.materialize(
+        assets or INGEST_ASSETS,
+        resources=build_resources(warehouse=str(warehouse), landing=str(landing)),
+        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def read_truth(landing: Path, name: str) -> pd.DataFrame:
+    return pd.read_parquet(landing / "_truth" / f"{name}.parquet")
+
+
+def query(warehouse: Path, sql: str, params: dict | None = None) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql, params or {}).df()
+
+
+@dataclass(frozen=True)
+class IngestedWorld:
+    landing: Path
+    warehouse: Path
+    result: dg.ExecuteInProcessResult
+
+    @property
+    def last_day(self) -> date:
+        return WORLD_START + timedelta(days=WORLD_DAYS - 1)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    return generate_world(tmp_path_factory.mktemp("world") / "landing")
+
+
+@pytest.fixture(scope="session")
+def ingested(world, tmp_path_factory) -> IngestedWorld:
+    warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    result = ingest(world, warehouse, WORLD_START, WORLD_START + timedelta(days=WORLD_DAYS - 1))
+    return IngestedWorld(world, warehouse, result)
