@@ -1,0 +1,63 @@
+"""Contract checks on the silver tables: each runs its pandera Ibis model inside DuckDB.
+
+The rules live in stars_assets.lib.silver.contracts; these checks only report what
+`validate_table` returns. Checks on the tables gold reads are blocking: a broken contract stops
+the run before gold is built from it. A check validates the whole table (asset checks are not
+partitioned here); the work stays in DuckDB, one scan for every row rule.
+
+A contract whose only failures are warning-level rules (raise_warning=True in the model) fails
+with WARN severity, which Dagster never treats as blocking.
+"""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from stars_assets.defs.partitions import WAREHOUSE_POOL
+from stars_assets.lib.silver import contracts
+
+
+def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefinition:
+    model = contracts.CONTRACTS[table]
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["silver", table]),
+        name=f"check_contract_{table}",
+        blocking=blocking,
+        # The check opens the warehouse read-write through the resource, so it queues with the writers.
+        pool=WAREHOUSE_POOL,
+        description=f"silver.{table} satisfies its pandera contract ({model.__name__}), validated in DuckDB: {what}",
+        metadata={"contract": f"stars_assets.lib.silver.contracts.{model.__name__}"},
+    )
+    def contract_check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as conn:
+            outcome = contracts.validate_table(conn, "silver", table, model)
+        warned = outcome.passed and bool(outcome.metadata.get("warnings_by_check"))
+        return dg.AssetCheckResult(
+            passed=outcome.passed and not warned,
+            severity=dg.AssetCheckSeverity.WARN if warned else dg.AssetCheckSeverity.ERROR,
+            metadata=outcome.metadata,
+        )
+
+    return contract_check
+
+
+check_contract_outreach_events = _contract_check(
+    "outreach_events", True,
+    "md5 event ids, known providers, member and contract id shapes, canonical channel and event type, "
+    "event time present, lineage to a source file and row.")
+check_contract_appointment_events = _contract_check(
+    "appointment_events", True,
+    "md5 event ids, known EMRs, appointment keys qualified by their EMR, canonical status, start and event times present.")
+check_contract_appointments = _contract_check(
+    "appointments", False,
+    "known EMRs and statuses, keys qualified by their EMR, event and reschedule counts consistent, md5 state hash.")
+check_contract_members = _contract_check(
+    "members", True,
+    "one row per member id, member id / MBI / vendor reference shapes, contract id shape, readable booleans, "
+    "enrollment end not before start.")
+check_contract_care_gaps = _contract_check(
+    "care_gaps", True,
+    "one row per gap, known measure codes with their CMS measure ids, open date present, close date not before it.")
+check_contract_rx_fills = _contract_check(
+    "rx_fills", True,
+    "one row per fill, adherence drug classes, fill date present, days supply within 1..365.")
