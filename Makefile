@@ -29,5 +29,9 @@ test: $(STAMP)
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
+# A full delivery day at the payer's volume (28.6 million outreach rows); ARGS="--rows-per-day 300000" for a quick run.
+bench: $(STAMP)
+	$(BIN)/python -m stars_assets.cli.bench $(ARGS)
+
 clean:
 	rm -rf $(DAGSTER_HOME) $(STARS_DATA_DIR)/landing $(STARS_DATA_DIR)/warehouse.duckdb $(STARS_DATA_DIR)/alerts
