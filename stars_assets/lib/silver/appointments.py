@@ -44,7 +44,11 @@ WITH bookings AS (
         SELECT appointment_key, event_ts FROM silver.appointment_events WHERE status = 'BOOKED' AND partition_date <> $day
     ) GROUP BY 1
 )
-SELECT c.* EXCLUDE (booked_ts), coalesce(c.booked_ts, b.first_booked_ts) AS booked_ts,
+SELECT c.* EXCLUDE (booked_ts, status), coalesce(c.booked_ts, b.first_booked_ts) AS booked_ts,
+       -- A booking event later than the appointment's booking time moves it: a reschedule,
+       -- whatever the feed calls it (a FHIR version 2 with status "booked" is one).
+       CASE WHEN c.status = 'BOOKED' AND c.event_ts > coalesce(c.booked_ts, b.first_booked_ts)
+            THEN 'RESCHEDULED' ELSE c.status END AS status,
        m.member_id, m.contract_id, m.region,
        md5(c.provider || ':' || c.event_key) AS event_id,
        CASE
