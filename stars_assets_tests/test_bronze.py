@@ -1,0 +1,133 @@
+"""Bronze over a generated world: every format parsed, every injected fault handled as the
+generator's fault list says, nothing else rejected, re-runs identical, PHI masked."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from stars_assets.defs.bronze.assets import bronze_assets
+from stars_assets_tests.conftest import WORLD_START, ingest, query, read_truth
+
+FILE_LEVEL_REASONS = {"wrong_encoding", "truncated_gzip", "empty_file", "missing_required_column"}
+
+
+def test_every_bronze_run_and_check_succeeds(ingested):
+    assert ingested.result.success
+    reconciliation = [e for e in ingested.result.get_asset_check_evaluations() if e.check_name == "check_reconciliation_files"]
+    assert len(reconciliation) == 6
+    assert all(e.passed for e in reconciliation)
+
+
+def test_every_format_is_parsed(ingested):
+    counts = query(ingested.warehouse, """
+        SELECT 'ihwa' AS t, count(*) AS n FROM bronze.ihwa UNION ALL SELECT 'engage', count(*) FROM bronze.engage
+        UNION ALL SELECT 'dialer', count(*) FROM bronze.dialer UNION ALL SELECT 'emr_north', count(*) FROM bronze.emr_north
+        UNION ALL SELECT 'emr_south', count(*) FROM bronze.emr_south UNION ALL SELECT 'edw_members', count(*) FROM bronze.edw_members
+        UNION ALL SELECT 'edw_care_gaps', count(*) FROM bronze.edw_care_gaps UNION ALL SELECT 'edw_rx_fills', count(*) FROM bronze.edw_rx_fills
+        UNION ALL SELECT 'edw_contract_quality', count(*) FROM bronze.edw_contract_quality""").set_index("t")["n"]
+    assert (counts > 0).all(), counts.to_dict()
+    # Loaded rows per outreach file equal the truth's events in that file that are not rejected
+    # in bronze, plus the duplicate copies the vendor sent (silver removes those).
+    truth = read_truth(ingested.landing, "outreach_events")
+    faults = read_truth(ingested.landing, "faults")
+    in_bronze = truth[~truth["expected"].isin(FILE_LEVEL_REASONS | {"wrong_field_count"})]
+    duplicates = faults[faults["fault_kind"] == "duplicate_event"]
+    for provider in ("ihwa", "engage", "dialer"):
+        expected = (in_bronze["provider"] == provider).sum() + (duplicates["provider"] == provider).sum()
+        assert counts[provider] == expected, provider
+
+
+def test_file_level_faults_match_the_generator(ingested):
+    faults = read_truth(ingested.landing, "faults")
+    manifest = query(ingested.warehouse, "SELECT file_path, status, reason, extra_columns FROM audit.file_manifest")
+    expected = set(
+        faults.loc[faults["expected_reason"].isin(FILE_LEVEL_REASONS), ["file_name", "expected_reason"]].itertuples(index=False, name=None)
+    )
+    quarantined = set(manifest.loc[manifest["status"] == "quarantined", ["file_path", "reason"]].itertuples(index=False, name=None))
+    assert expected, "the default world injects every file-level fault"
+    assert {reason for _, reason in expected} == FILE_LEVEL_REASONS
+    assert quarantined == expected
+
+    redelivered = set(faults.loc[faults["fault_kind"] == "redelivered_file", "file_name"])
+    skipped = set(manifest.loc[manifest["status"] == "skipped_duplicate", "file_path"])
+    assert redelivered and skipped == redelivered
+
+    drifted = set(faults.loc[faults["fault_kind"] == "added_column", "file_name"])
+    with_extra = set(manifest.loc[manifest["extra_columns"].map(len) > 0, "file_path"])
+    assert drifted and with_extra == drifted
+
+
+def test_row_level_bronze_faults_match_the_generator(ingested):
+    faults = read_truth(ingested.landing, "faults")
+    expected = set(
+        faults.loc[faults["expected_reason"] == "wrong_field_count", ["file_name", "source_row"]]
+        .astype({"source_row": int}).itertuples(index=False, name=None)
+    )
+    rejected = query(ingested.warehouse,
+                     "SELECT source_file, source_row, reason, raw_text FROM audit.quarantine WHERE layer = 'bronze' AND source_row IS NOT NULL")
+    assert expected
+    assert set(rejected["reason"]) == {"wrong_field_count"}
+    assert set(rejected[["source_file", "source_row"]].astype({"source_row": int}).itertuples(index=False, name=None)) == expected
+    assert rejected["raw_text"].str.len().gt(0).all()
+
+
+def test_lineage_points_at_the_source_row(ingested):
+    """A bronze row's source file and row lead back to the same record on disk."""
+    sample = query(ingested.warehouse, "SELECT record_id, _source_file, _source_row FROM bronze.ihwa ORDER BY _source_file, _source_row DESC LIMIT 20")
+    for record_id, source_file, source_row in sample.itertuples(index=False):
+        lines = (ingested.landing / source_file).read_text(encoding="utf-8").splitlines()
+        assert lines[source_row - 1].split("|")[0] == record_id
+
+
+def test_materialization_metadata_is_complete_and_masked(ingested):
+    members = read_truth(ingested.landing, "members")
+    identifiers = set(members["member_id"]) | set(members["mbi"]) | set(members["vendor_ref"])
+    events = ingested.result.get_asset_materialization_events()
+    bronze = [e for e in events if e.asset_key.path[0] == "bronze"]
+    # A single-run backfill reports one materialization per asset and partition.
+    assert {e.asset_key.path[1] for e in bronze} == {"ihwa", "engage", "dialer", "emr_north", "emr_south", "edw"}
+    for event in bronze:
+        metadata = event.materialization.metadata
+        for key in ("files_read", "dagster/row_count", "rows_quarantined", "bytes_read", "preview"):
+            assert key in metadata, (event.asset_key, key)
+        preview = metadata["preview"].value
+        assert not any(identifier in preview for identifier in identifiers), event.asset_key
+
+
+def _bronze_snapshot(warehouse, day: date):
+    return {
+        table: query(warehouse, f"SELECT * EXCLUDE (_ingested_at) FROM bronze.{table} WHERE _partition_date = $day "
+                                "ORDER BY _source_file, _source_row", {"day": day})
+        for table in ("ihwa", "engage", "dialer", "emr_north", "emr_south")
+    }
+
+
+def test_rerunning_a_partition_gives_identical_tables(ingested, tmp_path):
+    warehouse = tmp_path / "copy.duckdb"
+    shutil.copy(ingested.warehouse, warehouse)
+    day = WORLD_START
+    before = _bronze_snapshot(warehouse, day)
+    quarantine_before = query(warehouse, "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine WHERE layer = 'bronze' "
+                                         "AND partition_date = $day ORDER BY ALL", {"day": day})
+    result = ingest(ingested.landing, warehouse, day, day, assets=bronze_assets)
+    assert result.success
+    after = _bronze_snapshot(warehouse, day)
+    for table in before:
+        assert before[table].equals(after[table]), table
+    quarantine_after = query(warehouse, "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine WHERE layer = 'bronze' "
+                                        "AND partition_date = $day ORDER BY ALL", {"day": day})
+    assert quarantine_before.equals(quarantine_after)
+    other_days = query(warehouse, "SELECT count(*) AS n FROM bronze.engage WHERE _partition_date <> $day", {"day": day})["n"][0]
+    assert other_days == query(ingested.warehouse, "SELECT count(*) AS n FROM bronze.engage WHERE _partition_date <> $day", {"day": day})["n"][0]
+
+
+def test_the_ui_lists_six_daily_partitioned_bronze_assets():
+    keys = {a.key.to_user_string(): a for a in bronze_assets}
+    assert sorted(keys) == ["bronze/dialer", "bronze/edw", "bronze/emr_north", "bronze/emr_south", "bronze/engage", "bronze/ihwa"]
+    for asset in keys.values():
+        assert isinstance(asset.partitions_def, dg.DailyPartitionsDefinition)
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
