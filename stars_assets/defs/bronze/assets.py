@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from stars_assets.defs.resources import LandingZone
-from stars_assets.lib.bronze.load import PartitionLoad, load_partition
+from stars_assets.lib.bronze.load import PartitionLoad, configure_connection, load_partition
 from stars_assets.lib.bronze.quality import (
     quarantine_rate_result,
     reconciliation_result,
@@ -53,7 +53,9 @@ def _summary_metadata(provider: ProviderConfig, loads: list[PartitionLoad], prev
     drift = sorted({c for f in files for c in f.extra_columns})
     return {
         "partitions": dg.MetadataValue.text(", ".join(str(load.partition_date) for load in loads)),
-        "files_read": dg.MetadataValue.int(sum(f.status != "skipped_duplicate" for f in files)),
+        "files_read": dg.MetadataValue.int(sum(load.files_read for load in loads)),
+        "rows_read": dg.MetadataValue.int(sum(load.rows_read for load in loads)),
+        "partition_modes": dg.MetadataValue.json({str(load.partition_date): load.mode for load in loads}),
         "files_loaded": dg.MetadataValue.int(sum(f.status == "loaded" for f in files)),
         "files_quarantined": dg.MetadataValue.int(sum(f.status == "quarantined" for f in files)),
         "files_skipped_duplicate": dg.MetadataValue.int(sum(f.status == "skipped_duplicate" for f in files)),
@@ -79,9 +81,11 @@ def _preview(conn, provider: ProviderConfig, partition_dates: list[date]) -> str
         if mapping is not None:
             identifiers.add(mapping.member_ref)
     columns = [c.column for c in dataset.columns] + ["_source_file", "_source_row"]
+    # The first rows of the first files: `_source_row <= 10` lets DuckDB skip every row group
+    # but the first of each file (zone maps), so the preview does not sort the partition.
     rows = conn.execute(
         f"SELECT {', '.join(columns)} FROM bronze.{dataset.name} WHERE _partition_date IN (SELECT unnest($days)) "
-        "ORDER BY _source_file, _source_row LIMIT 5",
+        "AND _source_row <= 10 ORDER BY _source_file, _source_row LIMIT 5",
         {"days": partition_dates},
     ).fetchall()
     return markdown_preview(columns, rows, identifiers)
@@ -118,11 +122,12 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
         partition_dates = [date.fromisoformat(k) for k in context.partition_keys]
         loads: list[PartitionLoad] = []
         with duckdb.get_connection() as conn:
+            configure_connection(conn)
             for number, day in enumerate(partition_dates, start=1):
                 load = load_partition(conn, provider, Path(landing.root), day, context.run.run_id)
                 loads.append(load)
                 context.log.info(
-                    f"[{number}/{len(partition_dates)}] {provider.name} {day}: {len(load.files)} files, "
+                    f"[{number}/{len(partition_dates)}] {provider.name} {day} ({load.mode}, {load.files_read} files read): {len(load.files)} files, "
                     f"{load.rows_loaded} rows loaded, {load.rows_rejected} rows and {load.files_quarantined} files quarantined"
                 )
             reconciliation = reconciliation_result(conn, provider, landing.provider_dir(provider.name), partition_dates)

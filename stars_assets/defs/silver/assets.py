@@ -1,20 +1,22 @@
 """Silver: the canonical outreach model and the warehouse dimensions, with their quality checks."""
 
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.bronze.assets import bronze_key
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
-from stars_assets.lib.bronze.load import ensure_tables
+from stars_assets.lib.bronze.load import configure_connection, ensure_tables
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import quality
 from stars_assets.lib.silver.appointments import build_appointment_partition
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
-from stars_assets.lib.silver.outreach import build_outreach_partition
+from stars_assets.lib.silver import inputs
+from stars_assets.lib.silver.outreach import DEDUP_WINDOW_DAYS, build_outreach_partition
+from stars_assets.lib.warehouse import in_transaction
 
 PROVIDERS = load_registry()
 OUTREACH_PROVIDERS = [p for p in PROVIDERS if p.kind == "outreach"]
@@ -38,7 +40,16 @@ def _table_metadata(conn, table: str, columns: list[str]) -> dict:
     return {"dagster/row_count": dg.MetadataValue.int(count), "preview": dg.MetadataValue.md(markdown_preview(columns, rows))}
 
 
-def _dimension_asset(name: str, description: str, build, preview_columns: list[str], schema: list[tuple[str, str, str]]):
+def _bronze_rows(conn, dataset: str) -> str:
+    return f"bronze_rows={conn.execute(f'SELECT count(*) FROM bronze.{dataset}').fetchone()[0]}"
+
+
+def _exists(conn, table: str) -> bool:
+    return conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t",
+                        {"t": table}).fetchone()[0] > 0
+
+
+def _dimension_asset(name: str, dataset: str, description: str, build, preview_columns: list[str], schema: list[tuple[str, str, str]]):
     @dg.asset(
         key=["silver", name],
         group_name="silver",
@@ -49,17 +60,27 @@ def _dimension_asset(name: str, description: str, build, preview_columns: list[s
         pool=WAREHOUSE_POOL,
         metadata={"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in schema])},
     )
-    def dimension(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    def dimension(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as conn:
+            configure_connection(conn)
             ensure_tables(conn, WAREHOUSE_PROVIDER)
-            build(conn)
-            return dg.MaterializeResult(metadata=_table_metadata(conn, f"silver.{name}", preview_columns))
+            # Rebuilt only when the loaded extract files (or the bronze row count) changed since the last build.
+            current = inputs.current_inputs(conn, [WAREHOUSE_PROVIDER.name], None, _bronze_rows(conn, dataset), [dataset])
+            rebuilt = not (_exists(conn, name) and inputs.plan(conn, name, None, current).mode == "unchanged")
+            if rebuilt:
+                build(conn)
+                with in_transaction(conn):
+                    inputs.record(conn, name, None, current, context.run.run_id)
+            else:
+                context.log.info(f"silver.{name}: the {dataset} extracts are unchanged since the last build; kept as is")
+            metadata = _table_metadata(conn, f"silver.{name}", preview_columns)
+            return dg.MaterializeResult(metadata={**metadata, "rebuilt": rebuilt})
 
     return dimension
 
 
 members = _dimension_asset(
-    "members",
+    "members", "edw_members",
     "Members from the latest enrollment snapshot, with the identifier crosswalk silver.member_identifiers (member id, MBI, vendor reference).",
     build_members,
     ["member_id", "mbi", "contract_id", "region", "dual_status", "lis_status", "snapshot_date"],
@@ -70,7 +91,7 @@ members = _dimension_asset(
      ("snapshot_date", "DATE", "delivery date of the snapshot this row came from")],
 )
 care_gaps = _dimension_asset(
-    "care_gaps",
+    "care_gaps", "edw_care_gaps",
     "Care gaps (member x measure x measurement year) from the latest care-gap list, with open and close dates.",
     build_care_gaps,
     ["gap_id", "member_id", "measure_code", "cms_measure_id", "gap_status", "open_date", "close_date"],
@@ -80,7 +101,7 @@ care_gaps = _dimension_asset(
      ("close_source", "VARCHAR", "how the gap closed")],
 )
 rx_fills = _dimension_asset(
-    "rx_fills",
+    "rx_fills", "edw_rx_fills",
     "Part D fills for the adherence classes (diabetes, RAS antagonists, statins), one row per fill.",
     build_rx_fills,
     ["fill_id", "member_id", "drug_class", "fill_date", "days_supply"],
@@ -122,27 +143,33 @@ rx_fills = _dimension_asset(
 def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
     counts = []
+    modes: dict[str, str] = {}
+    # Rows this run writes are stamped later than this; the row checks read only those.
+    run_started = datetime.now(timezone.utc).replace(tzinfo=None)
     with duckdb.get_connection() as conn:
+        configure_connection(conn)
         for provider in OUTREACH_PROVIDERS:
             ensure_tables(conn, provider)
         ensure_tables(conn, WAREHOUSE_PROVIDER)
         for number, day in enumerate(days, start=1):
-            day_counts = build_outreach_partition(conn, list(OUTREACH_PROVIDERS), day, context.run.run_id)
-            counts += day_counts
-            context.log.info(f"[{number}/{len(days)}] {day}: " + ", ".join(
-                f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates" for c in day_counts))
+            build = build_outreach_partition(conn, list(OUTREACH_PROVIDERS), day, context.run.run_id)
+            counts += build.counts
+            modes[str(day)] = build.mode
+            context.log.info(f"[{number}/{len(days)}] {day} ({build.mode}, {build.files_read} files read): " + ", ".join(
+                f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates" for c in build.counts))
+        written = [day for day in days if modes[str(day)] != "unchanged"]
         sources = [(p.name, p.dataset(p.outreach.dataset).name) for p in OUTREACH_PROVIDERS]
         outcomes = {
             "check_validity_member_id_coverage": quality.member_id_coverage(conn, "outreach_events", days),
-            "check_uniqueness_event_id": quality.unique_event_ids(conn, "outreach_events"),
-            "check_timeliness_event_ts": quality.event_time_integrity(conn, days),
-            "check_referential_member_contract": quality.referential_integrity(conn, "outreach_events", days),
+            "check_uniqueness_event_id": quality.unique_event_ids(conn, "outreach_events", written, DEDUP_WINDOW_DAYS, run_started),
+            "check_timeliness_event_ts": quality.event_time_integrity(conn, days, run_started),
+            "check_referential_member_contract": quality.referential_integrity(conn, "outreach_events", days, run_started),
             "check_reconciliation_rows": quality.reconciliation(conn, "outreach_events", sources, days),
         }
         columns = ["event_id", "provider", "member_id", "contract_id", "channel", "event_type", "event_ts", "source_file", "source_row"]
         preview = conn.execute(
             f"SELECT {', '.join(columns)} FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days)) "
-            "ORDER BY event_ts LIMIT 5", {"days": days}).fetchall()
+            "AND source_row <= 10 ORDER BY event_ts LIMIT 5", {"days": days}).fetchall()  # first rows of each file: zone maps skip the rest
         by_channel = dict(conn.execute(
             "SELECT channel, count(*) FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days)) GROUP BY 1 ORDER BY 1",
             {"days": days}).fetchall())
@@ -153,6 +180,7 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
             "rows_delivered": totals["delivered"],
             "rows_quarantined": totals["quarantined"],
             "duplicates_removed": totals["duplicates"],
+            "partition_modes": dg.MetadataValue.json(modes),
             "valid_member_id_coverage": outcomes["check_validity_member_id_coverage"].metadata["coverage"],
             "events_by_channel": dg.MetadataValue.json(by_channel),
             "per_provider": dg.MetadataValue.md(markdown_preview(
@@ -167,6 +195,9 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
 
 
 APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
+# Appointment events are deduplicated against every other day (EMR feeds are small), so their
+# uniqueness is verified over the whole table's span, not a window.
+APPOINTMENT_WINDOW_DAYS = 36500
 APPOINTMENTS_KEY = dg.AssetKey(["silver", "appointments"])
 APPOINTMENT_CHECKS = {
     "check_validity_member_id_coverage": "Share of delivered EMR rows whose member id is well formed and resolves is at least 95%.",
@@ -206,6 +237,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
     counts, changes = [], []
     with duckdb.get_connection() as conn:
+        configure_connection(conn)
         for provider in [*EMR_PROVIDERS, WAREHOUSE_PROVIDER]:
             ensure_tables(conn, provider)
         for number, day in enumerate(days, start=1):
@@ -217,7 +249,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         sources = [(p.name, p.dataset(p.appointments.dataset).name) for p in EMR_PROVIDERS]
         outcomes = {
             "check_validity_member_id_coverage": quality.member_id_coverage(conn, "appointment_events", days),
-            "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events"),
+            "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events", days, APPOINTMENT_WINDOW_DAYS),
             "check_timeliness_appointment_start": quality.appointment_time_integrity(conn, days),
             "check_referential_member_contract": quality.referential_integrity(conn, "appointment_events", days),
             "check_reconciliation_rows": quality.reconciliation(conn, "appointment_events", sources, days),

@@ -1,17 +1,33 @@
 """Load one provider's files for one delivery date into bronze, replacing that partition.
 
-Files are staged one at a time (a bad file is quarantined and the rest go on), then the
-partition is swapped in a single transaction: bronze rows, the audit file manifest and the
-bronze-layer quarantine rows for (provider, date) are deleted and re-inserted together, so a
-re-run replaces exactly that partition and a crash leaves the previous state.
+A partition is written in one transaction: bronze rows, the audit file manifest and the
+bronze-layer quarantine rows for (provider, date) change together, so a crash leaves the
+previous state. Inside it, files are read one at a time, each parsed once into a small staging
+relation and inserted into bronze straight away (memory holds one file, never the partition); a
+file that cannot be used is quarantined and the rest go on. When DuckDB itself fails on a file
+(a truncated gzip found at its end, an unreadable file) the transaction is rolled back and the
+partition is written again without that file, which is quarantined with the error.
+
+What a run does is decided from the manifest (path, size, modification time, content hash):
+  unchanged  every file has the size and modification time in the manifest: nothing is read,
+             hashed or written (a file only touched keeps its content hash: also unchanged)
+  append     the known files are untouched and new files sort after all of them (a vendor's
+             correction or a late second file): only the new files are read and added, which
+             gives exactly the rows, manifest and quarantine a full rewrite would
+  replace    anything else (a file changed or was removed, or a new file sorts before a known
+             one): the partition is rewritten from all its files; re-materializing a partition
+             replaces exactly that partition
+Files are hashed only when their size or modification time differs from the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -41,6 +57,22 @@ LINEAGE_COLUMNS = (
 )
 
 
+# DuckDB takes 80% of the machine's memory by default; the pipeline keeps one file (bronze) or
+# one day's keys (silver) in memory and lets DuckDB spill the rest to its temp directory
+# (<database>.tmp), so peak memory stays flat as a day grows. STARS_DUCKDB_MEMORY_LIMIT overrides.
+DEFAULT_MEMORY_LIMIT = "2GB"
+_MEMORY_SETTING = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
+
+def configure_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Bound DuckDB's memory on a warehouse connection (a database-wide setting while it is open)."""
+    limit = os.environ.get("STARS_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip()
+    if not _MEMORY_SETTING.match(limit):
+        raise ValueError(f"STARS_DUCKDB_MEMORY_LIMIT must look like 2GB or 1500MB, got {limit!r}")
+    con.execute(f"SET memory_limit = '{limit}'")
+    return con
+
+
 @dataclass(frozen=True)
 class FileOutcome:
     dataset: str
@@ -61,6 +93,9 @@ class PartitionLoad:
     provider: str
     partition_date: date
     files: list[FileOutcome] = field(default_factory=list)
+    mode: str = "replace"  # unchanged | append | replace
+    files_read: int = 0  # files parsed in this run
+    rows_read: int = 0  # rows loaded or rejected from the files parsed in this run
 
     @property
     def rows_loaded(self) -> int:
@@ -84,6 +119,15 @@ class PartitionLoad:
             if f.status == "quarantined":
                 counts[f.reason] += 1
         return dict(counts)
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    dataset: Dataset
+    path: Path
+    relative: str  # <provider>/<file name>, as the manifest and lineage columns name it
+    size: int
+    modified_at: datetime
 
 
 def bronze_table_ddl(dataset: Dataset) -> str:
@@ -110,12 +154,34 @@ def files_for_partition(provider: ProviderConfig, provider_dir: Path, partition_
     return found
 
 
+def landed_files(provider: ProviderConfig, provider_dir: Path, partition_date: date) -> list[LandedFile]:
+    landed = []
+    for dataset, path in files_for_partition(provider, provider_dir, partition_date):
+        stat = path.stat()
+        modified_at = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).replace(tzinfo=None)
+        landed.append(LandedFile(dataset, path, f"{provider.name}/{path.name}", stat.st_size, modified_at))
+    return landed
+
+
 def content_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(8 * 1024 * 1024), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+MANIFEST_SQL = """
+SELECT dataset, file_path, size_bytes, modified_at, content_hash, status, reason, detail, rows_loaded,
+       rows_rejected, extra_columns
+FROM audit.file_manifest WHERE provider = $provider AND partition_date = $day ORDER BY file_path
+"""
+
+
+def manifest_outcomes(con, provider: str, partition_date: date) -> dict[str, FileOutcome]:
+    """What the manifest holds for the partition, by file path."""
+    rows = con.execute(MANIFEST_SQL, {"provider": provider, "day": partition_date}).fetchall()
+    return {row[1]: FileOutcome(*row[:10], extra_columns=tuple(row[10] or ())) for row in rows}
 
 
 def _hashes_loaded_elsewhere(con, provider: str, partition_date: date) -> dict[str, str]:
@@ -127,6 +193,15 @@ def _hashes_loaded_elsewhere(con, provider: str, partition_date: date) -> dict[s
     return dict(rows)
 
 
+class _RetryWithout(Exception):
+    """DuckDB failed on a file and aborted the transaction: write the partition again without it."""
+
+    def __init__(self, relative: str, rejected: FileRejected):
+        super().__init__(relative)
+        self.relative = relative
+        self.rejected = rejected
+
+
 def load_partition(
     con: duckdb.DuckDBPyConnection,
     provider: ProviderConfig,
@@ -136,82 +211,155 @@ def load_partition(
     log=None,
 ) -> PartitionLoad:
     ensure_tables(con, provider)
-    provider_dir = Path(landing_root) / provider.name
+    landed = landed_files(provider, Path(landing_root) / provider.name, partition_date)
+    known = manifest_outcomes(con, provider.name, partition_date)
+    digests: dict[str, str] = {}
+    for f in landed:
+        previous = known.get(f.relative)
+        if previous is not None and (previous.size_bytes, previous.modified_at) == (f.size, f.modified_at):
+            digests[f.relative] = previous.content_hash
+        elif previous is not None:
+            digests[f.relative] = content_hash(f.path)  # touched or rewritten: did the content change?
+    kept = {r for r, outcome in known.items() if digests.get(r) == outcome.content_hash}
+    new = [f for f in landed if f.relative not in known]
     result = PartitionLoad(provider.name, partition_date)
-    known_hashes = _hashes_loaded_elsewhere(con, provider.name, partition_date)
-    staged: list[tuple[Dataset, str, StagedFile]] = []
-    for number, (dataset, path) in enumerate(files_for_partition(provider, provider_dir, partition_date)):
-        relative = f"{provider.name}/{path.name}"
-        stat = path.stat()
-        digest = content_hash(path)
-        base = dict(
-            dataset=dataset.name, file_path=relative, size_bytes=stat.st_size,
-            modified_at=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).replace(tzinfo=None),
-            content_hash=digest,
-        )
-        if digest in known_hashes:
-            result.files.append(FileOutcome(**base, status="skipped_duplicate", reason="duplicate_file",
-                                            detail=f"same content as {known_hashes[digest]}"))
-            continue
-        if stat.st_size == 0:
-            result.files.append(FileOutcome(**base, status="quarantined", reason="empty_file", detail="zero bytes"))
-            continue
-        stage = f"stage_{number}"
-        try:
-            staged_file = stage_file(con, provider, dataset, path, stage)
-        except FileRejected as rejected:
-            result.files.append(FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail))
-        else:
-            known_hashes[digest] = relative
-            staged.append((dataset, relative, staged_file))
-            result.files.append(FileOutcome(**base, status="loaded", rows_loaded=staged_file.rows,
-                                            rows_rejected=staged_file.rejected_rows,
-                                            extra_columns=staged_file.extra_columns))
-        if log is not None:
-            outcome = result.files[-1]
-            log(f"{relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}")
-    _swap_partition(con, provider, partition_date, run_id, result, staged)
+
+    if not new and kept == set(known):
+        result.mode = "unchanged"
+        result.files = [replace(known[f.relative], size_bytes=f.size, modified_at=f.modified_at) for f in landed]
+        touched = [o for o in result.files if (o.size_bytes, o.modified_at) != (known[o.file_path].size_bytes, known[o.file_path].modified_at)]
+        if touched:
+            with in_transaction(con):
+                for outcome in touched:
+                    con.execute("UPDATE audit.file_manifest SET modified_at = $mtime WHERE provider = $provider "
+                                "AND partition_date = $day AND file_path = $file",
+                                {"mtime": outcome.modified_at, "provider": provider.name, "day": partition_date,
+                                 "file": outcome.file_path})
+        return result
+
+    if known and kept == set(known) and min(f.path.name for f in new) > max(Path(r).name for r in known):
+        result.mode = "append"
+        to_read = new
+    else:
+        result.mode = "replace"
+        to_read = landed
+    failed: dict[str, FileRejected] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-hash") as hasher:
+        # Hash the next files while DuckDB reads the current one (hashlib releases the GIL).
+        pending = {f.relative: hasher.submit(content_hash, f.path) for f in to_read if f.relative not in digests}
+        while True:
+            try:
+                outcomes = _write_partition(con, provider, partition_date, run_id, result.mode, known, to_read,
+                                            digests, pending, failed, log)
+                break
+            except _RetryWithout as retry:
+                failed[retry.relative] = retry.rejected
+                if log is not None:
+                    log(f"{retry.relative}: {retry.rejected}; writing the partition again without it")
+    written = {o.file_path: o for o in outcomes}
+    result.files = [written.get(f.relative) or known[f.relative] for f in landed]
+    result.files_read = sum(o.status != "skipped_duplicate" for o in outcomes)
+    result.rows_read = sum(o.rows_loaded + o.rows_rejected for o in outcomes)
     return result
 
 
-def _swap_partition(con, provider: ProviderConfig, partition_date: date, run_id: str, result: PartitionLoad, staged) -> None:
+def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id: str, mode: str,
+                     known: dict[str, FileOutcome], to_read: list[LandedFile], digests: dict[str, str],
+                     pending: dict[str, Future], failed: dict[str, FileRejected], log) -> list[FileOutcome]:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     params = {"provider": provider.name, "day": partition_date, "run_id": run_id, "now": now}
+    hashes = _hashes_loaded_elsewhere(con, provider.name, partition_date)
+    if mode == "append":
+        hashes.update({o.content_hash: o.file_path for o in known.values() if o.status == "loaded"})
+    outcomes: list[FileOutcome] = []
+    with in_transaction(con):
+        if mode == "replace":
+            _delete_partition(con, provider, partition_date)
+        for number, landed in enumerate(to_read):
+            if landed.relative not in digests:
+                digests[landed.relative] = pending[landed.relative].result()
+            digest = digests[landed.relative]
+            base = dict(dataset=landed.dataset.name, file_path=landed.relative, size_bytes=landed.size,
+                        modified_at=landed.modified_at, content_hash=digest)
+            if digest in hashes:
+                outcome = FileOutcome(**base, status="skipped_duplicate", reason="duplicate_file",
+                                      detail=f"same content as {hashes[digest]}")
+            elif landed.size == 0:
+                outcome = FileOutcome(**base, status="quarantined", reason="empty_file", detail="zero bytes")
+            elif landed.relative in failed:
+                rejected = failed[landed.relative]
+                outcome = FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail)
+            else:
+                outcome = _load_file(con, provider, landed, f"stage_{number}", base, params)
+                if outcome.status == "loaded":
+                    hashes[digest] = landed.relative
+            outcomes.append(outcome)
+            if log is not None:
+                log(f"{landed.relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}")
+        _write_manifest(con, outcomes, params)
+    return outcomes
+
+
+def _transaction_usable(con) -> bool:
     try:
-        with in_transaction(con):
-            _write_partition(con, provider, partition_date, result, staged, params, now)
-    finally:
-        _drop_temp_tables(con)
+        con.execute("SELECT 1")
+    except duckdb.Error:
+        return False
+    return True
 
 
-def _write_partition(con, provider: ProviderConfig, partition_date: date, result: PartitionLoad, staged, params: dict, now: datetime) -> None:
+def _load_file(con, provider: ProviderConfig, landed: LandedFile, stage: str, base: dict, params: dict) -> FileOutcome:
+    """Parse one file and insert its rows and rejects; a file DuckDB cannot read aborts the transaction."""
+    try:
+        staged = stage_file(con, provider, landed.dataset, landed.path, stage)
+    except FileRejected as rejected:
+        if not _transaction_usable(con):
+            raise _RetryWithout(landed.relative, rejected) from rejected
+        _drop_temp_relations(con)
+        return FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail)
+    try:
+        _insert_staged(con, landed.dataset, landed.relative, staged, params)
+    except duckdb.Error as exc:
+        raise _RetryWithout(landed.relative, FileRejected("unreadable_file", str(exc).splitlines()[0])) from exc
+    _drop_temp_relations(con)
+    return FileOutcome(**base, status="loaded", rows_loaded=staged.rows, rows_rejected=staged.rejected_rows,
+                       extra_columns=staged.extra_columns)
+
+
+def _delete_partition(con, provider: ProviderConfig, partition_date: date) -> None:
     for dataset in provider.datasets:
         con.execute(f"DELETE FROM bronze.{dataset.name} WHERE _partition_date = $day", {"day": partition_date})
     con.execute("DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date = $day",
                 {"provider": provider.name, "day": partition_date})
     con.execute("DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider AND partition_date = $day",
                 {"provider": provider.name, "day": partition_date})
-    for dataset, relative, staged_file in staged:
-        columns = [c.column for c in dataset.columns]
-        hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
-        con.execute(
-            f"""
-            INSERT INTO bronze.{dataset.name}
-            SELECT {', '.join(columns)}, _extra, $file AS _source_file, _source_row, $day AS _partition_date,
-                   $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
-            FROM {staged_file.stage}
-            """,
-            {"file": relative, "day": partition_date, "now": now},
-        )
-        con.execute(
-            f"""
-            INSERT INTO audit.quarantine
-            SELECT 'bronze', $provider, $dataset, $day, $file, source_row, reason, detail, raw_text, $run_id, $now
-            FROM {staged_file.stage}_rejects
-            """,
-            {**params, "dataset": dataset.name, "file": relative},
-        )
-    for outcome in result.files:
+
+
+def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, params: dict) -> None:
+    columns = [c.column for c in dataset.columns]
+    hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
+    source, source_params = staged.source
+    con.execute(
+        f"""
+        INSERT INTO bronze.{dataset.name}
+        SELECT {', '.join(columns)}, _extra, $file AS _source_file, _source_row, $day AS _partition_date,
+               $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
+        FROM ({source}) AS staged
+        """,
+        {**source_params, "file": relative, "day": params["day"], "now": params["now"]},
+    )
+    con.execute(
+        f"""
+        INSERT INTO audit.quarantine
+        SELECT 'bronze', $provider, $dataset, $day, $file, source_row, reason, detail, raw_text, $run_id, $now
+        FROM {staged.stage}_rejects
+        """,
+        {**params, "dataset": dataset.name, "file": relative},
+    )
+
+
+def _write_manifest(con, outcomes: list[FileOutcome], params: dict) -> None:
+    for outcome in outcomes:
         con.execute(
             "INSERT INTO audit.file_manifest VALUES "
             "($provider, $dataset, $day, $file, $size, $mtime, $hash, $status, $reason, $detail, $rows, $rejected, $extra, $run_id, $now)",
@@ -227,7 +375,8 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, result
             )
 
 
-def _drop_temp_tables(con) -> None:
+def _drop_temp_relations(con) -> None:
+    for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall():
+        con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
     for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
         con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
-

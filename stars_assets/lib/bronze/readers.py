@@ -1,10 +1,12 @@
 """Format readers: one delivered file into a DuckDB staging table, plus its rejected rows.
 
-Every reader leaves two temporary tables on the connection:
-  <stage>          the dataset's bronze columns (text, as delivered), `_extra` (JSON of
-                   columns the config does not declare, or NULL) and `_source_row`
+Every reader returns a `StagedFile` whose `source` is a SELECT (with its bound parameters) of the
+file's good rows: the dataset's bronze columns (text, as delivered), `_extra` (JSON of columns
+the config does not declare, or NULL) and `_source_row`; and leaves a temporary relation
   <stage>_rejects  source_row, reason, detail, raw_text of rows it could not use
-A file that cannot be used at all raises `FileRejected` with a reason code.
+on the connection. A file that cannot be used at all raises `FileRejected` with a reason code.
+The SELECT reads what the reader staged while parsing (or the file itself, for Parquet), so the
+caller's INSERT into bronze is the only copy of the rows: each file is parsed once, written once.
 
 Names from files (headers, JSON keys) never reach SQL text: delimited columns are read by
 position under names we choose, and undeclared names travel as bound parameters.
@@ -18,7 +20,7 @@ import io
 import json
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -44,6 +46,14 @@ class StagedFile:
     rows: int
     rejected_rows: int
     extra_columns: tuple[str, ...]
+    # The file's good rows: a SELECT of the bronze columns, `_extra` and `_source_row`, with its
+    # bound parameters (vendor names from the file travel here, never in the SQL text).
+    select: str = ""
+    params: dict = field(default_factory=dict)
+
+    @property
+    def source(self) -> tuple[str, dict]:
+        return (self.select or f"SELECT * FROM {self.stage}"), self.params
 
 
 def quote_identifier(name: str) -> str:
@@ -143,9 +153,7 @@ def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path
     )
     # Rejected lines shift the physical line number of every later good row: map the k-th good
     # row to its line through the count of rejected lines before it (header is line 1).
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {stage} AS
+    select = f"""
         WITH rejected AS (
             SELECT line, row_number() OVER (ORDER BY line) AS j FROM (SELECT DISTINCT line FROM {stage}_rej)
         ), shift AS (
@@ -153,33 +161,36 @@ def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path
         )
         SELECT {select_declared}, {extra_sql} AS _extra, raw._rn + 1 + coalesce(shift.j, 0) AS _source_row
         FROM {stage}_raw AS raw ASOF LEFT JOIN shift ON raw._rn > shift.good_rows_before
-        """,
-        {"extra_names": list(extra)} if extra else {},
-    )
+        """
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {stage}_rejects AS
         SELECT line AS source_row,
-               CASE WHEN bool_or(error_type IN ('MISSING COLUMNS', 'TOO MANY COLUMNS')) THEN 'wrong_field_count'
+               -- A broken quote also miscounts the fields after it: name the cause, not the symptom.
+               CASE WHEN bool_or(error_type = 'UNQUOTED VALUE' OR error_type = 'UNTERMINATED QUOTE') THEN 'malformed_quoting'
+                    WHEN bool_or(error_type IN ('MISSING COLUMNS', 'TOO MANY COLUMNS')) THEN 'wrong_field_count'
                     WHEN bool_or(error_type = 'LINE SIZE OVER MAXIMUM') THEN 'line_too_long'
-                    WHEN bool_or(error_type = 'UNQUOTED VALUE' OR error_type = 'UNTERMINATED QUOTE') THEN 'malformed_quoting'
                     ELSE 'unparseable_row' END AS reason,
                min(error_type || ': ' || error_message) AS detail,
                any_value(csv_line) AS raw_text
         FROM {stage}_rej GROUP BY line
         """
     )
-    con.execute(f"DROP TABLE {stage}_raw")
-    return _staged(con, stage, extra)
+    return StagedFile(stage, _count(con, f"{stage}_raw"), _count(con, f"{stage}_rejects"), extra,
+                      select, {"extra_names": list(extra)} if extra else {})
 
 
 def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
+    # Each physical line is one record: read lines whole, then parse JSON in SQL, so a bad line
+    # is a rejected row with its line number rather than a failed file. Numbering the lines keeps
+    # one thread on the file; parsing is a second statement that DuckDB spreads over all cores.
+    # Every line is parsed once for its keys and once for all declared fields (one call), and
+    # `_extra` is only built for the rare line that has undeclared keys.
+    declared = [c.source for c in dataset.columns]
     try:
-        # Each physical line is one record: read lines whole, then parse JSON in SQL, so a bad
-        # line is a rejected row with its line number rather than a failed file.
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {stage}_raw AS
+            CREATE OR REPLACE TEMP TABLE {stage}_lines AS
             SELECT row_number() OVER () AS _source_row, raw
             FROM read_csv($path, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '', escape = '',
                           header = false, auto_detect = false, compression = $compression,
@@ -187,57 +198,60 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
             """,
             {"path": str(path), "compression": _compression(provider)},
         )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
+            WITH keyed AS (
+                SELECT _source_row, raw,
+                       CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN json_keys(raw) END AS keys
+                FROM {stage}_lines
+            ), checked AS (
+                SELECT _source_row, raw, keys,
+                       CASE WHEN keys IS NULL THEN 'malformed_json'
+                            WHEN NOT list_has_all(keys, $required) THEN 'missing_required_field'
+                       END AS reason
+                FROM keyed
+                WHERE keys IS NOT NULL OR trim(raw) <> ''  -- blank lines are skipped
+            )
+            SELECT _source_row, reason,
+                   CASE WHEN reason IS NULL THEN json_extract_string(raw, $paths) END AS _values,
+                   CASE WHEN reason IS NULL AND NOT list_has_all($declared, keys)
+                        THEN nullif(json_merge_patch(raw, $patch), '{{}}') END AS _extra,
+                   CASE WHEN reason IS NOT NULL THEN raw END AS raw_text
+            FROM checked
+            """,
+            {"required": [c.source for c in dataset.columns if c.required], "declared": declared,
+             "paths": ["$." + json.dumps(source) for source in declared],
+             "patch": json.dumps({source: None for source in declared})},
+        )
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
         if "not utf-8" in message.lower() or "unicode" in message.lower() or "encoding" in message.lower():
             raise FileRejected("wrong_encoding", message) from exc
         reason = "truncated_gzip" if provider.compression == "gzip" else "unreadable_file"
         raise FileRejected(reason, message) from exc
-    required = [c.source for c in dataset.columns if c.required]
-    declared_paths = {c.column: "$." + json.dumps(c.source) for c in dataset.columns}
-    select_declared = ", ".join(f"json_extract_string(raw, $p_{col}) AS {col}" for col in declared_paths)
-    params = {f"p_{col}": path_ for col, path_ in declared_paths.items()}
+    select_declared = ", ".join(f"_values[{i}] AS {c.column}" for i, c in enumerate(dataset.columns, start=1))
+    select = f"SELECT {select_declared}, _extra, _source_row FROM {stage}_parsed WHERE reason IS NULL"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
-        SELECT _source_row, raw,
-               CASE WHEN NOT coalesce(json_valid(raw), false) THEN 'malformed_json'
-                    WHEN json_type(raw) <> 'OBJECT' THEN 'malformed_json'
-                    WHEN NOT list_has_all(json_keys(raw), $required) THEN 'missing_required_field'
-               END AS reason
-        FROM {stage}_raw
-        WHERE trim(raw) <> ''
-        """,
-        {"required": required},
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {stage} AS
-        SELECT {select_declared},
-               nullif(json_merge_patch(raw, $patch), '{{}}') AS _extra,
-               _source_row
-        FROM {stage}_parsed WHERE reason IS NULL
-        """,
-        {**params, "patch": json.dumps({c.source: None for c in dataset.columns})},
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {stage}_rejects AS
+        CREATE OR REPLACE TEMP VIEW {stage}_rejects AS
         SELECT _source_row AS source_row, reason,
                CASE reason WHEN 'malformed_json' THEN 'line is not a JSON object'
                            ELSE 'a required field is missing' END AS detail,
-               raw AS raw_text
+               raw_text
         FROM {stage}_parsed WHERE reason IS NOT NULL
         """
     )
     extra = tuple(
         row[0]
         for row in con.execute(
-            f"SELECT DISTINCT unnest(json_keys(_extra)) FROM {stage} WHERE _extra IS NOT NULL ORDER BY 1"
+            f"SELECT DISTINCT unnest(json_keys(_extra)) FROM {stage}_parsed WHERE _extra IS NOT NULL ORDER BY 1"
         ).fetchall()
     )
-    con.execute(f"DROP TABLE {stage}_raw; DROP TABLE {stage}_parsed")
-    return _staged(con, stage, extra)
+    rows, rejected = con.execute(
+        f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL) FROM {stage}_parsed"
+    ).fetchone()
+    return StagedFile(stage, rows, rejected, extra, select)
 
 
 def _stage_parquet(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
@@ -253,16 +267,15 @@ def _stage_parquet(con, provider: ProviderConfig, dataset: Dataset, path: Path, 
         for c in dataset.columns
     )
     extra_sql = "nullif(json_merge_patch(to_json(t), $patch), '{}')" if extra else "CAST(NULL AS VARCHAR)"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {stage} AS
+    # The caller's INSERT reads the file itself: Parquet is columnar already, staging it would copy it.
+    select = f"""
         SELECT {select_declared}, {extra_sql} AS _extra, t.file_row_number + 1 AS _source_row
         FROM read_parquet($path, file_row_number = true) AS t
-        """,
-        {"path": str(path), **({"patch": json.dumps({c: None for c in declared | {"file_row_number"}})} if extra else {})},
-    )
+        """
+    params = {"path": str(path), **({"patch": json.dumps({c: None for c in declared | {"file_row_number"}})} if extra else {})}
+    rows = con.execute("SELECT count(*) FROM read_parquet($path)", {"path": str(path)}).fetchone()[0]
     _create_empty_rejects(con, stage)
-    return _staged(con, stage, extra)
+    return StagedFile(stage, rows, 0, extra, select, params)
 
 
 def _load_records(con, dataset: Dataset, stage: str, records: list[tuple[int, dict[str, str | None], str]], rejects: list[tuple[int, str, str, str]]) -> None:

@@ -15,8 +15,9 @@ import duckdb
 
 from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver.expressions import key_expression, mapped_code, timestamp_utc
-from stars_assets.lib.silver.identity import IDENTIFIER_PATTERNS
-from stars_assets.lib.silver.outreach import FUTURE_AFTER_DAYS, SILVER_DDL, ProviderCounts
+from stars_assets.lib.silver import inputs
+from stars_assets.lib.silver.identity import MEMBER_REF_IS_WELL_FORMED, identifier_pattern_params
+from stars_assets.lib.silver.outreach import FUTURE_AFTER_DAYS, SILVER_DDL, ProviderCounts, crosswalk_version
 from stars_assets.lib.warehouse import in_transaction
 
 APPOINTMENTS_DDL = """
@@ -52,10 +53,7 @@ SELECT c.* EXCLUDE (booked_ts, status), coalesce(c.booked_ts, b.first_booked_ts)
        m.member_id, m.contract_id, m.region,
        md5(c.provider || ':' || c.event_key) AS event_id,
        CASE
-           WHEN c.member_ref IS NULL OR NOT regexp_full_match(c.member_ref,
-                CASE c.identifier_type WHEN 'member_id' THEN $pattern_member_id
-                                       WHEN 'mbi' THEN $pattern_mbi ELSE $pattern_vendor_ref END)
-                THEN 'malformed_member_id'
+           WHEN c.member_ref IS NULL OR NOT {well_formed} THEN 'malformed_member_id'
            WHEN m.member_id IS NULL THEN 'unknown_member'
            WHEN c.event_ts IS NULL OR c.start_ts IS NULL THEN 'invalid_timestamp'
            WHEN c.event_ts >= CAST($day AS TIMESTAMP) + to_days($future_after_days) THEN 'future_timestamp'
@@ -65,7 +63,7 @@ SELECT c.* EXCLUDE (booked_ts, status), coalesce(c.booked_ts, b.first_booked_ts)
 FROM appointment_candidates AS c
 LEFT JOIN bookings AS b USING (appointment_key)
 LEFT JOIN silver.member_identifiers AS m ON m.id_type = c.identifier_type AND m.id_value = c.member_ref
-"""
+""".format(well_formed=MEMBER_REF_IS_WELL_FORMED)
 
 DEDUPLICATE_SQL = """
 CREATE OR REPLACE TEMP TABLE appointment_ranked AS
@@ -188,12 +186,16 @@ def build_appointment_partition(
     con.execute(SILVER_DDL)
     con.execute(APPOINTMENTS_DDL)
     emrs = [p for p in providers if p.kind == "appointments"]
+    # EMR feeds are small: a changed day is rebuilt whole; an unchanged one is skipped.
+    current = inputs.current_inputs(con, [p.name for p in emrs], day, crosswalk_version(con))
+    if inputs.plan(con, "appointment_events", day, current).mode == "unchanged":
+        return partition_counts(con, day), StateChanges(0, 0, 0)
     sql, params = candidates_sql(emrs)
     con.execute(sql, {**params, "day": day})
     con.execute(
         VALIDATE_SQL,
         {"day": day, "future_after_days": FUTURE_AFTER_DAYS,
-         **{f"pattern_{kind}": pattern for kind, pattern in IDENTIFIER_PATTERNS.items()}},
+         **identifier_pattern_params()},
     )
     con.execute(DEDUPLICATE_SQL, {"day": day})
     now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -214,9 +216,14 @@ def build_appointment_partition(
             """
         ).fetchone()
         con.execute(UPSERT_CHANGED_SQL, {"now": now})
+        inputs.record(con, "appointment_events", day, current, run_id)
+    return partition_counts(con, day), StateChanges(touched, inserted, updated)
+
+
+def partition_counts(con: duckdb.DuckDBPyConnection, day: date) -> list[ProviderCounts]:
     rows = con.execute(
         "SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed "
         "FROM audit.silver_reconciliation WHERE silver_table = 'appointment_events' AND partition_date = $day ORDER BY provider",
         {"day": day},
     ).fetchall()
-    return [ProviderCounts(*row) for row in rows], StateChanges(touched, inserted, updated)
+    return [ProviderCounts(*row) for row in rows]

@@ -17,3 +17,15 @@ IDENTIFIER_PATTERNS = {
     "mbi": MBI_PATTERN,
     "vendor_ref": r"^VR[0-9A-F]{8}$",
 }
+
+# SQL: is the candidate row `c`'s member_ref shaped like its identifier type? One constant
+# pattern per branch (bound as $pattern_<type>): DuckDB compiles a constant pattern once, while a
+# pattern chosen per row is compiled per row.
+MEMBER_REF_IS_WELL_FORMED = """(CASE c.identifier_type
+    WHEN 'member_id' THEN regexp_full_match(c.member_ref, $pattern_member_id)
+    WHEN 'mbi' THEN regexp_full_match(c.member_ref, $pattern_mbi)
+    ELSE regexp_full_match(c.member_ref, $pattern_vendor_ref) END)"""
+
+
+def identifier_pattern_params() -> dict[str, str]:
+    return {f"pattern_{kind}": pattern for kind, pattern in IDENTIFIER_PATTERNS.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import duckdb
 
@@ -33,34 +33,95 @@ def member_id_coverage(con: duckdb.DuckDBPyConnection, table: str, days: list[da
     )
 
 
-def unique_event_ids(con: duckdb.DuckDBPyConnection, table: str) -> RuleOutcome:
-    """No event_id appears twice anywhere in the silver event table (across every day)."""
-    rows = con.execute(
-        f"SELECT event_id, count(*) FROM silver.{table} GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC LIMIT 10"
-    ).fetchall()
-    total = con.execute(
-        f"SELECT count(*) FROM (SELECT event_id FROM silver.{table} GROUP BY 1 HAVING count(*) > 1)"
-    ).fetchone()[0]
-    return RuleOutcome(passed=total == 0, metadata={"duplicated_event_ids": int(total),
-                                                    "examples": [f"{e[:12]}… x{n}" for e, n in rows]})
+# Partitions whose row count differs from what the pipeline's writes recorded: rows added or
+# removed outside the pipeline (never deduplicated).
+UNACCOUNTED_SQL = """
+WITH actual AS (SELECT partition_date, count(*) AS n FROM silver.{table} GROUP BY 1),
+recorded AS (SELECT partition_date, sum(rows_loaded) AS n FROM audit.silver_reconciliation
+             WHERE silver_table = $table GROUP BY 1)
+SELECT partition_date, coalesce(a.n, 0), coalesce(r.n, 0)
+FROM actual AS a FULL JOIN recorded AS r USING (partition_date)
+WHERE coalesce(a.n, 0) <> coalesce(r.n, 0)
+ORDER BY 1
+"""
+
+# event_ids of the checked partitions that appear twice among them or in the dedup window
+# around them; 64-bit hashes narrow the rows down, event_id decides.
+DUPLICATES_NEAR_SQL = """
+WITH checked AS (SELECT hash(event_id) AS h FROM silver.{table}
+                 WHERE partition_date IN (SELECT unnest($days)) AND ($since IS NULL OR loaded_at >= $since)),
+suspects AS (
+    SELECT hash(event_id) AS h FROM silver.{table}
+    WHERE partition_date BETWEEN $start AND $end AND hash(event_id) IN (SELECT h FROM checked)
+    GROUP BY 1 HAVING count(*) > 1
+)
+SELECT event_id, count(*) AS copies FROM silver.{table}
+WHERE partition_date BETWEEN $start AND $end AND hash(event_id) IN (SELECT h FROM suspects)
+GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1
+"""
+
+# event_ids of some partitions that appear anywhere else in the table.
+DUPLICATES_ANYWHERE_SQL = """
+SELECT event_id, count(*) AS copies FROM silver.{table}
+WHERE event_id IN (SELECT event_id FROM silver.{table} WHERE partition_date IN (SELECT unnest($days)))
+GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1
+"""
 
 
-def event_time_integrity(con: duckdb.DuckDBPyConnection, days: list[date]) -> RuleOutcome:
+def unique_event_ids(con: duckdb.DuckDBPyConnection, table: str, days: list[date], window_days: int,
+                     written_since: datetime | None = None) -> RuleOutcome:
+    """No event_id appears twice in the silver event table, within the deduplication window.
+
+    Proven in three parts, none of which reads the whole history: every partition holds exactly
+    the rows the pipeline's deduplicating writes recorded (else rows were added outside it, and
+    those partitions are checked against the whole table); and `days`, the partitions written in
+    this run (their rows written since `written_since`, when given), hold no event_id twice, nor
+    one that another partition within `window_days` holds.
+    A partition no run has rewritten was verified when it was written and has not changed since.
+    """
+    unaccounted = con.execute(UNACCOUNTED_SQL.format(table=table), {"table": table}).fetchall()
+    duplicated: dict[str, int] = {}
+    if days:
+        span = {"days": days, "since": written_since,
+                "start": min(days) - timedelta(days=window_days), "end": max(days) + timedelta(days=window_days)}
+        duplicated.update(con.execute(DUPLICATES_NEAR_SQL.format(table=table), span).fetchall())
+    if unaccounted:
+        rogue = [row[0] for row in unaccounted if row[1] > 0]
+        duplicated.update(con.execute(DUPLICATES_ANYWHERE_SQL.format(table=table), {"days": rogue}).fetchall())
+    examples = sorted(duplicated.items(), key=lambda item: (-item[1], item[0]))[:10]
+    return RuleOutcome(
+        passed=not duplicated and not unaccounted,
+        metadata={"duplicated_event_ids": len(duplicated),
+                  "examples": [f"{e[:12]}… x{n}" for e, n in examples],
+                  "partitions_verified": [str(d) for d in days],
+                  "partitions_not_matching_their_writes": [f"{d}: {n} rows, writes recorded {w}" for d, n, w in unaccounted[:20]],
+                  "window_days": window_days},
+    )
+
+
+# Rows a check reads: the days' partitions, and of those only the rows written since a time when
+# the caller gives one (rows an earlier run wrote were checked by that run and have not changed:
+# a partition is only ever rewritten or appended to by the pipeline, which stamps loaded_at).
+WRITTEN_SINCE = "($since IS NULL OR {alias}loaded_at >= $since)"
+
+
+def event_time_integrity(con: duckdb.DuckDBPyConnection, days: list[date], written_since: datetime | None = None) -> RuleOutcome:
     """No event in silver is stamped after its delivery (or lacks a time)."""
     bad, quarantined = con.execute(
         f"""
         SELECT (SELECT count(*) FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days))
+                AND {WRITTEN_SINCE.format(alias='')}
                 AND (event_ts IS NULL OR event_ts >= CAST(partition_date AS TIMESTAMP) + INTERVAL {FUTURE_AFTER_DAYS} DAY)),
                (SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'outreach_events'
                 AND reason IN ('future_timestamp', 'invalid_timestamp') AND partition_date IN (SELECT unnest($days)))
         """,
-        {"days": days},
+        {"days": days, "since": written_since},
     ).fetchone()
     return RuleOutcome(passed=bad == 0, metadata={"events_after_delivery_in_silver": int(bad),
                                                    "rows_quarantined_for_time": int(quarantined)})
 
 
-def referential_integrity(con: duckdb.DuckDBPyConnection, table: str, days: list[date]) -> RuleOutcome:
+def referential_integrity(con: duckdb.DuckDBPyConnection, table: str, days: list[date], written_since: datetime | None = None) -> RuleOutcome:
     """Every event's member is in silver.members and its contract is a contract members belong to."""
     unknown_members, unknown_contracts, examples = con.execute(
         f"""
@@ -68,9 +129,9 @@ def referential_integrity(con: duckdb.DuckDBPyConnection, table: str, days: list
                count(*) FILTER (WHERE e.contract_id IS NULL OR e.contract_id NOT IN (SELECT DISTINCT contract_id FROM silver.members)),
                list(e.member_id) FILTER (WHERE m.member_id IS NULL)[1:5]
         FROM silver.{table} AS e LEFT JOIN silver.members AS m USING (member_id)
-        WHERE e.partition_date IN (SELECT unnest($days))
+        WHERE e.partition_date IN (SELECT unnest($days)) AND {WRITTEN_SINCE.format(alias='e.')}
         """,
-        {"days": days},
+        {"days": days, "since": written_since},
     ).fetchone()
     return RuleOutcome(
         passed=unknown_members == 0 and unknown_contracts == 0,
