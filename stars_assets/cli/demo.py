@@ -33,6 +33,15 @@ def _run(definitions: dg.Definitions, job_name: str, instance: dg.DagsterInstanc
     return result
 
 
+CONTRACT_OUTLOOK_SQL = """
+SELECT contract_id, projected_summary, expected_stars, p_four_plus, lever_1, lever_1_gain
+FROM model.contract_predictions
+WHERE model = 'fitted' AND as_of_week_end = (SELECT max(as_of_week_end) FROM model.contract_predictions)
+  AND expected_stars IS NOT NULL
+ORDER BY contract_id
+"""
+
+
 def _table_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     tables = con.execute(
         "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
@@ -69,6 +78,10 @@ def main() -> int:
     failed_checks = []
     for result in results:
         for evaluation in result.get_asset_check_evaluations():
+            if evaluation.check_name == "check_reproduction_overall_rating":
+                metadata = {k: v.value for k, v in evaluation.metadata.items()}
+                print(f"  CMS 2026 overall ratings reproduced: {metadata['matches']} of {metadata['published_numeric_ratings']} "
+                      f"({'passed' if evaluation.passed else 'FAILED'})")
             outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
             checks[outcome] += 1
             if not evaluation.passed:
@@ -81,6 +94,9 @@ def main() -> int:
         for layer, provider, reason, count in con.execute(
             "SELECT layer, provider, reason, count(*) FROM audit.quarantine GROUP BY ALL ORDER BY 1, 2, 3").fetchall():
             print(f"    {layer:<7} {provider:<10} {reason:<26} {count:>8,}")
+        print("  contract outlook, latest week (projected CMS summary; fitted model: expected stars, P(4+), top lever):")
+        for row in con.execute(CONTRACT_OUTLOOK_SQL).fetchall():
+            print("    {} {:>4}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
     print("  asset checks: " + ", ".join(f"{n} {k}" for k, n in sorted(checks.items())))
     for failed in failed_checks:
         print(f"    {failed}")
