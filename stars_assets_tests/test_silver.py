@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
@@ -153,3 +154,17 @@ def test_a_failing_blocking_check_stops_downstream_assets(ingested, tmp_path):
     assert silver.OUTREACH_KEY in materialized
     assert dg.AssetKey(["test", "downstream_of_outreach"]) not in materialized
     assert not result.success
+
+
+def test_outreach_before_any_enrollment_snapshot_is_quarantined_not_crashed(world, tmp_path):
+    """A vendor file that lands before the first member extract: rows wait in quarantine as unknown members."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    outreach_bronze = [a for a in bronze_assets if a.key.path[1] in ("ihwa", "engage", "dialer")]
+    result = ingest(world, warehouse, WORLD_START, WORLD_START, assets=[*outreach_bronze, silver.outreach_events])
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert silver.OUTREACH_KEY in materialized
+    coverage = [e for e in result.get_asset_check_evaluations() if e.check_name == "check_validity_member_id_coverage"]
+    assert len(coverage) == 1 and not coverage[0].passed
+    counts = query(warehouse, "SELECT (SELECT count(*) FROM silver.outreach_events) AS loaded, "
+                              "(SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND reason = 'unknown_member') AS unknown")
+    assert counts["loaded"][0] == 0 and counts["unknown"][0] > 0

@@ -17,6 +17,7 @@ from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver.expressions import key_expression, mapped_code, timestamp_utc
 from stars_assets.lib.silver import inputs
 from stars_assets.lib.silver.identity import MEMBER_REF_IS_WELL_FORMED, identifier_pattern_params
+from stars_assets.lib.silver.dimensions import MEMBER_TABLES_DDL
 from stars_assets.lib.silver.outreach import FUTURE_AFTER_DAYS, SILVER_DDL, ProviderCounts, crosswalk_version
 from stars_assets.lib.warehouse import in_transaction
 
@@ -184,6 +185,7 @@ def build_appointment_partition(
     con: duckdb.DuckDBPyConnection, providers: list[ProviderConfig], day: date, run_id: str
 ) -> tuple[list[ProviderCounts], StateChanges]:
     con.execute(SILVER_DDL)
+    con.execute(MEMBER_TABLES_DDL)
     con.execute(APPOINTMENTS_DDL)
     emrs = [p for p in providers if p.kind == "appointments"]
     # EMR feeds are small: a changed day is rebuilt whole; an unchanged one is skipped.

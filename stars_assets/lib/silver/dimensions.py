@@ -10,6 +10,21 @@ import duckdb
 
 from stars_assets.lib.warehouse import in_transaction
 
+# Created empty when outreach arrives before the first enrollment snapshot: its rows are then
+# quarantined as unknown members (and the coverage check says so) instead of failing the run.
+MEMBER_TABLES_DDL = """
+CREATE SCHEMA IF NOT EXISTS silver;
+CREATE TABLE IF NOT EXISTS silver.members (
+    member_id VARCHAR, mbi VARCHAR, vendor_ref VARCHAR, birth_date DATE, sex VARCHAR, contract_id VARCHAR,
+    region VARCHAR, dual_status BOOLEAN, lis_status BOOLEAN, enrollment_start DATE, enrollment_end DATE,
+    has_diabetes BOOLEAN, has_hypertension BOOLEAN, has_hyperlipidemia BOOLEAN, snapshot_date DATE,
+    source_file VARCHAR, source_row BIGINT
+);
+CREATE TABLE IF NOT EXISTS silver.member_identifiers (
+    id_type VARCHAR, id_value VARCHAR, member_id VARCHAR, contract_id VARCHAR, region VARCHAR
+);
+"""
+
 MEMBERS_SQL = """
 CREATE OR REPLACE TABLE silver.members AS
 SELECT trim(member_id) AS member_id, trim(mbi) AS mbi, trim(vendor_ref) AS vendor_ref,

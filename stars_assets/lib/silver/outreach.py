@@ -27,6 +27,7 @@ from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver import inputs
 from stars_assets.lib.silver.expressions import key_expression, mapped_code, timestamp_utc
 from stars_assets.lib.silver.identity import MEMBER_REF_IS_WELL_FORMED, identifier_pattern_params
+from stars_assets.lib.silver.dimensions import MEMBER_TABLES_DDL
 from stars_assets.lib.warehouse import in_transaction
 
 SILVER_DDL = """
@@ -249,6 +250,7 @@ def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:
 
 def build_outreach_partition(con: duckdb.DuckDBPyConnection, providers: list[ProviderConfig], day: date, run_id: str) -> PartitionBuild:
     con.execute(SILVER_DDL)
+    con.execute(MEMBER_TABLES_DDL)
     outreach = [p for p in providers if p.kind == "outreach"]
     current = inputs.current_inputs(con, [p.name for p in outreach], day, crosswalk_version(con))
     plan = inputs.plan(con, "outreach_events", day, current)
