@@ -51,7 +51,15 @@ def _summary_metadata(provider: ProviderConfig, loads: list[PartitionLoad], prev
         if f.reason:
             reasons[f.reason] = reasons.get(f.reason, 0) + 1
     drift = sorted({c for f in files for c in f.extra_columns})
+    # A single-run backfill reports one result for every partition of the range, so the row
+    # count is a partition's own only when the run covers one; the table below splits the range.
+    row_count = {"dagster/row_count": dg.MetadataValue.int(loads[0].rows_loaded)} if len(loads) == 1 else {}
     return {
+        **row_count,
+        "rows_per_partition": dg.MetadataValue.md(markdown_preview(
+            ["partition", "mode", "files", "rows loaded", "rows quarantined", "files quarantined"],
+            [(str(load.partition_date), load.mode, len(load.files), load.rows_loaded, load.rows_rejected, load.files_quarantined)
+             for load in loads])),
         "partitions": dg.MetadataValue.text(", ".join(str(load.partition_date) for load in loads)),
         "files_read": dg.MetadataValue.int(sum(load.files_read for load in loads)),
         "rows_read": dg.MetadataValue.int(sum(load.rows_read for load in loads)),
@@ -60,7 +68,7 @@ def _summary_metadata(provider: ProviderConfig, loads: list[PartitionLoad], prev
         "files_quarantined": dg.MetadataValue.int(sum(f.status == "quarantined" for f in files)),
         "files_skipped_duplicate": dg.MetadataValue.int(sum(f.status == "skipped_duplicate" for f in files)),
         "file_reasons": dg.MetadataValue.json(reasons),
-        "dagster/row_count": dg.MetadataValue.int(sum(load.rows_loaded for load in loads)),
+        "rows_loaded": dg.MetadataValue.int(sum(load.rows_loaded for load in loads)),
         "rows_quarantined": dg.MetadataValue.int(sum(load.rows_rejected for load in loads)),
         "bytes_read": dg.MetadataValue.int(sum(load.bytes_read for load in loads)),
         "schema_drift_columns": dg.MetadataValue.json(drift),
