@@ -305,6 +305,15 @@ def _load_records(con, dataset: Dataset, stage: str, records: list[tuple[int, di
     con.unregister(f"{stage}_rej_arrow")
 
 
+def _accept(number: int, values: dict[str, str | None], raw: str, required: list[str], records: list, rejects: list) -> None:
+    """A parsed message or resource is a record when every required field has a value."""
+    missing = [p for p in required if values[p] is None]
+    if missing:
+        rejects.append((number, "missing_required_field", f"missing {', '.join(missing)}", raw))
+    else:
+        records.append((number, values, raw))
+
+
 def _read_utf8(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
@@ -353,12 +362,7 @@ def _stage_hl7(con, provider: ProviderConfig, dataset: Dataset, path: Path, stag
         for line in segment_lines:
             fields = line.split("|")
             segments.setdefault(fields[0], fields)
-        values = {c.source: hl7_field(segments, c.source) for c in dataset.columns}
-        missing = [p for p in required if values[p] is None]
-        if missing:
-            rejects.append((number, "missing_required_field", f"missing {', '.join(missing)}", raw))
-            continue
-        records.append((number, values, raw))
+        _accept(number, {c.source: hl7_field(segments, c.source) for c in dataset.columns}, raw, required, records, rejects)
     _load_records(con, dataset, stage, records, rejects)
     return _staged(con, stage, ())
 
@@ -397,11 +401,6 @@ def _stage_fhir(con, provider: ProviderConfig, dataset: Dataset, path: Path, sta
         if not isinstance(resource, dict) or resource.get("resourceType") != "Appointment":
             rejects.append((number, "malformed_resource", "entry is not an Appointment resource", raw))
             continue
-        values = {c.source: json_path_value(resource, c.source) for c in dataset.columns}
-        missing = [p for p in required if values[p] is None]
-        if missing:
-            rejects.append((number, "missing_required_field", f"missing {', '.join(missing)}", raw))
-            continue
-        records.append((number, values, raw))
+        _accept(number, {c.source: json_path_value(resource, c.source) for c in dataset.columns}, raw, required, records, rejects)
     _load_records(con, dataset, stage, records, rejects)
     return _staged(con, stage, ())
