@@ -126,3 +126,13 @@ def test_contract_measure_rates_follow_the_gap_list(gold_week):
                               "WHERE as_of_week_end = $w AND source = 'member_level' AND measure_id LIKE 'C%'", {"w": WEEK_END})
     actual = actual.set_index(["contract_id", "cms_measure_id"]).sort_index()
     assert actual.astype(int).to_dict() == expected.sort_index().astype(int).to_dict()
+
+
+def test_gold_materializations_carry_column_lineage_to_silver(gold_week):
+    _, _, result = gold_week
+    lineage = {e.asset_key: e.materialization.metadata["dagster/column_lineage"].value
+               for e in result.get_asset_materialization_events()
+               if "dagster/column_lineage" in e.materialization.metadata}
+    closure = lineage[gold.CARE_GAP_CLOSURE].deps_by_column
+    assert {d.asset_key for d in closure["attributed_channel"]} == {gold.SILVER["outreach_events"], gold.SILVER["care_gaps"]}
+    assert gold.SILVER["members"] in {d.asset_key for d in lineage[gold.CAMPAIGN_EFFECTIVENESS].deps_by_column["age_band"]}

@@ -32,6 +32,43 @@ CONTRACT_PROJECTED_SUMMARY = dg.AssetKey(["gold", "contract_projected_summary"])
 PROJECTION_STAR_YEAR = max(available_star_years())
 
 
+def _from(*sources: tuple[str, str]) -> list[dg.TableColumnDep]:
+    return [dg.TableColumnDep(asset_key=SILVER[table], column_name=column) for table, column in sources]
+
+
+# Which silver columns each gold column is computed from (shown in the UI's column lineage).
+CARE_GAP_CLOSURE_LINEAGE = dg.TableColumnLineage(deps_by_column={
+    "gap_id": _from(("care_gaps", "gap_id")),
+    "member_id": _from(("care_gaps", "member_id")),
+    "contract_id": _from(("members", "contract_id")),
+    "region": _from(("members", "region")),
+    "measure_code": _from(("care_gaps", "measure_code")),
+    "open_date": _from(("care_gaps", "open_date")),
+    "close_date": _from(("care_gaps", "close_date")),
+    "days_to_close": _from(("care_gaps", "open_date"), ("care_gaps", "close_date")),
+    "touches_total": _from(("outreach_events", "event_id"), ("outreach_events", "measure_codes"), ("outreach_events", "event_ts")),
+    "reaching_touches": _from(("outreach_events", "event_type"), ("outreach_events", "event_ts")),
+    "attributed_channel": _from(("outreach_events", "channel"), ("outreach_events", "event_type"), ("outreach_events", "event_ts"),
+                                ("care_gaps", "close_date")),
+    "appointments_booked": _from(("appointments", "appointment_key"), ("appointments", "booked_ts")),
+    "appointments_completed": _from(("appointments", "status")),
+})
+CAMPAIGN_EFFECTIVENESS_LINEAGE = dg.TableColumnLineage(deps_by_column={
+    "channel": _from(("outreach_events", "channel")),
+    "region": _from(("members", "region")),
+    "contract_id": _from(("members", "contract_id")),
+    "dual_lis_cohort": _from(("members", "dual_status"), ("members", "lis_status")),
+    "age_band": _from(("members", "birth_date")),
+    "measure_code": _from(("care_gaps", "measure_code")),
+    "members_targeted": _from(("outreach_events", "member_id")),
+    "attempts": _from(("outreach_events", "event_id")),
+    "reach_rate": _from(("outreach_events", "event_type")),
+    "appointment_show_rate": _from(("appointments", "status")),
+    "closure_rate_30d": _from(("outreach_events", "event_ts"), ("care_gaps", "close_date")),
+    "members_opted_out": _from(("outreach_events", "event_type")),
+})
+
+
 def week_end(partition_key: str) -> date:
     """Weeks start on Sunday; the snapshot is as of the Saturday that ends the week."""
     return date.fromisoformat(partition_key) + timedelta(days=6)
@@ -84,6 +121,7 @@ def care_gap_closure(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
                                "ORDER BY close_date NULLS LAST LIMIT 5", {"week_end": as_of}).fetchall()
     yield dg.MaterializeResult(
         metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
+                  "dagster/column_lineage": CARE_GAP_CLOSURE_LINEAGE,
                   "gaps_closed": int(closed), "closure_rate": round(closed / rows, 4) if rows else 0.0,
                   "closures_by_attributed_channel": dg.MetadataValue.json(json.loads(by_channel or "{}")),
                   "preview": dg.MetadataValue.md(markdown_preview(columns, preview))},
@@ -130,6 +168,7 @@ def campaign_effectiveness(context: dg.AssetExecutionContext, duckdb: DuckDBReso
             "FROM gold.campaign_effectiveness WHERE as_of_week_end = $week_end GROUP BY 1 ORDER BY 1", {"week_end": as_of}).fetchall()
     yield dg.MaterializeResult(
         metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
+                  "dagster/column_lineage": CAMPAIGN_EFFECTIVENESS_LINEAGE,
                   "by_channel": dg.MetadataValue.md(markdown_preview(columns, by_channel))},
         check_results=[
             dg.AssetCheckResult(check_name="check_contract_campaign_effectiveness", passed=contract.passed, metadata=contract.metadata),
