@@ -1,6 +1,5 @@
 """Gold: weekly "as of week end" facts for analysts and leadership."""
 
-import json
 from datetime import date, timedelta
 
 import dagster as dg
@@ -85,96 +84,67 @@ def _checks(key: dg.AssetKey, names: dict[str, str]) -> list[dg.AssetCheckSpec]:
     return [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in names.items()]
 
 
-CLOSURE_CHECKS = {
-    "check_contract_care_gap_closure": "The week's rows satisfy the pandera contract (types, ranges, closure not before opening, touch counts not negative).",
-    "check_uniqueness_gap_id": "One row per gap and week end.",
-}
+FACT_DEPS = [SILVER["care_gaps"], SILVER["members"], SILVER["outreach_events"], SILVER["appointments"]]
 
 
-@dg.asset(
-    key=CARE_GAP_CLOSURE,
-    group_name="gold",
-    description=(
-        "One row per member care gap of the measurement year, as of the week end: opened, closed (and how), "
-        "outreach touches before closure by channel, appointments, days to close, and the attributed channel "
-        "(the last reaching touch within 90 days before closure)."
-    ),
-    partitions_def=weekly_partitions,
-    deps=[SILVER["care_gaps"], SILVER["members"], SILVER["outreach_events"], SILVER["appointments"]],
-    kinds={"duckdb", "sql"},
-    owners=OWNERS,
-    pool=WAREHOUSE_POOL,
-    check_specs=_checks(CARE_GAP_CLOSURE, CLOSURE_CHECKS),
-)
-def care_gap_closure(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    as_of = week_end(context.partition_key)
-    with duckdb.get_connection() as conn:
-        conn.execute(GOLD_DDL)
-        rows = _replace_week(conn, "gold.care_gap_closure", as_of, CARE_GAP_CLOSURE_SQL)
-        closed, by_channel = conn.execute(
-            "SELECT count(*) FILTER (WHERE is_closed), to_json(histogram(attributed_channel)) FROM gold.care_gap_closure "
-            "WHERE as_of_week_end = $week_end", {"week_end": as_of}).fetchone()
-        contract = quality.care_gap_closure_contract(conn, as_of)
-        unique = quality.unique_keys(conn, "gold.care_gap_closure", ["gap_id"], as_of)
-        columns = ["gap_id", "member_id", "contract_id", "measure_code", "open_date", "close_date", "touches_total", "attributed_channel"]
-        preview = conn.execute(f"SELECT {', '.join(columns)} FROM gold.care_gap_closure WHERE as_of_week_end = $week_end "
-                               "ORDER BY close_date NULLS LAST LIMIT 5", {"week_end": as_of}).fetchall()
-    yield dg.MaterializeResult(
-        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
-                  "dagster/column_lineage": CARE_GAP_CLOSURE_LINEAGE,
-                  "gaps_closed": int(closed), "closure_rate": round(closed / rows, 4) if rows else 0.0,
-                  "closures_by_attributed_channel": dg.MetadataValue.json(json.loads(by_channel or "{}")),
-                  "preview": dg.MetadataValue.md(markdown_preview(columns, preview))},
-        check_results=[
-            dg.AssetCheckResult(check_name="check_contract_care_gap_closure", passed=contract.passed, metadata=contract.metadata),
-            dg.AssetCheckResult(check_name="check_uniqueness_gap_id", passed=unique.passed, metadata=unique.metadata),
-        ],
+def _weekly_fact(key: dg.AssetKey, description: str, insert_sql: str, contract, unique_check: str, unique_key: list[str],
+                 lineage: dg.TableColumnLineage, summary_sql: str, summary_columns: list[str]) -> dg.AssetsDefinition:
+    """A weekly fact: replace the week's rows with `insert_sql`, check its pandera contract and key."""
+    table = f"gold.{key.path[-1]}"
+    contract_check = f"check_contract_{key.path[-1]}"
+
+    @dg.asset(
+        key=key, group_name="gold", description=description, partitions_def=weekly_partitions, deps=FACT_DEPS,
+        kinds={"duckdb", "sql"}, owners=OWNERS, pool=WAREHOUSE_POOL,
+        check_specs=_checks(key, {
+            contract_check: f"The week's rows satisfy the pandera contract {contract.__name__} (types, ranges, row rules).",
+            unique_check: f"One row per {', '.join(unique_key)} and week end.",
+        }),
     )
+    def weekly_fact(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+        as_of = week_end(context.partition_key)
+        with duckdb.get_connection() as conn:
+            conn.execute(GOLD_DDL)
+            rows = _replace_week(conn, table, as_of, insert_sql)
+            contract_outcome = quality.validate_week(conn, table, contract, as_of)
+            unique_outcome = quality.unique_keys(conn, table, unique_key, as_of)
+            summary = conn.execute(summary_sql, {"week_end": as_of}).fetchall()
+        yield dg.MaterializeResult(
+            metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
+                      "dagster/column_lineage": lineage,
+                      "summary": dg.MetadataValue.md(markdown_preview(summary_columns, summary))},
+            check_results=[
+                dg.AssetCheckResult(check_name=contract_check, passed=contract_outcome.passed, metadata=contract_outcome.metadata),
+                dg.AssetCheckResult(check_name=unique_check, passed=unique_outcome.passed, metadata=unique_outcome.metadata),
+            ],
+        )
+
+    return weekly_fact
 
 
-CAMPAIGN_CHECKS = {
-    "check_contract_campaign_effectiveness": "The week's rows satisfy the pandera contract (rates within [0, 1], counts not negative, reached <= targeted).",
-    "check_uniqueness_campaign_cell": "One row per channel, region, contract, cohort, age band and measure for the week.",
-}
-
-
-@dg.asset(
-    key=CAMPAIGN_EFFECTIVENESS,
-    group_name="gold",
-    description=(
-        "Campaign effectiveness as of the week end, by channel x region x contract x cohort (dual/LIS, age band) x measure: "
-        "members targeted, attempts, reach rate, appointment show rate, gap closure within 30/60/90 days of the first touch "
-        "(over gaps whose window has fully elapsed), opt-outs."
-    ),
-    partitions_def=weekly_partitions,
-    deps=[SILVER["care_gaps"], SILVER["members"], SILVER["outreach_events"], SILVER["appointments"]],
-    kinds={"duckdb", "sql"},
-    owners=OWNERS,
-    pool=WAREHOUSE_POOL,
-    check_specs=_checks(CAMPAIGN_EFFECTIVENESS, CAMPAIGN_CHECKS),
+care_gap_closure = _weekly_fact(
+    CARE_GAP_CLOSURE,
+    "One row per member care gap of the measurement year, as of the week end: opened, closed (and how), "
+    "outreach touches before closure by channel, appointments, days to close, and the attributed channel "
+    "(the last reaching touch within 90 days before closure).",
+    CARE_GAP_CLOSURE_SQL, quality.CareGapClosure, "check_uniqueness_gap_id", ["gap_id"], CARE_GAP_CLOSURE_LINEAGE,
+    "SELECT measure_code, count(*), count(*) FILTER (WHERE is_closed), round(avg(days_to_close), 1), "
+    "mode(attributed_channel) FROM gold.care_gap_closure WHERE as_of_week_end = $week_end GROUP BY 1 ORDER BY 1",
+    ["measure", "gaps", "closed", "mean days to close", "most credited channel"],
 )
-def campaign_effectiveness(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    as_of = week_end(context.partition_key)
-    with duckdb.get_connection() as conn:
-        conn.execute(GOLD_DDL)
-        rows = _replace_week(conn, "gold.campaign_effectiveness", as_of, CAMPAIGN_EFFECTIVENESS_SQL)
-        contract = quality.campaign_effectiveness_contract(conn, as_of)
-        unique = quality.unique_keys(conn, "gold.campaign_effectiveness",
-                                     ["channel", "region", "contract_id", "dual_lis_cohort", "age_band", "measure_code"], as_of)
-        columns = ["channel", "measure_code", "members_targeted", "reach_rate", "closure_rate_30d", "members_opted_out"]
-        by_channel = conn.execute(
-            "SELECT channel, 'all' AS measure_code, sum(members_targeted), round(sum(members_reached) / sum(members_targeted), 3), "
-            "round(sum(closed_within_30d) / nullif(sum(gaps_mature_30d), 0), 3), sum(members_opted_out) "
-            "FROM gold.campaign_effectiveness WHERE as_of_week_end = $week_end GROUP BY 1 ORDER BY 1", {"week_end": as_of}).fetchall()
-    yield dg.MaterializeResult(
-        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
-                  "dagster/column_lineage": CAMPAIGN_EFFECTIVENESS_LINEAGE,
-                  "by_channel": dg.MetadataValue.md(markdown_preview(columns, by_channel))},
-        check_results=[
-            dg.AssetCheckResult(check_name="check_contract_campaign_effectiveness", passed=contract.passed, metadata=contract.metadata),
-            dg.AssetCheckResult(check_name="check_uniqueness_campaign_cell", passed=unique.passed, metadata=unique.metadata),
-        ],
-    )
+
+campaign_effectiveness = _weekly_fact(
+    CAMPAIGN_EFFECTIVENESS,
+    "Campaign effectiveness as of the week end, by channel x region x contract x cohort (dual/LIS, age band) x measure: "
+    "members targeted, attempts, reach rate, appointment show rate, gap closure within 30/60/90 days of the first touch "
+    "(over gaps whose window has fully elapsed), opt-outs.",
+    CAMPAIGN_EFFECTIVENESS_SQL, quality.CampaignEffectiveness, "check_uniqueness_campaign_cell",
+    ["channel", "region", "contract_id", "dual_lis_cohort", "age_band", "measure_code"], CAMPAIGN_EFFECTIVENESS_LINEAGE,
+    "SELECT channel, sum(members_targeted), round(sum(members_reached) / sum(members_targeted), 3), "
+    "round(sum(closed_within_30d) / nullif(sum(gaps_mature_30d), 0), 3), sum(members_opted_out) "
+    "FROM gold.campaign_effectiveness WHERE as_of_week_end = $week_end GROUP BY 1 ORDER BY 1",
+    ["channel", "members targeted", "reach rate", "closed within 30 days", "opted out"],
+)
 
 
 RATE_CHECKS = {
@@ -225,7 +195,7 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
                 conn.execute(f"DELETE FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of})
                 conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
                 conn.unregister("incoming")
-        contract = quality.contract_measure_rates_contract(conn, as_of)
+        contract = quality.validate_week(conn, "gold.contract_measure_rates", quality.ContractMeasureRates, as_of)
         unique = quality.unique_keys(conn, "gold.contract_measure_rates", ["contract_id", "measure_id"], as_of)
     yield dg.MaterializeResult(
         asset_key=CONTRACT_MEASURE_RATES,

@@ -92,20 +92,9 @@ def validate(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> RuleOutcome
     return RuleOutcome(passed=True, metadata={"rows_checked": len(frame), "failures": 0})
 
 
-def _week(con: duckdb.DuckDBPyConnection, table: str, as_of: date) -> pd.DataFrame:
-    return con.execute(f"SELECT * FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of}).df()
-
-
-def care_gap_closure_contract(con: duckdb.DuckDBPyConnection, as_of: date) -> RuleOutcome:
-    return validate(CareGapClosure, _week(con, "gold.care_gap_closure", as_of))
-
-
-def campaign_effectiveness_contract(con: duckdb.DuckDBPyConnection, as_of: date) -> RuleOutcome:
-    return validate(CampaignEffectiveness, _week(con, "gold.campaign_effectiveness", as_of))
-
-
-def contract_measure_rates_contract(con: duckdb.DuckDBPyConnection, as_of: date) -> RuleOutcome:
-    return validate(ContractMeasureRates, _week(con, "gold.contract_measure_rates", as_of))
+def validate_week(con: duckdb.DuckDBPyConnection, table: str, model: type[pa.DataFrameModel], as_of: date) -> RuleOutcome:
+    """The contract over one week of a gold table (a week is small enough for pandas)."""
+    return validate(model, con.execute(f"SELECT * FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of}).df())
 
 
 def unique_keys(con: duckdb.DuckDBPyConnection, table: str, key: list[str], as_of: date) -> RuleOutcome:
