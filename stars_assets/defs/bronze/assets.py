@@ -9,7 +9,8 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from stars_assets.defs.resources import LandingZone
-from stars_assets.lib.bronze.load import PartitionLoad, configure_connection, load_partition
+from stars_assets.lib.bronze.load import PartitionLoad, load_partition
+from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.bronze.quality import (
     quarantine_rate_result,
     reconciliation_result,

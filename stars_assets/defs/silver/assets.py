@@ -8,7 +8,8 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.bronze.assets import bronze_key
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
-from stars_assets.lib.bronze.load import configure_connection, ensure_tables
+from stars_assets.lib.bronze.load import ensure_tables
+from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import quality

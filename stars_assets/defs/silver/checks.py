@@ -18,7 +18,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
-from stars_assets.lib.bronze.load import configure_connection
+from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.silver import check_memo, contracts
 
 PARTITION_TAG = "dagster/partition"

@@ -23,8 +23,6 @@ Files are hashed only when their size or modification time differs from the mani
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -55,22 +53,6 @@ LINEAGE_COLUMNS = (
     "_extra VARCHAR, _source_file VARCHAR, _source_row BIGINT, _partition_date DATE, "
     "_ingested_at TIMESTAMP, _record_hash VARCHAR"
 )
-
-
-# DuckDB takes 80% of the machine's memory by default; the pipeline keeps one file (bronze) or
-# one day's keys (silver) in memory and lets DuckDB spill the rest to its temp directory
-# (<database>.tmp), so peak memory stays flat as a day grows. STARS_DUCKDB_MEMORY_LIMIT overrides.
-DEFAULT_MEMORY_LIMIT = "2GB"
-_MEMORY_SETTING = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
-
-
-def configure_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Bound DuckDB's memory on a warehouse connection (a database-wide setting while it is open)."""
-    limit = os.environ.get("STARS_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT).strip()
-    if not _MEMORY_SETTING.match(limit):
-        raise ValueError(f"STARS_DUCKDB_MEMORY_LIMIT must look like 2GB or 1500MB, got {limit!r}")
-    con.execute(f"SET memory_limit = '{limit}'")
-    return con
 
 
 @dataclass(frozen=True)
