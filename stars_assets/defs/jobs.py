@@ -2,14 +2,12 @@
 
 import dagster as dg
 
-from stars_assets.defs.partitions import daily_partitions, weekly_partitions
-
+# Each job takes its partitions from the assets it selects.
 WEEKLY_MODEL_OUTPUTS = dg.AssetSelection.assets(["model", "contract_predictions"], ["model", "measure_levers"])
 
 ingest_daily_deliveries_job = dg.define_asset_job(
     "ingest_daily_deliveries",
     selection=dg.AssetSelection.groups("bronze", "silver"),
-    partitions_def=daily_partitions,
     description="Load each provider's files for the selected delivery dates into bronze, then build silver: dimensions, canonical outreach events, appointments and quarantine.",
 )
 
@@ -22,6 +20,5 @@ refresh_cms_reference_and_model_job = dg.define_asset_job(
 refresh_weekly_snapshots_job = dg.define_asset_job(
     "refresh_weekly_snapshots",
     selection=dg.AssetSelection.groups("gold") | WEEKLY_MODEL_OUTPUTS,
-    partitions_def=weekly_partitions,
     description="Rebuild the week's as-of-week-end facts (care-gap closure, campaign effectiveness, contract measure rates) and the contract predictions and measure levers.",
 )
