@@ -182,6 +182,12 @@ class CodeMapping(_Strict):
         return {self.value} if self.value is not None else set(self.codes.values())
 
 
+def _require_canonical(mapping: CodeMapping, allowed: tuple[str, ...], field: str, kind: str) -> None:
+    unknown = mapping.targets() - set(allowed)
+    if unknown:
+        raise ValueError(f"{field} maps to unknown {kind} {sorted(unknown)}")
+
+
 class OutreachMapping(_Strict):
     """How an outreach vendor's bronze rows become canonical outreach events."""
 
@@ -200,12 +206,8 @@ class OutreachMapping(_Strict):
         _identifier(self.member_ref)
         if self.measure_codes is not None:
             _identifier(self.measure_codes)
-        bad = self.channel.targets() - set(CANONICAL_CHANNELS)
-        if bad:
-            raise ValueError(f"channel maps to unknown canonical channels {sorted(bad)}")
-        bad = self.event_type.targets() - set(CANONICAL_EVENT_TYPES)
-        if bad:
-            raise ValueError(f"event_type maps to unknown canonical event types {sorted(bad)}")
+        _require_canonical(self.channel, CANONICAL_CHANNELS, "channel", "canonical channels")
+        _require_canonical(self.event_type, CANONICAL_EVENT_TYPES, "event_type", "canonical event types")
         return self
 
 
@@ -227,9 +229,7 @@ class AppointmentMapping(_Strict):
         key_template_parts(self.event_key)
         key_template_parts(self.appointment_key)
         _identifier(self.member_ref)
-        bad = self.status.targets() - set(APPOINTMENT_STATUSES)
-        if bad:
-            raise ValueError(f"status maps to unknown appointment statuses {sorted(bad)}")
+        _require_canonical(self.status, APPOINTMENT_STATUSES, "status", "appointment statuses")
         return self
 
 
