@@ -8,10 +8,10 @@ export STARS_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: venv demo test dev bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./sim
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,7 +21,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m stars_assets.cli.demo
+	$(BIN)/python -m stars_sim.demo
 
 # The screenshot test drives Debian's Chromium; install it when the machine lacks it.
 test: $(STAMP)
@@ -33,7 +33,7 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 # A full delivery day at the payer's volume (28.6 million outreach rows); ARGS="--rows-per-day 300000" for a quick run.
 bench: $(STAMP)
-	$(BIN)/python -m stars_assets.cli.bench $(ARGS)
+	$(BIN)/python -m stars_sim.bench $(ARGS)
 
 clean:
 	rm -rf $(DAGSTER_HOME) $(STARS_DATA_DIR)/landing $(STARS_DATA_DIR)/warehouse.duckdb $(STARS_DATA_DIR)/alerts

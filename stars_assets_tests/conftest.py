@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from stars_assets.cli import generate
+from stars_sim import generate
 from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver

@@ -16,7 +16,7 @@ import dagster as dg
 import duckdb
 
 from stars_assets import settings
-from stars_assets.cli import generate
+from stars_sim import generate
 from stars_assets.definitions import defs as load_definitions
 
 SEED = 7

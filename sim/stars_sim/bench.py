@@ -1,6 +1,6 @@
 """make bench: one delivery day at the payer's volume through the project, against plain DuckDB.
 
-    python -m stars_assets.cli.bench [--rows-per-day 28600000] [--day 2026-10-01] [--members 100000]
+    python -m stars_sim.bench [--rows-per-day 28600000] [--day 2026-10-01] [--members 100000]
                                      [--seed 7] [--workdir DIR] [--keep]
 
 Generates one delivery day (outreach rows across ihwa, engage and dialer in the generator's
@@ -77,7 +77,7 @@ def report(result: dict) -> None:
 
 
 def step_generate(args) -> None:
-    from stars_assets.lib.generator import generate
+    from stars_sim.generator import generate
 
     landing = Path(args.workdir) / "landing"
     if landing.exists():
@@ -262,7 +262,7 @@ STEPS = {"generate": step_generate, "floor": step_floor, "run": step_run, "delta
 
 def run_child(args, step: str, *extra: str) -> dict:
     """Run one step in a child process; its own wall time, its process time and its peak RSS."""
-    command = [sys.executable, "-m", "stars_assets.cli.bench", "--step", step, "--workdir", str(args.workdir),
+    command = [sys.executable, "-m", "stars_sim.bench", "--step", step, "--workdir", str(args.workdir),
                "--day", args.day.isoformat(), "--rows-per-day", str(args.rows_per_day),
                "--members", str(args.members), "--seed", str(args.seed), *extra]
     began = time.perf_counter()

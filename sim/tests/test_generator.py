@@ -20,9 +20,9 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from stars_assets.cli.generate import main as cli_main
-from stars_assets.lib.generator import FAULT_KINDS, generate
-from stars_assets.lib.generator import events as generator_events
+from stars_sim.generate import main as cli_main
+from stars_sim.generator import FAULT_KINDS, generate
+from stars_sim.generator import events as generator_events
 
 START = dt.date(2026, 10, 26)  # 14 days crossing the end of daylight saving time on 2026-11-01
 OVERLAP_START = dt.date(2026, 11, 2)  # 7 days sharing 2026-11-02..08 with the main window
@@ -534,7 +534,7 @@ def test_cli_rejects_bad_options_with_status_2(argv, tmp_path, capsys):
 
 def test_cli_runs_and_prints_no_member_ids(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "stars_assets.cli.generate", "--members", "300", "--days", "2", "--start-date", "2026-04-01",
+        [sys.executable, "-m", "stars_sim.generate", "--members", "300", "--days", "2", "--start-date", "2026-04-01",
          "--out", str(tmp_path), "--fault-rate", "empty_file=0"],
         capture_output=True, text=True, check=True, env=os.environ | {"PYTHONHASHSEED": "1"},
     )

@@ -15,8 +15,8 @@ import sys
 import time
 
 from stars_assets import settings
-from stars_assets.lib.generator import DEFAULT_RATES, FAULT_KINDS, generate
-from stars_assets.lib.generator.run import validate_options
+from stars_sim.generator import DEFAULT_RATES, FAULT_KINDS, generate
+from stars_sim.generator.run import validate_options
 
 
 def _positive_int(text: str) -> int:

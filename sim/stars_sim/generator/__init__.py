@@ -3,7 +3,7 @@ outreach that targets them, written as each vendor's native files with faults an
 
 Plain Python, NumPy, Arrow and DuckDB (no Dagster). See docs/vendor-formats.md for the contract.
 
-    from stars_assets.lib.generator import generate
+    from stars_sim.generator import generate
     generate("data/landing", seed=7, members=2000, days=14)
 """
 
