@@ -15,6 +15,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.gold.assets import CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, PROJECTION_STAR_YEAR, week_end
+from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
 from stars_assets.lib.cms.levers import LEVER_COLUMNS, RANKING_RULE, measure_levers
 from stars_assets.lib.cms.rating import rules_for
@@ -133,6 +134,7 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
         "(as_of_week_end, contract_id, model): the weekly trajectory is one query."
     ),
     partitions_def=weekly_partitions,
+    automation_condition=KEEP_CURRENT,
     deps=[CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, STAR_RATING_MODEL],
     group_name="model",
     kinds={"duckdb", "pandas"},
@@ -215,6 +217,7 @@ def _top_levers(levers: pd.DataFrame, top: int = TOP_MEASURE_LEVERS) -> pd.DataF
         f"projected summary recomputed with the measure one star higher, so the rounding shows), ranked: {RANKING_RULE}."
     ),
     partitions_def=weekly_partitions,
+    automation_condition=KEEP_CURRENT,
     deps=[CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, CUT_POINTS],
     group_name="model",
     kinds={"duckdb", "pandas"},
