@@ -30,8 +30,8 @@ def _verdict(outcome) -> tuple:
 
 
 def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefinition:
-    model = contracts.CONTRACTS[table]
-    partitioned = "partition_date" in model.to_schema().columns
+    contract = contracts.CONTRACTS[table]
+    partitioned = "partition_date" in contract.columns
     key = dg.AssetCheckKey(dg.AssetKey(["silver", table]), f"check_contract_{table}")
 
     @dg.asset_check(
@@ -41,8 +41,8 @@ def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefi
         # The check opens the warehouse read-write through the resource, so it queues with the writers.
         pool=WAREHOUSE_POOL,
         partitions_def=daily_partitions if partitioned else None,
-        description=f"silver.{table} satisfies its pandera contract ({model.__name__}), validated in DuckDB: {what}",
-        metadata={"contract": f"stars_assets.lib.silver.contracts.{model.__name__}"},
+        description=f"silver.{table} satisfies its pandera contract ({contract.name}), validated in DuckDB: {what}",
+        metadata={"contract": f"stars_assets.lib.silver.contracts.{contract.name}"},
     )
     def contract_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource):
         with duckdb.get_connection() as conn:
