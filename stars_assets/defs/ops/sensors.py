@@ -6,7 +6,6 @@ from datetime import date
 import dagster as dg
 
 from stars_assets.defs.bronze.assets import bronze_key
-from stars_assets.defs.ops import checks  # the module: its check objects imported by name would be discovered twice
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import LandingZone
 from stars_assets.lib.ops.arrivals import scan_arrivals
@@ -26,11 +25,10 @@ def _partition_is_open(day: date) -> bool:
 
 def arrival_target(provider: str) -> dg.AssetSelection:
     """The provider's bronze asset and the silver assets built directly from it (with the other
-    outputs of any silver multi-asset among them, which runs only whole). Delivery freshness is
-    left to its hourly job: it reads the landing folder, not what these runs write."""
+    outputs of any silver multi-asset among them, which runs only whole)."""
     bronze = dg.AssetSelection.assets(bronze_key(provider))
     silver = bronze.downstream(depth=1, include_self=False) & dg.AssetSelection.groups("silver")
-    return (bronze | silver).required_multi_asset_neighbors() - dg.AssetSelection.checks(*checks.delivery_freshness_checks)
+    return (bronze | silver).required_multi_asset_neighbors()
 
 
 def build_file_arrival_sensor(provider: ProviderConfig) -> dg.SensorDefinition:
