@@ -26,6 +26,11 @@ def bronze_key(provider: str) -> dg.AssetKey:
     return dg.AssetKey(["bronze", provider])
 
 
+def landing_key(provider: str) -> dg.AssetKey:
+    """The provider's landing folder, an external asset observed by defs/ops (what bronze loads from)."""
+    return dg.AssetKey(["landing", provider])
+
+
 def _column_schema(provider: ProviderConfig) -> dg.TableSchema:
     columns = []
     for dataset in provider.datasets:
@@ -94,6 +99,7 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
         description=provider.description,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[landing_key(provider.name)],
         kinds={"duckdb", provider.format},
         owners=list(provider.owners),
         pool=WAREHOUSE_POOL,

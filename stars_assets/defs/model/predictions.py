@@ -15,6 +15,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.gold.assets import CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, PROJECTION_STAR_YEAR, week_end
+from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS, RANKING_RULE, measure_levers
@@ -68,9 +69,10 @@ def _check(name: str, verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheck
 
 
 def _weekly_table(key: dg.AssetKey, spec: TableSpec, deps: list[dg.AssetKey], checks: dict[str, str]) -> dict:
-    """What the weekly model tables declare alike: partitions, group, pool, column schema, blocking checks."""
+    """What the weekly model tables declare alike: partitions, automation, group, pool, column schema, blocking checks."""
     return {
-        "key": key, "deps": deps, "partitions_def": weekly_partitions, "group_name": "model", "kinds": {"duckdb", "pandas"},
+        "key": key, "deps": deps, "partitions_def": weekly_partitions, "automation_condition": KEEP_CURRENT,
+        "group_name": "model", "kinds": {"duckdb", "pandas"},
         "owners": OWNERS, "pool": WAREHOUSE_POOL, "metadata": table_metadata(spec),
         "check_specs": [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in checks.items()],
     }
