@@ -29,13 +29,21 @@ WAREHOUSE_PROVIDER = next(p for p in PROVIDERS if p.kind == "warehouse")
 OWNERS = ["team:stars-data-engineering"]
 
 OUTREACH_KEY = dg.AssetKey(["silver", "outreach_events"])
-OUTREACH_CHECKS = {
-    "check_validity_member_id_coverage": "Share of delivered rows whose member id is well formed and resolves through the crosswalk is at least 95%.",
-    "check_uniqueness_event_id": "No event_id appears twice in silver.outreach_events, across all days.",
-    "check_timeliness_event_ts": "No event in silver is stamped after its delivery (future events are quarantined).",
-    "check_referential_member_contract": "Every event's member is in silver.members and its contract is known.",
-    "check_reconciliation_rows": "Per provider and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
-}
+
+
+def _event_checks(table: str, timeliness: str, timeliness_text: str) -> dict[str, str]:
+    """The checks every silver event table has; only what timeliness means differs by kind."""
+    return {
+        "check_validity_member_id_coverage": f"Share of delivered rows whose member id is well formed and resolves through the crosswalk is at least {quality.MIN_MEMBER_ID_COVERAGE:.0%}.",
+        "check_uniqueness_event_id": f"No event_id appears twice in silver.{table} within {DEDUP_WINDOW_DAYS} days (the deduplication window).",
+        timeliness: timeliness_text,
+        "check_referential_member_contract": f"Every row of silver.{table} has its member in silver.members and a known contract.",
+        "check_reconciliation_rows": "Per provider and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
+    }
+
+
+OUTREACH_CHECKS = _event_checks("outreach_events", "check_timeliness_event_ts",
+                                "No event in silver is stamped after its delivery (future events are quarantined).")
 
 
 def _partition_counts(mode: str | None, counts) -> dict:
@@ -183,13 +191,8 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
 
 APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
 APPOINTMENTS_KEY = dg.AssetKey(["silver", "appointments"])
-APPOINTMENT_CHECKS = {
-    "check_validity_member_id_coverage": "Share of delivered EMR rows whose member id is well formed and resolves is at least 95%.",
-    "check_uniqueness_event_id": "No appointment event appears twice in silver.appointment_events, across all days.",
-    "check_timeliness_appointment_start": "No appointment in silver starts before it was booked or is stamped after its delivery.",
-    "check_referential_member_contract": "Every appointment event's member is in silver.members and its contract is known.",
-    "check_reconciliation_rows": "Per EMR and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
-}
+APPOINTMENT_CHECKS = _event_checks("appointment_events", "check_timeliness_appointment_start",
+                                   "No appointment in silver starts before it was booked or is stamped after its delivery.")
 
 
 @dg.multi_asset(

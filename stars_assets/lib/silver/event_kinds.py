@@ -17,6 +17,7 @@ from stars_assets.lib.silver.expressions import key_expression, mapped_code, tim
 from stars_assets.lib.silver.tables import APPOINTMENT_EVENTS, APPOINTMENTS, OUTREACH_EVENTS
 
 FUTURE = "CAST($day AS TIMESTAMP) + to_days($future_after_days)"
+FUTURE_EVENT = Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'")
 MISSING_EVENT_KEY = Rule("missing_event_key", "c.event_key IS NULL OR c.event_key = ''", "'the vendor event key is empty'")
 
 
@@ -36,17 +37,12 @@ def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
     }
 
 
-OUTREACH = EventSpec(
-    table=OUTREACH_EVENTS,
-    provider_kind="outreach",
-    columns=_outreach_columns,
-    rules=(
-        Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
-        Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'"),
-        Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
-        MISSING_EVENT_KEY,
-    ),
-)
+OUTREACH = EventSpec(OUTREACH_EVENTS, "outreach", _outreach_columns, rules=(
+    Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
+    FUTURE_EVENT,
+    Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
+    MISSING_EVENT_KEY,
+))
 
 
 def _appointment_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
@@ -136,7 +132,7 @@ APPOINTMENT = EventSpec(
     columns=_appointment_columns,
     rules=(
         Rule("invalid_timestamp", "c.event_ts IS NULL OR c.start_ts IS NULL", "'event or start time does not parse'"),
-        Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'"),
+        FUTURE_EVENT,
         Rule("start_before_booking", f"c.start_ts < {BOOKED_TS}",
              "'start ' || CAST(r.start_ts AS VARCHAR) || ' is before booking ' || CAST(r.booked_ts AS VARCHAR)"),
         Rule("unknown_code", "c.status IS NULL", "'status code has no canonical mapping'"),
