@@ -151,6 +151,11 @@ class DagsterStack:
         )
         return data["runsOrError"]["results"]
 
+    def run_messages(self, run_id: str) -> list[str]:
+        data = self.graphql("query Logs($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events { "
+                            "... on MessageEvent { message } } } } }", runId=run_id)
+        return [event.get("message") or "" for event in data["logsForRun"]["events"]]
+
     def run_of_partition(self, provider: str, day: date) -> dict | None:
         """The finished sensor run for the provider's day; fails as soon as one failed."""
         runs = [run for run in self.runs(**{"stars/provider": provider})
@@ -263,6 +268,11 @@ def test_backfills_sensors_and_the_warehouse_pool_never_collide(stack):
     assert stack.wait_for("the backfill to finish", backfill_status, timeout=300) == "COMPLETED_SUCCESS", stack.log_tail()
     backfill_runs = stack.runs(**backfill)
     assert backfill_runs and all(run["status"] == "SUCCESS" for run in backfill_runs), backfill_runs
+    # A backfill launched as the UI launches it runs every step in the run's own process (no process per step).
+    for run in backfill_runs:
+        messages = stack.run_messages(run["runId"])
+        assert any(m.startswith("Executing steps in process") for m in messages), messages[:20]
+        assert not any("multiprocess executor" in m for m in messages)
     sensor_run = stack.wait_for("the sensor's run to succeed", lambda: stack.run_of_partition("dialer", sensor_day),
                                 timeout=180)
 

@@ -1,36 +1,88 @@
 """`make demo`: generate a small deterministic world, materialize every asset, print a summary.
 
-The sample world covers the 14 delivery days up to yesterday, so the files look as fresh as a
-live feed's (the freshness checks judge them against each vendor's SLA). Runs go through the
-project's Dagster instance (DAGSTER_HOME), so `make dev` shows them.
+The sample world covers the 14 delivery days up to yesterday. Its clock ends at midnight; the
+landing files' times are moved forward by the time since, so the world ends now and the freshness
+checks judge the files as a live feed's. Runs are launched through the code location in
+workspace.yaml, as the UI launches them, into the project's Dagster instance (DAGSTER_HOME):
+`make dev` shows each under its job. One line per step; the runs' logs stay in their event logs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
 import sys
 import time
+import warnings
+
+# Quiet: Dagster's beta and preview notices, here and in the processes the demo starts (code server, runs).
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
+warnings.simplefilter("ignore")
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster._cli.job import _create_run
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from stars_assets import settings
 from stars_sim import generate
-from stars_assets.definitions import defs as load_definitions
+from stars_assets.defs.ops.checks import landing_observation
+from stars_assets.lib.ops.freshness import latest_delivery
+from stars_assets.lib.providers import load_registry
 
 SEED = 7
 MEMBERS = 2000
 DAYS = 14
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+WORKSPACE = Path(settings.PROJECT_ROOT) / "workspace.yaml"
+# The runs' console logger: warnings and errors only (every event is still in the run's event log).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
-def _run(definitions: dg.Definitions, job_name: str, instance: dg.DagsterInstance, tags: dict | None = None):
+def _launch(workspace, instance: dg.DagsterInstance, job_name: str, tags: dict | None = None) -> dg.DagsterRun:
+    """Launch a run of the job through the code location and wait for it, as the UI's Launch button does
+    (but straight to the run launcher: `make demo` runs no daemon to take runs off the queue)."""
     started = time.monotonic()
-    result = definitions.resolve_job_def(job_name).execute_in_process(instance=instance, tags=tags or {}, raise_on_error=False)
-    print(f"  {job_name}: {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.0f} s")
-    return result
+    context = workspace.create_request_context()
+    location = context.get_code_location("stars_assets")
+    repository = next(iter(location.get_repositories().values()))
+    run = _create_run(instance=instance, code_location=location, remote_repo=repository,
+                      remote_job=repository.get_full_job(job_name), run_config=QUIET_RUN_CONFIG,
+                      tags={"stars/trigger": "demo", **(tags or {})}, op_selection=None, run_id=None)
+    instance.launch_run(run.run_id, context)
+    while (run := instance.get_run_by_id(run.run_id)).status not in FINISHED:
+        time.sleep(1)
+    partition = tags and (tags.get("dagster/partition") or f"{tags.get(RANGE_START_TAG)}...{tags.get(RANGE_END_TAG)}")
+    print(f"  {job_name}{f' {partition}' if partition else ''}: {run.status.value.lower()} in {time.monotonic() - started:.0f} s")
+    return run
+
+
+def _align_clock(landing: Path, world_ends: datetime) -> None:
+    """Move every landed file's time forward by the time since the world's clock stopped, so the world ends now."""
+    shift = time.time() - world_ends.timestamp()
+    for path in landing.glob("*/*"):
+        if path.is_file() and path.parent.name != "_truth":
+            stat = path.stat()
+            os.utime(path, (stat.st_atime + shift, stat.st_mtime + shift))
+
+
+def _observe_landing(instance: dg.DagsterInstance, landing: Path) -> None:
+    """Record what landed, as the observe_landing_folders sensor will once `make dev` runs it."""
+    for provider in load_registry():
+        instance.report_runless_asset_event(landing_observation(provider.name, latest_delivery(provider, landing / provider.name)))
+
+
+def _check_evaluations(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list:
+    return [record.event_log_entry.dagster_event.asset_check_evaluation_data
+            for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
 
 
 CONTRACT_OUTLOOK_SQL = """
@@ -62,30 +114,35 @@ def main() -> int:
     end = date.today() - timedelta(days=1)
     start = end - timedelta(days=DAYS - 1)
     print(f"1/3 generating a sample world ({MEMBERS} members, deliveries {start} .. {end}) into {landing}")
-    generate.main(["--seed", str(SEED), "--members", str(MEMBERS), "--days", str(DAYS),
-                   "--start-date", start.isoformat(), "--out", str(landing)])
-    definitions = load_definitions()
-    print(f"2/3 materializing into {settings.warehouse_path()}")
-    with dg.DagsterInstance.get() as instance:
-        results = [
-            _run(definitions, "ingest_daily_deliveries", instance, {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}),
-            _run(definitions, "refresh_cms_reference_and_model", instance),
+    with contextlib.redirect_stdout(io.StringIO()):  # the generator's own report: the ground truth holds it all
+        generate.main(["--seed", str(SEED), "--members", str(MEMBERS), "--days", str(DAYS),
+                       "--start-date", start.isoformat(), "--out", str(landing)])
+    _align_clock(landing, datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc))
+    print(f"2/3 materializing into {settings.warehouse_path()} (runs launched through the code location in {WORKSPACE.name})")
+    logging.getLogger("dagster.code_server").setLevel(logging.WARNING)
+    with dg.DagsterInstance.get() as instance, \
+            WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as workspace:
+        _observe_landing(instance, landing)
+        runs = [
+            _launch(workspace, instance, "ingest_daily_deliveries", {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}),
+            _launch(workspace, instance, "refresh_cms_reference_and_model"),
         ]
         for week in completed_weeks(start, end):
-            results.append(_run(definitions, "refresh_weekly_snapshots", instance, {"dagster/partition": week}))
+            runs.append(_launch(workspace, instance, "refresh_weekly_snapshots", {"dagster/partition": week}))
+        evaluations = [evaluation for run in runs for evaluation in _check_evaluations(instance, run)]
     print("3/3 summary")
     checks: Counter[str] = Counter()
     failed_checks = []
-    for result in results:
-        for evaluation in result.get_asset_check_evaluations():
-            if evaluation.check_name == "check_reproduction_overall_rating":
-                metadata = {k: v.value for k, v in evaluation.metadata.items()}
-                print(f"  CMS 2026 overall ratings reproduced: {metadata['matches']} of {metadata['published_numeric_ratings']} "
-                      f"({'passed' if evaluation.passed else 'FAILED'})")
-            outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
-            checks[outcome] += 1
-            if not evaluation.passed:
-                failed_checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} [{evaluation.severity.value}]")
+    for evaluation in evaluations:
+        if evaluation.check_name == "check_reproduction_overall_rating":
+            metadata = {k: v.value for k, v in evaluation.metadata.items()}
+            print(f"  CMS 2026 overall ratings reproduced: {metadata['matches']} of {metadata['published_numeric_ratings']} "
+                  f"({'passed' if evaluation.passed else 'FAILED'})")
+        outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
+        checks[outcome] += 1
+        if not evaluation.passed:
+            failed_checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                                 f"{f' {evaluation.partition}' if evaluation.partition else ''} [{evaluation.severity.value}]")
     with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
         print("  rows per table:")
         for name, count in _table_counts(con):
@@ -100,7 +157,7 @@ def main() -> int:
     print("  asset checks: " + ", ".join(f"{n} {k}" for k, n in sorted(checks.items())))
     for failed in failed_checks:
         print(f"    {failed}")
-    ok = all(r.success for r in results)
+    ok = all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     print("demo " + ("finished" if ok else "finished with failed runs: see `make dev`"))
     return 0 if ok else 1
 
