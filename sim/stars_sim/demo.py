@@ -31,6 +31,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from stars_assets import settings
+from stars_assets.lib import lake
 from stars_sim import generate
 from stars_assets.defs.ops.checks import landing_observation
 from stars_assets.lib.ops.freshness import latest_delivery
@@ -154,6 +155,10 @@ def main() -> int:
         print("  contract outlook, latest week (projected CMS summary; fitted model: expected stars, P(4+), top lever):")
         for row in con.execute(CONTRACT_OUTLOOK_SQL).fetchall():
             print("    {} {:>4}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
+    print(f"  lake at {settings.lake_uri()} (read it with `stars-lake tables`, `stars-lake sql ...`):")
+    for layer, table in lake.list_tables():
+        info = lake.describe_table(layer, table)
+        print(f"    {layer + '.' + table:<42} {info.rows:>10,}  v{info.version}{'  PHI' if info.contains_phi else ''}")
     print("  asset checks: " + ", ".join(f"{n} {k}" for k, n in sorted(checks.items())))
     for failed in failed_checks:
         print(f"    {failed}")
