@@ -52,6 +52,10 @@ class CampaignEffectiveness(pa.DataFrameModel):
     closure_rate_60d: Series[float] = pa.Field(ge=0, le=1, nullable=True)
     closure_rate_90d: Series[float] = pa.Field(ge=0, le=1, nullable=True)
     members_opted_out: Series[int] = pa.Field(ge=0)
+    chronic_condition: Series[str] = pa.Field(str_matches=r"^(NONE|[A-Z+]+)$")
+    members_engaged: Series[int] = pa.Field(ge=0)
+    appointments_booked: Series[int] = pa.Field(ge=0)
+    gaps_closed: Series[int] = pa.Field(ge=0)
 
     @pa.dataframe_check(error="more members reached than targeted")
     def reached_within_targeted(cls, df: pd.DataFrame) -> Series[bool]:
