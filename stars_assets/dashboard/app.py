@@ -1,0 +1,19 @@
+"""Entry point: page configuration and navigation. Each page is a script under pages/."""
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+# (script, title, URL path): the URL path makes each page linkable, e.g. http://127.0.0.1:8501/campaign
+PAGES = [
+    ("campaign.py", "Campaign effectiveness", "campaign"),
+    ("care_gaps.py", "Care-gap closure", "care_gaps"),
+    ("outlook.py", "Contract outlook", "outlook"),
+    ("predictor.py", "Predictor", "predictor"),
+    ("quality.py", "Data quality", "quality"),
+]
+
+st.set_page_config(page_title="Stars dashboard", layout="wide")
+st.navigation([st.Page(PAGES_DIR / script, title=title, url_path=url, default=index == 0)
+               for index, (script, title, url) in enumerate(PAGES)]).run()
