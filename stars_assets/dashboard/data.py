@@ -28,9 +28,10 @@ UNATTRIBUTED = "UNATTRIBUTED"
 
 
 def read(layer: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """One published table as a DataFrame (only `columns` when given), through the lake reader."""
-    arrow = lake.read_table(layer, table)
-    return (arrow.select(columns) if columns else arrow).to_pandas()
+    """One published table as a DataFrame (only `columns` when given: the others are never read), through the lake reader."""
+    if columns:
+        return lake.dataset(layer, table).to_table(columns=columns).to_pandas()
+    return lake.read_table(layer, table).to_pandas()
 
 
 def weeks(frame: pd.DataFrame) -> list[date]:
@@ -272,7 +273,7 @@ def fitted_params() -> tuple[OrdinalParams, str]:
     """The fitted parameter set as published in the lake; fitted on the shipped CMS tables when not published yet."""
     try:
         return OrdinalParams.from_parameter_table(read(*MODEL_TABLE)), "lake table {}/{}".format(*MODEL_TABLE)
-    except (FileNotFoundError, OSError, ValueError, KeyError):
+    except lake.UnknownTableError:
         return fitted_on_reference()
 
 

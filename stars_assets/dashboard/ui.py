@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from deltalake.exceptions import TableNotFoundError
 
 from stars_assets.dashboard import data
 from stars_assets.lib import lake
@@ -21,7 +20,7 @@ def table(layer: str, name: str, columns: list[str] | None = None) -> pd.DataFra
     """A published table, or None with a note on the page when it is not published yet."""
     try:
         return _read(lake.table_uri(layer, name), layer, name, tuple(columns) if columns else None)
-    except (TableNotFoundError, FileNotFoundError):
+    except lake.UnknownTableError:
         st.info(f"Table {layer}/{name} is not published to the lake yet: run the publish job (or `make demo`).")
         return None
 
