@@ -1,10 +1,10 @@
-"""Entry point: page configuration and navigation. Each page is a script under pages/."""
+"""Entry point: page configuration and navigation. Each page is a script under views/."""
 
 from pathlib import Path
 
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"  # not "pages": that name turns on Streamlit's older automatic navigation
 # (script, title, URL path): the URL path makes each page linkable, e.g. http://127.0.0.1:8501/campaign
 PAGES = [
     ("campaign.py", "Campaign effectiveness", "campaign"),

@@ -12,7 +12,8 @@ from stars_assets.lib.ordinal import INPUTS, INPUTS_BY_NAME
 DEFAULTS = {"hedis": 72.0, "cahps": 3.6, "adherence": 86.0, "readmission": 14.0}  # the `stars-predict` example
 SLIDER_STEP = {"pp": 0.5, "stars": 0.05}
 
-st.title("Star Rating predictor")
+st.title("Predictor")
+st.caption("The seed's interactive Star Rating predictor, with the same functions as `stars-predict`.")
 with st.sidebar:
     st.header("Inputs")
     inputs = {spec.name: float(st.slider(f"{spec.label} ({spec.unit})", spec.low, spec.high, DEFAULTS[spec.name],
