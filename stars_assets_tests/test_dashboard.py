@@ -189,7 +189,10 @@ def test_predictor_equals_stars_predict(lake, published, model):
     shown = app.dataframe[0].value
     assert dict(zip(shown["stars"], shown["probability"])) == pytest.approx(report["probabilities"], abs=1e-12)
     assert [m.value for m in app.metric] == [f"{report['expected_stars']:.2f} stars", f"{report['p_four_plus']:.1%}"]
-    shown_levers = app.dataframe[1].value
+    comparison = app.dataframe[1].value.set_index("model")
+    assert comparison.loc[model, "expected_stars"] == pytest.approx(report["expected_stars"], abs=1e-12)
+    assert comparison.loc[model, "p_four_plus"] == pytest.approx(report["p_four_plus"], abs=1e-12)
+    shown_levers = app.dataframe[2].value
     assert list(shown_levers["input"]) == [lever["input"] for lever in report["levers"]]
     assert list(shown_levers["gain"]) == pytest.approx([lever["gain"] for lever in report["levers"]], abs=1e-12)
 

@@ -42,6 +42,12 @@ st.altair_chart(alt.Chart(probabilities).mark_bar().encode(
     tooltip=["stars", alt.Tooltip("probability:Q", format=".1%")]))
 st.dataframe(probabilities, hide_index=True, key="probabilities_table")
 
+st.subheader("Seed vs fitted calibration")
+both = {name: data.predictor_report(data.parameter_set(name)[0], inputs) for name in ("seed", "fitted")}
+comparison = pd.DataFrame([{"model": name, "expected_stars": r["expected_stars"], "p_four_plus": r["p_four_plus"],
+                            "top_lever": r["levers"][0]["input"]} for name, r in both.items()])
+st.dataframe(comparison, hide_index=True, key="comparison_table")
+
 st.subheader("What would move the needle")
 levers = pd.DataFrame(report["levers"])
 levers.insert(1, "label", [INPUTS_BY_NAME[name].label for name in levers["input"]])
