@@ -1,6 +1,6 @@
 """`make demo`: generate a small deterministic world, materialize every asset, print a summary.
 
-The sample world covers the 14 delivery days up to yesterday, so the files look as fresh as a
+The sample world covers the 120 delivery days up to yesterday, so the files look as fresh as a
 live feed's (the freshness checks judge them against each vendor's SLA). Runs go through the
 project's Dagster instance (DAGSTER_HOME), so `make dev` shows them.
 """
@@ -21,7 +21,7 @@ from stars_assets.definitions import defs as load_definitions
 
 SEED = 7
 MEMBERS = 2000
-DAYS = 14
+DAYS = 120  # enough history that 30/60/90-day closure rates and weekly trajectories are populated
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
