@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 
 from stars_assets import settings
+from stars_assets.lib import lake
 from stars_sim import generate
 from stars_assets.definitions import defs as load_definitions
 
@@ -97,6 +98,10 @@ def main() -> int:
         print("  contract outlook, latest week (projected CMS summary; fitted model: expected stars, P(4+), top lever):")
         for row in con.execute(CONTRACT_OUTLOOK_SQL).fetchall():
             print("    {} {:>4}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
+    print(f"  lake at {settings.lake_uri()} (read it with `stars-lake tables`, `stars-lake sql ...`):")
+    for layer, table in lake.list_tables():
+        info = lake.describe_table(layer, table)
+        print(f"    {layer + '.' + table:<42} {info.rows:>10,}  v{info.version}{'  PHI' if info.contains_phi else ''}")
     print("  asset checks: " + ", ".join(f"{n} {k}" for k, n in sorted(checks.items())))
     for failed in failed_checks:
         print(f"    {failed}")

@@ -94,6 +94,7 @@ class PublishResult:
     partitions_written: list[str]
     partitions_unchanged: list[str]
     rows: dict[str, int]  # rows per requested partition, equal in the warehouse and the lake after the call
+    fingerprints: dict[str, str]  # per requested partition, of the warehouse's rows
     columns_added: list[str] = field(default_factory=list)
 
     @property
@@ -117,9 +118,10 @@ def publish_query(con: duckdb.DuckDBPyConnection, source: str, layer: str, table
     previous = json.loads(latest_commit_value(delta, META_FINGERPRINTS) or "{}") if delta else {}
     changed = [p for p, (_, fingerprint) in current.items() if previous.get(p, EMPTY) != fingerprint]
     rows = {p: count for p, (count, _) in current.items()}
+    digests = {p: fingerprint for p, (_, fingerprint) in current.items()}
     unchanged = [p for p in current if p not in changed]
     if not changed:
-        return PublishResult(layer, table, uri, delta.version() if delta else -1, False, [], unchanged, rows)
+        return PublishResult(layer, table, uri, delta.version() if delta else -1, False, [], unchanged, rows, digests)
 
     query_params = dict(params or {})
     if partition_column is not None:
@@ -144,7 +146,7 @@ def publish_query(con: duckdb.DuckDBPyConnection, source: str, layer: str, table
         description=None if delta else f"{name} published from the warehouse; contains PHI: {'yes' if contains_phi else 'no'}",
         commit_properties=CommitProperties(custom_metadata=metadata),
     )
-    return PublishResult(layer, table, uri, DeltaTable(uri).version(), True, changed, unchanged, rows, added)
+    return PublishResult(layer, table, uri, DeltaTable(uri).version(), True, changed, unchanged, rows, digests, added)
 
 
 def publish_arrow(data: pa.Table, layer: str, table: str, *, contains_phi: bool, partition_column: str | None = None,
