@@ -80,7 +80,7 @@ def ingested(world, tmp_path_factory) -> IngestedWorld:
     return IngestedWorld(world, warehouse, result)
 
 
-# --- The dashboard's world: gold and model weeks over the ingested world, published to a Delta lake ---------------
+# --- The dashboard's world: the ingested world's gold and model weeks, published to a Delta lake by the publish assets ---
 
 DASHBOARD_WEEKS = ("2026-10-25", "2026-11-01")  # weekly partitions (Sundays) whose week ends fall in or just after the world
 
@@ -91,37 +91,32 @@ class PublishedWorld:
     lake: Path
 
 
-def _write_lake(warehouse: Path, lake: Path) -> None:
-    """Test-only stand-in for the publish assets: every gold, model and cms table and the quarantine summary as Delta."""
-    from deltalake import write_deltalake
-
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
-                             "WHERE schema_name IN ('gold', 'model', 'cms')").fetchall()
-        for schema, table in tables:
-            write_deltalake(str(lake / schema / table), con.sql(f'SELECT * FROM "{schema}"."{table}"').to_arrow_table())
-        write_deltalake(str(lake / "quality" / "quarantine_summary"), con.sql(
-            "SELECT layer, provider, partition_date AS delivery_date, reason, count(*) AS rows "
-            "FROM audit.quarantine GROUP BY ALL").to_arrow_table())
-
-
 @pytest.fixture(scope="session")
-def published(ingested, tmp_path_factory) -> PublishedWorld:
-    """The ingested world with the CMS reference, the model and two weekly snapshots, published to a lake."""
+def dashboard_world(ingested, tmp_path_factory) -> PublishedWorld:
+    """The ingested world with the CMS reference, the model and two weekly snapshots, run by the project's jobs'
+    selections (publishing included) into a lake of its own, on one instance so the check outcomes accumulate."""
     import shutil
 
     from stars_assets.defs import jobs
     from stars_assets.definitions import defs
 
-    root = tmp_path_factory.mktemp("published")
+    root = tmp_path_factory.mktemp("dashboard_world")
     warehouse = root / "warehouse.duckdb"
     shutil.copy(ingested.warehouse, warehouse)
     definitions = defs()
     assets = [*definitions.assets, *(definitions.asset_checks or [])]
     resources = build_resources(warehouse=str(warehouse), landing=str(ingested.landing))
-    runs = [(jobs.refresh_cms_reference_and_model_job, None), *[(jobs.refresh_weekly_snapshots_job, week) for week in DASHBOARD_WEEKS]]
-    for job, partition in runs:
-        result = dg.materialize(assets, selection=job.selection, resources=resources, partition_key=partition, raise_on_error=False)
-        assert result.success, f"{job.name} {partition} failed"
-    _write_lake(warehouse, root / "lake")
+    ingest_range = {RANGE_START_TAG: WORLD_START.isoformat(), RANGE_END_TAG: ingested.last_day.isoformat()}
+    runs = [
+        # silver is already built: publish what the ingest job publishes (silver, quarantine summary, freshness)
+        (jobs.ingest_daily_deliveries_job.selection - dg.AssetSelection.groups("bronze", "silver"), None, ingest_range),
+        (jobs.refresh_cms_reference_and_model_job.selection, None, {}),
+        *[(jobs.refresh_weekly_snapshots_job.selection, week, {}) for week in DASHBOARD_WEEKS],
+    ]
+    with pytest.MonkeyPatch.context() as patch, dg.DagsterInstance.ephemeral() as instance:
+        patch.setenv("STARS_LAKE_URI", str(root / "lake"))
+        for selection, partition, tags in runs:
+            result = dg.materialize(assets, selection=selection, resources=resources, partition_key=partition, tags=tags,
+                                    instance=instance, raise_on_error=False)
+            assert result.success, f"{selection} {partition or tags} failed"
     return PublishedWorld(warehouse, root / "lake")

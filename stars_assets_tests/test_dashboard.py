@@ -23,10 +23,10 @@ IDENTIFIER_COLUMNS = {"member_id", "mbi", "vendor_ref", "gap_id", "birth_date"}
 
 
 @pytest.fixture(scope="module")
-def lake(published):
+def lake(dashboard_world):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("STARS_LAKE_URI", str(published.lake))
-        yield published.lake
+        patch.setenv("STARS_LAKE_URI", str(dashboard_world.lake))
+        yield dashboard_world.lake
 
 
 def on_lake(lake, sql: str, **tables: str) -> pd.DataFrame:
@@ -171,7 +171,7 @@ INPUTS = {"hedis": 81.5, "cahps": 4.1, "adherence": 88.0, "readmission": 11.5}
 
 
 @pytest.mark.parametrize("model", ["seed", "fitted"])
-def test_predictor_equals_stars_predict(lake, published, model):
+def test_predictor_equals_stars_predict(lake, dashboard_world, model):
     app = AppTest.from_file(str(PAGES_DIR / "predictor.py"), default_timeout=120)
     app.run()
     for name, value in INPUTS.items():
@@ -182,7 +182,7 @@ def test_predictor_equals_stars_predict(lake, published, model):
     cli = subprocess.run(
         [sys.executable, "-m", "stars_assets.cli.predict", *[f"--{k}={v}" for k, v in INPUTS.items()], "--model", model, "--json"],
         capture_output=True, text=True, check=True,
-        env={**os.environ, "STARS_WAREHOUSE": str(published.warehouse), "STARS_LAKE_URI": str(lake)},
+        env={**os.environ, "STARS_WAREHOUSE": str(dashboard_world.warehouse), "STARS_LAKE_URI": str(lake)},
     )
     report = json.loads(cli.stdout)
     assert report["model"] == model
@@ -223,13 +223,26 @@ def test_quality_page_equals_the_lake(lake):
     assert_frames_match(shown.assign(delivery_date=pd.to_datetime(shown["delivery_date"])),
                         expected.assign(delivery_date=pd.to_datetime(expected["delivery_date"])),
                         ["delivery_date", "provider", "reason"])
-    assert len(app.get("vega_lite_chart")) >= 1
+    outcomes = on_lake(lake, """
+        SELECT CAST(evaluated_at AS DATE) AS day,
+               CASE WHEN passed THEN 'passed' ELSE 'failed ' || lower(severity) END AS outcome, count(*) AS evaluations
+        FROM c GROUP BY ALL""", c="quality/check_outcomes")
+    assert outcomes["evaluations"].sum() > 10
+    shown = app.dataframe[1].value
+    assert_frames_match(shown.assign(day=pd.to_datetime(shown["day"])), outcomes.assign(day=pd.to_datetime(outcomes["day"])),
+                        ["day", "outcome"])
+    freshness = on_lake(lake, """
+        SELECT provider, hours_since, sla_hours, is_fresh FROM f
+        QUALIFY row_number() OVER (PARTITION BY provider ORDER BY evaluated_at DESC) = 1""", f="quality/delivery_freshness")
+    assert len(freshness) >= 5
+    assert_frames_match(app.dataframe[3].value, freshness, ["provider"])
+    assert len(app.get("vega_lite_chart")) == 3
 
 
 @pytest.mark.parametrize("script", [script for script, _, _ in PAGES])
-def test_no_member_identifier_on_any_page(lake, published, script):
+def test_no_member_identifier_on_any_page(lake, dashboard_world, script):
     app = run_page(script)
-    known = members(published.warehouse)
+    known = members(dashboard_world.warehouse)
     for frame in app.dataframe:
         shown = frame.value
         assert not IDENTIFIER_COLUMNS & set(shown.columns)

@@ -96,9 +96,9 @@ class DevTools:
 
 
 @pytest.fixture(scope="module")
-def dashboard(published, tmp_path_factory):
+def dashboard(dashboard_world, tmp_path_factory):
     port = free_port()
-    env = {**os.environ, "STARS_LAKE_URI": str(published.lake)}
+    env = {**os.environ, "STARS_LAKE_URI": str(dashboard_world.lake)}
     log = (tmp_path_factory.mktemp("dashboard") / "streamlit.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "stars_assets.dashboard", "--port", str(port)], env=env,
                               stdout=log, stderr=subprocess.STDOUT)
@@ -149,10 +149,10 @@ def render(browser: DevTools, url: str) -> dict:
 
 
 @pytest.mark.parametrize("script, title, url_path", PAGES)
-def test_page_renders_in_chromium_without_member_ids(dashboard, browser, published, script, title, url_path):
+def test_page_renders_in_chromium_without_member_ids(dashboard, browser, dashboard_world, script, title, url_path):
     page = render(browser, f"{dashboard}/{url_path}")
     shot = browser.call("Page.captureScreenshot", session=True, format="png")["data"]
-    screenshots = Path(os.environ.get("DASHBOARD_SCREENSHOTS", published.lake.parent / "screenshots"))
+    screenshots = Path(os.environ.get("DASHBOARD_SCREENSHOTS", dashboard_world.lake.parent / "screenshots"))
     screenshots.mkdir(parents=True, exist_ok=True)
     (screenshots / f"dashboard-{url_path}.png").write_bytes(base64.b64decode(shot))
 
@@ -161,7 +161,7 @@ def test_page_renders_in_chromium_without_member_ids(dashboard, browser, publish
     assert page["navigation"] == [page_title for _, page_title, _ in PAGES]
     assert page["charts"] >= 1
     text = page["text"]
-    with duckdb.connect(str(published.warehouse), read_only=True) as con:
+    with duckdb.connect(str(dashboard_world.warehouse), read_only=True) as con:
         known = [value for (value,) in con.execute(
             "SELECT member_id FROM silver.members UNION SELECT mbi FROM silver.members WHERE mbi IS NOT NULL "
             "UNION SELECT vendor_ref FROM silver.members WHERE vendor_ref IS NOT NULL").fetchall()]
