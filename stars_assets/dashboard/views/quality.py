@@ -15,7 +15,7 @@ if quarantine is not None:
     provider = st.selectbox("Provider", [ALL, *sorted(quarantine["provider"].unique())], key="quality_provider")
     by_day = data.quarantine_by_day(quarantine, None if provider == ALL else provider)
     st.altair_chart(alt.Chart(by_day).mark_bar().encode(
-        x=alt.X("delivery_date:T", title="delivery day"), y=alt.Y("sum(rows):Q", title="rows quarantined"),
+        x=alt.X("yearmonthdate(delivery_date):O", title="delivery day"), y=alt.Y("sum(rows):Q", title="rows quarantined"),
         color="reason:N", tooltip=["delivery_date", "provider", "reason", "rows"]))
     st.dataframe(by_day, hide_index=True, key="quarantine_table")
     ui.download(by_day, "quarantine_by_day")
@@ -25,7 +25,7 @@ outcomes = ui.table("quality", "check_outcomes")
 if outcomes is not None:
     by_day = data.check_outcomes_by_day(outcomes)
     st.altair_chart(alt.Chart(by_day).mark_bar().encode(
-        x=alt.X("day:T", title="evaluated on"), y=alt.Y("evaluations:Q"), color="outcome:N",
+        x=alt.X("yearmonthdate(day):O", title="evaluated on"), y=alt.Y("evaluations:Q"), color="outcome:N",
         tooltip=["day", "outcome", "evaluations"]))
     st.dataframe(by_day, hide_index=True, key="outcomes_table")
     ui.download(by_day, "check_outcomes_by_day")
