@@ -154,9 +154,10 @@ def test_page_renders_in_chromium_without_member_ids(dashboard, browser, dashboa
     shot = browser.call("Page.captureScreenshot", session=True, format="png")["data"]
     screenshots = Path(os.environ.get("DASHBOARD_SCREENSHOTS", dashboard_world.lake.parent / "screenshots"))
     screenshots.mkdir(parents=True, exist_ok=True)
-    (screenshots / f"dashboard-{url_path}.png").write_bytes(base64.b64decode(shot))
+    (screenshots / f"dashboard-{Path(script).stem}.png").write_bytes(base64.b64decode(shot))
 
     assert not page.get("exceptions"), page.get("exceptions")
+    assert "Page not found" not in page["text"]
     assert page.get("titles") and page["titles"][0] == title
     assert page["navigation"] == [page_title for _, page_title, _ in PAGES]
     assert page["charts"] >= 1

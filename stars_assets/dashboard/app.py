@@ -5,9 +5,10 @@ from pathlib import Path
 import streamlit as st
 
 PAGES_DIR = Path(__file__).resolve().parent / "views"  # not "pages": that name turns on Streamlit's older automatic navigation
-# (script, title, URL path): the URL path makes each page linkable, e.g. http://127.0.0.1:8501/campaign
+# (script, title, URL path): the URL path makes each page linkable, e.g. http://127.0.0.1:8501/outlook;
+# the first page is the app's root (Streamlit serves the default page at "/" only).
 PAGES = [
-    ("campaign.py", "Campaign effectiveness", "campaign"),
+    ("campaign.py", "Campaign effectiveness", ""),
     ("care_gaps.py", "Care-gap closure", "care_gaps"),
     ("outlook.py", "Contract outlook", "outlook"),
     ("predictor.py", "Predictor", "predictor"),
@@ -15,5 +16,5 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="Stars dashboard", layout="wide")
-st.navigation([st.Page(PAGES_DIR / script, title=title, url_path=url, default=index == 0)
+st.navigation([st.Page(PAGES_DIR / script, title=title, url_path=url or None, default=index == 0)
                for index, (script, title, url) in enumerate(PAGES)]).run()
