@@ -14,11 +14,15 @@ side and each in its own child process (so peak resident memory is per step):
   (c) noop    the same run again, nothing changed
   (d) delta   the same run after a vendor correction: one more file per outreach vendor with 1%
               of the day's records (half of them new, half re-sent with a changed status)
+  (e) publish one real Dagster run of the daily publish assets (silver outreach events, appointment
+              events, appointments, quarantine) writing the day's partitions to an empty Delta lake
+  (f) publish again, nothing changed: must write no Delta commit
 
 Wall time is measured inside the child around the work (the run, or the reads), so interpreter
 start and imports are not counted; the child's whole process time is printed beside it. Peak
 memory is the child's peak resident set size (wait4's ru_maxrss). The last line is exactly
-`ratio_vs_floor=<a/b> noop_ratio=<c/a> delta_ratio=<d/a> peak_rss_gb=<max over a, c, d>`.
+`ratio_vs_floor=<a/b> noop_ratio=<c/a> delta_ratio=<d/a> peak_rss_gb=<max over a, c, d>`, followed by
+`publish_ratio=<e/a> noop_publish_commits=<Delta commits written by f>`.
 """
 
 from __future__ import annotations
@@ -163,6 +167,37 @@ def step_run(args) -> None:
             "checks_failed": failed})
 
 
+def step_publish(args) -> None:
+    """The day's partitions of the daily lake tables, from the warehouse the full run left."""
+    import dagster as dg
+
+    from stars_assets.defs.publish.assets import publish_assets
+    from stars_assets.defs.partitions import daily_partitions
+    from stars_assets.defs.resources import build_resources
+
+    lake = Path(args.workdir) / "lake"
+    if args.fresh and lake.exists():
+        shutil.rmtree(lake)
+    os.environ["STARS_LAKE_URI"] = str(lake)
+    daily = [a for a in publish_assets if a.partitions_def is daily_partitions]
+    day = args.day.isoformat()
+    began = time.perf_counter()
+    result = dg.materialize(
+        daily,
+        resources=build_resources(warehouse=str(Path(args.workdir) / "warehouse.duckdb"), landing=str(Path(args.workdir) / "landing")),
+        tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day},
+        raise_on_error=False,
+    )
+    seconds = time.perf_counter() - began
+    published = [{k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events()]
+    for metadata in published:
+        say(f"    {metadata['table_uri']}: version {metadata['lake_version']}, "
+            f"{'committed' if metadata['committed'] else 'no commit'}, {metadata['rows_written']:,} rows written")
+    failed = sorted(e.check_name for e in result.get_asset_check_evaluations() if not e.passed)
+    report({"seconds": seconds, "rows": sum(m["rows_written"] for m in published), "success": result.success,
+            "commits": sum(1 for m in published if m["committed"]), "checks_failed": failed})
+
+
 def step_delta(args) -> None:
     """A vendor correction: per outreach vendor one more file for the day with 1% of its records."""
     import duckdb
@@ -254,7 +289,7 @@ def _remove_database(path: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-STEPS = {"generate": step_generate, "floor": step_floor, "run": step_run, "delta": step_delta}
+STEPS = {"generate": step_generate, "floor": step_floor, "run": step_run, "delta": step_delta, "publish": step_publish}
 
 
 # --- the driver -----------------------------------------------------------------------------
@@ -338,23 +373,27 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores, work folder {args.workdir}")
     _remove_deltas(args)
     if _landing_matches(args):
-        say("[1/6] landing: reusing the files generated earlier with the same options")
+        say("[1/8] landing: reusing the files generated earlier with the same options")
     else:
-        say("[1/6] generating the day's files (stars-generate, file-level faults off) ...")
+        say("[1/8] generating the day's files (stars-generate, file-level faults off) ...")
         generated = run_child(args, "generate")
         say(f"      {generated['rows']:,} rows in {generated['seconds']:.1f} s")
-    say("[2/6] (b) floor: plain DuckDB reading the files into tables ...")
+    say("[2/8] (b) floor: plain DuckDB reading the files into tables ...")
     floor = run_child(args, "floor")
-    say("[3/6] (a) full run: bronze + silver + contract checks for the partition, empty warehouse ...")
+    say("[3/8] (a) full run: bronze + silver + contract checks for the partition, empty warehouse ...")
     full = run_child(args, "run", "--fresh")
-    say("[4/6] (c) no-change re-run ...")
+    say("[4/8] (e) publishing the day's partitions to an empty lake ...")
+    publish = run_child(args, "publish", "--fresh")
+    say("[5/8] (f) publishing again, nothing changed ...")
+    noop_publish = run_child(args, "publish")
+    say("[6/8] (c) no-change re-run ...")
     noop = run_child(args, "run")
-    say("[5/6] writing a 1% vendor correction ...")
+    say("[7/8] writing a 1% vendor correction ...")
     delta_files = run_child(args, "delta")
-    say("[6/6] (d) re-run after the 1% correction ...")
+    say("[8/8] (d) re-run after the 1% correction ...")
     delta = run_child(args, "run")
 
-    for name, result in (("full", full), ("noop", noop), ("delta", delta)):
+    for name, result in (("full", full), ("noop", noop), ("delta", delta), ("publish", publish), ("no-change publish", noop_publish)):
         if not result["success"] or result["checks_failed"]:
             say(f"WARNING: the {name} run {'failed' if not result['success'] else 'passed'}; "
                 f"failed checks: {', '.join(result['checks_failed']) or 'none'}")
@@ -365,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     say(_line("(a) full run: bronze+silver+checks", full, day_rows))
     say(_line("(c) no-change re-run (day's rows)", noop, day_rows))
     say(_line("(d) 1% correction (correction rows)", delta, delta_files["rows"]))
+    say(_line("(e) publish the day to the lake", publish))
+    say(_line("(f) no-change publish", noop_publish, publish["rows"]))
     say("wall: the run (or the reads) timed inside its process; process: the child process from start to exit")
     say(f"checks evaluated: full {full['checks']}, noop {noop['checks']}, delta {delta['checks']}")
     ratio_vs_floor = full["seconds"] / floor["seconds"]
@@ -373,11 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     peak = max(full["peak_rss_gb"], noop["peak_rss_gb"], delta["peak_rss_gb"])
     say(f"a/b = {ratio_vs_floor:.2f} (target <= 2.0)   c/a = {noop_ratio:.4f} (<= 0.02)   "
         f"d/a = {delta_ratio:.4f} (<= 0.05)   peak RSS {peak:.2f} GB (<= 4)")
+    publish_ratio = publish["seconds"] / full["seconds"]
+    say(f"e/a = {publish_ratio:.3f} (target <= 0.25)   Delta commits: publish {publish['commits']}, "
+        f"no-change publish {noop_publish['commits']} (must be 0)")
     if not args.keep:
         for database in ("warehouse.duckdb", "floor.duckdb"):
             _remove_database(args.workdir / database)
+        shutil.rmtree(args.workdir / "lake", ignore_errors=True)
     _remove_deltas(args)
-    say(f"ratio_vs_floor={ratio_vs_floor:.3f} noop_ratio={noop_ratio:.4f} delta_ratio={delta_ratio:.4f} peak_rss_gb={peak:.2f}")
+    say(f"ratio_vs_floor={ratio_vs_floor:.3f} noop_ratio={noop_ratio:.4f} delta_ratio={delta_ratio:.4f} peak_rss_gb={peak:.2f} "
+        f"publish_ratio={publish_ratio:.3f} noop_publish_commits={noop_publish['commits']}")
     return 0
 
 

@@ -19,6 +19,7 @@ import csv
 import json
 import logging
 import sys
+from decimal import Decimal
 
 import duckdb
 import pyarrow as pa
@@ -63,10 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json_value(value):
+    """Dates and times as ISO text; DuckDB's HUGEINT sums (Arrow decimals) as numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
 def _print(table: pa.Table, args: argparse.Namespace) -> None:
     rows = table.to_pylist()
     if args.json:
-        print(json.dumps(rows, indent=1, default=str))
+        print(json.dumps(rows, indent=1, default=_json_value))
     elif args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(table.column_names)

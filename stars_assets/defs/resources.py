@@ -5,6 +5,7 @@ SQL layers (bronze, silver, gold) run their SQL through `duckdb`; small frame-sh
 asset key prefix.
 """
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from stars_assets import settings
+from stars_assets.lib.warehouse import DEFAULT_LOCK_WAIT_SECONDS, connect_waiting_for_lock
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -23,11 +25,28 @@ class LandingZone(dg.ConfigurableResource):
         return Path(self.root) / provider
 
 
+class WarehouseResource(DuckDBResource):
+    """The warehouse connection: when another process holds the file's lock, the step logs who holds it and
+    waits (bounded) instead of failing or stalling silently."""
+
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
+
+    @contextmanager
+    def get_connection(self):
+        connection = connect_waiting_for_lock(
+            self.database, config={"custom_user_agent": "dagster", **self.connection_config},
+            max_wait_seconds=self.lock_wait_seconds, on_wait=dg.get_dagster_logger().warning)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
 def build_resources(warehouse: str | None = None, landing: str | None = None) -> dict:
     database = warehouse or str(settings.warehouse_path())
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     return {
-        "duckdb": DuckDBResource(database=database),
+        "duckdb": WarehouseResource(database=database),
         "io_manager": DuckDBPandasIOManager(database=database),
         "landing": LandingZone(root=landing or str(settings.landing_dir())),
     }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from contextlib import contextmanager
+from typing import Callable
 
 import duckdb
 
@@ -35,3 +37,36 @@ def configure_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConne
         raise ValueError(f"STARS_DUCKDB_MEMORY_LIMIT must look like 2GB or 1500MB, got {limit!r}")
     con.execute(f"SET memory_limit = '{limit}'")
     return con
+
+
+# DuckDB admits one process per file: a second process (an analyst's session, a stray notebook) makes
+# connect() fail with "Could not set lock on file ...: Conflicting lock is held in <program> (PID n)".
+LOCK_CONFLICT = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+DEFAULT_LOCK_WAIT_SECONDS = 300.0
+
+
+def lock_holder(message: str) -> str | None:
+    """'PID 123 (/usr/bin/python3)' from DuckDB's lock error, or None when the error is not a lock conflict."""
+    found = LOCK_CONFLICT.search(message)
+    return f"PID {found['pid']} ({found['program']})" if found else None
+
+
+def connect_waiting_for_lock(database: str, *, config: dict | None = None, max_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+                             on_wait: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
+                             ) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse for writing; while another process holds its lock, say who and wait (doubling up to
+    10 s between attempts), for at most `max_wait_seconds`, then raise the lock error."""
+    deadline = time.monotonic() + max_wait_seconds
+    delay, attempt = 0.5, 1
+    while True:
+        try:
+            return duckdb.connect(database, read_only=False, config=config or {})
+        except duckdb.IOException as error:
+            holder = lock_holder(str(error))
+            remaining = deadline - time.monotonic()
+            if holder is None or remaining <= 0:
+                raise
+            on_wait(f"the warehouse {database} is locked by {holder}; waiting {min(delay, remaining):.1f} s before attempt "
+                    f"{attempt + 1} (gives up after {max_wait_seconds:.0f} s). Analysts read the lake, not the warehouse.")
+            sleep(min(delay, remaining))
+            delay, attempt = min(delay * 2, 10.0), attempt + 1

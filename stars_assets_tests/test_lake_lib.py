@@ -1,0 +1,166 @@
+"""The lake library on real Delta tables written from a real DuckDB file; the warehouse lock wait against a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timezone
+
+import duckdb
+import pyarrow.compute as pc
+import pytest
+
+from stars_assets.lib import lake
+from stars_assets.lib.warehouse import connect_waiting_for_lock
+
+DAYS = [date(2026, 10, 27), date(2026, 10, 28), date(2026, 10, 29)]
+SOURCE = "SELECT * FROM silver.events"
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("CREATE SCHEMA silver")
+        con.execute("CREATE TABLE silver.events AS SELECT DATE '2026-10-27' + (i % 3)::INTEGER AS partition_date, i AS event_no, "
+                    "'member-' || i AS member_id, [i, i + 1] AS codes, TIMESTAMP '2026-10-27 08:00' + to_minutes(i) AS event_ts "
+                    "FROM range(30) AS r(i)")
+        yield con
+
+
+def _publish(con, root, days=DAYS):
+    return lake.publish_query(con, SOURCE, "silver", "events", contains_phi=True, partition_column="partition_date",
+                              partitions=days, root=str(root))
+
+
+def _rows_by_day(table) -> dict[str, int]:
+    counts = {}
+    for day in table.column("partition_date").to_pylist():
+        counts[str(day)] = counts.get(str(day), 0) + 1
+    return counts
+
+
+def test_replacing_partitions_is_one_commit_touching_only_them(warehouse, tmp_path):
+    first = _publish(warehouse, tmp_path / "lake")
+    assert first.committed and first.version == 0 and first.rows == {"2026-10-27": 10, "2026-10-28": 10, "2026-10-29": 10}
+    warehouse.execute("DELETE FROM silver.events WHERE partition_date = DATE '2026-10-28' AND event_no > 20")
+    warehouse.execute("UPDATE silver.events SET member_id = 'changed' WHERE partition_date = DATE '2026-10-29'")
+    second = _publish(warehouse, tmp_path / "lake")
+    assert second.committed and second.version == 1
+    assert second.partitions_written == ["2026-10-28", "2026-10-29"] and second.partitions_unchanged == ["2026-10-27"]
+    history = lake.history("silver", "events", root=str(tmp_path / "lake"))
+    assert [h["version"] for h in history] == [1, 0]
+    assert history[0]["partitions"] == ["2026-10-28", "2026-10-29"] and history[0]["rows"] == 7 + 10
+    now = lake.read_table("silver", "events", root=str(tmp_path / "lake"))
+    assert _rows_by_day(now) == {"2026-10-27": 10, "2026-10-28": 7, "2026-10-29": 10}
+    assert set(now.filter(pc.equal(now.column("partition_date"), DAYS[2])).column("member_id").to_pylist()) == {"changed"}
+
+
+def test_a_partition_outside_the_request_is_left_alone(warehouse, tmp_path):
+    _publish(warehouse, tmp_path / "lake")
+    warehouse.execute("DELETE FROM silver.events WHERE partition_date = DATE '2026-10-27'")
+    result = _publish(warehouse, tmp_path / "lake", days=[DAYS[1]])
+    assert not result.committed
+    assert _rows_by_day(lake.read_table("silver", "events", root=str(tmp_path / "lake")))["2026-10-27"] == 10
+
+
+def test_no_change_writes_no_commit(warehouse, tmp_path):
+    _publish(warehouse, tmp_path / "lake")
+    again = _publish(warehouse, tmp_path / "lake")
+    assert not again.committed and again.version == 0 and again.partitions_unchanged == [str(d) for d in DAYS]
+    assert len(lake.history("silver", "events", root=str(tmp_path / "lake"))) == 1
+
+
+def test_an_added_nullable_column_is_merged(warehouse, tmp_path):
+    _publish(warehouse, tmp_path / "lake")
+    warehouse.execute("ALTER TABLE silver.events ADD COLUMN channel VARCHAR")
+    warehouse.execute("UPDATE silver.events SET channel = 'SMS' WHERE partition_date = DATE '2026-10-29'")
+    result = _publish(warehouse, tmp_path / "lake", days=[DAYS[2]])
+    assert result.committed and result.columns_added == ["channel"]
+    table = lake.read_table("silver", "events", root=str(tmp_path / "lake"))
+    channels = dict(zip(table.column("event_no").to_pylist(), table.column("channel").to_pylist()))
+    assert channels[2] == "SMS" and channels[0] is None  # 2026-10-29 republished; 2026-10-27 kept, null in the new column
+
+
+@pytest.mark.parametrize("change, column", [
+    ("ALTER TABLE silver.events ALTER COLUMN event_no TYPE VARCHAR", "event_no"),
+    ("ALTER TABLE silver.events DROP COLUMN member_id", "member_id"),
+])
+def test_an_incompatible_change_fails_naming_the_column(warehouse, tmp_path, change, column):
+    _publish(warehouse, tmp_path / "lake")
+    warehouse.execute(change)
+    with pytest.raises(lake.IncompatibleSchemaError, match=f"column '{column}'"):
+        _publish(warehouse, tmp_path / "lake")
+    assert len(lake.history("silver", "events", root=str(tmp_path / "lake"))) == 1
+
+
+def test_time_travel_by_version_and_by_timestamp(warehouse, tmp_path):
+    root = str(tmp_path / "lake")
+    _publish(warehouse, tmp_path / "lake")
+    time.sleep(0.05)  # commits a few milliseconds apart: the moment between them is unambiguous
+    between = datetime.now(timezone.utc)
+    time.sleep(0.05)
+    warehouse.execute("UPDATE silver.events SET member_id = 'later' WHERE partition_date = DATE '2026-10-28'")
+    _publish(warehouse, tmp_path / "lake")
+    earlier = {"member-1", "member-4", "member-7", "member-10", "member-13", "member-16", "member-19", "member-22", "member-25", "member-28"}
+
+    def day_two_members(table):
+        return set(table.filter(pc.equal(table.column("partition_date"), DAYS[1])).column("member_id").to_pylist())
+
+    assert day_two_members(lake.read_table("silver", "events", root=root)) == {"later"}
+    assert day_two_members(lake.read_table("silver", "events", version=0, root=root)) == earlier
+    assert day_two_members(lake.read_table("silver", "events", as_of=between, root=root)) == earlier
+    assert day_two_members(lake.read_table("silver", "events", as_of=between.isoformat(), root=root)) == earlier
+    with pytest.raises(lake.UnknownVersionError):
+        lake.read_table("silver", "events", version=5, root=root)
+    with pytest.raises(lake.UnknownVersionError, match="did not exist yet"):
+        lake.read_table("silver", "events", as_of="2020-01-01", root=root)
+    with pytest.raises(lake.UnknownTableError):
+        lake.read_table("silver", "nothing", root=root)
+
+
+def test_tables_are_listed_and_described(warehouse, tmp_path):
+    root = str(tmp_path / "lake")
+    _publish(warehouse, tmp_path / "lake")
+    lake.publish_query(warehouse, "SELECT count(*) AS events FROM silver.events", "gold", "totals", contains_phi=False, root=root)
+    assert lake.list_tables(root) == [("gold", "totals"), ("silver", "events")]
+    events, totals = lake.describe_table("silver", "events", root), lake.describe_table("gold", "totals", root)
+    assert (events.contains_phi, events.rows, events.partition_columns) == (True, 30, ["partition_date"])
+    assert (totals.contains_phi, totals.rows, totals.partition_columns) == (False, 1, [])
+
+
+def test_a_locked_warehouse_is_waited_for_naming_the_holder(tmp_path):
+    database = str(tmp_path / "warehouse.duckdb")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({database!r}); print('open', flush=True); sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        waits = []
+
+        def release_after_first_wait(seconds):
+            if len(waits) == 1:
+                holder.stdin.write("\n")
+                holder.stdin.flush()
+                holder.wait(timeout=30)
+
+        connection = connect_waiting_for_lock(database, on_wait=waits.append, sleep=release_after_first_wait)
+        connection.close()
+        assert waits and f"PID {holder.pid}" in waits[0]
+    finally:
+        holder.kill()
+
+
+def test_a_lock_held_past_the_bound_fails(tmp_path):
+    database = str(tmp_path / "warehouse.duckdb")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({database!r}); print('open', flush=True); sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        waits = []
+        with pytest.raises(duckdb.IOException, match="lock"):
+            connect_waiting_for_lock(database, max_wait_seconds=0.2, on_wait=waits.append)
+        assert waits and all(f"PID {holder.pid}" in w for w in waits)
+    finally:
+        holder.kill()
