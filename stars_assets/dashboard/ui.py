@@ -17,12 +17,16 @@ def _read(uri: str, layer: str, table: str, columns: tuple[str, ...] | None) -> 
 
 
 def table(layer: str, name: str, columns: list[str] | None = None) -> pd.DataFrame | None:
-    """A published table, or None with a note on the page when it is not published yet."""
+    """A published table, or None with a note on the page when it is not published yet or has no rows."""
     try:
-        return _read(lake.table_uri(layer, name), layer, name, tuple(columns) if columns else None)
+        frame = _read(lake.table_uri(layer, name), layer, name, tuple(columns) if columns else None)
     except lake.UnknownTableError:
         st.info(f"Table {layer}/{name} is not published to the lake yet: run the publish job (or `make demo`).")
         return None
+    if frame.empty:
+        st.info(f"Table {layer}/{name} has no rows yet.")
+        return None
+    return frame
 
 
 def download(frame: pd.DataFrame, name: str, label: str = "Download CSV") -> None:
