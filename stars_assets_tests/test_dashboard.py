@@ -249,3 +249,12 @@ def test_no_member_identifier_on_any_page(lake, dashboard_world, script):
         cells = set(shown.astype(str).to_numpy().ravel())
         assert not cells & known
     assert app.title and len(app.get("vega_lite_chart")) >= 1
+
+
+@pytest.mark.parametrize("script", [script for script, _, _ in PAGES if script != "predictor.py"])
+def test_a_page_over_an_unpublished_lake_says_so(tmp_path, monkeypatch, script):
+    monkeypatch.setenv("STARS_LAKE_URI", str(tmp_path / "empty-lake"))
+    app = AppTest.from_file(str(PAGES_DIR / script), default_timeout=60)
+    app.run()
+    assert not app.exception
+    assert app.info and all("not published to the lake yet" in note.value for note in app.info)
