@@ -164,3 +164,16 @@ def test_a_lock_held_past_the_bound_fails(tmp_path):
         assert waits and all(f"PID {holder.pid}" in w for w in waits)
     finally:
         holder.kill()
+
+
+def test_vacuum_removes_old_files_and_publishing_still_recognizes_unchanged_rows(warehouse, tmp_path):
+    root = str(tmp_path / "lake")
+    _publish(warehouse, tmp_path / "lake")
+    warehouse.execute("UPDATE silver.events SET member_id = 'later' WHERE partition_date = DATE '2026-10-28'")
+    _publish(warehouse, tmp_path / "lake")
+    assert lake.vacuum("silver", "events", older_than_days=0, dry_run=True, root=root)  # a dry run deletes nothing
+    assert lake.read_table("silver", "events", version=0, root=root).num_rows == 30
+    removed = lake.vacuum("silver", "events", older_than_days=0, root=root)
+    assert len(removed) == 1  # the 2026-10-28 file version 1 replaced
+    assert not _publish(warehouse, tmp_path / "lake").committed
+    assert lake.read_table("silver", "events", root=root).num_rows == 30

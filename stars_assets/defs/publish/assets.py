@@ -51,7 +51,7 @@ def delivery_freshness_rows(context: dg.AssetExecutionContext, landing: LandingZ
 
 def check_outcome_rows(context: dg.AssetExecutionContext, landing: LandingZone) -> pa.Table:
     """The latest outcome of each check and partition among the instance's most recent evaluations."""
-    records = context.instance.get_event_records(
+    records = context.instance.event_log_storage.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=RECENT_CHECK_EVALUATIONS, ascending=False)
     latest = {}
     for record in records:

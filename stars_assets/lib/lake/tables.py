@@ -27,6 +27,7 @@ META_FINGERPRINTS = "stars.fingerprints"  # JSON {partition: fingerprint} of eve
 META_CONTAINS_PHI = "stars.contains_phi"  # "true" / "false"
 META_SOURCE = "stars.source"  # the warehouse relation the rows came from
 WHOLE_TABLE = "*"  # the partition name of an unpartitioned table
+RECENT_COMMITS = 10
 
 
 def _root(root: str | None) -> str:
@@ -119,10 +120,12 @@ def history(layer: str, table: str, root: str | None = None) -> list[dict]:
 
 
 def latest_commit_value(delta: DeltaTable, key: str) -> str | None:
-    """The newest commit's value for a pipeline metadata key (maintenance commits such as VACUUM carry none)."""
-    for commit in delta.history():
-        if key in commit:
-            return commit[key]
+    """The newest commit's value for a pipeline metadata key (maintenance commits such as VACUUM carry none).
+    The last few commits nearly always have it; the whole log is read only when they do not."""
+    for limit in (RECENT_COMMITS, None):
+        for commit in delta.history(limit):
+            if key in commit:
+                return commit[key]
     return None
 
 
