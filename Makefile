@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export STARS_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv demo test dev bench clean
+.PHONY: venv demo test dev bench clean dashboard
 
 $(STAMP): pyproject.toml sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP)
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+# The Stars dashboard over the published lake, on http://127.0.0.1:$(DASHBOARD_PORT) (beside `make dev` on :3000).
+DASHBOARD_PORT ?= 8501
+dashboard: $(STAMP)
+	$(BIN)/python -m stars_assets.dashboard --port $(DASHBOARD_PORT)
 
 # A full delivery day at the payer's volume (28.6 million outreach rows); ARGS="--rows-per-day 300000" for a quick run.
 bench: $(STAMP)

@@ -78,3 +78,45 @@ def ingested(world, tmp_path_factory) -> IngestedWorld:
     warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     result = ingest(world, warehouse, WORLD_START, WORLD_START + timedelta(days=WORLD_DAYS - 1))
     return IngestedWorld(world, warehouse, result)
+
+
+# --- The dashboard's world: the ingested world's gold and model weeks, published to a Delta lake by the publish assets ---
+
+DASHBOARD_WEEKS = ("2026-10-25", "2026-11-01")  # weekly partitions (Sundays) whose week ends fall in or just after the world
+
+
+@dataclass(frozen=True)
+class PublishedWorld:
+    warehouse: Path
+    lake: Path
+
+
+@pytest.fixture(scope="session")
+def dashboard_world(ingested, tmp_path_factory) -> PublishedWorld:
+    """The ingested world with the CMS reference, the model and two weekly snapshots, run by the project's jobs'
+    selections (publishing included) into a lake of its own, on one instance so the check outcomes accumulate."""
+    import shutil
+
+    from stars_assets.defs import jobs
+    from stars_assets.definitions import defs
+
+    root = tmp_path_factory.mktemp("dashboard_world")
+    warehouse = root / "warehouse.duckdb"
+    shutil.copy(ingested.warehouse, warehouse)
+    definitions = defs()
+    assets = [*definitions.assets, *(definitions.asset_checks or [])]
+    resources = build_resources(warehouse=str(warehouse), landing=str(ingested.landing))
+    ingest_range = {RANGE_START_TAG: WORLD_START.isoformat(), RANGE_END_TAG: ingested.last_day.isoformat()}
+    runs = [
+        # silver is already built: publish what the ingest job publishes (silver, quarantine summary, freshness)
+        (jobs.ingest_daily_deliveries_job.selection - dg.AssetSelection.groups("bronze", "silver"), None, ingest_range),
+        (jobs.refresh_cms_reference_and_model_job.selection, None, {}),
+        *[(jobs.refresh_weekly_snapshots_job.selection, week, {}) for week in DASHBOARD_WEEKS],
+    ]
+    with pytest.MonkeyPatch.context() as patch, dg.DagsterInstance.ephemeral() as instance:
+        patch.setenv("STARS_LAKE_URI", str(root / "lake"))
+        for selection, partition, tags in runs:
+            result = dg.materialize(assets, selection=selection, resources=resources, partition_key=partition, tags=tags,
+                                    instance=instance, raise_on_error=False)
+            assert result.success, f"{selection} {partition or tags} failed"
+    return PublishedWorld(warehouse, root / "lake")

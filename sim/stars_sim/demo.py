@@ -1,6 +1,7 @@
 """`make demo`: generate a small deterministic world, materialize every asset, print a summary.
 
-The sample world covers the 14 delivery days up to yesterday. Its clock ends at midnight; the
+The sample world covers the 120 delivery days up to yesterday (enough
+history that 30/60/90-day closure rates and weekly trajectories are populated). Its clock ends at midnight; the
 landing files' times are moved forward by the time since, so the world ends now and the freshness
 checks judge the files as a live feed's. Runs are launched through the code location in
 workspace.yaml, as the UI launches them, into the project's Dagster instance (DAGSTER_HOME):
@@ -39,7 +40,7 @@ from stars_assets.lib.providers import load_registry
 
 SEED = 7
 MEMBERS = 2000
-DAYS = 14
+DAYS = 120  # enough history that 30/60/90-day closure rates and weekly trajectories are populated
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 WORKSPACE = Path(settings.PROJECT_ROOT) / "workspace.yaml"

@@ -45,6 +45,11 @@ def fitted_params() -> tuple[OrdinalParams, str]:
             return OrdinalParams.from_parameter_table(table), f"warehouse table {MODEL_TABLE}"
         except duckdb.Error:
             pass  # not materialized yet, or another process holds the write lock: fit instead
+    return fitted_on_reference()
+
+
+def fitted_on_reference() -> tuple[OrdinalParams, str]:
+    """The model fitted now on the CMS tables shipped in data/reference, and where it came from."""
     year_dir = settings.cms_reference_dir(TRAINING_STAR_YEAR)
     training = training_set(tables.measure_scores(year_dir), tables.measure_stars(year_dir), tables.summary_ratings(year_dir))
     return fit(training.frame).params, f"fitted now on the CMS {TRAINING_STAR_YEAR} tables in {year_dir}"

@@ -14,6 +14,8 @@ EVENT_TYPES = (
 )
 # Event types that mean the member was actually reached (gold's reach and attribution).
 REACHING_EVENT_TYPES = ("REACHED", "ENGAGED", "COMPLETED")
+# The member acted (clicked, replied, completed), beyond being reached.
+ENGAGING_EVENT_TYPES = ("ENGAGED", "COMPLETED")
 OPTED_OUT = "OPTED_OUT"
 
 # Appointments: the state of a booked visit.

@@ -68,6 +68,10 @@ CAMPAIGN_EFFECTIVENESS_LINEAGE = dg.TableColumnLineage(deps_by_column={
     "appointment_show_rate": _from(("appointments", "status")),
     "closure_rate_30d": _from(("outreach_events", "event_ts"), ("care_gaps", "close_date")),
     "members_opted_out": _from(("outreach_events", "event_type")),
+    "chronic_condition": _from(("members", "has_diabetes"), ("members", "has_hypertension"), ("members", "has_hyperlipidemia")),
+    "members_engaged": _from(("outreach_events", "event_type")),
+    "appointments_booked": _from(("appointments", "booked_ts")),
+    "gaps_closed": _from(("care_gaps", "close_date")),
 })
 
 
@@ -139,11 +143,12 @@ care_gap_closure = _weekly_fact(
 
 campaign_effectiveness = _weekly_fact(
     CAMPAIGN_EFFECTIVENESS,
-    "Campaign effectiveness as of the week end, by channel x region x contract x cohort (dual/LIS, age band) x measure: "
-    "members targeted, attempts, reach rate, appointment show rate, gap closure within 30/60/90 days of the first touch "
+    "Campaign effectiveness as of the week end, by channel x region x contract x cohort (dual/LIS, age band, chronic conditions) x measure: "
+    "members targeted, attempts, reach rate, members engaged, appointments booked, appointment show rate, gaps closed, gap closure within 30/60/90 days of the first touch "
     "(over gaps whose window has fully elapsed), opt-outs.",
     CAMPAIGN_EFFECTIVENESS_SQL, quality.CampaignEffectiveness, "check_uniqueness_campaign_cell",
-    ["channel", "region", "contract_id", "dual_lis_cohort", "age_band", "measure_code"], CAMPAIGN_EFFECTIVENESS_LINEAGE,
+    ["channel", "region", "contract_id", "dual_lis_cohort", "age_band", "chronic_condition", "measure_code"],
+    CAMPAIGN_EFFECTIVENESS_LINEAGE,
     "SELECT channel, sum(members_targeted), round(sum(members_reached) / sum(members_targeted), 3), "
     "round(sum(closed_within_30d) / nullif(sum(gaps_mature_30d), 0), 3), sum(members_opted_out) "
     "FROM gold.campaign_effectiveness WHERE as_of_week_end = $week_end GROUP BY 1 ORDER BY 1",

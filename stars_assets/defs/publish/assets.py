@@ -18,7 +18,7 @@ from stars_assets.defs.publish.tables import CHECK_OUTCOMES, LAKE_TABLES, LakeTa
 from stars_assets.defs.resources import LandingZone
 from stars_assets.lib import lake
 from stars_assets.lib.lake.publish import EMPTY, lake_fingerprints
-from stars_assets.lib.ops.freshness import delivery_freshness
+from stars_assets.lib.ops.freshness import latest_delivery
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.warehouse import configure_connection
 
@@ -34,14 +34,15 @@ def delivery_freshness_rows(context: dg.AssetExecutionContext, landing: LandingZ
     evaluated_at = datetime.fromtimestamp(now, tz=timezone.utc).replace(tzinfo=None)
     rows = []
     for provider in load_registry():
-        outcome = delivery_freshness(provider, landing.provider_dir(provider.name), now=now)
-        newest = outcome.metadata.get("last_delivery_at")
+        latest = latest_delivery(provider, landing.provider_dir(provider.name))
+        hours_since = None if latest.landed_at is None else (now - latest.landed_at) / 3600
         rows.append({
             "provider": provider.name,
-            "newest_file_at": datetime.fromisoformat(newest).replace(tzinfo=None) if newest else None,
-            "sla_hours": float(outcome.metadata["sla_hours"]),
-            "hours_since": outcome.metadata.get("hours_since_last_delivery"),
-            "is_fresh": outcome.passed,
+            "newest_file_at": None if latest.landed_at is None
+            else datetime.fromtimestamp(latest.landed_at, tz=timezone.utc).replace(tzinfo=None),
+            "sla_hours": float(provider.delivery_sla_hours),
+            "hours_since": hours_since,
+            "is_fresh": hours_since is not None and hours_since <= provider.delivery_sla_hours,
             "evaluated_at": evaluated_at,
         })
     return pa.Table.from_pylist(rows, schema=pa.schema([

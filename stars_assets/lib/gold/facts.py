@@ -14,6 +14,7 @@ from stars_assets.lib.tables import ddl
 
 ATTRIBUTION_WINDOW_DAYS = 90
 REACHING = v.sql_list(v.REACHING_EVENT_TYPES)
+ENGAGING = v.sql_list(v.ENGAGING_EVENT_TYPES)
 
 GOLD_DDL = ddl(CARE_GAP_CLOSURE, CAMPAIGN_EFFECTIVENESS)
 
@@ -24,7 +25,7 @@ gaps AS (
            g.open_date,
            CASE WHEN g.close_date <= $week_end THEN g.close_date END AS close_date,
            CASE WHEN g.close_date <= $week_end THEN g.close_source END AS close_source,
-           m.dual_status, m.lis_status, m.birth_date
+           m.dual_status, m.lis_status, m.birth_date, m.has_diabetes, m.has_hypertension, m.has_hyperlipidemia
     FROM silver.care_gaps AS g JOIN silver.members AS m USING (member_id)
     WHERE g.measurement_year = year(CAST($week_end AS DATE)) AND g.open_date <= $week_end
 ),
@@ -86,19 +87,25 @@ gap_channel AS (
                 WHEN date_diff('year', g.birth_date, CAST($week_end AS DATE)) < 75 THEN '65-74'
                 WHEN date_diff('year', g.birth_date, CAST($week_end AS DATE)) < 85 THEN '75-84'
                 ELSE '85+' END AS age_band,
+           -- The member's chronic conditions as one cohort label (DIABETES+HYPERTENSION, ... or NONE).
+           coalesce(nullif(concat_ws('+', CASE WHEN g.has_diabetes THEN 'DIABETES' END,
+                                          CASE WHEN g.has_hypertension THEN 'HYPERTENSION' END,
+                                          CASE WHEN g.has_hyperlipidemia THEN 'HYPERLIPIDEMIA' END), ''), 'NONE') AS chronic_condition,
            min(t.event_ts) AS first_touch_ts, count(*) AS attempts,
            bool_or(t.event_type IN {REACHING}) AS reached,
+           bool_or(t.event_type IN {ENGAGING}) AS engaged,
            bool_or(t.event_type = '{v.OPTED_OUT}') AS opted_out
     FROM gaps AS g JOIN gap_touches AS t USING (gap_id)
     GROUP BY ALL
 ),
 appointment_outcomes AS (
     SELECT c.gap_id, c.channel,
-           count(*) FILTER (WHERE a.status = '{v.COMPLETED}') AS kept,
-           count(*) FILTER (WHERE a.status = '{v.NO_SHOW}') AS missed
+           count(*) FILTER (WHERE a.status = '{v.COMPLETED}' AND CAST(a.start_ts AS DATE) <= $week_end) AS kept,
+           count(*) FILTER (WHERE a.status = '{v.NO_SHOW}' AND CAST(a.start_ts AS DATE) <= $week_end) AS missed,
+           count(*) AS booked
     FROM gap_channel AS c JOIN silver.appointments AS a
       ON a.member_id = c.member_id AND a.measure_code = c.measure_code
-     AND a.booked_ts >= c.first_touch_ts AND CAST(a.start_ts AS DATE) <= $week_end
+     AND a.booked_ts >= c.first_touch_ts AND CAST(a.booked_ts AS DATE) <= $week_end
     GROUP BY 1, 2
 )
 SELECT $week_end, c.channel, c.region, c.contract_id, c.dual_lis_cohort, c.age_band, c.measure_code,
@@ -115,7 +122,9 @@ SELECT $week_end, c.channel, c.region, c.contract_id, c.dual_lis_cohort, c.age_b
                         AND c.close_date <= CAST(c.first_touch_ts AS DATE) + INTERVAL {n} DAY)
          / nullif(count(*) FILTER (WHERE CAST(c.first_touch_ts AS DATE) <= CAST($week_end AS DATE) - INTERVAL {n} DAY), 0)'''
            for n in CLOSURE_WINDOWS_DAYS)},
-       count(DISTINCT c.member_id) FILTER (WHERE c.opted_out)
+       count(DISTINCT c.member_id) FILTER (WHERE c.opted_out),
+       c.chronic_condition, count(DISTINCT c.member_id) FILTER (WHERE c.engaged), coalesce(sum(o.booked), 0),
+       count(*) FILTER (WHERE c.close_date IS NOT NULL)
 FROM gap_channel AS c LEFT JOIN appointment_outcomes AS o USING (gap_id, channel)
 GROUP BY ALL
 """

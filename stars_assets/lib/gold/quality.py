@@ -49,7 +49,9 @@ CareGapClosure = contract(tables.CARE_GAP_CLOSURE, "CareGapClosure", {
 CampaignEffectiveness = contract(tables.CAMPAIGN_EFFECTIVENESS, "CampaignEffectiveness", {
     "channel": [pa.Check.isin(list(v.CHANNELS))],
     "members_targeted": [pa.Check.gt(0)],
-    **{column: NOT_NEGATIVE for column in ("attempts", "members_reached", "members_opted_out")},
+    **{column: NOT_NEGATIVE for column in ("attempts", "members_reached", "members_opted_out", "members_engaged",
+                                           "appointments_booked", "gaps_closed")},
+    "chronic_condition": [pa.Check.str_matches(r"^(NONE|[A-Z+]+)$")],
     **{column: RATE for column in ("reach_rate", "appointment_show_rate", *(f"closure_rate_{n}d" for n in tables.CLOSURE_WINDOWS_DAYS))},
 }, [
     pa.Check(lambda df: df["members_reached"] <= df["members_targeted"], error="more members reached than targeted"),

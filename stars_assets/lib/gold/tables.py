@@ -62,9 +62,15 @@ CAMPAIGN_EFFECTIVENESS = TableSpec(
             Column(f"closure_rate_{n}d", "DOUBLE", f"closed within {n} days / mature"),
         )],
         Column("members_opted_out", "BIGINT", "", nullable=False),
+        Column("chronic_condition", "VARCHAR", "the member's chronic conditions as one cohort label (DIABETES+HYPERTENSION, ... or NONE)",
+               nullable=False),
+        Column("members_engaged", "BIGINT", "members who acted (" + ", ".join(v.ENGAGING_EVENT_TYPES) + ")", nullable=False),
+        Column("appointments_booked", "BIGINT", "appointments booked after a touch by the week end", nullable=False),
+        Column("gaps_closed", "BIGINT", "touched gaps closed by the week end", nullable=False),
     ),
     partition_column="as_of_week_end",
-    primary_key=("as_of_week_end", "channel", "region", "contract_id", "dual_lis_cohort", "age_band", "measure_code"),
+    primary_key=("as_of_week_end", "channel", "region", "contract_id", "dual_lis_cohort", "age_band", "chronic_condition",
+                 "measure_code"),
 )
 
 GOLD_TABLES = {spec.name: spec for spec in (CARE_GAP_CLOSURE, CAMPAIGN_EFFECTIVENESS)}
