@@ -124,7 +124,9 @@ def _all_star_years(parse: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
     years = tables.available_star_years()
     if not years:
         raise FileNotFoundError("no CMS star-year folders under data/reference/cms")
-    return pd.concat([parse(settings.cms_reference_dir(year)) for year in years], ignore_index=True)
+    parsed = [parse(settings.cms_reference_dir(year)) for year in years]
+    # A year without a table (CAI before 2025, CMS cut-point files before 2026) contributes no rows.
+    return pd.concat([table for table in parsed if not table.empty] or parsed[:1], ignore_index=True)
 
 
 def _reference_table_asset(name: str, parse: Callable[[Path], pd.DataFrame], description: str) -> dg.AssetsDefinition:
@@ -173,8 +175,9 @@ cai = _reference_table_asset(
     description=(
         "Overall Star Rating of every contract with Part C and Part D measure stars, recomputed from "
         "Measure Stars with the CMS rating engine (weights, reward factor, CAI, hold-harmless rules, "
-        "half-star rounding), with every component. Also rates contracts CMS left unrated for too few "
-        "measures; metadata compares the recomputation with every published numeric overall rating."
+        "half-star rounding), with every component, each star year under its own rules. Also rates contracts "
+        "CMS left unrated for too few measures; metadata compares the recomputation with every published "
+        "numeric overall rating, per star year."
     ),
     metadata={"dagster/column_schema": SCHEMAS["overall_ratings_recomputed"]},
     **COMMON,
@@ -183,11 +186,17 @@ def overall_ratings_recomputed(
     measure_stars: pd.DataFrame, cai: pd.DataFrame, summary_ratings: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     recomputed = rating.overall_ratings(measure_stars, cai, summary_ratings)
-    report = reproduction.compare_overall_ratings(recomputed, summary_ratings)
+    reports = reproduction_by_year(recomputed, summary_ratings)
     metadata = _table_metadata(recomputed) | {
-        "matches": report.matches,
-        "published_numeric_ratings": report.total,
-        "match_rate": report.match_rate,
-        "mismatches": markdown_table(report.mismatches),
+        "matches": sum(report.matches for report in reports.values()),
+        "published_numeric_ratings": sum(report.total for report in reports.values()),
+        "reproduction_by_year": markdown_table(reproduction.reports_table(reports)),
     }
     return dg.Output(recomputed, metadata=metadata)
+
+
+def reproduction_by_year(recomputed: pd.DataFrame, summary_ratings: pd.DataFrame) -> dict[int, reproduction.ReproductionReport]:
+    """Per star year; a year whose rules carry no CAI values is compared over the range of known CAI values."""
+    years = sorted(int(year) for year in summary_ratings["star_year"].unique())
+    cai_years = {year for year in years if rating.rules_for(year).overall_cai}
+    return reproduction.compare_by_year(recomputed, summary_ratings, cai_years, rating.cai_value_range())
