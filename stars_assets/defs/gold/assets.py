@@ -17,7 +17,7 @@ from stars_assets.lib.gold.facts import (
     CONTRACT_QUALITY_SQL,
     GOLD_DDL,
 )
-from stars_assets.lib.gold.pdc import MEMBER_PDC_SQL, pdc_parameters
+from stars_assets.lib.gold.pdc import MEMBER_PDC_SQL, adherence_measure_parameters, pdc_parameters
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.warehouse import in_transaction
 
@@ -182,7 +182,7 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         conn.execute(GOLD_DDL)
         conn.execute(f"CREATE OR REPLACE TEMP TABLE member_pdc AS {MEMBER_PDC_SQL}", pdc_parameters(as_of))
         counts = conn.execute(
-            f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of}).df()
+            f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of, **adherence_measure_parameters()}).df()
         cut_points = conn.execute("SELECT * FROM cms.cut_points WHERE star_year = $year", {"year": PROJECTION_STAR_YEAR}).df()
         rates = project_measure_stars(counts, cut_points, rules)
         summaries = project_summaries(rates, rules)

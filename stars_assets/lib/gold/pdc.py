@@ -14,7 +14,13 @@ total of days supplied, the shifted coverage of fill k ends at
 window functions compute for any number of members at once.
 """
 
-ADHERENCE_MEASURES = {"DIABETES": "D08", "RASA": "D09", "STATIN": "D10"}
+from stars_assets.lib.cms import crosswalk
+
+# Drug class -> crosswalk key of its adherence measure.
+ADHERENCE_MEASURE_KEYS = {"DIABETES": "adherence_diabetes", "RASA": "adherence_hypertension", "STATIN": "adherence_statins"}
+# Rates carry the measure ids of the latest published star year, the numbering the cut points and levers use.
+MEASURE_ID_STAR_YEAR = max(crosswalk.star_years())
+ADHERENCE_MEASURES = {drug_class: crosswalk.measure_id(key, MEASURE_ID_STAR_YEAR) for drug_class, key in ADHERENCE_MEASURE_KEYS.items()}
 MIN_TREATMENT_DAYS = 91
 ADHERENT_PDC = 0.80
 
@@ -63,3 +69,8 @@ FROM covered
 
 def pdc_parameters(as_of) -> dict:
     return {"as_of": as_of, "min_treatment_days": MIN_TREATMENT_DAYS, "adherent_pdc": ADHERENT_PDC}
+
+
+def adherence_measure_parameters() -> dict:
+    """The adherence measures' ids, bound into CONTRACT_MEASURE_COUNTS_SQL ($diabetes_measure_id, ...)."""
+    return {f"{drug_class.lower()}_measure_id": measure_id for drug_class, measure_id in ADHERENCE_MEASURES.items()}

@@ -44,6 +44,7 @@ from pandera.config import ValidationDepth, config_context
 from pandera.engines.ibis_engine import DateTime
 
 from stars_assets.lib.bronze.quality import RuleOutcome
+from stars_assets.lib.cms import crosswalk
 from stars_assets.lib.masking import MEMBER_IDENTIFIER_COLUMNS, mask_identifier, mask_text
 from stars_assets.lib.providers import APPOINTMENT_STATUSES, CANONICAL_CHANNELS, CANONICAL_EVENT_TYPES, load_registry
 from stars_assets.lib.silver.identity import IDENTIFIER_PATTERNS, MBI_PATTERN
@@ -54,8 +55,12 @@ _REGISTRY = load_registry()
 OUTREACH_PROVIDERS = tuple(p.name for p in _REGISTRY if p.kind == "outreach")
 EMR_PROVIDERS = tuple(p.name for p in _REGISTRY if p.kind == "appointments")
 
-# Member-level care-gap measures and their CMS Star Ratings measure ids (2026 numbering).
-CARE_GAP_MEASURES = {"BCS": "C01", "COL": "C02", "EED": "C11", "GSD": "C12", "CBP": "C14", "TRC": "C20"}
+# Member-level care-gap measures and their CMS Star Ratings measure ids, in the numbering the vendors send
+# (the 2026 star year's), from the measure crosswalk.
+CARE_GAP_MEASURE_KEYS = {"BCS": "breast_cancer_screening", "COL": "colorectal_cancer_screening", "EED": "diabetes_eye_exam",
+                         "GSD": "diabetes_blood_sugar_controlled", "CBP": "controlling_blood_pressure", "TRC": "transitions_of_care"}
+CARE_GAP_ID_STAR_YEAR = 2026
+CARE_GAP_MEASURES = {code: crosswalk.measure_id(key, CARE_GAP_ID_STAR_YEAR) for code, key in CARE_GAP_MEASURE_KEYS.items()}
 GAP_STATUSES = ("OPEN", "CLOSED")
 # Part D adherence drug classes (D08 diabetes, D09 RAS antagonists, D10 statins).
 DRUG_CLASSES = ("DIABETES", "RASA", "STATIN")
