@@ -78,3 +78,11 @@ def ingested(world, tmp_path_factory) -> IngestedWorld:
     warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     result = ingest(world, warehouse, WORLD_START, WORLD_START + timedelta(days=WORLD_DAYS - 1))
     return IngestedWorld(world, warehouse, result)
+
+
+@pytest.fixture(scope="session")
+def cms_history():
+    """CMS's published 2023-2026 tables, long format, keyed by the measure crosswalk (read once per session)."""
+    from stars_assets.lib.cms import backtest
+
+    return backtest.load_history()

@@ -8,8 +8,8 @@ from stars_assets.lib.cms import backtest, cutpoints
 
 
 @pytest.fixture(scope="session")
-def history() -> backtest.History:
-    return backtest.load_history()
+def history(cms_history) -> backtest.History:
+    return cms_history
 
 
 @pytest.fixture(scope="session")
