@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from stars_assets.defs.cms.assets import cut_points
+from stars_assets.defs.cms.assets import cai, cut_points, measure_scores, measure_stars, projection_cut_points, summary_ratings
 from stars_assets.defs.gold import assets as gold
 from stars_assets.defs.resources import build_resources
 from stars_assets_tests.conftest import query, read_truth
@@ -25,10 +25,12 @@ def gold_week(ingested, tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("gold") / "warehouse.duckdb"
     shutil.copy(ingested.warehouse, warehouse)
     result = dg.materialize(
-        [cut_points, gold.care_gap_closure, gold.campaign_effectiveness, gold.contract_measure_rates],
+        [measure_scores, measure_stars, summary_ratings, cai, cut_points, projection_cut_points,
+         gold.care_gap_closure, gold.campaign_effectiveness, gold.contract_measure_rates],
         resources=build_resources(warehouse=str(warehouse), landing=str(ingested.landing)),
         partition_key=WEEK,
-        selection=[cut_points.key, gold.CARE_GAP_CLOSURE, gold.CAMPAIGN_EFFECTIVENESS,
+        selection=[measure_scores.key, measure_stars.key, summary_ratings.key, cai.key, cut_points.key, projection_cut_points.key,
+                   gold.CARE_GAP_CLOSURE, gold.CAMPAIGN_EFFECTIVENESS,
                    gold.CONTRACT_MEASURE_RATES, gold.CONTRACT_PROJECTED_SUMMARY],
         raise_on_error=False,
     )

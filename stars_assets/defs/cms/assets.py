@@ -10,7 +10,7 @@ import pandas as pd
 
 from stars_assets import settings
 from stars_assets.defs.partitions import WAREHOUSE_POOL
-from stars_assets.lib.cms import rating, reproduction, tables
+from stars_assets.lib.cms import backtest, forecast, rating, reproduction, tables
 
 # Every cms asset writes the DuckDB warehouse through the io_manager, hence the single-writer pool.
 COMMON = {"group_name": "cms", "kinds": {"pandas", "duckdb"}, "owners": ["team:stars-analytics"], "pool": WAREHOUSE_POOL}
@@ -200,3 +200,38 @@ def reproduction_by_year(recomputed: pd.DataFrame, summary_ratings: pd.DataFrame
     years = sorted(int(year) for year in summary_ratings["star_year"].unique())
     cai_years = {year for year in years if rating.rules_for(year).overall_cai}
     return reproduction.compare_by_year(recomputed, summary_ratings, cai_years, rating.cai_value_range())
+
+
+@dg.asset(
+    key=["cms", "projection_cut_points"],
+    ins={
+        "measure_scores": dg.AssetIn(key=["cms", "measure_scores"]),
+        "measure_stars": dg.AssetIn(key=["cms", "measure_stars"]),
+        "summary_ratings": dg.AssetIn(key=["cms", "summary_ratings"]),
+        "cai": dg.AssetIn(key=["cms", "cai"]),
+        "cut_points": dg.AssetIn(key=["cms", "cut_points"]),
+    },
+    description=(
+        "Cut points for the star year the plan's current measurement year will be rated in (the latest published "
+        "star year + 2), forecast by the back-test's winning method from every published year's scores, in the "
+        "cut_points layout with the latest year's measure ids; measures the forecast does not cover keep the latest "
+        "published bands (raw says which)."
+    ),
+    metadata={"dagster/column_schema": SCHEMAS["cut_points"]},
+    **COMMON,
+)
+def projection_cut_points(
+    measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary_ratings: pd.DataFrame, cai: pd.DataFrame,
+    cut_points: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    history = backtest.history_from_tables(measure_scores, measure_stars, summary_ratings, cai)
+    target_year = max(history.years) + forecast.PROJECTION_YEARS_AHEAD
+    bands = forecast.projection_cut_points(history, cut_points, target_year)
+    forecast_rows = bands[bands["raw"] == "forecast"]
+    return dg.Output(bands, metadata=_table_metadata(bands) | {
+        "star_year": target_year,
+        "forecast_from_star_year": max(history.years),
+        "method": forecast.SHIPPED_METHOD,
+        "measures_forecast": int(forecast_rows["measure_id"].nunique()),
+        "measures_carried_forward": int(bands.loc[bands["raw"] != "forecast", "measure_id"].nunique()),
+    })

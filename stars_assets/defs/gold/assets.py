@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
+from stars_assets.lib.cms.forecast import PROJECTION_YEARS_AHEAD
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.cms.tables import available_star_years
 from stars_assets.lib.gold import quality
@@ -27,8 +28,14 @@ CARE_GAP_CLOSURE = dg.AssetKey(["gold", "care_gap_closure"])
 CAMPAIGN_EFFECTIVENESS = dg.AssetKey(["gold", "campaign_effectiveness"])
 CONTRACT_MEASURE_RATES = dg.AssetKey(["gold", "contract_measure_rates"])
 CONTRACT_PROJECTED_SUMMARY = dg.AssetKey(["gold", "contract_projected_summary"])
-# Projections use the newest CMS cut points and rules the project carries.
-PROJECTION_STAR_YEAR = max(available_star_years())
+# The plan's measurement-year data is rated in PROJECTION_STAR_YEAR (2028 for 2026), under the forecast cut points
+# (cms.projection_cut_points) and the newest rules the project carries.
+RULES_STAR_YEAR = max(available_star_years())
+PROJECTION_STAR_YEAR = RULES_STAR_YEAR + PROJECTION_YEARS_AHEAD
+PROJECTION_CUT_POINTS = dg.AssetKey(["cms", "projection_cut_points"])
+
+
+PROJECTION_CUT_POINTS_SQL = "SELECT * FROM cms.projection_cut_points WHERE star_year = $year"
 
 
 def _from(*sources: tuple[str, str]) -> list[dg.TableColumnDep]:
@@ -162,7 +169,7 @@ RATE_CHECKS = {
                 "(care gaps for C01, C02, C11, C12, C14, C20; PDC for D08-D10) or the warehouse's contract extract "
                 "(C18 readmissions, CAHPS), with projected measure stars from CMS's latest cut points."
             ),
-            deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), dg.AssetKey(["cms", "cut_points"])],
+            deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), PROJECTION_CUT_POINTS],
             kinds={"duckdb", "pandas"}, owners=OWNERS,
         ),
         dg.AssetSpec(
@@ -177,13 +184,13 @@ RATE_CHECKS = {
 )
 def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
-    rules = rules_for(PROJECTION_STAR_YEAR)
+    rules = rules_for(RULES_STAR_YEAR)
     with duckdb.get_connection() as conn:
         conn.execute(GOLD_DDL)
         conn.execute(f"CREATE OR REPLACE TEMP TABLE member_pdc AS {MEMBER_PDC_SQL}", pdc_parameters(as_of))
         counts = conn.execute(
             f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of, **adherence_measure_parameters()}).df()
-        cut_points = conn.execute("SELECT * FROM cms.cut_points WHERE star_year = $year", {"year": PROJECTION_STAR_YEAR}).df()
+        cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         rates = project_measure_stars(counts, cut_points, rules)
         summaries = project_summaries(rates, rules)
         rates.insert(0, "as_of_week_end", as_of)
@@ -200,7 +207,8 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
     yield dg.MaterializeResult(
         asset_key=CONTRACT_MEASURE_RATES,
         metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(rates)),
-                  "cut_points_star_year": PROJECTION_STAR_YEAR,
+                  "cut_points_star_year": PROJECTION_STAR_YEAR, "rated_star_year": PROJECTION_STAR_YEAR,
+                  "rules_star_year": RULES_STAR_YEAR,
                   "rates": dg.MetadataValue.md(markdown_preview(
                       ["contract", "measure", "numerator", "denominator", "rate", "stars"],
                       [(r.contract_id, r.measure_id, r.numerator, r.denominator, None if r.rate != r.rate else round(r.rate, 1),

@@ -14,7 +14,15 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from stars_assets.defs.gold.assets import CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, PROJECTION_STAR_YEAR, week_end
+from stars_assets.defs.gold.assets import (
+    CONTRACT_MEASURE_RATES,
+    CONTRACT_PROJECTED_SUMMARY,
+    PROJECTION_CUT_POINTS,
+    PROJECTION_CUT_POINTS_SQL,
+    PROJECTION_STAR_YEAR,
+    RULES_STAR_YEAR,
+    week_end,
+)
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
 from stars_assets.lib.cms.levers import LEVER_COLUMNS, RANKING_RULE, measure_levers
 from stars_assets.lib.cms.rating import rules_for
@@ -35,7 +43,7 @@ OWNERS = ["team:stars-analytics"]
 CONTRACT_PREDICTIONS = dg.AssetKey(["model", "contract_predictions"])
 MEASURE_LEVERS = dg.AssetKey(["model", "measure_levers"])
 STAR_RATING_MODEL = dg.AssetKey(["model", "star_rating_model"])
-CUT_POINTS = dg.AssetKey(["cms", "cut_points"])
+CUT_POINTS = PROJECTION_CUT_POINTS
 MODEL_TABLE = "model.star_rating_model"
 LEVERS_TABLE = "model.measure_levers"
 LEVERS_DDL = table_ddl(LEVERS_TABLE, LEVER_COLUMNS)
@@ -225,11 +233,11 @@ def _top_levers(levers: pd.DataFrame, top: int = TOP_MEASURE_LEVERS) -> pd.DataF
 )
 def measure_levers_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
-    rules = rules_for(PROJECTION_STAR_YEAR)
+    rules = rules_for(RULES_STAR_YEAR)
     with duckdb.get_connection() as conn:
         rates = _read_week(conn, "gold.contract_measure_rates", as_of)
         summaries = _read_week(conn, "gold.contract_projected_summary", as_of)
-        cut_points = conn.execute("SELECT * FROM cms.cut_points WHERE star_year = $year", {"year": PROJECTION_STAR_YEAR}).df()
+        cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         levers = measure_levers(rates, cut_points, rules)
         _replace_week(conn, LEVERS_TABLE, LEVERS_DDL, LEVER_COLUMNS, as_of, levers)
         written = _read_week(conn, LEVERS_TABLE, as_of)

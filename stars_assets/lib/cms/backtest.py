@@ -37,20 +37,30 @@ def cut_point_population(scores: pd.DataFrame, summary: pd.DataFrame) -> pd.Data
 
 
 def load_history(years: list[int] | None = None) -> History:
+    """The tables shipped in data/reference/cms, every star year (or `years`)."""
     years = years or tables.available_star_years()
     folders = [settings.cms_reference_dir(year) for year in years]
-    scores = crosswalk.with_measure_keys(pd.concat([tables.measure_scores(folder) for folder in folders], ignore_index=True))
-    stars = crosswalk.with_measure_keys(pd.concat([tables.measure_stars(folder) for folder in folders], ignore_index=True))
-    summary = pd.concat([tables.summary_ratings(folder) for folder in folders], ignore_index=True)
     cai_tables = [tables.cai(folder) for folder in folders]
-    cai = pd.concat([table for table in cai_tables if not table.empty] or cai_tables[:1], ignore_index=True)
+    return history_from_tables(
+        pd.concat([tables.measure_scores(folder) for folder in folders], ignore_index=True),
+        pd.concat([tables.measure_stars(folder) for folder in folders], ignore_index=True),
+        pd.concat([tables.summary_ratings(folder) for folder in folders], ignore_index=True),
+        pd.concat([table for table in cai_tables if not table.empty] or cai_tables[:1], ignore_index=True),
+    )
+
+
+def history_from_tables(measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary: pd.DataFrame,
+                        cai: pd.DataFrame) -> History:
+    """A History from the cms tables as the readers (or the warehouse) give them."""
+    years = sorted(int(year) for year in summary["star_year"].unique())
+    scores = crosswalk.with_measure_keys(measure_scores.dropna(subset=["value"]))
+    stars = crosswalk.with_measure_keys(measure_stars.dropna(subset=["stars"]))
     published = tables.published_thresholds(crosswalk.cms_reference_root() / tables.PUBLISHED_THRESHOLDS_FILE)
     keys = crosswalk.crosswalk()[["star_year", "cut_point_code", "measure_key"]]
     published = published.merge(keys, on=["star_year", "cut_point_code"], how="inner")
     return History(
-        scores=cut_point_population(scores.dropna(subset=["value"]), summary)[
-            ["star_year", "contract_id", "measure_key", "measure_id", "part", "value"]],
-        stars=stars.dropna(subset=["stars"])[["star_year", "contract_id", "measure_key", "measure_id", "stars"]],
+        scores=cut_point_population(scores, summary)[["star_year", "contract_id", "measure_key", "measure_id", "part", "value"]],
+        stars=stars[["star_year", "contract_id", "measure_key", "measure_id", "stars"]].assign(stars=lambda f: f["stars"].astype(int)),
         summary=summary,
         cai=cai,
         thresholds=published[published["star_year"].isin(years)][["star_year", "measure_key", "stars", "threshold"]],

@@ -113,6 +113,9 @@ def ratings_under(history: backtest.History, thresholds: pd.DataFrame, target_ye
     return rating.overall_ratings(replaced[["star_year", "contract_id", "measure_id", "stars"]], cai, summary)
 
 
+# The plan's measurement-year data is rated two star years after the latest published one (2026 -> 2028).
+PROJECTION_YEARS_AHEAD = 2
+
 FORECAST_PAIRS = ((2024, 2025), (2025, 2026), (2023, 2025), (2024, 2026))
 
 
@@ -166,3 +169,43 @@ def project_ratings(history: backtest.History, base_year: int, thresholds: pd.Da
     summary = history.summary[history.summary["star_year"] == base_year].assign(star_year=target_year)
     cai = history.cai[history.cai["star_year"] == base_year].assign(star_year=target_year)
     return rating.overall_ratings(stars[["star_year", "contract_id", "measure_id", "stars"]], cai, summary)
+
+
+def bands_from_thresholds(thresholds: pd.DataFrame, specs: dict[str, cutpoints.MeasureSpec], ids_year: int) -> pd.DataFrame:
+    """Thresholds (measure_key, stars 2..5, threshold) as star bands in the `cms.cut_points` layout, with the
+    measure ids of `ids_year` (the numbering the plan's rates carry), so the rating engine reads them as it reads
+    CMS's published bands."""
+    measures = crosswalk.year_measures(ids_year).reset_index().set_index("measure_key")
+    records = []
+    for (star_year, key), rows in thresholds.groupby(["star_year", "measure_key"]):
+        if key not in measures.index or key not in specs or rows["threshold"].isna().any():
+            continue
+        measure, spec = measures.loc[key], specs[key]
+        cut = dict(zip(rows["stars"], rows["threshold"]))
+        for stars in range(1, 6):
+            if spec.higher_is_better:
+                lower, upper = cut.get(stars), cut.get(stars + 1)
+                lower_inclusive, upper_inclusive = lower is not None, False
+            else:
+                lower, upper = cut.get(stars + 1), cut.get(stars)
+                lower_inclusive, upper_inclusive = False, upper is not None
+            records.append({
+                "star_year": int(star_year), "part": measure["part"], "org_type": "All" if measure["part"] == "C" else "MA-PD",
+                "measure_id": measure["measure_id"], "measure_name": measure["measure_name"], "stars": stars,
+                "lower": lower, "upper": upper, "lower_inclusive": lower_inclusive, "upper_inclusive": upper_inclusive,
+                "higher_is_better": spec.higher_is_better, "decimals": spec.decimals, "raw": "forecast",
+            })
+    return pd.DataFrame(records)
+
+
+def projection_cut_points(history: backtest.History, published_bands: pd.DataFrame, target_year: int,
+                          method: str | None = None) -> pd.DataFrame:
+    """Star bands for `target_year`: the forecast from the latest published year for every measure the forecast
+    covers, that year's published bands (carried forward) for the others; ids in the latest year's numbering."""
+    base_year = max(history.years)
+    specs = backtest.specs_for(history)
+    forecast = forecast_cut_points(history, base_year, target_year, method or SHIPPED_METHOD, specs)
+    bands = bands_from_thresholds(forecast, specs[base_year], base_year)
+    carried = published_bands[(published_bands["star_year"] == base_year) & ~published_bands["measure_id"].isin(bands["measure_id"])]
+    carried = carried.assign(star_year=target_year, raw="carried forward: " + carried["raw"].astype(str))
+    return pd.concat([bands, carried[bands.columns]], ignore_index=True)
