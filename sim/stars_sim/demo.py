@@ -80,7 +80,7 @@ def main() -> int:
         for evaluation in result.get_asset_check_evaluations():
             if evaluation.check_name == "check_reproduction_overall_rating":
                 metadata = {k: v.value for k, v in evaluation.metadata.items()}
-                print(f"  CMS 2026 overall ratings reproduced: {metadata['matches']} of {metadata['published_numeric_ratings']} "
+                print(f"  CMS overall ratings reproduced (every star year): {metadata['matches']} of {metadata['published_numeric_ratings']} "
                       f"({'passed' if evaluation.passed else 'FAILED'})")
             outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
             checks[outcome] += 1
