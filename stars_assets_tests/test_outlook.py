@@ -74,3 +74,23 @@ def test_stars_backtest_prints_every_table(report, monkeypatch, capsys):
     for title in report.tables():
         assert title in printed
     assert "star_year |" in printed and "ordinal_model" in printed
+
+
+def test_p_four_plus_follows_the_cut_point_error(cms_history):
+    from stars_assets import settings
+    from stars_assets.lib.cms import rating, tables
+    from stars_assets.lib.gold.contract_rates import p_four_plus, project_measure_stars, project_summaries
+
+    bands = forecast.projection_cut_points(cms_history, tables.cut_points(settings.cms_reference_dir(2026)), 2028)
+    rules = rating.rules_for(2026)
+    contract = {"C01": 84, "C02": 79, "C11": 86, "C12": 91, "C14": 86, "C20": 79, "C18": 7, "D08": 92, "D09": 93, "D10": 93}
+    counts = pd.DataFrame([("H9999", m, m, "test", r, 100.0, float(r)) for m, r in contract.items()],
+                          columns=["contract_id", "measure_id", "measure_code", "source", "numerator", "denominator", "rate"])
+    rates = project_measure_stars(counts, bands, rules)
+    summary = project_summaries(rates, rules, bands, 0.0, 1e-9).set_index("contract_id")
+    assert summary.loc["H9999", "projected_summary"] >= 4
+    # No error: the projection itself decides; cut points far harder than forecast: the plan falls below 4.
+    assert summary.loc["H9999", "p_four_plus_cut_points"] == 1.0
+    assert p_four_plus(rates, bands, rules, error_mean=15.0, error_sd=1.0, draws=50).loc["H9999"] == 0.0
+    uncertain = p_four_plus(rates, bands, rules, error_mean=3.0, error_sd=4.0, draws=100).loc["H9999"]
+    assert 0.0 <= uncertain <= 1.0

@@ -217,7 +217,11 @@ def reproduction_by_year(recomputed: pd.DataFrame, summary_ratings: pd.DataFrame
         "cut_points layout with the latest year's measure ids; measures the forecast does not cover keep the latest "
         "published bands (raw says which)."
     ),
-    metadata={"dagster/column_schema": SCHEMAS["cut_points"]},
+    metadata={"dagster/column_schema": dg.TableSchema(columns=[
+        *SCHEMAS["cut_points"].columns,
+        _column("forecast_error_mean", "float", "Back-test: mean amount (points) the actual cut points were harder than forecast, same horizon"),
+        _column("forecast_error_sd", "float", "Back-test: spread of that error; P(4+) simulates cut points from both"),
+    ])},
     **COMMON,
 )
 def projection_cut_points(
@@ -227,6 +231,10 @@ def projection_cut_points(
     history = backtest.history_from_tables(measure_scores, measure_stars, summary_ratings, cai)
     target_year = max(history.years) + forecast.PROJECTION_YEARS_AHEAD
     bands = forecast.projection_cut_points(history, cut_points, target_year)
+    # The forecast's own error over the same horizon, measured on the latest published year.
+    latest = max(history.years)
+    errors = forecast.difficulty_errors(history, latest - forecast.PROJECTION_YEARS_AHEAD, latest)
+    bands = bands.assign(forecast_error_mean=float(errors.mean()), forecast_error_sd=float(errors.std()))
     forecast_rows = bands[bands["raw"] == "forecast"]
     return dg.Output(bands, metadata=_table_metadata(bands) | {
         "star_year": target_year,
@@ -234,4 +242,7 @@ def projection_cut_points(
         "method": forecast.SHIPPED_METHOD,
         "measures_forecast": int(forecast_rows["measure_id"].nunique()),
         "measures_carried_forward": int(bands.loc[bands["raw"] != "forecast", "measure_id"].nunique()),
+        "forecast_error_mean": float(errors.mean()),
+        "forecast_error_sd": float(errors.std()),
+        "forecast_error_backtest": f"{latest - forecast.PROJECTION_YEARS_AHEAD} -> {latest}, {len(errors)} thresholds",
     })

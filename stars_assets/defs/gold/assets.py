@@ -38,6 +38,13 @@ PROJECTION_CUT_POINTS = dg.AssetKey(["cms", "projection_cut_points"])
 PROJECTION_CUT_POINTS_SQL = "SELECT * FROM cms.projection_cut_points WHERE star_year = $year"
 
 
+def _forecast_error(cut_points) -> tuple[float, float | None]:
+    """The forecast cut points' back-test error (mean, sd), carried on every projection_cut_points row."""
+    if "forecast_error_sd" not in cut_points or cut_points.empty:
+        return 0.0, None
+    return float(cut_points["forecast_error_mean"].iloc[0]), float(cut_points["forecast_error_sd"].iloc[0])
+
+
 def _from(*sources: tuple[str, str]) -> list[dg.TableColumnDep]:
     return [dg.TableColumnDep(asset_key=SILVER[table], column_name=column) for table, column in sources]
 
@@ -174,7 +181,12 @@ RATE_CHECKS = {
         ),
         dg.AssetSpec(
             CONTRACT_PROJECTED_SUMMARY, group_name="gold",
-            description="Per plan contract, the CMS summary rating projected over the measures available this week (weights, reward factor, half-star rounding; no CAI).",
+            description=(
+                "Per plan contract, the CMS summary rating for the star year its measurement-year data will be rated in "
+                "(2028 for 2026), projected over the measures available this week under the forecast cut points (weights, "
+                "reward factor, half-star rounding; no CAI), and P(4+) from cut points simulated with the forecast's "
+                "back-test error."
+            ),
             deps=[CONTRACT_MEASURE_RATES], kinds={"duckdb", "pandas"}, owners=OWNERS,
         ),
     ],
@@ -192,7 +204,7 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
             f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of, **adherence_measure_parameters()}).df()
         cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         rates = project_measure_stars(counts, cut_points, rules)
-        summaries = project_summaries(rates, rules)
+        summaries = project_summaries(rates, rules, cut_points, *_forecast_error(cut_points))
         rates.insert(0, "as_of_week_end", as_of)
         summaries.insert(0, "as_of_week_end", as_of)
         with in_transaction(conn):
@@ -223,8 +235,10 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
     yield dg.MaterializeResult(
         asset_key=CONTRACT_PROJECTED_SUMMARY,
         metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(summaries)),
+                  "rated_star_year": PROJECTION_STAR_YEAR,
                   "projected_summary": dg.MetadataValue.md(markdown_preview(
-                      ["contract", "measures", "weighted mean", "reward factor", "projected"],
-                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor, s.projected_summary)
+                      ["contract", "measures", "weighted mean", "reward factor", f"projected {PROJECTION_STAR_YEAR}", "P(4+)"],
+                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor, s.projected_summary,
+                        None if s.p_four_plus_cut_points != s.p_four_plus_cut_points else round(s.p_four_plus_cut_points, 2))
                        for s in summaries.itertuples()]))},
     )

@@ -122,7 +122,9 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
             prediction = by_model.loc[model]
             row[f"levers {model}"] = "; ".join(text for text in (_lever_text(prediction, 1), _lever_text(prediction, 2)) if text)
         first = contract.iloc[0]
-        row["CMS projected"] = "" if pd.isna(first["projected_summary"]) else format_level(first["projected_summary"])
+        row[f"CMS projected {PROJECTION_STAR_YEAR}"] = "" if pd.isna(first["projected_summary"]) else format_level(first["projected_summary"])
+        chance = first.get("p_four_plus_cut_points")
+        row["P(4+) cut points"] = "" if chance is None or pd.isna(chance) else f"{chance:.0%}"
         row["reward factor"] = "" if pd.isna(first["reward_factor"]) else f"{first['reward_factor']:g}"
         row["missing inputs"] = first["missing_inputs"] or ""
         rows.append(row)

@@ -209,3 +209,15 @@ def projection_cut_points(history: backtest.History, published_bands: pd.DataFra
     carried = published_bands[(published_bands["star_year"] == base_year) & ~published_bands["measure_id"].isin(bands["measure_id"])]
     carried = carried.assign(star_year=target_year, raw="carried forward: " + carried["raw"].astype(str))
     return pd.concat([bands, carried[bands.columns]], ignore_index=True)
+
+
+def difficulty_errors(history: backtest.History, base_year: int, target_year: int) -> pd.Series:
+    """How much harder each published target-year threshold was than its forecast from `base_year` (points;
+    positive = the actual cut point demanded more: higher for higher-is-better measures, lower otherwise)."""
+    specs = backtest.specs_for(history)
+    forecast = forecast_cut_points(history, base_year, target_year, SHIPPED_METHOD, specs)
+    actual = history.thresholds[history.thresholds["star_year"] == target_year]
+    joined = actual.merge(forecast, on=["measure_key", "stars"], suffixes=("_actual", "_forecast")).dropna()
+    higher = joined["measure_key"].map({key: spec.higher_is_better for key, spec in specs[target_year].items()}).fillna(True)
+    difference = joined["threshold_actual"] - joined["threshold_forecast"]
+    return difference.where(higher.astype(bool), -difference)

@@ -25,6 +25,8 @@ from stars_assets.lib.cms.tables import ALL_ORG_TYPES
 # publishes the reward-factor thresholds at six decimals; a threshold is itself some contract's value,
 # so comparisons happen at that precision (a contract at the 65th percentile is "at or above" it).
 RATING_PRECISION = 6
+# Quality Bonus Payment: 4 stars or more.
+QBP_RATING = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
