@@ -138,3 +138,14 @@ def test_gold_materializations_carry_column_lineage_to_silver(gold_week):
     closure = lineage[gold.CARE_GAP_CLOSURE].deps_by_column
     assert {d.asset_key for d in closure["attributed_channel"]} == {gold.SILVER["outreach_events"], gold.SILVER["care_gaps"]}
     assert gold.SILVER["members"] in {d.asset_key for d in lineage[gold.CAMPAIGN_EFFECTIVENESS].deps_by_column["age_band"]}
+
+
+def test_projected_summary_is_for_star_year_2028_with_p_four_plus(gold_week):
+    _, warehouse, result = gold_week
+    summaries = query(warehouse, "SELECT * FROM gold.contract_projected_summary WHERE as_of_week_end = $w", {"w": WEEK_END})
+    assert len(summaries) > 0
+    assert summaries["p_four_plus_cut_points"].between(0, 1).all()
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == gold.CONTRACT_PROJECTED_SUMMARY]
+    assert event.materialization.metadata["rated_star_year"].value == gold.PROJECTION_STAR_YEAR == 2028
+    cut_points = query(warehouse, "SELECT DISTINCT star_year, forecast_error_sd FROM cms.projection_cut_points")
+    assert list(cut_points["star_year"]) == [2028] and (cut_points["forecast_error_sd"] > 0).all()
