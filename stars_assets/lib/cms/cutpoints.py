@@ -17,6 +17,7 @@ folds differ and a threshold can land a point away from CMS's where a cluster ed
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +88,7 @@ def cluster_cut_points(values: np.ndarray, higher_is_better: bool, groups: int =
     return edges + [math.nan] * (groups - 1 - len(edges))
 
 
-def _fold_means(values: np.ndarray, cut: callable, seed: int) -> list[float]:
+def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], seed: int) -> list[float]:
     """Mean resampling: the cut points averaged over 10 runs, each leaving one random tenth of the scores out."""
     rng = np.random.default_rng(seed)
     folds = rng.permutation(len(values)) % FOLDS
