@@ -34,7 +34,8 @@ def _run(definitions: dg.Definitions, job_name: str, instance: dg.DagsterInstanc
 
 
 CONTRACT_OUTLOOK_SQL = """
-SELECT contract_id, projected_summary, expected_stars, p_four_plus, lever_1, lever_1_gain
+SELECT contract_id, projected_summary, coalesce(printf('%.0f%%', 100 * p_four_plus_cut_points), '-'),
+       expected_stars, p_four_plus, lever_1, lever_1_gain
 FROM model.contract_predictions
 WHERE model = 'fitted' AND as_of_week_end = (SELECT max(as_of_week_end) FROM model.contract_predictions)
   AND expected_stars IS NOT NULL
@@ -94,9 +95,10 @@ def main() -> int:
         for layer, provider, reason, count in con.execute(
             "SELECT layer, provider, reason, count(*) FROM audit.quarantine GROUP BY ALL ORDER BY 1, 2, 3").fetchall():
             print(f"    {layer:<7} {provider:<10} {reason:<26} {count:>8,}")
-        print("  contract outlook, latest week (projected CMS summary; fitted model: expected stars, P(4+), top lever):")
+        print("  contract outlook, latest week (CMS summary projected for star year 2028 under the forecast cut points and "
+              "its P(4+) over cut-point uncertainty; fitted model: expected stars, P(4+), top lever):")
         for row in con.execute(CONTRACT_OUTLOOK_SQL).fetchall():
-            print("    {} {:>4}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
+            print("    {} {:>4} {:>5}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
     print("  asset checks: " + ", ".join(f"{n} {k}" for k, n in sorted(checks.items())))
     for failed in failed_checks:
         print(f"    {failed}")
