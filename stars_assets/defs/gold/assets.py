@@ -39,10 +39,12 @@ PROJECTION_CUT_POINTS_SQL = "SELECT * FROM cms.projection_cut_points WHERE star_
 
 
 def _forecast_error(cut_points) -> tuple[float, float | None]:
-    """The forecast cut points' back-test error (mean, sd), carried on every projection_cut_points row."""
+    """(centre, spread) of the simulated cut-point error: the forecast's back-test spread, carried on every
+    projection_cut_points row, centred on the forecast itself. Centring on the back-test's mean error (+2.45
+    points two years ahead) was tried on 2024 -> 2026 and gave P(4+) a Brier score of 0.22 against 0.09 centred."""
     if "forecast_error_sd" not in cut_points or cut_points.empty:
         return 0.0, None
-    return float(cut_points["forecast_error_mean"].iloc[0]), float(cut_points["forecast_error_sd"].iloc[0])
+    return 0.0, float(cut_points["forecast_error_sd"].iloc[0])
 
 
 def _from(*sources: tuple[str, str]) -> list[dg.TableColumnDep]:
@@ -174,7 +176,8 @@ RATE_CHECKS = {
             description=(
                 "Per plan contract and CMS measure id, as of the week end: numerator, denominator and rate from member-level data "
                 "(care gaps for C01, C02, C11, C12, C14, C20; PDC for D08-D10) or the warehouse's contract extract "
-                "(C18 readmissions, CAHPS), with projected measure stars from CMS's latest cut points."
+                "(C18 readmissions, CAHPS, and each contract's last published scores on the other measures), with projected "
+                "measure stars under the forecast cut points of the star year the data will be rated in."
             ),
             deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), PROJECTION_CUT_POINTS],
             kinds={"duckdb", "pandas"}, owners=OWNERS,

@@ -50,7 +50,9 @@ def p_four_plus(
     """Per contract, the share of simulated cut-point sets under which the projected summary reaches 4 stars.
 
     Each draw moves every measure's thresholds together by a normal error with the forecast back-test's mean and
-    spread, in the direction that makes the measure harder when positive (cut points mostly rise)."""
+    spread, in the direction that makes the measure harder when positive (cut points mostly rise). The error is
+    in points of 0-100 measures; measures on other scales (complaints per 1,000, improvement scores) keep their
+    forecast cut points."""
     thresholds = _thresholds(cut_points)
     rated = projected.dropna(subset=["rate"])
     rated = rated[rated["measure_id"].isin(thresholds)]
@@ -63,7 +65,8 @@ def p_four_plus(
         for measure_id, rate in zip(rows["measure_id"], rows["rate"]):
             higher, decimals, edges = thresholds[measure_id]
             value = np.round(float(rate), decimals)
-            moved = edges[None, :] + (shifts[measure_id] if higher else -shifts[measure_id])[:, None]
+            shift = shifts[measure_id] if decimals == 0 else np.zeros(draws)
+            moved = edges[None, :] + (shift if higher else -shift)[:, None]
             reached = value >= moved if higher else value <= moved
             stars_by_measure[measure_id] = 1 + np.nan_to_num(reached, nan=0).sum(axis=1)
         ratings = [summary_rating({m: int(s[draw]) for m, s in stars_by_measure.items()}, rules).rating for draw in range(draws)]
