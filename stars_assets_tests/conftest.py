@@ -120,3 +120,11 @@ def dashboard_world(ingested, tmp_path_factory) -> PublishedWorld:
                                     instance=instance, raise_on_error=False)
             assert result.success, f"{selection} {partition or tags} failed"
     return PublishedWorld(warehouse, root / "lake")
+
+
+@pytest.fixture(scope="session")
+def cms_history():
+    """CMS's published 2023-2026 tables, long format, keyed by the measure crosswalk (read once per session)."""
+    from stars_assets.lib.cms import backtest
+
+    return backtest.load_history()

@@ -282,7 +282,7 @@ def test_summary_rating_on_a_subset_of_measures():
 
 def test_rules_are_year_keyed():
     assert rating.rules_for(2026) is RULES_2026
-    with pytest.raises(KeyError, match="RULES_BY_YEAR"):
+    with pytest.raises(KeyError, match="measure_crosswalk"):
         rating.rules_for(1999)
 
 

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from stars_assets.defs.cms.assets import cut_points
+from stars_assets.defs.cms.assets import cai, cut_points, measure_scores, measure_stars, projection_cut_points, summary_ratings
 from stars_assets.defs.gold import assets as gold
 from stars_assets.defs.resources import build_resources
 from stars_assets_tests.conftest import query, read_truth
@@ -25,10 +25,12 @@ def gold_week(ingested, tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("gold") / "warehouse.duckdb"
     shutil.copy(ingested.warehouse, warehouse)
     result = dg.materialize(
-        [cut_points, gold.care_gap_closure, gold.campaign_effectiveness, gold.contract_measure_rates],
+        [measure_scores, measure_stars, summary_ratings, cai, cut_points, projection_cut_points,
+         gold.care_gap_closure, gold.campaign_effectiveness, gold.contract_measure_rates],
         resources=build_resources(warehouse=str(warehouse), landing=str(ingested.landing)),
         partition_key=WEEK,
-        selection=[cut_points.key, gold.CARE_GAP_CLOSURE, gold.CAMPAIGN_EFFECTIVENESS,
+        selection=[measure_scores.key, measure_stars.key, summary_ratings.key, cai.key, cut_points.key, projection_cut_points.key,
+                   gold.CARE_GAP_CLOSURE, gold.CAMPAIGN_EFFECTIVENESS,
                    gold.CONTRACT_MEASURE_RATES, gold.CONTRACT_PROJECTED_SUMMARY],
         raise_on_error=False,
     )
@@ -136,3 +138,14 @@ def test_gold_materializations_carry_column_lineage_to_silver(gold_week):
     closure = lineage[gold.CARE_GAP_CLOSURE].deps_by_column
     assert {d.asset_key for d in closure["attributed_channel"]} == {gold.SILVER["outreach_events"], gold.SILVER["care_gaps"]}
     assert gold.SILVER["members"] in {d.asset_key for d in lineage[gold.CAMPAIGN_EFFECTIVENESS].deps_by_column["age_band"]}
+
+
+def test_projected_summary_is_for_star_year_2028_with_p_four_plus(gold_week):
+    _, warehouse, result = gold_week
+    summaries = query(warehouse, "SELECT * FROM gold.contract_projected_summary WHERE as_of_week_end = $w", {"w": WEEK_END})
+    assert len(summaries) > 0
+    assert summaries["p_four_plus_cut_points"].between(0, 1).all()
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == gold.CONTRACT_PROJECTED_SUMMARY]
+    assert event.materialization.metadata["rated_star_year"].value == gold.PROJECTION_STAR_YEAR == 2028
+    cut_points = query(warehouse, "SELECT DISTINCT star_year, forecast_error_sd FROM cms.projection_cut_points")
+    assert list(cut_points["star_year"]) == [2028] and (cut_points["forecast_error_sd"] > 0).all()

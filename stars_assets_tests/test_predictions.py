@@ -16,7 +16,8 @@ from stars_assets.defs.model import predictions
 from stars_assets.defs.resources import build_resources
 from stars_assets.definitions import defs
 from stars_assets.lib.cms import tables
-from stars_assets.lib.cms.rating import RULES_2026
+from stars_assets.lib.cms import forecast
+from stars_assets.lib.cms.rating import RULES_2026, next_cut_point
 from stars_assets.lib.gold.contract_rates import project_measure_stars, project_summaries
 from stars_assets.lib.ordinal import SEED, OrdinalParams
 from stars_assets.lib.ordinal import prediction_quality as quality
@@ -46,8 +47,9 @@ WEEK_2_RATES = {
 
 
 @pytest.fixture(scope="module")
-def cut_points() -> pd.DataFrame:
-    return tables.cut_points(settings.cms_reference_dir(2026))
+def cut_points(cms_history) -> pd.DataFrame:
+    """The cut points the weekly assets rate the plan with: the 2028 forecast (cms.projection_cut_points)."""
+    return forecast.projection_cut_points(cms_history, tables.cut_points(settings.cms_reference_dir(2026)), 2028)
 
 
 def gold_rows(cut_points: pd.DataFrame, contracts: dict[str, dict[str, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -112,6 +114,7 @@ def test_prediction_checks_catch_bad_rows(cut_points):
 
 UPSTREAM = [
     cms_assets.measure_scores, cms_assets.measure_stars, cms_assets.summary_ratings, cms_assets.cut_points,
+    cms_assets.cai, cms_assets.projection_cut_points,
     model_assets.cms_training_set, model_assets.star_rating_model,
 ]
 WEEKLY = [predictions.contract_predictions_asset, predictions.measure_levers_asset]
@@ -184,13 +187,17 @@ def test_trajectory_over_two_weeks_is_one_query(warehouse):
     assert (second["expected_stars_change"] > 0).all()
 
 
-def test_measure_levers_table_and_metadata(warehouse):
+def test_measure_levers_table_and_metadata(warehouse, cut_points):
     path, runs = warehouse
     levers = query(path, "SELECT * FROM model.measure_levers ORDER BY as_of_week_end, contract_id, lever_rank")
     assert set(pd.to_datetime(levers["as_of_week_end"]).dt.date) == {AS_OF_1, AS_OF_2}
     week_1 = levers[pd.to_datetime(levers["as_of_week_end"]).dt.date == AS_OF_1].set_index(["contract_id", "measure_id"])
-    assert week_1.loc[("H1111", "D08"), "distance"] == pytest.approx(0.6)
-    assert week_1.loc[("H2222", "C18"), "distance"] == pytest.approx(2.4) and not week_1.loc[("H2222", "C18"), "higher_is_better"]
+    # Distances to the next forecast (2028) cut point, in the measure's units.
+    d08 = next_cut_point("D08", WEEK_1_RATES["H1111"]["D08"], cut_points)
+    c18 = next_cut_point("C18", WEEK_1_RATES["H2222"]["C18"], cut_points)
+    assert week_1.loc[("H1111", "D08"), "distance"] == pytest.approx(d08.threshold - 88.4)
+    assert week_1.loc[("H2222", "C18"), "distance"] == pytest.approx(12.4 - c18.threshold)
+    assert not week_1.loc[("H2222", "C18"), "higher_is_better"]
     assert (levers["distance"] >= 0).all() and (levers["unrounded_gain"] > 0).all()
     assert (levers.groupby(["as_of_week_end", "contract_id"])["lever_rank"].min() == 1).all()
     # The lever baseline is gold's projected summary, recomputed.

@@ -88,7 +88,8 @@ def _check_evaluations(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list
 
 
 CONTRACT_OUTLOOK_SQL = """
-SELECT contract_id, projected_summary, expected_stars, p_four_plus, lever_1, lever_1_gain
+SELECT contract_id, projected_summary, coalesce(printf('%.0f%%', 100 * p_four_plus_cut_points), '-'),
+       expected_stars, p_four_plus, lever_1, lever_1_gain
 FROM model.contract_predictions
 WHERE model = 'fitted' AND as_of_week_end = (SELECT max(as_of_week_end) FROM model.contract_predictions)
   AND expected_stars IS NOT NULL
@@ -138,7 +139,7 @@ def main() -> int:
     for evaluation in evaluations:
         if evaluation.check_name == "check_reproduction_overall_rating":
             metadata = {k: v.value for k, v in evaluation.metadata.items()}
-            print(f"  CMS 2026 overall ratings reproduced: {metadata['matches']} of {metadata['published_numeric_ratings']} "
+            print(f"  CMS overall ratings reproduced (every star year): {metadata['matches']} of {metadata['published_numeric_ratings']} "
                   f"({'passed' if evaluation.passed else 'FAILED'})")
         outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
         checks[outcome] += 1
@@ -153,9 +154,10 @@ def main() -> int:
         for layer, provider, reason, count in con.execute(
             "SELECT layer, provider, reason, count(*) FROM audit.quarantine GROUP BY ALL ORDER BY 1, 2, 3").fetchall():
             print(f"    {layer:<7} {provider:<10} {reason:<26} {count:>8,}")
-        print("  contract outlook, latest week (projected CMS summary; fitted model: expected stars, P(4+), top lever):")
+        print("  contract outlook, latest week (CMS summary projected for star year 2028 under the forecast cut points and "
+              "its P(4+) over cut-point uncertainty; fitted model: expected stars, P(4+), top lever):")
         for row in con.execute(CONTRACT_OUTLOOK_SQL).fetchall():
-            print("    {} {:>4}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
+            print("    {} {:>4} {:>5}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
     print(f"  lake at {settings.lake_uri()} (read it with `stars-lake tables`, `stars-lake sql ...`):")
     for layer, table in lake.list_tables():
         info = lake.describe_table(layer, table)

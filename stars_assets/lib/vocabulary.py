@@ -22,13 +22,16 @@ OPTED_OUT = "OPTED_OUT"
 APPOINTMENT_STATUSES = ("BOOKED", "RESCHEDULED", "CANCELLED", "NO_SHOW", "COMPLETED")
 BOOKED, RESCHEDULED, COMPLETED, NO_SHOW = "BOOKED", "RESCHEDULED", "COMPLETED", "NO_SHOW"
 
-# Member-level care-gap measures and their CMS Star Ratings measure ids (2026 numbering).
-CARE_GAP_MEASURES = {"BCS": "C01", "COL": "C02", "EED": "C11", "GSD": "C12", "CBP": "C14", "TRC": "C20"}
+# Member-level care-gap measures (the vendors' HEDIS codes) and their stable keys in the CMS measure crosswalk;
+# a star year's CMS ids come from the crosswalk (lib/cms/crosswalk.py), never from here.
+CARE_GAP_MEASURE_KEYS = {"BCS": "breast_cancer_screening", "COL": "colorectal_cancer_screening", "EED": "diabetes_eye_exam",
+                         "GSD": "diabetes_blood_sugar_controlled", "CBP": "controlling_blood_pressure", "TRC": "transitions_of_care"}
+CARE_GAP_MEASURES = tuple(CARE_GAP_MEASURE_KEYS)
 OPEN, CLOSED = "OPEN", "CLOSED"
 GAP_STATUSES = (OPEN, CLOSED)
-# Part D adherence drug classes and their measures (D08 diabetes, D09 RAS antagonists, D10 statins).
-ADHERENCE_MEASURES = {"DIABETES": "D08", "RASA": "D09", "STATIN": "D10"}
-DRUG_CLASSES = tuple(ADHERENCE_MEASURES)
+# Part D adherence drug classes and the crosswalk keys of their measures (diabetes, RAS antagonists, statins).
+ADHERENCE_MEASURE_KEYS = {"DIABETES": "adherence_diabetes", "RASA": "adherence_hypertension", "STATIN": "adherence_statins"}
+DRUG_CLASSES = tuple(ADHERENCE_MEASURE_KEYS)
 
 # The kinds of member identifier a vendor may send; each resolves to member_id through the crosswalk.
 IDENTIFIER_TYPES = ("member_id", "mbi", "vendor_ref")

@@ -11,7 +11,7 @@ from . import codes
 from .rng import stream
 from .simulation import SimResult, close_source_codes
 from .textfmt import day_number
-from .world import REGIONS, World
+from .world import LAST_PUBLISHED, REGIONS, World
 
 SNAPSHOT_CADENCE = "first day of the window and the 1st of each month"
 
@@ -82,7 +82,8 @@ def rx_fills(world: World, first_day: dt.date, last_day: dt.date) -> pa.Table:
 
 
 def contract_quality(world: World, day: dt.date) -> pa.Table:
-    """Year-to-date C18 readmissions, CAHPS C22-C27, complaints C28 and leavers C29 per contract."""
+    """Year-to-date C18 readmissions, CAHPS C22-C27, complaints C28 and leavers C29 per contract, and each
+    contract's last published score on the measures member-level data cannot compute (same every day)."""
     rng = stream(world.seed, "contract-quality", day.year, day.month)
     d = day_number(day)
     enrolled = (world.enroll_start <= d) & (world.enroll_end >= d)
@@ -100,6 +101,10 @@ def contract_quality(world: World, day: dt.date) -> pa.Table:
         rows.append((c.contract_id, "C28", complaints, members, round(1000 * complaints / max(members, 1) / (year_share * 12), 2)))
         leavers = int(round(c.rates["C29"] / 100 * members))
         rows.append((c.contract_id, "C29", leavers, members, round(100 * leavers / max(members, 1), 1)))
+        published = stream(world.seed, "last-published", c.contract_id)
+        for measure, (mean, sd) in LAST_PUBLISHED.items():
+            score = mean + sd * (c.quality_level + published.normal(0, 0.5))
+            rows.append((c.contract_id, measure, None, max(members, 1), float(np.clip(round(score), 0, 100))))
     return pa.table({
         "contract_id": pa.array([r[0] for r in rows]),
         "measure_id": pa.array([r[1] for r in rows]),

@@ -29,6 +29,15 @@ NATIONAL = {
     "C26": (86.9, 3.0), "C27": (87.3, 2.0), "C28": (0.24, 0.31), "C29": (16.3, 12.0),
 }
 LOWER_IS_BETTER = {"C18", "C28", "C29"}
+# Measures the plan's member-level data cannot compute: the warehouse extract carries each contract's last
+# published score (2026 Star Ratings), drawn here around the 2026 MA-PD mean / sd from CMS's Measure Data.
+LAST_PUBLISHED = {
+    "C03": (66.5, 8.4), "C04": (70.9, 3.3), "C05": (84.2, 3.0), "C06": (50.6, 6.3), "C07": (74.5, 15.9),
+    "C08": (94.8, 8.9), "C09": (94.1, 9.3), "C10": (44.7, 15.4), "C13": (61.8, 12.6), "C15": (58.2, 8.5),
+    "C16": (45.5, 4.9), "C17": (77.3, 15.0), "C19": (86.7, 3.8), "C21": (60.8, 9.5), "C31": (97.7, 5.1),
+    "C32": (97.1, 4.0), "C33": (97.4, 4.0), "D01": (98.0, 4.0), "D05": (87.2, 2.4), "D06": (89.6, 1.8),
+    "D07": (98.1, 3.6), "D11": (90.5, 6.8), "D12": (87.4, 3.7),
+}
 # Contract quality levels (in sds from the national mean), shuffled per seed so the five
 # contracts land in different star bands.
 QUALITY_LEVELS = (-1.4, -0.6, 0.0, 0.7, 1.4)

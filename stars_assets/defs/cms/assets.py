@@ -10,7 +10,7 @@ import pandas as pd
 
 from stars_assets import settings
 from stars_assets.defs.partitions import WAREHOUSE_POOL
-from stars_assets.lib.cms import rating, reproduction, tables
+from stars_assets.lib.cms import backtest, forecast, rating, reproduction, tables
 
 # Every cms asset writes the DuckDB warehouse through the io_manager, hence the single-writer pool.
 COMMON = {"group_name": "cms", "kinds": {"pandas", "duckdb"}, "owners": ["team:stars-analytics"], "pool": WAREHOUSE_POOL}
@@ -115,7 +115,9 @@ def _all_star_years(parse: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
     years = tables.available_star_years()
     if not years:
         raise FileNotFoundError("no CMS star-year folders under data/reference/cms")
-    return pd.concat([parse(settings.cms_reference_dir(year)) for year in years], ignore_index=True)
+    parsed = [parse(settings.cms_reference_dir(year)) for year in years]
+    # A year without a table (CAI before 2025, CMS cut-point files before 2026) contributes no rows.
+    return pd.concat([table for table in parsed if not table.empty] or parsed[:1], ignore_index=True)
 
 
 def _reference_table_asset(name: str, parse: Callable[[Path], pd.DataFrame], description: str) -> dg.AssetsDefinition:
@@ -155,8 +157,9 @@ measure_scores, measure_stars, summary_ratings, cut_points, cai = (
     description=(
         "Overall Star Rating of every contract with Part C and Part D measure stars, recomputed from "
         "Measure Stars with the CMS rating engine (weights, reward factor, CAI, hold-harmless rules, "
-        "half-star rounding), with every component. Also rates contracts CMS left unrated for too few "
-        "measures; metadata compares the recomputation with every published numeric overall rating."
+        "half-star rounding), with every component, each star year under its own rules. Also rates contracts "
+        "CMS left unrated for too few measures; metadata compares the recomputation with every published "
+        "numeric overall rating, per star year."
     ),
     metadata={"dagster/column_schema": SCHEMAS["overall_ratings_recomputed"]},
     **COMMON,
@@ -165,11 +168,63 @@ def overall_ratings_recomputed(
     measure_stars: pd.DataFrame, cai: pd.DataFrame, summary_ratings: pd.DataFrame
 ) -> dg.Output[pd.DataFrame]:
     recomputed = rating.overall_ratings(measure_stars, cai, summary_ratings)
-    report = reproduction.compare_overall_ratings(recomputed, summary_ratings)
+    reports = reproduction_by_year(recomputed, summary_ratings)
     metadata = _table_metadata(recomputed) | {
-        "matches": report.matches,
-        "published_numeric_ratings": report.total,
-        "match_rate": report.match_rate,
-        "mismatches": markdown_table(report.mismatches),
+        "matches": sum(report.matches for report in reports.values()),
+        "published_numeric_ratings": sum(report.total for report in reports.values()),
+        "reproduction_by_year": markdown_table(reproduction.reports_table(reports)),
     }
     return dg.Output(recomputed, metadata=metadata)
+
+
+def reproduction_by_year(recomputed: pd.DataFrame, summary_ratings: pd.DataFrame) -> dict[int, reproduction.ReproductionReport]:
+    """Per star year; a year whose rules carry no CAI values is compared over the range of known CAI values."""
+    years = sorted(int(year) for year in summary_ratings["star_year"].unique())
+    cai_years = {year for year in years if rating.rules_for(year).overall_cai}
+    return reproduction.compare_by_year(recomputed, summary_ratings, cai_years, rating.cai_value_range())
+
+
+@dg.asset(
+    key=["cms", "projection_cut_points"],
+    ins={
+        "measure_scores": dg.AssetIn(key=["cms", "measure_scores"]),
+        "measure_stars": dg.AssetIn(key=["cms", "measure_stars"]),
+        "summary_ratings": dg.AssetIn(key=["cms", "summary_ratings"]),
+        "cai": dg.AssetIn(key=["cms", "cai"]),
+        "cut_points": dg.AssetIn(key=["cms", "cut_points"]),
+    },
+    description=(
+        "Cut points for the star year the plan's current measurement year will be rated in (the latest published "
+        "star year + 2), forecast by the back-test's winning method from every published year's scores, in the "
+        "cut_points layout with the latest year's measure ids; measures the forecast does not cover keep the latest "
+        "published bands (raw says which)."
+    ),
+    metadata={"dagster/column_schema": dg.TableSchema(columns=[
+        *SCHEMAS["cut_points"].columns,
+        _column("forecast_error_mean", "float", "Back-test: mean amount (points) the actual cut points were harder than forecast, same horizon"),
+        _column("forecast_error_sd", "float", "Back-test: spread of that error; P(4+) simulates cut points from both"),
+    ])},
+    **COMMON,
+)
+def projection_cut_points(
+    measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary_ratings: pd.DataFrame, cai: pd.DataFrame,
+    cut_points: pd.DataFrame,
+) -> dg.Output[pd.DataFrame]:
+    history = backtest.history_from_tables(measure_scores, measure_stars, summary_ratings, cai)
+    target_year = max(history.years) + forecast.PROJECTION_YEARS_AHEAD
+    bands = forecast.projection_cut_points(history, cut_points, target_year)
+    # The forecast's own error over the same horizon, measured on the latest published year.
+    latest = max(history.years)
+    errors = forecast.difficulty_errors(history, latest - forecast.PROJECTION_YEARS_AHEAD, latest)
+    bands = bands.assign(forecast_error_mean=float(errors.mean()), forecast_error_sd=float(errors.std()))
+    forecast_rows = bands[bands["raw"] == "forecast"]
+    return dg.Output(bands, metadata=_table_metadata(bands) | {
+        "star_year": target_year,
+        "forecast_from_star_year": max(history.years),
+        "method": forecast.SHIPPED_METHOD,
+        "measures_forecast": int(forecast_rows["measure_id"].nunique()),
+        "measures_carried_forward": int(bands.loc[bands["raw"] != "forecast", "measure_id"].nunique()),
+        "forecast_error_mean": float(errors.mean()),
+        "forecast_error_sd": float(errors.std()),
+        "forecast_error_backtest": f"{latest - forecast.PROJECTION_YEARS_AHEAD} -> {latest}, {len(errors)} thresholds",
+    })

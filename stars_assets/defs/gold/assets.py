@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
+from stars_assets.lib.cms.forecast import PROJECTION_YEARS_AHEAD
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.cms.tables import available_star_years
 from stars_assets.defs.tables import table_metadata
@@ -20,7 +21,7 @@ from stars_assets.lib.gold.facts import (
     CONTRACT_QUALITY_SQL,
     GOLD_DDL,
 )
-from stars_assets.lib.gold.pdc import MEMBER_PDC_SQL, pdc_parameters
+from stars_assets.lib.gold.pdc import MEMBER_PDC_SQL, adherence_measure_parameters, pdc_parameters
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.warehouse import in_transaction
 
@@ -30,8 +31,23 @@ CARE_GAP_CLOSURE = dg.AssetKey(["gold", "care_gap_closure"])
 CAMPAIGN_EFFECTIVENESS = dg.AssetKey(["gold", "campaign_effectiveness"])
 CONTRACT_MEASURE_RATES = dg.AssetKey(["gold", "contract_measure_rates"])
 CONTRACT_PROJECTED_SUMMARY = dg.AssetKey(["gold", "contract_projected_summary"])
-# Projections use the newest CMS cut points and rules the project carries.
-PROJECTION_STAR_YEAR = max(available_star_years())
+# The plan's measurement-year data is rated in PROJECTION_STAR_YEAR (2028 for 2026), under the forecast cut points
+# (cms.projection_cut_points) and the newest rules the project carries.
+RULES_STAR_YEAR = max(available_star_years())
+PROJECTION_STAR_YEAR = RULES_STAR_YEAR + PROJECTION_YEARS_AHEAD
+PROJECTION_CUT_POINTS = dg.AssetKey(["cms", "projection_cut_points"])
+
+
+PROJECTION_CUT_POINTS_SQL = "SELECT * FROM cms.projection_cut_points WHERE star_year = $year"
+
+
+def _forecast_error(cut_points) -> tuple[float, float | None]:
+    """(centre, spread) of the simulated cut-point error: the forecast's back-test spread, carried on every
+    projection_cut_points row, centred on the forecast itself. Centring on the back-test's mean error (+2.45
+    points two years ahead) was tried on 2024 -> 2026 and gave P(4+) a Brier score of 0.22 against 0.09 centred."""
+    if "forecast_error_sd" not in cut_points or cut_points.empty:
+        return 0.0, None
+    return 0.0, float(cut_points["forecast_error_sd"].iloc[0])
 
 
 def _from(*sources: tuple[str, str]) -> list[dg.TableColumnDep]:
@@ -169,14 +185,20 @@ RATE_CHECKS = {
             description=(
                 "Per plan contract and CMS measure id, as of the week end: numerator, denominator and rate from member-level data "
                 "(care gaps for C01, C02, C11, C12, C14, C20; PDC for D08-D10) or the warehouse's contract extract "
-                "(C18 readmissions, CAHPS), with projected measure stars from CMS's latest cut points."
+                "(C18 readmissions, CAHPS, and each contract's last published scores on the other measures), with projected "
+                "measure stars under the forecast cut points of the star year the data will be rated in."
             ),
-            deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), dg.AssetKey(["cms", "cut_points"])],
+            deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), PROJECTION_CUT_POINTS],
             kinds={"duckdb", "pandas"}, owners=OWNERS, automation_condition=KEEP_CURRENT,
         ),
         dg.AssetSpec(
             CONTRACT_PROJECTED_SUMMARY, group_name="gold",
-            description="Per plan contract, the CMS summary rating projected over the measures available this week (weights, reward factor, half-star rounding; no CAI).",
+            description=(
+                "Per plan contract, the CMS summary rating for the star year its measurement-year data will be rated in "
+                "(2028 for 2026), projected over the measures available this week under the forecast cut points (weights, "
+                "reward factor, half-star rounding; no CAI), and P(4+) from cut points simulated with the forecast's "
+                "back-test error."
+            ),
             deps=[CONTRACT_MEASURE_RATES], kinds={"duckdb", "pandas"}, owners=OWNERS, automation_condition=KEEP_CURRENT,
         ),
     ],
@@ -186,15 +208,15 @@ RATE_CHECKS = {
 )
 def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
-    rules = rules_for(PROJECTION_STAR_YEAR)
+    rules = rules_for(RULES_STAR_YEAR)
     with duckdb.get_connection() as conn:
         conn.execute(GOLD_DDL)
         conn.execute(f"CREATE OR REPLACE TEMP TABLE member_pdc AS {MEMBER_PDC_SQL}", pdc_parameters(as_of))
         counts = conn.execute(
-            f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of}).df()
-        cut_points = conn.execute("SELECT * FROM cms.cut_points WHERE star_year = $year", {"year": PROJECTION_STAR_YEAR}).df()
+            f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of, **adherence_measure_parameters()}).df()
+        cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         rates = project_measure_stars(counts, cut_points, rules)
-        summaries = project_summaries(rates, rules)
+        summaries = project_summaries(rates, rules, cut_points, *_forecast_error(cut_points))
         rates.insert(0, "as_of_week_end", as_of)
         summaries.insert(0, "as_of_week_end", as_of)
         with in_transaction(conn):
@@ -209,7 +231,8 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
     yield dg.MaterializeResult(
         asset_key=CONTRACT_MEASURE_RATES,
         metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(rates)),
-                  "cut_points_star_year": PROJECTION_STAR_YEAR,
+                  "cut_points_star_year": PROJECTION_STAR_YEAR, "rated_star_year": PROJECTION_STAR_YEAR,
+                  "rules_star_year": RULES_STAR_YEAR,
                   "rates": dg.MetadataValue.md(markdown_preview(
                       ["contract", "measure", "numerator", "denominator", "rate", "stars"],
                       [(r.contract_id, r.measure_id, r.numerator, r.denominator, None if r.rate != r.rate else round(r.rate, 1),
@@ -224,8 +247,10 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
     yield dg.MaterializeResult(
         asset_key=CONTRACT_PROJECTED_SUMMARY,
         metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(summaries)),
+                  "rated_star_year": PROJECTION_STAR_YEAR,
                   "projected_summary": dg.MetadataValue.md(markdown_preview(
-                      ["contract", "measures", "weighted mean", "reward factor", "projected"],
-                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor, s.projected_summary)
+                      ["contract", "measures", "weighted mean", "reward factor", f"projected {PROJECTION_STAR_YEAR}", "P(4+)"],
+                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor, s.projected_summary,
+                        None if s.p_four_plus_cut_points != s.p_four_plus_cut_points else round(s.p_four_plus_cut_points, 2))
                        for s in summaries.itertuples()]))},
     )

@@ -14,7 +14,15 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from stars_assets.defs.gold.assets import CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, PROJECTION_STAR_YEAR, week_end
+from stars_assets.defs.gold.assets import (
+    CONTRACT_MEASURE_RATES,
+    CONTRACT_PROJECTED_SUMMARY,
+    PROJECTION_CUT_POINTS,
+    PROJECTION_CUT_POINTS_SQL,
+    PROJECTION_STAR_YEAR,
+    RULES_STAR_YEAR,
+    week_end,
+)
 from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
 from stars_assets.defs.tables import table_metadata
@@ -31,7 +39,7 @@ OWNERS = ["team:stars-analytics"]
 CONTRACT_PREDICTIONS = dg.AssetKey(["model", "contract_predictions"])
 MEASURE_LEVERS = dg.AssetKey(["model", "measure_levers"])
 STAR_RATING_MODEL = dg.AssetKey(["model", "star_rating_model"])
-CUT_POINTS = dg.AssetKey(["cms", "cut_points"])
+CUT_POINTS = PROJECTION_CUT_POINTS
 MODEL_TABLE = "model.star_rating_model"
 MODELS = ("seed", "fitted")
 TOP_MEASURE_LEVERS = 3
@@ -111,7 +119,9 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
             prediction = by_model.loc[model]
             row[f"levers {model}"] = "; ".join(text for text in (_lever_text(prediction, 1), _lever_text(prediction, 2)) if text)
         first = contract.iloc[0]
-        row["CMS projected"] = "" if pd.isna(first["projected_summary"]) else format_level(first["projected_summary"])
+        row[f"CMS projected {PROJECTION_STAR_YEAR}"] = "" if pd.isna(first["projected_summary"]) else format_level(first["projected_summary"])
+        chance = first.get("p_four_plus_cut_points")
+        row["P(4+) cut points"] = "" if chance is None or pd.isna(chance) else f"{chance:.0%}"
         row["reward factor"] = "" if pd.isna(first["reward_factor"]) else f"{first['reward_factor']:g}"
         row["missing inputs"] = first["missing_inputs"] or ""
         rows.append(row)
@@ -207,11 +217,11 @@ def _top_levers(levers: pd.DataFrame, top: int = TOP_MEASURE_LEVERS) -> pd.DataF
 )
 def measure_levers_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
-    rules = rules_for(PROJECTION_STAR_YEAR)
+    rules = rules_for(RULES_STAR_YEAR)
     with duckdb.get_connection() as conn:
         rates = _read_week(conn, "gold.contract_measure_rates", as_of)
         summaries = _read_week(conn, "gold.contract_projected_summary", as_of)
-        cut_points = conn.execute("SELECT * FROM cms.cut_points WHERE star_year = $year", {"year": PROJECTION_STAR_YEAR}).df()
+        cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         levers = measure_levers(rates, cut_points, rules)
         _replace_week(conn, LEVERS, as_of, levers)
         written = _read_week(conn, LEVERS.qualified_name, as_of)

@@ -3,24 +3,30 @@
 Implements the 2026 Technical Notes (sections "Summary and Overall Ratings: Weighting of Measures",
 "Applying the Improvement Measure(s)", "Applying the Reward Factor", "Categorical Adjustment Index",
 "Rounding Rules", and the disaster provisions for new measures). Every number that changes from year
-to year lives in a `RatingRules` instance; a new star year is a new instance in `RULES_BY_YEAR`.
+to year lives in a `RatingRules` instance built by `rules_for(star_year)` from the measure crosswalk and the
+published thresholds: a new star year is a block of crosswalk rows and its thresholds, not code.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
 import pandas as pd
 
+from stars_assets.lib.cms import crosswalk
 from stars_assets.lib.cms.tables import ALL_ORG_TYPES
 
 # CMS computes summary ratings, means and variances "with at least six digits of precision" and
 # publishes the reward-factor thresholds at six decimals; a threshold is itself some contract's value,
 # so comparisons happen at that precision (a contract at the 65th percentile is "at or above" it).
 RATING_PRECISION = 6
+# Quality Bonus Payment: 4 stars or more.
+QBP_RATING = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,53 +65,76 @@ class RatingRules:
     improvement_hold_harmless_floor: float
 
 
-def _weights_2026() -> dict[str, float]:
-    """Attachment G: process 1, outcome and intermediate outcome 3, patient experience, complaints and
-    access 2, improvement 5; new measures weigh 1 in their first year (C04/C05 return to 3 in 2027)."""
-    process = {f"C{i:02d}": 1.0 for i in range(1, 34)} | {f"D{i:02d}": 1.0 for i in range(1, 13)}
-    outcome = dict.fromkeys(["C04", "C05", "C12", "C14", "C18", "D08", "D09", "D10"], 3.0)
-    experience_complaints_access = dict.fromkeys(
-        [f"C{i}" for i in range(22, 30)] + ["C31", "C32", "C33", "D01", "D02", "D03", "D05", "D06"], 2.0
-    )
-    improvement = dict.fromkeys(["C30", "D04"], 5.0)
-    first_year = dict.fromkeys(["C04", "C05", "C13"], 1.0)
-    return process | outcome | experience_complaints_access | improvement | first_year
+REWARD_MEAN_FILE = "reward_factor_mean_thresholds.csv"
+REWARD_VARIANCE_FILE = "reward_factor_variance_thresholds.csv"
+CAI_VALUES_FILE = "cai_overall_values.csv"
+REWARD_FACTORS = {
+    ("high", "low"): 0.4,
+    ("high", "medium"): 0.3,
+    ("relatively_high", "low"): 0.2,
+    ("relatively_high", "medium"): 0.1,
+}
 
 
-RULES_2026 = RatingRules(
-    star_year=2026,
-    weights=_weights_2026(),
-    improvement_measures=frozenset({"C30", "D04"}),
-    overall_duplicates=frozenset({"D02", "D03"}),
-    puerto_rico_zero_weight=frozenset({"D08", "D09", "D10"}),
-    new_measure_disaster_year={"C04": 2023, "C05": 2023, "C13": 2024},
-    reward_thresholds={
-        (True, True): RewardThresholds(3.649351, 3.932432, 0.914850, 1.263462),
-        (True, False): RewardThresholds(3.656716, 3.943662, 0.905154, 1.272639),
-        (False, True): RewardThresholds(3.686567, 3.953125, 0.908919, 1.269610),
-        (False, False): RewardThresholds(3.700000, 3.966667, 0.915156, 1.289063),
-    },
-    overall_cai={
-        1: -0.063262, 2: -0.040422, 3: -0.017803, 4: 0.003256, 5: 0.018790,
-        6: 0.045683, 7: 0.058145, 8: 0.101257, 9: 0.145515,
-    },
-    reward_factors={
-        ("high", "low"): 0.4,
-        ("high", "medium"): 0.3,
-        ("relatively_high", "low"): 0.2,
-        ("relatively_high", "medium"): 0.1,
-    },
-    disaster_affected_pct=25.0,
-    improvement_hold_harmless_floor=4.0,
-)
-
-RULES_BY_YEAR: dict[int, RatingRules] = {2026: RULES_2026}
+def _published_reward_thresholds(star_year: int) -> dict[tuple[bool, bool], RewardThresholds]:
+    """Tables 8 and 9 (overall column) of a star year, keyed by (with improvement, with new measures); empty when
+    not published here. A year without new measures publishes one set per improvement choice (blank column)."""
+    root = crosswalk.cms_reference_root()
+    columns = ["Year", "Improvement", "New Measures", "Percentile", "Overall Rating"]
+    means = pd.read_csv(root / REWARD_MEAN_FILE, usecols=columns, dtype={"New Measures": str}).query("Year == @star_year")
+    variances = pd.read_csv(root / REWARD_VARIANCE_FILE, usecols=columns, dtype={"New Measures": str}).query("Year == @star_year")
+    thresholds = {}
+    for with_improvement in (True, False):
+        for with_new in (True, False):
+            def pick(table: pd.DataFrame, percentile: int) -> float:
+                rows = table[(table["Improvement"] == ("With" if with_improvement else "Without"))
+                             & table["New Measures"].fillna("With" if with_new else "Without").eq("With" if with_new else "Without")
+                             & (table["Percentile"] == percentile)]
+                return float(rows["Overall Rating"].iloc[0]) if len(rows) else math.nan
+            values = (pick(means, 65), pick(means, 85), pick(variances, 30), pick(variances, 70))
+            if not any(math.isnan(value) for value in values):
+                thresholds[(with_improvement, with_new)] = RewardThresholds(*values)
+    return thresholds
 
 
+def _published_cai(star_year: int) -> dict[int, float]:
+    values = pd.read_csv(crosswalk.cms_reference_root() / CAI_VALUES_FILE).query("star_year == @star_year")
+    return dict(zip(values["final_adjustment_category"].astype(int), values["overall_cai"].astype(float)))
+
+
+@functools.cache
 def rules_for(star_year: int) -> RatingRules:
-    if star_year not in RULES_BY_YEAR:
-        raise KeyError(f"no CMS rating rules for star year {star_year}; add them to RULES_BY_YEAR")
-    return RULES_BY_YEAR[star_year]
+    """A star year's rules: measure weights and roles from the crosswalk, reward thresholds and CAI values from
+    the published tables. Thresholds or CAI a year does not publish here stay empty (see
+    `with_derived_reward_thresholds`; a contract's CAI then counts as 0)."""
+    try:
+        measures = crosswalk.year_measures(star_year)
+    except KeyError as error:
+        raise KeyError(f"no CMS rating rules for star year {star_year}: {error}") from None
+    return RatingRules(
+        star_year=star_year,
+        weights={measure: float(weight) for measure, weight in measures["weight"].items()},
+        improvement_measures=frozenset(measures.index[measures["improvement"]]),
+        overall_duplicates=frozenset(measures.index[measures["overall_duplicate_of"].notna()]),
+        puerto_rico_zero_weight=frozenset(measures.index[measures["puerto_rico_zero_weight"]]),
+        new_measure_disaster_year={
+            measure: int(year) for measure, year in measures["new_measure_disaster_year"].dropna().items()
+        },
+        reward_thresholds=_published_reward_thresholds(star_year),
+        overall_cai=_published_cai(star_year),
+        reward_factors=REWARD_FACTORS,
+        disaster_affected_pct=25.0,
+        improvement_hold_harmless_floor=4.0,
+    )
+
+
+RULES_2026 = rules_for(2026)
+
+
+def cai_value_range() -> tuple[float, float]:
+    """Lowest and highest overall CAI value of any published year: the bounds for a year whose CAI is not published."""
+    values = pd.read_csv(crosswalk.cms_reference_root() / CAI_VALUES_FILE)["overall_cai"]
+    return float(values.min()), float(values.max())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,6 +409,70 @@ OVERALL_RATING_COLUMNS = [
 ]
 
 
+def _overall_record(
+    star_year: int, contract_id: str, stars: dict[str, int], rules: RatingRules,
+    contract_cai: pd.DataFrame, disasters: pd.DataFrame,
+) -> dict:
+    key = (star_year, contract_id)
+    category = contract_cai["overall_fac"].get(key) if "overall_fac" in contract_cai else None
+    disaster_pct_by_year = {
+        star_year - 2: disasters["disaster_pct_measurement_year"].get(key, 0.0),
+        star_year - 3: disasters["disaster_pct_prior_measurement_year"].get(key, 0.0),
+    }
+    puerto_rico_only = contract_cai["puerto_rico_only"].get(key, False) if "puerto_rico_only" in contract_cai else False
+    result = summary_rating(stars, rules, category, puerto_rico_only=bool(puerto_rico_only),
+                            disaster_pct_by_year=disaster_pct_by_year)
+    return {
+        "star_year": star_year,
+        "contract_id": contract_id,
+        "measures_rated": result.with_improvement.measures,
+        "cai_category": None if category is None or pd.isna(category) else int(category),
+        "cai_value": result.cai,
+        "weighted_mean_with_improvement": result.with_improvement.weighted_mean,
+        "weighted_mean_without_improvement": result.without_improvement.weighted_mean,
+        "variance_with_improvement": result.with_improvement.variance,
+        "variance_without_improvement": result.without_improvement.variance,
+        "reward_factor_with_improvement": result.with_improvement.reward_factor,
+        "reward_factor_without_improvement": result.without_improvement.reward_factor,
+        "unrounded_with_improvement": result.with_improvement.unrounded,
+        "unrounded_without_improvement": result.without_improvement.unrounded,
+        "rounded_with_improvement": result.with_improvement.rounded,
+        "rounded_without_improvement": result.without_improvement.rounded,
+        "used_improvement": result.used_improvement,
+        "new_measure_hold_harmless_eligible": result.new_measure_hold_harmless_eligible,
+        "used_new_measures": result.used_new_measures,
+        "overall_rating": result.rating,
+    }
+
+
+def with_derived_reward_thresholds(rules: RatingRules, stars_by_contract: list[Mapping[str, float]]) -> RatingRules:
+    """Rules whose reward-factor thresholds are the 65th/85th percentiles of the contracts' weighted means and the
+    30th/70th of their variances (Attachment H), for a year whose thresholds are not published here (or a
+    forecast year). Percentiles as SAS computes them by default (averaging at ties of the empirical CDF)."""
+    thresholds = {}
+    for with_improvement in (True, False):
+        for with_new in (True, False):
+            means, variances = [], []
+            for stars in stars_by_contract:
+                included = {
+                    measure: float(star) for measure, star in stars.items()
+                    if measure not in rules.overall_duplicates and rules.weights.get(measure, 0.0) > 0
+                    and (with_improvement or measure not in rules.improvement_measures)
+                    and (with_new or measure not in rules.new_measure_disaster_year)
+                }
+                if len(included) >= 2:
+                    means.append(weighted_mean(included, rules.weights))
+                    variances.append(weighted_variance(included, rules.weights))
+            if not means:
+                raise ValueError(f"no contracts to derive {rules.star_year} reward-factor thresholds from")
+            mean_65, mean_85 = np.percentile(means, [65, 85], method="averaged_inverted_cdf")
+            variance_30, variance_70 = np.percentile(variances, [30, 70], method="averaged_inverted_cdf")
+            thresholds[(with_improvement, with_new)] = RewardThresholds(
+                *(round(float(value), RATING_PRECISION) for value in (mean_65, mean_85, variance_30, variance_70))
+            )
+    return dataclasses.replace(rules, reward_thresholds=thresholds)
+
+
 def overall_ratings(
     measure_stars: pd.DataFrame, cai: pd.DataFrame, summary_ratings: pd.DataFrame, rules: RatingRules | None = None
 ) -> pd.DataFrame:
@@ -394,46 +487,24 @@ def overall_ratings(
     contract_keys = ["star_year", "contract_id"]
     contract_cai = cai.set_index(contract_keys)
     disasters = summary_ratings.set_index(contract_keys)
+    published = set(summary_ratings.loc[summary_ratings["overall"].notna(), "contract_id"].astype(str) + "|"
+                    + summary_ratings.loc[summary_ratings["overall"].notna(), "star_year"].astype(str))
     records = []
     rated = measure_stars.dropna(subset=["stars"])
-    for (star_year, contract_id), contract_stars in rated.groupby(contract_keys):
-        stars = dict(zip(contract_stars["measure_id"], contract_stars["stars"].astype(int)))
-        if {measure[0] for measure in stars} != {"C", "D"}:
-            continue
-        key = (star_year, contract_id)
-        category = contract_cai["overall_fac"].get(key)
-        disaster_pct_by_year = {
-            star_year - 2: disasters["disaster_pct_measurement_year"].get(key, 0.0),
-            star_year - 3: disasters["disaster_pct_prior_measurement_year"].get(key, 0.0),
+    for star_year, year_stars in rated.groupby("star_year"):
+        stars_by_contract = {
+            contract_id: dict(zip(contract_stars["measure_id"], contract_stars["stars"].astype(int)))
+            for contract_id, contract_stars in year_stars.groupby("contract_id")
         }
-        result = summary_rating(
-            stars, rules or rules_for(int(star_year)), category,
-            puerto_rico_only=bool(contract_cai["puerto_rico_only"].get(key, False)),
-            disaster_pct_by_year=disaster_pct_by_year,
-        )
-        records.append(
-            {
-                "star_year": int(star_year),
-                "contract_id": contract_id,
-                "measures_rated": result.with_improvement.measures,
-                "cai_category": None if category is None or pd.isna(category) else int(category),
-                "cai_value": result.cai,
-                "weighted_mean_with_improvement": result.with_improvement.weighted_mean,
-                "weighted_mean_without_improvement": result.without_improvement.weighted_mean,
-                "variance_with_improvement": result.with_improvement.variance,
-                "variance_without_improvement": result.without_improvement.variance,
-                "reward_factor_with_improvement": result.with_improvement.reward_factor,
-                "reward_factor_without_improvement": result.without_improvement.reward_factor,
-                "unrounded_with_improvement": result.with_improvement.unrounded,
-                "unrounded_without_improvement": result.without_improvement.unrounded,
-                "rounded_with_improvement": result.with_improvement.rounded,
-                "rounded_without_improvement": result.without_improvement.rounded,
-                "used_improvement": result.used_improvement,
-                "new_measure_hold_harmless_eligible": result.new_measure_hold_harmless_eligible,
-                "used_new_measures": result.used_new_measures,
-                "overall_rating": result.rating,
-            }
-        )
+        stars_by_contract = {contract: stars for contract, stars in stars_by_contract.items()
+                             if {measure[0] for measure in stars} == {"C", "D"}}
+        year_rules = rules or rules_for(int(star_year))
+        if not year_rules.reward_thresholds:
+            year_rules = with_derived_reward_thresholds(
+                year_rules, [stars for contract, stars in stars_by_contract.items() if f"{contract}|{star_year}" in published]
+            )
+        for contract_id, stars in stars_by_contract.items():
+            records.append(_overall_record(int(star_year), contract_id, stars, year_rules, contract_cai, disasters))
     table = pd.DataFrame.from_records(records, columns=OVERALL_RATING_COLUMNS)
     table["cai_category"] = table["cai_category"].astype("Int64")
     return table

@@ -71,6 +71,8 @@ _MEASURE_LABEL = re.compile(r"^([CD]\d{2}):\s*(.+)$")
 _CONTRACT_ID = re.compile(r"^[A-Z]\d{4}$")
 _STAR_LABEL = re.compile(r"^(\d)\s*stars?$", re.IGNORECASE)
 _CUT_POINT_CLAUSE = re.compile(rf"^(>=|<=|>|<)?\s*({_NUMBER})\s*%?$")
+# "Contract Number" (2026 layout) or "CONTRACT_ID" (2023-2025 layout)
+CONTRACT_HEADER = r"contract[ _](number|id)"
 
 
 def clean_text(text: str) -> str:
@@ -211,7 +213,7 @@ def summary_ratings(year_dir: Path) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "star_year": star_year,
-            "contract_id": column("contract number"),
+            "contract_id": column(CONTRACT_HEADER),
             "organization_type": column("organization type"),
             "contract_name": column("contract name"),
             "organization_marketing_name": column("organization marketing name"),
@@ -229,9 +231,17 @@ def summary_ratings(year_dir: Path) -> pd.DataFrame:
     return pd.concat([table, *ratings], axis=1).sort_values("contract_id", ignore_index=True)
 
 
+CAI_COLUMNS = {"star_year": "int64", "contract_id": "object", "puerto_rico_only": "bool", "part_c_fac": "Int64",
+               "part_d_mapd_fac": "Int64", "part_d_pdp_fac": "Int64", "overall_fac": "Int64"}
+
+
 def cai(year_dir: Path) -> pd.DataFrame:
-    """CAI: each contract's final adjustment category (1..9, nullable) per rating, and the Puerto Rico flag."""
+    """CAI: each contract's final adjustment category (1..9, nullable) per rating, and the Puerto Rico flag.
+
+    Empty for a star year whose CAI table is not published here (2023, 2024)."""
     star_year = _star_year(year_dir)
+    if not (Path(year_dir) / CAI_FILE).exists():
+        return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in CAI_COLUMNS.items()})
     _, grid = _read_grid(Path(year_dir) / CAI_FILE)
     column = _column_reader(grid, star_year)
 
@@ -241,7 +251,7 @@ def cai(year_dir: Path) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "star_year": star_year,
-            "contract_id": column("contract number"),
+            "contract_id": column(CONTRACT_HEADER),
             "puerto_rico_only": column("puerto rico only").str.lower().eq("yes"),
             "part_c_fac": category("part c fac"),
             "part_d_mapd_fac": category("part d ma-pd fac"),
@@ -306,6 +316,12 @@ def cut_points(year_dir: Path) -> pd.DataFrame:
     published thresholds, the precision CMS rounds a score to before placing it in a band.
     """
     year_dir = Path(year_dir)
+    columns = ["star_year", "part", "org_type", "measure_id", "measure_name", "stars", "lower", "upper",
+               "lower_inclusive", "upper_inclusive", "higher_is_better", "decimals", "raw"]
+    if not all((year_dir / file_name).exists() for file_name in CUT_POINT_FILES.values()):
+        # Years without CMS's cut-point files here: their thresholds are in the compiled table
+        # (published_thresholds), which the back-test reads.
+        return pd.DataFrame(columns=columns)
     table = pd.concat(
         [_cut_point_file(year_dir / file_name, part) for part, file_name in CUT_POINT_FILES.items()],
         ignore_index=True,
@@ -316,6 +332,23 @@ def cut_points(year_dir: Path) -> pd.DataFrame:
     table = table.join(direction, on=keys)
     table["decimals"] = table.groupby(keys)["decimals"].transform("max")
     table.insert(0, "star_year", _star_year(year_dir))
-    columns = ["star_year", "part", "org_type", "measure_id", "measure_name", "stars", "lower", "upper",
-               "lower_inclusive", "upper_inclusive", "higher_is_better", "decimals", "raw"]
     return table[columns].sort_values(["part", "org_type", "measure_id", "stars"], ignore_index=True)
+
+
+PUBLISHED_THRESHOLDS_FILE = "cut_points_2023_2026.csv"
+THRESHOLD_COLUMNS = {2: "two_star", 3: "three_star", 4: "four_star", 5: "five_star"}
+
+
+def published_thresholds(path: Path) -> pd.DataFrame:
+    """The compiled table of published MA-PD cut points, 2023 on: one row per star year, measure (the compiler's
+    `cut_point_code`, which the crosswalk maps to each year's CMS id) and star level 2..5 with its threshold
+    (at or above for higher-is-better measures, at or below for lower-is-better ones)."""
+    compiled = pd.read_csv(path, dtype={"measure_code": str})
+    compiled["measure_name"] = compiled["measure_name"].map(clean_text)
+    long = compiled.melt(
+        id_vars=["measure_code", "measure_name", "domain", "star_year"], value_vars=list(THRESHOLD_COLUMNS.values()),
+        var_name="level", value_name="threshold",
+    )
+    long["stars"] = long["level"].map({name: stars for stars, name in THRESHOLD_COLUMNS.items()})
+    long = long.rename(columns={"measure_code": "cut_point_code"}).drop(columns=["level", "domain"])
+    return long.sort_values(["star_year", "cut_point_code", "stars"], ignore_index=True)

@@ -7,14 +7,16 @@ CMS rating engine turns the stars available into a projected summary.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from stars_assets.lib.cms.rating import RatingRules, measure_star, summary_rating
+from stars_assets.lib.cms.rating import QBP_RATING, RatingRules, measure_star, summary_rating
 
 RATE_COLUMNS = ["contract_id", "measure_id", "measure_code", "source", "numerator", "denominator", "rate",
                 "projected_stars", "weight"]
 SUMMARY_COLUMNS = ["contract_id", "measures_rated", "total_weight", "weighted_mean", "reward_factor",
-                   "projected_summary_unrounded", "projected_summary"]
+                   "projected_summary_unrounded", "projected_summary", "p_four_plus_cut_points"]
+CUT_POINT_DRAWS = 200
 
 
 def project_measure_stars(rates: pd.DataFrame, cut_points: pd.DataFrame, rules: RatingRules) -> pd.DataFrame:
@@ -30,8 +32,56 @@ def project_measure_stars(rates: pd.DataFrame, cut_points: pd.DataFrame, rules: 
     return projected[RATE_COLUMNS].sort_values(["contract_id", "measure_id"]).reset_index(drop=True)
 
 
-def project_summaries(projected: pd.DataFrame, rules: RatingRules) -> pd.DataFrame:
-    """The CMS summary computed over each contract's projected measure stars (no CAI: unknown ahead of time)."""
+def _thresholds(cut_points: pd.DataFrame) -> dict[str, tuple[bool, int, np.ndarray]]:
+    """Per measure (MA-PD or all org types): direction, precision and the 2..5-star thresholds from its bands."""
+    bands = cut_points[cut_points["org_type"].isin(["MA-PD", "All"])].sort_values(["measure_id", "stars"])
+    result = {}
+    for measure_id, rows in bands.groupby("measure_id"):
+        higher = bool(rows["higher_is_better"].iloc[0])
+        edges = rows.set_index("stars")["lower" if higher else "upper"].reindex([2, 3, 4, 5]).to_numpy(dtype=float)
+        result[measure_id] = (higher, int(rows["decimals"].max()), edges)
+    return result
+
+
+def p_four_plus(
+    projected: pd.DataFrame, cut_points: pd.DataFrame, rules: RatingRules, error_mean: float, error_sd: float,
+    draws: int = CUT_POINT_DRAWS, seed: int = 2028,
+) -> pd.Series:
+    """Per contract, the share of simulated cut-point sets under which the projected summary reaches 4 stars.
+
+    Each draw moves every measure's thresholds together by a normal error with the forecast back-test's mean and
+    spread, in the direction that makes the measure harder when positive (cut points mostly rise). The error is
+    in points of 0-100 measures; measures on other scales (complaints per 1,000, improvement scores) keep their
+    forecast cut points."""
+    thresholds = _thresholds(cut_points)
+    rated = projected.dropna(subset=["rate"])
+    rated = rated[rated["measure_id"].isin(thresholds)]
+    rng = np.random.default_rng(seed)
+    measures = sorted(rated["measure_id"].unique())
+    shifts = dict(zip(measures, rng.normal(error_mean, error_sd, size=(len(measures), draws))))
+    result = {}
+    for contract_id, rows in rated.groupby("contract_id"):
+        stars_by_measure = {}
+        for measure_id, rate in zip(rows["measure_id"], rows["rate"]):
+            higher, decimals, edges = thresholds[measure_id]
+            value = np.round(float(rate), decimals)
+            shift = shifts[measure_id] if decimals == 0 else np.zeros(draws)
+            moved = edges[None, :] + (shift if higher else -shift)[:, None]
+            reached = value >= moved if higher else value <= moved
+            stars_by_measure[measure_id] = 1 + np.nan_to_num(reached, nan=0).sum(axis=1)
+        ratings = [summary_rating({m: int(s[draw]) for m, s in stars_by_measure.items()}, rules).rating for draw in range(draws)]
+        result[contract_id] = float(np.mean(np.array(ratings) >= QBP_RATING))
+    return pd.Series(result, name="p_four_plus_cut_points", dtype=float)
+
+
+def project_summaries(
+    projected: pd.DataFrame, rules: RatingRules, cut_points: pd.DataFrame | None = None,
+    error_mean: float = 0.0, error_sd: float | None = None,
+) -> pd.DataFrame:
+    """The CMS summary computed over each contract's projected measure stars (no CAI: unknown ahead of time), and,
+    given the cut points and their forecast error, P(4+) from simulated cut points (NaN otherwise)."""
+    chances = (p_four_plus(projected, cut_points, rules, error_mean, error_sd)
+               if cut_points is not None and error_sd is not None else pd.Series(dtype=float))
     records = []
     for contract_id, rows in projected.dropna(subset=["projected_stars"]).groupby("contract_id"):
         stars = dict(zip(rows["measure_id"], rows["projected_stars"].astype(int)))
@@ -45,5 +95,6 @@ def project_summaries(projected: pd.DataFrame, rules: RatingRules) -> pd.DataFra
             "reward_factor": variant.reward_factor,
             "projected_summary_unrounded": variant.unrounded,
             "projected_summary": result.rating,
+            "p_four_plus_cut_points": chances.get(contract_id, np.nan),
         })
     return pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)

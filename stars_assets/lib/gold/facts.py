@@ -139,7 +139,8 @@ WITH gap_measures AS (
 ),
 adherence AS (
     SELECT m.contract_id,
-           {v.sql_case('p.drug_class', v.ADHERENCE_MEASURES)} AS measure_id,
+           CASE p.drug_class WHEN 'DIABETES' THEN $diabetes_measure_id WHEN 'RASA' THEN $rasa_measure_id
+                             WHEN 'STATIN' THEN $statin_measure_id END AS measure_id,
            'PDC_' || p.drug_class AS measure_code,
            count(*) FILTER (WHERE p.adherent) AS numerator, count(*) FILTER (WHERE p.eligible) AS denominator
     FROM member_pdc AS p JOIN silver.members AS m USING (member_id)

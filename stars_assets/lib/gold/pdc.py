@@ -14,6 +14,8 @@ total of days supplied, the shifted coverage of fill k ends at
 window functions compute for any number of members at once.
 """
 
+from stars_assets.lib.cms import crosswalk
+
 MIN_TREATMENT_DAYS = 91
 ADHERENT_PDC = 0.80
 
@@ -62,3 +64,8 @@ FROM covered
 
 def pdc_parameters(as_of) -> dict:
     return {"as_of": as_of, "min_treatment_days": MIN_TREATMENT_DAYS, "adherent_pdc": ADHERENT_PDC}
+
+
+def adherence_measure_parameters() -> dict:
+    """The adherence measures' ids, bound into CONTRACT_MEASURE_COUNTS_SQL ($diabetes_measure_id, ...)."""
+    return {f"{drug_class.lower()}_measure_id": measure_id for drug_class, measure_id in crosswalk.adherence_measure_ids().items()}

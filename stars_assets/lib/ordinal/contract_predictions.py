@@ -27,7 +27,7 @@ TOP_LEVERS = 2
 RATING_LEVELS: tuple[float, ...] = tuple(float(level) for level in np.arange(1.0, 5.01, 0.5))
 PROBABILITY_COLUMNS = [probability_column(level) for level in RATING_LEVELS]
 # Columns of gold.contract_projected_summary carried over as they are.
-SUMMARY_COLUMNS = ["measures_rated", "reward_factor", "projected_summary_unrounded", "projected_summary"]
+SUMMARY_COLUMNS = ["measures_rated", "reward_factor", "projected_summary_unrounded", "projected_summary", "p_four_plus_cut_points"]
 
 # (name, DuckDB type, description): the columns of the table spec PREDICTIONS.
 PREDICTION_COLUMNS: list[tuple[str, str, str]] = [
@@ -54,6 +54,8 @@ PREDICTION_COLUMNS: list[tuple[str, str, str]] = [
                                 "null without projected stars"),
     ("projected_summary_unrounded", "DOUBLE", "CMS projected summary before half-star rounding (no CAI)"),
     ("projected_summary", "DOUBLE", "CMS projected summary rating from the measure stars (half stars, no CAI)"),
+    ("p_four_plus_cut_points", "DOUBLE", "P(CMS projected summary >= 4 stars) over cut points simulated from the "
+                                         "forecast's back-test error (gold)"),
 ]
 PREDICTION_COLUMN_NAMES = [name for name, _, _ in PREDICTION_COLUMNS]
 LEVER_STEPS = {spec.name: spec.step for spec in INPUTS}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from stars_assets.lib.cms import crosswalk
 from stars_assets.lib.ordinal.params import missing_inputs
 
 TRAINING_STAR_YEAR = 2026
@@ -39,19 +40,31 @@ MIN_CONTRACTS_PER_LEVEL = 10  # a rating level with fewer contracts cannot carry
 @dataclass(frozen=True)
 class FeatureDefinition:
     input_name: str
-    measure_ids: tuple[str, ...]
+    measure_keys: tuple[str, ...]  # crosswalk keys; each star year's ids come from the crosswalk
     source: str  # "rate" (percentage points) or "stars" (CMS measure stars)
 
     @property
     def min_measures(self) -> int:
-        return math.ceil(len(self.measure_ids) / 2)
+        return math.ceil(len(self.measure_keys) / 2)
+
+    def ids(self, star_year: int) -> tuple[str, ...]:
+        """The measures' CMS ids in a star year (those rated that year)."""
+        ids = crosswalk.ids_by_key(star_year)
+        return tuple(ids[key] for key in self.measure_keys if key in ids)
+
+    @property
+    def measure_ids(self) -> tuple[str, ...]:
+        return self.ids(TRAINING_STAR_YEAR)
 
 
 FEATURES: tuple[FeatureDefinition, ...] = (
-    FeatureDefinition("hedis", ("C01", "C02", "C11", "C12", "C14", "C20"), "rate"),
-    FeatureDefinition("cahps", ("C22", "C23", "C24", "C25", "C26", "C27", "D05", "D06"), "stars"),
-    FeatureDefinition("adherence", ("D08", "D09", "D10"), "rate"),
-    FeatureDefinition("readmission", ("C18",), "rate"),
+    FeatureDefinition("hedis", ("breast_cancer_screening", "colorectal_cancer_screening", "diabetes_eye_exam",
+                                "diabetes_blood_sugar_controlled", "controlling_blood_pressure", "transitions_of_care"), "rate"),
+    FeatureDefinition("cahps", ("getting_needed_care", "getting_appointments_quickly", "customer_service",
+                                "rating_of_health_care_quality", "rating_of_health_plan", "care_coordination",
+                                "rating_of_drug_plan", "getting_needed_prescription_drugs"), "stars"),
+    FeatureDefinition("adherence", ("adherence_diabetes", "adherence_hypertension", "adherence_statins"), "rate"),
+    FeatureDefinition("readmission", ("plan_all_cause_readmissions",), "rate"),
 )
 
 
@@ -59,7 +72,7 @@ def measure_count_column(feature: FeatureDefinition) -> str:
     return f"n_{feature.input_name}_measures"
 
 
-def composite_inputs(measures: pd.DataFrame) -> pd.DataFrame:
+def composite_inputs(measures: pd.DataFrame, star_year: int = TRAINING_STAR_YEAR) -> pd.DataFrame:
     """Per contract model inputs from long measure rows (contract_id, measure_id, rate, stars).
 
     Returns one row per contract_id present in `measures` (index contract_id): each input, the number
@@ -68,7 +81,7 @@ def composite_inputs(measures: pd.DataFrame) -> pd.DataFrame:
     contracts = pd.Index(sorted(measures["contract_id"].unique()), name="contract_id")
     inputs = pd.DataFrame(index=contracts)
     for feature in FEATURES:
-        rows = measures[measures["measure_id"].isin(feature.measure_ids)]
+        rows = measures[measures["measure_id"].isin(feature.ids(star_year))]
         values = pd.to_numeric(rows[feature.source], errors="coerce").astype(float)
         per_contract = values.groupby(rows["contract_id"]).agg(["mean", "count"]).reindex(contracts)
         count = per_contract["count"].fillna(0).astype(int)

@@ -45,6 +45,7 @@ from pandera.config import ValidationDepth, config_context
 
 from stars_assets.lib import vocabulary as v
 from stars_assets.lib.bronze.quality import RuleOutcome
+from stars_assets.lib.cms import crosswalk
 from stars_assets.lib.masking import mask_value, mask_text
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import tables
@@ -126,7 +127,7 @@ def enrollment_ends_after_it_starts(t: ir.Table) -> ir.BooleanColumn:
 
 @_table_check("cms_measure_id does not belong to measure_code")
 def measure_ids_agree(t: ir.Table) -> ir.BooleanColumn:
-    return t.measure_code.substitute(v.CARE_GAP_MEASURES) == t.cms_measure_id
+    return t.measure_code.substitute(crosswalk.care_gap_measure_ids()) == t.cms_measure_id
 
 
 @_table_check("close_date is before open_date")
@@ -176,7 +177,7 @@ def _contracts() -> dict[str, pa.DataFrameSchema]:
         }, [enrollment_ends_after_it_starts]),
         "care_gaps": contract(tables.CARE_GAPS, "CareGaps", {
             "gap_id": _nonempty(), "member_id": [Check.str_matches(MEMBER_ID_PATTERN)],
-            "measure_code": [Check.isin(list(v.CARE_GAP_MEASURES))], "cms_measure_id": [Check.isin(list(v.CARE_GAP_MEASURES.values()))],
+            "measure_code": [Check.isin(list(v.CARE_GAP_MEASURES))], "cms_measure_id": [Check.isin(list(crosswalk.care_gap_measure_ids().values()))],
             "measurement_year": [Check.in_range(2000, 2099)], "gap_status": [Check.isin(v.GAP_STATUSES)], **_lineage(),
         }, [measure_ids_agree, closure_not_before_opening, status_matches_close_date]),
         "rx_fills": contract(tables.RX_FILLS, "RxFills", {

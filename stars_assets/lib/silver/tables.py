@@ -120,7 +120,7 @@ CARE_GAPS = TableSpec(
         Column("gap_id", "VARCHAR", "", nullable=False),
         member_id(),
         Column("measure_code", "VARCHAR", _listed(v.CARE_GAP_MEASURES), nullable=False),
-        Column("cms_measure_id", "VARCHAR", _listed(v.CARE_GAP_MEASURES.values()), nullable=False),
+        Column("cms_measure_id", "VARCHAR", "CMS Star Ratings measure id, in the numbering the vendors send (see the measure crosswalk)", nullable=False),
         Column("measurement_year", "INTEGER", "", nullable=False),
         Column("gap_status", "VARCHAR", _listed(v.GAP_STATUSES), nullable=False),
         Column("open_date", "DATE", "", nullable=False),

@@ -1,0 +1,136 @@
+"""Back-tests over CMS's published history: the cut-point engine against each year's published cut points and
+measure stars. Plain functions over DataFrames; `load_history` reads the tables shipped in data/reference/cms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stars_assets import settings
+from stars_assets.lib.cms import crosswalk, cutpoints, tables
+
+
+@dataclass(frozen=True)
+class History:
+    """Every published star year, long format, keyed by the crosswalk."""
+
+    scores: pd.DataFrame  # star_year, contract_id, measure_key, measure_id, value (MA-PD cut-point population)
+    stars: pd.DataFrame  # star_year, contract_id, measure_key, measure_id, stars (published)
+    summary: pd.DataFrame  # Summary Ratings
+    cai: pd.DataFrame
+    thresholds: pd.DataFrame  # published: star_year, measure_key, stars, threshold
+
+    @property
+    def years(self) -> list[int]:
+        return sorted(int(year) for year in self.summary["star_year"].unique())
+
+
+def cut_point_population(scores: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Scores that set MA-PD cut points: Part C scores of every contract, Part D scores of non-PDP contracts
+    (PDPs have their own Part D cut points)."""
+    org = summary[["star_year", "contract_id", "organization_type"]]
+    joined = scores.merge(org, on=["star_year", "contract_id"], how="left")
+    pdp = joined["organization_type"].fillna("").str.contains("PDP")
+    return joined[(joined["part"] == "C") | ~pdp].drop(columns="organization_type")
+
+
+def load_history(years: list[int] | None = None) -> History:
+    """The tables shipped in data/reference/cms, every star year (or `years`)."""
+    years = years or tables.available_star_years()
+    folders = [settings.cms_reference_dir(year) for year in years]
+    cai_tables = [tables.cai(folder) for folder in folders]
+    return history_from_tables(
+        pd.concat([tables.measure_scores(folder) for folder in folders], ignore_index=True),
+        pd.concat([tables.measure_stars(folder) for folder in folders], ignore_index=True),
+        pd.concat([tables.summary_ratings(folder) for folder in folders], ignore_index=True),
+        pd.concat([table for table in cai_tables if not table.empty] or cai_tables[:1], ignore_index=True),
+    )
+
+
+def history_from_tables(measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary: pd.DataFrame,
+                        cai: pd.DataFrame) -> History:
+    """A History from the cms tables as the readers (or the warehouse) give them."""
+    years = sorted(int(year) for year in summary["star_year"].unique())
+    scores = crosswalk.with_measure_keys(measure_scores.dropna(subset=["value"]))
+    stars = crosswalk.with_measure_keys(measure_stars.dropna(subset=["stars"]))
+    published = tables.published_thresholds(crosswalk.cms_reference_root() / tables.PUBLISHED_THRESHOLDS_FILE)
+    keys = crosswalk.crosswalk()[["star_year", "cut_point_code", "measure_key"]]
+    published = published.merge(keys, on=["star_year", "cut_point_code"], how="inner")
+    return History(
+        scores=cut_point_population(scores, summary)[["star_year", "contract_id", "measure_key", "measure_id", "part", "value"]],
+        stars=stars[["star_year", "contract_id", "measure_key", "measure_id", "stars"]].assign(stars=lambda f: f["stars"].astype(int)),
+        summary=summary,
+        cai=cai,
+        thresholds=published[published["star_year"].isin(years)][["star_year", "measure_key", "stars", "threshold"]],
+    )
+
+
+def specs_for(history: History) -> dict[int, dict[str, cutpoints.MeasureSpec]]:
+    measures = crosswalk.crosswalk()
+    return {year: cutpoints.measure_specs(history.scores[history.scores["star_year"] == year], measures) for year in history.years}
+
+
+def engine_cut_points(history: History, specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None) -> pd.DataFrame:
+    """Each year's cut points re-derived from that year's scores (guardrails against the prior year's published)."""
+    specs = specs or specs_for(history)
+    derived = []
+    for year in history.years:
+        year_scores = history.scores[history.scores["star_year"] == year]
+        prior = history.thresholds[history.thresholds["star_year"] == year - 1]
+        prior_scores = history.scores[history.scores["star_year"] == year - 1]
+        prior_ranges = cutpoints.score_ranges(prior_scores, specs.get(year - 1, specs[year])) if len(prior_scores) else None
+        derived.append(cutpoints.year_cut_points(year_scores, specs[year], year, prior if len(prior) else None, prior_ranges))
+    return pd.concat(derived, ignore_index=True)
+
+
+def threshold_comparison(derived: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """One row per published threshold the engine also derived: both values and the difference."""
+    joined = published.merge(derived, on=["star_year", "measure_key", "stars"], suffixes=("_published", "_derived"))
+    joined = joined.dropna(subset=["threshold_published", "threshold_derived"])
+    joined["difference"] = joined["threshold_derived"] - joined["threshold_published"]
+    return joined
+
+
+def stars_comparison(history: History, thresholds: pd.DataFrame, specs: dict[int, dict[str, cutpoints.MeasureSpec]]) -> pd.DataFrame:
+    """Published measure stars against the stars `thresholds` give the same scores."""
+    assigned = pd.concat(
+        [cutpoints.assign_stars(history.scores[history.scores["star_year"] == year],
+                                thresholds[thresholds["star_year"] == year], specs[year]) for year in history.years],
+        ignore_index=True,
+    )
+    joined = assigned.dropna(subset=["stars"]).merge(
+        history.stars, on=["star_year", "contract_id", "measure_key"], suffixes=("_derived", "_published"))
+    methods = {(year, key): spec.method for year, year_specs in specs.items() for key, spec in year_specs.items()}
+    joined["method"] = [methods[(year, key)] for year, key in zip(joined["star_year"], joined["measure_key"])]
+    return joined
+
+
+def engine_backtest(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-year table, per-threshold detail): share of published thresholds reproduced exactly (at the
+    published precision) and within 1 point, and share of published measure stars reproduced, for the
+    clustering measures, the CAHPS measures and all; the published thresholds' own star reproduction for scale."""
+    specs = specs_for(history)
+    derived = engine_cut_points(history, specs)
+    detail = threshold_comparison(derived, history.thresholds)
+    engine_stars = stars_comparison(history, derived, specs)
+    published_stars = stars_comparison(history, history.thresholds, specs)
+    rows = []
+    for year in history.years:
+        for label, methods in (("clustering", {"clustering", "improvement"}), ("cahps", {"cahps"}), ("all", None)):
+            d = detail[(detail["star_year"] == year) & (detail["method"].isin(methods) if methods else True)]
+            e = engine_stars[(engine_stars["star_year"] == year) & (engine_stars["method"].isin(methods) if methods else True)]
+            p = published_stars[(published_stars["star_year"] == year) & (published_stars["method"].isin(methods) if methods else True)]
+            rows.append({
+                "star_year": year, "measures": label, "thresholds": len(d),
+                "exact": _share(d["difference"].abs() < 1e-6), "within_1_point": _share(d["difference"].abs() <= 1 + 1e-9),
+                "mean_abs_error": float(d["difference"].abs().mean()) if len(d) else np.nan,
+                "measure_stars": len(e), "stars_reproduced": _share(e["stars_derived"] == e["stars_published"]),
+                "stars_from_published_thresholds": _share(p["stars_derived"] == p["stars_published"]),
+            })
+    return pd.DataFrame(rows), detail
+
+
+def _share(mask: pd.Series) -> float:
+    return round(float(mask.mean()), 4) if len(mask) else np.nan

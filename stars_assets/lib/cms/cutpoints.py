@@ -1,0 +1,191 @@
+"""CMS's cut-point methods, as plain functions over measure scores (one row per star year, contract and measure).
+
+Non-CAHPS measures (Technical Notes, "Clustering Methodology Detail"): Tukey outer-fence outliers are removed
+(from the 2024 ratings on), the remaining scores are split at random into 10 groups, Ward hierarchical
+clustering into five groups runs 10 times leaving one group out, each run's cut point for a star is the lowest
+score of its cluster (highest for lower-is-better measures), and the final cut point is the mean of the 10 runs,
+rounded to the scores' precision; guardrails (from 2024) then cap the move from the prior year's cut point at
+5 points for 0-100 measures or 5% of the prior year's score range for others. Improvement measures cluster
+scores >= 0 into 3, 4, 5 stars and negative scores into 1, 2 stars.
+CAHPS measures (relative distribution and significance testing): the percentile part only (15th, 30th, 60th,
+80th); the public tables carry no standard errors, so significance and reliability tests are not applied.
+
+CMS's own random groups come from SAS's SURVEYSELECT with seed 8675309, which numpy cannot reproduce, so the
+folds differ and a threshold can land a point away from CMS's where a cluster edge is close.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import fcluster, linkage
+
+STAR_LEVELS = (2, 3, 4, 5)
+FOLDS = 10
+SEED = 8675309
+TUKEY_MULTIPLIER = 3.0
+GUARDRAIL_POINTS = 5.0  # 0-100 measures
+GUARDRAIL_SHARE_OF_RANGE = 0.05  # other measures
+# CMS introduced both in the 2024 Star Ratings (the 2023 ratings ran without them).
+TUKEY_FROM_STAR_YEAR = 2024
+GUARDRAILS_FROM_STAR_YEAR = 2024
+CAHPS_PERCENTILES = {2: 15, 3: 30, 4: 60, 5: 80}
+THRESHOLD_COLUMNS = ["star_year", "measure_key", "stars", "threshold", "method"]
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    measure_key: str
+    higher_is_better: bool
+    method: str  # "clustering", "improvement" or "cahps"
+    decimals: int
+    percent_scale: bool
+
+
+def score_decimals(values: pd.Series) -> int:
+    """The precision scores are published at (0 for "76%", 2 for "0.32")."""
+    finite = values.dropna().to_numpy(dtype=float)
+    for decimals in range(7):
+        if np.allclose(finite, np.round(finite, decimals), atol=1e-9):
+            return decimals
+    return 6
+
+
+def measure_specs(scores: pd.DataFrame, measures: pd.DataFrame) -> dict[str, MeasureSpec]:
+    """One spec per measure key in `scores`, from the crosswalk rows in `measures` (higher_is_better, domain,
+    improvement) and the scores' own precision and range."""
+    attributes = measures.drop_duplicates("measure_key").set_index("measure_key")
+    specs = {}
+    for key, values in scores.groupby("measure_key")["value"]:
+        row = attributes.loc[key]
+        method = "improvement" if row["improvement"] else "cahps" if row["domain"] == "CAHPS" else "clustering"
+        decimals = score_decimals(values)
+        percent = decimals == 0 and values.min() >= 0 and values.max() <= 100
+        specs[key] = MeasureSpec(key, bool(row["higher_is_better"]), method, decimals, percent)
+    return specs
+
+
+def tukey_outer_fences(values: np.ndarray, percent_scale: bool) -> tuple[float, float]:
+    """Q1 - 3 IQR and Q3 + 3 IQR, capped at 0 and 100 on a 0-100 scale."""
+    q1, q3 = np.percentile(values, [25, 75])
+    low, high = q1 - TUKEY_MULTIPLIER * (q3 - q1), q3 + TUKEY_MULTIPLIER * (q3 - q1)
+    return (max(low, 0.0), min(high, 100.0)) if percent_scale else (low, high)
+
+
+def cluster_cut_points(values: np.ndarray, higher_is_better: bool, groups: int = 5) -> list[float]:
+    """Ward clustering of one-dimensional scores into `groups`; the cut point of each star above the lowest is
+    the lowest score of its cluster (highest for lower-is-better). NaN where fewer clusters exist (ties)."""
+    values = np.asarray(values, dtype=float)
+    if len(np.unique(values)) < groups:
+        return [math.nan] * (groups - 1)
+    labels = fcluster(linkage(values.reshape(-1, 1), method="ward"), groups, criterion="maxclust")
+    clusters = sorted((values[labels == label] for label in np.unique(labels)), key=np.mean, reverse=not higher_is_better)
+    edges = [cluster.min() if higher_is_better else cluster.max() for cluster in clusters[1:]]
+    return edges + [math.nan] * (groups - 1 - len(edges))
+
+
+def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], seed: int) -> list[float]:
+    """Mean resampling: the cut points averaged over 10 runs, each leaving one random tenth of the scores out."""
+    rng = np.random.default_rng(seed)
+    folds = rng.permutation(len(values)) % FOLDS
+    runs = np.array([cut(values[folds != fold]) for fold in range(FOLDS)], dtype=float)
+    return list(np.nanmean(runs, axis=0)) if not np.isnan(runs).all() else [math.nan] * runs.shape[1]
+
+
+def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int) -> list[float]:
+    def kept(subset: np.ndarray) -> np.ndarray:
+        if not tukey or len(subset) < 4:
+            return subset
+        low, high = tukey_outer_fences(subset, spec.percent_scale)
+        return subset[(subset >= low) & (subset <= high)]
+
+    if spec.method == "improvement":
+        # Scores >= 0 earn 3, 4 or 5 stars, negative scores 1 or 2; the 3-star cut point is 0.
+        non_negative, negative = kept(values[values >= 0]), kept(values[values < 0])
+        upper = _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed) if len(non_negative) > 3 else [math.nan] * 2
+        lower = _fold_means(negative, lambda v: cluster_cut_points(v, True, 2), seed) if len(negative) > 2 else [math.nan]
+        return [lower[0], 0.0, *upper]
+    return _fold_means(kept(values), lambda v: cluster_cut_points(v, spec.higher_is_better), seed)
+
+
+def _guardrail(thresholds: list[float], prior: dict[int, float], spec: MeasureSpec, prior_range: float | None) -> list[float]:
+    cap = GUARDRAIL_POINTS if spec.percent_scale else GUARDRAIL_SHARE_OF_RANGE * (prior_range or math.inf)
+    capped = []
+    for stars, value in zip(STAR_LEVELS, thresholds):
+        before = prior.get(stars)
+        capped.append(value if before is None or math.isnan(before) or math.isnan(value)
+                      else min(max(value, before - cap), before + cap))
+    return capped
+
+
+def year_cut_points(
+    scores: pd.DataFrame,
+    specs: dict[str, MeasureSpec],
+    star_year: int,
+    prior_thresholds: pd.DataFrame | None = None,
+    prior_ranges: dict[str, float] | None = None,
+    seed: int = SEED,
+) -> pd.DataFrame:
+    """Cut points (2..5 stars) for every measure in `scores` (columns measure_key, value) of one star year.
+
+    `prior_thresholds` (measure_key, stars, threshold) are the previous year's cut points, for the guardrails
+    from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures).
+    """
+    tukey = star_year >= TUKEY_FROM_STAR_YEAR
+    guardrails = star_year >= GUARDRAILS_FROM_STAR_YEAR and prior_thresholds is not None
+    prior_by_measure = (
+        {key: dict(zip(rows["stars"], rows["threshold"])) for key, rows in prior_thresholds.groupby("measure_key")}
+        if guardrails else {}
+    )
+    records = []
+    for key, values in scores.dropna(subset=["value"]).groupby("measure_key")["value"]:
+        spec = specs[key]
+        array = np.sort(values.to_numpy(dtype=float))
+        if spec.method == "cahps":
+            thresholds = list(np.percentile(array, list(CAHPS_PERCENTILES.values())))
+        else:
+            thresholds = _clustered(array, spec, tukey, seed)
+            if guardrails and spec.method == "clustering" and key in prior_by_measure:
+                thresholds = _guardrail(thresholds, prior_by_measure[key], spec, (prior_ranges or {}).get(key))
+        for stars, value in zip(STAR_LEVELS, thresholds):
+            rounded = value if math.isnan(value) or spec.method == "improvement" else round(value, spec.decimals)
+            records.append((star_year, key, stars, rounded, spec.method))
+    return pd.DataFrame(records, columns=THRESHOLD_COLUMNS)
+
+
+def stars_from_thresholds(values: pd.Series, thresholds: dict[int, float], higher_is_better: bool) -> pd.Series:
+    """Measure stars 1..5: at or above each threshold (at or below for lower-is-better); NaN without a score."""
+    stars = pd.Series(1.0, index=values.index)
+    for level in STAR_LEVELS:
+        threshold = thresholds.get(level, math.nan)
+        if math.isnan(threshold):
+            continue
+        reached = values >= threshold - 1e-9 if higher_is_better else values <= threshold + 1e-9
+        stars = stars.where(~reached, float(level))
+    return stars.where(values.notna())
+
+
+def assign_stars(scores: pd.DataFrame, thresholds: pd.DataFrame, specs: dict[str, MeasureSpec]) -> pd.DataFrame:
+    """`scores` with a `stars` column from `thresholds` (measure_key, stars, threshold); NaN for measures without."""
+    by_measure = {key: dict(zip(rows["stars"], rows["threshold"])) for key, rows in thresholds.groupby("measure_key")}
+    result = scores.copy()
+    result["stars"] = np.nan
+    for key, rows in scores.groupby("measure_key"):
+        if key in by_measure and key in specs:
+            result.loc[rows.index, "stars"] = stars_from_thresholds(rows["value"], by_measure[key], specs[key].higher_is_better)
+    return result
+
+
+def score_ranges(scores: pd.DataFrame, specs: dict[str, MeasureSpec]) -> dict[str, float]:
+    """Each measure's score range after Tukey outlier deletion (the base of the non-0-100 guardrail)."""
+    ranges = {}
+    for key, values in scores.dropna(subset=["value"]).groupby("measure_key")["value"]:
+        array = values.to_numpy(dtype=float)
+        low, high = tukey_outer_fences(array, specs[key].percent_scale)
+        kept = array[(array >= low) & (array <= high)]
+        ranges[key] = float(kept.max() - kept.min()) if len(kept) else math.nan
+    return ranges
