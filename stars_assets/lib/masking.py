@@ -24,7 +24,7 @@ def _flagged() -> tuple[frozenset[str], frozenset[str]]:
     from stars_assets.lib.gold.tables import GOLD_TABLES
     from stars_assets.lib.silver.tables import SILVER_TABLES
 
-    columns = [c for spec in (*SILVER_TABLES, *GOLD_TABLES) for c in spec.columns]
+    columns = [c for spec in (*SILVER_TABLES, *GOLD_TABLES.values()) for c in spec.columns]
     identifiers = frozenset(c.name for c in columns if c.identifier) | BRONZE_IDENTIFIER_COLUMNS
     return identifiers, frozenset(c.name for c in columns if c.phi) - identifiers
 

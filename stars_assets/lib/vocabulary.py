@@ -22,7 +22,8 @@ BOOKED, RESCHEDULED, COMPLETED, NO_SHOW = "BOOKED", "RESCHEDULED", "COMPLETED", 
 
 # Member-level care-gap measures and their CMS Star Ratings measure ids (2026 numbering).
 CARE_GAP_MEASURES = {"BCS": "C01", "COL": "C02", "EED": "C11", "GSD": "C12", "CBP": "C14", "TRC": "C20"}
-GAP_STATUSES = ("OPEN", "CLOSED")
+OPEN, CLOSED = "OPEN", "CLOSED"
+GAP_STATUSES = (OPEN, CLOSED)
 # Part D adherence drug classes and their measures (D08 diabetes, D09 RAS antagonists, D10 statins).
 ADHERENCE_MEASURES = {"DIABETES": "D08", "RASA": "D09", "STATIN": "D10"}
 DRUG_CLASSES = tuple(ADHERENCE_MEASURES)

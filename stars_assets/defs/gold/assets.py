@@ -9,7 +9,9 @@ from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.cms.tables import available_star_years
+from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.gold import quality
+from stars_assets.lib.gold.tables import GOLD_TABLES
 from stars_assets.lib.gold.contract_rates import project_measure_stars, project_summaries
 from stars_assets.lib.gold.facts import (
     CAMPAIGN_EFFECTIVENESS_SQL,
@@ -97,8 +99,9 @@ def _weekly_fact(key: dg.AssetKey, description: str, insert_sql: str, contract, 
     @dg.asset(
         key=key, group_name="gold", description=description, partitions_def=weekly_partitions, deps=FACT_DEPS,
         kinds={"duckdb", "sql"}, owners=OWNERS, pool=WAREHOUSE_POOL, automation_condition=KEEP_CURRENT,
+        metadata=table_metadata(GOLD_TABLES[key.path[-1]]),
         check_specs=_checks(key, {
-            contract_check: f"The week's rows satisfy the pandera contract {contract.__name__} (types, ranges, row rules).",
+            contract_check: f"The week's rows satisfy the pandera contract {contract.name} (types, ranges, row rules).",
             unique_check: f"One row per {', '.join(unique_key)} and week end.",
         }),
     )

@@ -1,4 +1,5 @@
-"""Gold contracts as pandera DataFrameModels, and the rules the gold checks report.
+"""Gold contracts in pandera, and the rules the gold checks report. The fact tables' contracts take
+their columns, dtypes and nullability from the table specs (lib/gold/tables.py) and add their rules.
 
 A week of a gold table is small enough for pandas (one row per gap at most), so each check
 reads that week and validates it lazily, reporting every failed rule with counts and examples.
@@ -14,52 +15,45 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from stars_assets.lib.bronze.quality import RuleOutcome
+from stars_assets.lib.gold import tables
 from stars_assets.lib import vocabulary as v
 from stars_assets.lib.masking import mask_value
+from stars_assets.lib.tables import TableSpec
 
 
-class CareGapClosure(pa.DataFrameModel):
-    gap_id: Series[str] = pa.Field(nullable=False)
-    member_id: Series[str] = pa.Field(nullable=False)
-    contract_id: Series[str] = pa.Field(nullable=False)
-    measure_code: Series[str] = pa.Field(isin=list(v.CARE_GAP_MEASURES))
-    open_date: Series[pd.Timestamp] = pa.Field(nullable=False)
-    close_date: Series[pd.Timestamp] = pa.Field(nullable=True)
-    days_to_close: Series[float] = pa.Field(ge=0, nullable=True)
-    touches_total: Series[int] = pa.Field(ge=0)
-    reaching_touches: Series[int] = pa.Field(ge=0)
-    appointments_booked: Series[int] = pa.Field(ge=0)
-
-    @pa.dataframe_check(error="close_date is before open_date")
-    def closure_not_before_opening(cls, df: pd.DataFrame) -> Series[bool]:
-        return df["close_date"].isna() | (df["close_date"] >= df["open_date"])
-
-    @pa.dataframe_check(error="is_closed disagrees with close_date")
-    def closed_flag_matches_date(cls, df: pd.DataFrame) -> Series[bool]:
-        return df["is_closed"] == df["close_date"].notna()
-
-    class Config:
-        coerce = True
+# How a DuckDB column reads into pandas: nullable integer and boolean extension types, so a null
+# does not turn a count into a float.
+PANDAS_DTYPES = {"VARCHAR": str, "BIGINT": "Int64", "INTEGER": "Int64", "DOUBLE": float, "BOOLEAN": "boolean",
+                 "DATE": "datetime64[ns]", "TIMESTAMP": "datetime64[ns]"}
 
 
-class CampaignEffectiveness(pa.DataFrameModel):
-    channel: Series[str] = pa.Field(isin=list(v.CHANNELS))
-    members_targeted: Series[int] = pa.Field(gt=0)
-    attempts: Series[int] = pa.Field(ge=0)
-    members_reached: Series[int] = pa.Field(ge=0)
-    reach_rate: Series[float] = pa.Field(ge=0, le=1)
-    appointment_show_rate: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    closure_rate_30d: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    closure_rate_60d: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    closure_rate_90d: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    members_opted_out: Series[int] = pa.Field(ge=0)
+def contract(spec: TableSpec, name: str, rules: dict[str, list[pa.Check]], checks: list[pa.Check] = ()) -> pa.DataFrameSchema:
+    """The pandera contract of a gold table: the spec's columns, dtypes and nullability, plus the rules."""
+    return pa.DataFrameSchema(
+        {c.name: pa.Column(PANDAS_DTYPES[c.type], nullable=c.nullable, checks=rules.get(c.name, [])) for c in spec.columns},
+        checks=list(checks), name=name, coerce=True,
+    )
 
-    @pa.dataframe_check(error="more members reached than targeted")
-    def reached_within_targeted(cls, df: pd.DataFrame) -> Series[bool]:
-        return df["members_reached"] <= df["members_targeted"]
 
-    class Config:
-        coerce = True
+NOT_NEGATIVE = [pa.Check.ge(0)]
+RATE = [pa.Check.ge(0), pa.Check.le(1)]
+
+CareGapClosure = contract(tables.CARE_GAP_CLOSURE, "CareGapClosure", {
+    "measure_code": [pa.Check.isin(list(v.CARE_GAP_MEASURES))],
+    **{column: NOT_NEGATIVE for column in ("days_to_close", "touches_total", "reaching_touches", "appointments_booked")},
+}, [
+    pa.Check(lambda df: df["close_date"].isna() | (df["close_date"] >= df["open_date"]), error="close_date is before open_date"),
+    pa.Check(lambda df: df["is_closed"] == df["close_date"].notna(), error="is_closed disagrees with close_date"),
+])
+
+CampaignEffectiveness = contract(tables.CAMPAIGN_EFFECTIVENESS, "CampaignEffectiveness", {
+    "channel": [pa.Check.isin(list(v.CHANNELS))],
+    "members_targeted": [pa.Check.gt(0)],
+    **{column: NOT_NEGATIVE for column in ("attempts", "members_reached", "members_opted_out")},
+    **{column: RATE for column in ("reach_rate", "appointment_show_rate", *(f"closure_rate_{n}d" for n in tables.CLOSURE_WINDOWS_DAYS))},
+}, [
+    pa.Check(lambda df: df["members_reached"] <= df["members_targeted"], error="more members reached than targeted"),
+])
 
 
 class ContractMeasureRates(pa.DataFrameModel):
@@ -74,7 +68,7 @@ class ContractMeasureRates(pa.DataFrameModel):
         coerce = True
 
 
-def validate(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> RuleOutcome:
+def validate(model: pa.DataFrameSchema | type[pa.DataFrameModel], frame: pd.DataFrame) -> RuleOutcome:
     """Every failure of the contract, counted by check, with a few masked examples."""
     try:
         model.validate(frame, lazy=True)
@@ -93,7 +87,7 @@ def validate(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> RuleOutcome
     return RuleOutcome(passed=True, metadata={"rows_checked": len(frame), "failures": 0})
 
 
-def validate_week(con: duckdb.DuckDBPyConnection, table: str, model: type[pa.DataFrameModel], as_of: date) -> RuleOutcome:
+def validate_week(con: duckdb.DuckDBPyConnection, table: str, model: pa.DataFrameSchema | type[pa.DataFrameModel], as_of: date) -> RuleOutcome:
     """The contract over one week of a gold table (a week is small enough for pandas)."""
     return validate(model, con.execute(f"SELECT * FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of}).df())
 

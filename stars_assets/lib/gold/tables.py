@@ -67,4 +67,4 @@ CAMPAIGN_EFFECTIVENESS = TableSpec(
     primary_key=("as_of_week_end", "channel", "region", "contract_id", "dual_lis_cohort", "age_band", "measure_code"),
 )
 
-GOLD_TABLES = (CARE_GAP_CLOSURE, CAMPAIGN_EFFECTIVENESS)
+GOLD_TABLES = {spec.name: spec for spec in (CARE_GAP_CLOSURE, CAMPAIGN_EFFECTIVENESS)}

@@ -137,7 +137,7 @@ def closure_not_before_opening(t: ir.Table) -> ir.BooleanColumn:
 # Gold decides closure by close_date alone, so a disagreeing status is worth a look, not a stop.
 @_table_check("gap_status disagrees with close_date", warning=True)
 def status_matches_close_date(t: ir.Table) -> ir.BooleanColumn:
-    return (t.gap_status == "CLOSED") == t.close_date.notnull()
+    return (t.gap_status == v.CLOSED) == t.close_date.notnull()
 
 
 def _resolved_member() -> dict[str, list[Check]]:

@@ -25,16 +25,12 @@ from pathlib import PurePosixPath
 
 import duckdb
 
+from stars_assets.lib.silver.tables import SILVER_INPUTS
+
 # Bump when the SQL that builds silver changes meaning: every partition is then rebuilt once.
 SILVER_LOGIC_VERSION = "2"
 
-INPUTS_DDL = """
-CREATE SCHEMA IF NOT EXISTS audit;
-CREATE TABLE IF NOT EXISTS audit.silver_inputs (
-    silver_table VARCHAR, partition_date DATE, fingerprint VARCHAR, depends_on VARCHAR,
-    source_files VARCHAR[], run_id VARCHAR, recorded_at TIMESTAMP
-);
-"""
+INPUTS_DDL = SILVER_INPUTS.ddl()
 
 # The loaded bronze files of some providers (or datasets) on one day (or on every day: $day NULL).
 LOADED_FILES_SQL = """

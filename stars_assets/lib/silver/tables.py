@@ -160,4 +160,16 @@ SILVER_RECONCILIATION = TableSpec(
     partition_column="partition_date",
 )
 
+SILVER_INPUTS = TableSpec(
+    "audit.silver_inputs", "What each silver partition (or dimension, partition_date null) was last built from.", (
+        Column("silver_table", "VARCHAR", nullable=False),
+        Column("partition_date", "DATE", "delivery date; null for a whole table"),
+        Column("fingerprint", "VARCHAR", "sha256 of the logic version, the crosswalk fingerprint and the files", nullable=False),
+        Column("depends_on", "VARCHAR", "fingerprint of the member crosswalk the partition resolved members through"),
+        Column("source_files", "VARCHAR[]", "<provider>/<file>:<content hash> of every bronze file read, sorted"),
+        Column("run_id", "VARCHAR"),
+        Column("recorded_at", "TIMESTAMP"),
+    ),
+)
+
 SILVER_TABLES = (OUTREACH_EVENTS, APPOINTMENT_EVENTS, APPOINTMENTS, MEMBERS, MEMBER_IDENTIFIERS, CARE_GAPS, RX_FILLS)
