@@ -4,13 +4,13 @@ generator's fault list says, nothing else rejected, re-runs identical, PHI maske
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import pytest
 
 from stars_assets.defs.bronze.assets import bronze_assets
-from stars_assets_tests.conftest import WORLD_START, ingest, query, read_truth
+from stars_assets_tests.conftest import WORLD_DAYS, WORLD_START, ingest, query, read_truth
 
 FILE_LEVEL_REASONS = {"wrong_encoding", "truncated_gzip", "empty_file", "missing_required_column"}
 
@@ -18,7 +18,11 @@ FILE_LEVEL_REASONS = {"wrong_encoding", "truncated_gzip", "empty_file", "missing
 def test_every_bronze_run_and_check_succeeds(ingested):
     assert ingested.result.success
     reconciliation = [e for e in ingested.result.get_asset_check_evaluations() if e.check_name == "check_reconciliation_files"]
-    assert len(reconciliation) == 6
+    # One evaluation per provider and delivery date of the range run.
+    assert len(reconciliation) == 6 * WORLD_DAYS
+    assert {(e.asset_key.path[-1], e.partition) for e in reconciliation} == {
+        (p, (WORLD_START + timedelta(days=n)).isoformat())
+        for p in ("ihwa", "engage", "dialer", "emr_north", "emr_south", "edw") for n in range(WORLD_DAYS)}
     assert all(e.passed for e in reconciliation)
 
 

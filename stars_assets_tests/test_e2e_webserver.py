@@ -237,8 +237,10 @@ def test_a_sensor_turned_on_through_graphql_runs_a_dropped_file(stack):
 
 
 def test_backfills_sensors_and_the_warehouse_pool_never_collide(stack):
-    """Every provider's bronze asset backfilled over 14 days at once, and a sensor run writing the same
-    warehouse while the backfill runs: the one-slot pool serializes the writers, so every run succeeds."""
+    """Every provider's bronze asset backfilled over 14 days at once, and a run of the dialer's arrival job (what
+    its sensor launches) writing the same warehouse while the backfill runs: the one-slot pool serializes the
+    writers, so every run succeeds. The arrival run is launched as soon as the backfill's run has started: with
+    every step in one process the backfill takes seconds, shorter than a sensor's tick interval."""
     days = [TODAY - timedelta(days=offset) for offset in range(20, 6, -1)]
     for day in days:  # one visit a day (identical files would be skipped as re-deliveries)
         deliver(stack.landing / "ihwa" / f"IHWA_ASSESSMENTS_{day:%Y%m%d}.txt",
@@ -257,7 +259,14 @@ def test_backfills_sensors_and_the_warehouse_pool_never_collide(stack):
 
     sensor_day = days[-1]  # a day the backfill rewrites too
     deliver(stack.landing / "dialer" / f"dialer_calls_{sensor_day:%Y%m%d}.csv", DIALER_HEADER)
-    stack.start_sensor(file_arrival_sensor_name("dialer"))
+    arrival_run = stack.graphql(
+        "mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename "
+        "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
+        params={"selector": {**LOCATION, "jobName": "load_dialer_arrivals"},
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": sensor_day.isoformat()},
+                                               {"key": "stars/provider", "value": "dialer"}]}},
+    )["launchRun"]
+    assert arrival_run["__typename"] == "LaunchRunSuccess", arrival_run
 
     def backfill_status():
         status = stack.graphql("query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) { "
@@ -273,7 +282,7 @@ def test_backfills_sensors_and_the_warehouse_pool_never_collide(stack):
         messages = stack.run_messages(run["runId"])
         assert any(m.startswith("Executing steps in process") for m in messages), messages[:20]
         assert not any("multiprocess executor" in m for m in messages)
-    sensor_run = stack.wait_for("the sensor's run to succeed", lambda: stack.run_of_partition("dialer", sensor_day),
+    sensor_run = stack.wait_for("the arrival run to succeed", lambda: stack.run_of_partition("dialer", sensor_day),
                                 timeout=180)
 
     assert sensor_run["creationTime"] < max(run["endTime"] for run in backfill_runs), "the runs did not overlap"

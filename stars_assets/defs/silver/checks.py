@@ -29,6 +29,16 @@ def _verdict(outcome) -> tuple:
             dg.AssetCheckSeverity.WARN if warned else dg.AssetCheckSeverity.ERROR)
 
 
+def _run_partitions(context: dg.AssetCheckExecutionContext) -> list[str] | None:
+    """The delivery dates the check runs for, or None outside a partitioned run."""
+    op_context = context.op_execution_context
+    try:
+        partitioned_run = op_context.has_partition_key or op_context.has_partition_key_range
+        return list(op_context.partition_keys) if partitioned_run else None
+    except Exception:  # invoked directly, with no run
+        return None
+
+
 def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefinition:
     contract = contracts.CONTRACTS[table]
     partitioned = "partition_date" in contract.columns
@@ -45,15 +55,17 @@ def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefi
         metadata={"contract": f"stars_assets.lib.silver.contracts.{contract.name}"},
     )
     def contract_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource):
+        # A regular function: a result for the whole table, or (partitioned, in a run) the generator of one
+        # evaluation per delivery date. Invoked directly, outside a run, a partitioned check validates the whole table.
+        partitions = _run_partitions(context) if partitioned else None
         with duckdb.get_connection() as conn:
             configure_connection(conn)
-            if not partitioned:
+            if partitions is None:
                 passed, metadata, severity = _verdict(check_memo.validate_remembered(conn, table, None))
-                yield dg.AssetCheckResult(passed=passed, severity=severity, metadata=metadata)
-                return
+                return dg.AssetCheckResult(passed=passed, severity=severity, metadata=metadata)
             outcomes = {partition: _verdict(check_memo.validate_remembered(conn, table, [date.fromisoformat(partition)]))
-                        for partition in context.op_execution_context.partition_keys}
-        yield from partition_check_evaluations(context, key, outcomes)
+                        for partition in partitions}
+        return partition_check_evaluations(context, key, outcomes)
 
     return contract_check
 
