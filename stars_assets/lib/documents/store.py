@@ -1,0 +1,333 @@
+"""The document store: member documents with their audience indexes, a change sequence, API keys and the
+audit trail, in SQLite (embedded default) or PostgreSQL (documents as JSONB). A URL chooses:
+
+    sqlite:///<data>/documents.sqlite            (STARS_DOCUMENT_STORE_URL unset)
+    postgresql://user:password@host:5432/stars   (psycopg 3)
+
+Both run the same SQL through SQLAlchemy; `Backend` holds the few spots where they differ (column types,
+the JSON cast, how a batch is loaded, how writers are serialized). SQLite runs in WAL mode, so the API
+reads while the asset writes. Every written document takes the next number of one increasing sequence
+(`seq`): the change feed returns documents past a cursor in that order. Writers are serialized (one
+statement in SQLite, a table lock in PostgreSQL), so a sequence number never commits behind a larger one.
+No Dagster here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, make_url
+
+from stars_assets import settings
+
+STORE_URL_ENV = "STARS_DOCUMENT_STORE_URL"
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS member_documents (
+    member_id VARCHAR(32) PRIMARY KEY, mbi VARCHAR(32), contract_id VARCHAR(16), region VARCHAR(32), enrolled INTEGER,
+    last_touch_epoch BIGINT, document {json} NOT NULL, content_hash VARCHAR(32) NOT NULL, seq BIGINT NOT NULL,
+    updated_at VARCHAR(32) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS member_documents_mbi ON member_documents (mbi);
+CREATE UNIQUE INDEX IF NOT EXISTS member_documents_seq ON member_documents (seq);
+CREATE INDEX IF NOT EXISTS member_documents_audience ON member_documents (contract_id, region, member_id);
+CREATE TABLE IF NOT EXISTS member_open_gaps (
+    member_id VARCHAR(32) NOT NULL, measure_code VARCHAR(32) NOT NULL, PRIMARY KEY (member_id, measure_code)
+);
+CREATE INDEX IF NOT EXISTS member_open_gaps_measure ON member_open_gaps (measure_code, member_id);
+CREATE TABLE IF NOT EXISTS member_opt_outs (
+    member_id VARCHAR(32) NOT NULL, channel VARCHAR(32) NOT NULL, PRIMARY KEY (member_id, channel)
+);
+CREATE TABLE IF NOT EXISTS store_state (name VARCHAR(64) PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id VARCHAR(32) PRIMARY KEY, salt VARCHAR(64) NOT NULL, secret_hash VARCHAR(64) NOT NULL, scopes TEXT NOT NULL,
+    label TEXT, created_at VARCHAR(32) NOT NULL, revoked_at VARCHAR(32)
+);
+CREATE TABLE IF NOT EXISTS api_audit (
+    id {identity}, key_id VARCHAR(32) NOT NULL, requested_at VARCHAR(32) NOT NULL, endpoint TEXT NOT NULL,
+    member_ids TEXT NOT NULL, result_count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_audit_key ON api_audit (key_id, requested_at)
+"""
+
+DOCUMENT_COLUMNS = ["member_id", "mbi", "contract_id", "region", "enrolled", "last_touch_epoch", "document", "content_hash"]
+STAGING_SQL = """
+CREATE TEMP TABLE document_staging (
+    member_id VARCHAR(32), mbi VARCHAR(32), contract_id VARCHAR(16), region VARCHAR(32), enrolled INTEGER,
+    last_touch_epoch BIGINT, document TEXT, content_hash VARCHAR(32)
+);
+CREATE TEMP TABLE open_gap_staging (member_id VARCHAR(32), measure_code VARCHAR(32));
+CREATE TEMP TABLE opt_out_staging (member_id VARCHAR(32), channel VARCHAR(32))
+"""
+DROP_STAGING_SQL = "DROP TABLE document_staging; DROP TABLE open_gap_staging; DROP TABLE opt_out_staging"
+
+# One statement numbers the batch after the largest sequence number so far. (`WHERE true` lets SQLite
+# parse an upsert from a SELECT.)
+UPSERT_SQL = """
+INSERT INTO member_documents (member_id, mbi, contract_id, region, enrolled, last_touch_epoch, document, content_hash, seq, updated_at)
+SELECT member_id, mbi, contract_id, region, enrolled, last_touch_epoch, {json_in}, content_hash,
+       (SELECT coalesce(max(seq), 0) FROM member_documents) + row_number() OVER (ORDER BY member_id), :now
+FROM document_staging WHERE true
+ON CONFLICT (member_id) DO UPDATE SET
+    mbi = excluded.mbi, contract_id = excluded.contract_id, region = excluded.region, enrolled = excluded.enrolled,
+    last_touch_epoch = excluded.last_touch_epoch, document = excluded.document, content_hash = excluded.content_hash,
+    seq = excluded.seq, updated_at = excluded.updated_at
+"""
+REPLACE_INDEX_SQL = """
+DELETE FROM member_open_gaps WHERE member_id IN (SELECT member_id FROM document_staging);
+INSERT INTO member_open_gaps (member_id, measure_code) SELECT DISTINCT member_id, measure_code FROM open_gap_staging;
+DELETE FROM member_opt_outs WHERE member_id IN (SELECT member_id FROM document_staging);
+INSERT INTO member_opt_outs (member_id, channel) SELECT DISTINCT member_id, channel FROM opt_out_staging
+"""
+SET_STATE_SQL = """
+INSERT INTO store_state (name, value) VALUES (:name, :value)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value
+"""
+
+# Audience filters: each is a fixed clause, included only when its parameter is given.
+AUDIENCE_FILTERS = {
+    "contract_id": "d.contract_id = :contract_id",
+    "region": "d.region = :region",
+    "touched_before_epoch": "(d.last_touch_epoch IS NULL OR d.last_touch_epoch < :touched_before_epoch)",
+}
+AUDIENCE_SQL = """
+SELECT d.member_id, d.contract_id, d.region, d.last_touch_epoch
+FROM member_documents AS d
+WHERE d.member_id > :after AND d.enrolled = 1 {filters}
+  AND EXISTS (SELECT 1 FROM member_open_gaps AS g WHERE g.member_id = d.member_id {measure_filter})
+  AND NOT EXISTS (SELECT 1 FROM member_opt_outs AS o WHERE o.member_id = d.member_id AND o.channel = :channel)
+ORDER BY d.member_id
+LIMIT :limit
+"""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    json_type: str
+    identity: str
+    json_in: str  # the staged document text as stored
+    json_out: str  # the stored document as JSON text
+    lock_writers: str | None
+
+
+SQLITE = Backend("sqlite", "TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT", "document", "document", None)
+POSTGRESQL = Backend("postgresql", "JSONB", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "CAST(document AS JSONB)",
+                     "document::text", "LOCK TABLE member_documents IN SHARE ROW EXCLUSIVE MODE")
+
+
+def default_url() -> str:
+    return os.environ.get(STORE_URL_ENV) or f"sqlite:///{settings.data_dir() / 'documents.sqlite'}"
+
+
+def now_text() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent after a crash; fsync at checkpoints
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _engine(url: URL) -> tuple[sa.Engine, Backend]:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=16, max_overflow=16)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine, SQLITE
+    if backend == "postgresql":
+        engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=16, max_overflow=16)
+        return engine, POSTGRESQL
+    raise ValueError(f"{STORE_URL_ENV} must be a sqlite:/// or postgresql:// URL, got the scheme {url.drivername!r}")
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    key_id: str
+    salt: str
+    secret_hash: str
+    scopes: frozenset[str]
+    label: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+class DocumentStore:
+    def __init__(self, url: str | None = None):
+        self.url = make_url(url or default_url())
+        self.engine, self.backend = _engine(self.url)
+
+    def __repr__(self) -> str:  # never the password
+        return f"DocumentStore({self.url.render_as_string(hide_password=True)})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if self.backend is POSTGRESQL:  # two processes creating the schema at once must not collide
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7215)"))
+            for statement in _statements(SCHEMA_SQL.format(json=self.backend.json_type, identity=self.backend.identity)):
+                conn.execute(sa.text(statement))
+
+    # --- documents: written by the asset -------------------------------------------------------------
+
+    def content_hashes(self) -> pa.Table:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT member_id, content_hash FROM member_documents")).all()
+        return pa.table({"member_id": pa.array([r[0] for r in rows], pa.string()),
+                         "content_hash": pa.array([r[1] for r in rows], pa.string())})
+
+    def state(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT value FROM store_state WHERE name = :name"), {"name": name}).scalar()
+
+    def write_documents(self, documents: pa.Table, state: dict[str, str] | None = None) -> int:
+        """Upsert `documents` (DOCUMENT_COLUMNS plus open_gap_measures and opted_out_channels lists) in one
+        transaction with their audience indexes, each under a new sequence number; returns how many."""
+        with self.engine.begin() as conn:
+            if self.backend.lock_writers:
+                conn.execute(sa.text(self.backend.lock_writers))
+            for statement in _statements(STAGING_SQL):
+                conn.execute(sa.text(statement))
+            if documents.num_rows:
+                self._load(conn, "document_staging", DOCUMENT_COLUMNS, documents.select(DOCUMENT_COLUMNS))
+                self._load(conn, "open_gap_staging", ["member_id", "measure_code"], _explode(documents, "open_gap_measures", "measure_code"))
+                self._load(conn, "opt_out_staging", ["member_id", "channel"], _explode(documents, "opted_out_channels", "channel"))
+                conn.execute(sa.text(UPSERT_SQL.format(json_in=self.backend.json_in)), {"now": now_text()})
+                for statement in _statements(REPLACE_INDEX_SQL):
+                    conn.execute(sa.text(statement))
+            for name, value in (state or {}).items():
+                conn.execute(sa.text(SET_STATE_SQL), {"name": name, "value": value})
+            for statement in _statements(DROP_STAGING_SQL):
+                conn.execute(sa.text(statement))
+        return documents.num_rows
+
+    def _load(self, conn: Connection, table: str, columns: list[str], rows: pa.Table) -> None:
+        if not rows.num_rows:
+            return
+        if self.backend is POSTGRESQL:
+            # COPY is the bulk path; it runs on the same connection, inside the transaction.
+            with conn.connection.driver_connection.cursor() as cursor:
+                with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in zip(*(rows.column(c).to_pylist() for c in columns)):
+                        copy.write_row(row)
+        else:
+            placeholders = ", ".join(f":{c}" for c in columns)
+            conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"), rows.to_pylist())
+
+    # --- reads: served by the API --------------------------------------------------------------------
+
+    def document(self, *, member_id: str | None = None, mbi: str | None = None) -> str | None:
+        """The stored JSON text of one member's document, by member id or MBI."""
+        column, value = ("member_id", member_id) if member_id is not None else ("mbi", mbi)
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(
+                f"SELECT {self.backend.json_out} FROM member_documents WHERE {column} = :value ORDER BY member_id LIMIT 1"),
+                {"value": value}).scalar()
+
+    def audience(self, *, channel: str, measure_code: str | None = None, contract_id: str | None = None,
+                 region: str | None = None, touched_before_epoch: int | None = None, after: str = "", limit: int = 100) -> list[dict]:
+        """Enrolled members with an open gap (of `measure_code`, when given), not opted out of `channel`, not touched since
+        `touched_before_epoch`, in member id order after `after`; each with their open-gap measures."""
+        given = {"contract_id": contract_id, "region": region, "touched_before_epoch": touched_before_epoch}
+        params = {name: value for name, value in given.items() if value is not None}
+        sql = AUDIENCE_SQL.format(
+            filters="".join(f" AND {AUDIENCE_FILTERS[name]}" for name in params),
+            measure_filter="AND g.measure_code = :measure_code" if measure_code is not None else "")
+        params |= {"after": after, "channel": channel, "limit": limit}
+        if measure_code is not None:
+            params["measure_code"] = measure_code
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(sql), params).mappings().all()
+            measures: dict[str, list[str]] = {}
+            if rows:
+                found = conn.execute(
+                    sa.text("SELECT member_id, measure_code FROM member_open_gaps WHERE member_id IN :ids ORDER BY 1, 2")
+                    .bindparams(sa.bindparam("ids", expanding=True)), {"ids": [r["member_id"] for r in rows]}).all()
+                for member, measure in found:
+                    measures.setdefault(member, []).append(measure)
+        return [{**row, "open_gap_measures": measures.get(row["member_id"], [])} for row in rows]
+
+    def changes(self, since: int, limit: int) -> list[dict]:
+        """Documents written after sequence number `since`, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                f"SELECT seq, member_id, updated_at, {self.backend.json_out} AS document FROM member_documents "
+                "WHERE seq > :since ORDER BY seq LIMIT :limit"), {"since": since, "limit": limit}).mappings().all()
+        return [dict(r) for r in rows]
+
+    def summary(self) -> dict:
+        with self.engine.connect() as conn:
+            documents, last_seq = conn.execute(sa.text("SELECT count(*), coalesce(max(seq), 0) FROM member_documents")).one()
+        return {"backend": self.backend.name, "documents": int(documents), "last_seq": int(last_seq)}
+
+    # --- API keys and the audit trail ----------------------------------------------------------------
+
+    def add_key(self, key_id: str, salt: str, secret_hash: str, scopes: Iterable[str], label: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO api_keys (key_id, salt, secret_hash, scopes, label, created_at) "
+                "VALUES (:key_id, :salt, :secret_hash, :scopes, :label, :created_at)"),
+                {"key_id": key_id, "salt": salt, "secret_hash": secret_hash, "scopes": " ".join(sorted(scopes)),
+                 "label": label, "created_at": now_text()})
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.text("UPDATE api_keys SET revoked_at = :now WHERE key_id = :key_id AND revoked_at IS NULL"),
+                                  {"now": now_text(), "key_id": key_id})
+        return result.rowcount == 1
+
+    def key(self, key_id: str) -> ApiKeyRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT * FROM api_keys WHERE key_id = :key_id"), {"key_id": key_id}).mappings().first()
+        return _key_record(row) if row else None
+
+    def keys(self) -> list[ApiKeyRecord]:
+        with self.engine.connect() as conn:
+            return [_key_record(r) for r in conn.execute(sa.text("SELECT * FROM api_keys ORDER BY created_at")).mappings()]
+
+    def record_access(self, key_id: str, endpoint: str, member_ids: Sequence[str]) -> None:
+        """One audit row per request that returned member data: who, when, which endpoint, which members."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO api_audit (key_id, requested_at, endpoint, member_ids, result_count) "
+                "VALUES (:key_id, :requested_at, :endpoint, :member_ids, :result_count)"),
+                {"key_id": key_id, "requested_at": now_text(), "endpoint": endpoint,
+                 "member_ids": json.dumps(list(member_ids)), "result_count": len(member_ids)})
+
+    def audit_trail(self, key_id: str | None = None) -> list[dict]:
+        sql = "SELECT key_id, requested_at, endpoint, member_ids, result_count FROM api_audit"
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(sql + (" WHERE key_id = :key_id" if key_id else "") + " ORDER BY id"),
+                                {"key_id": key_id} if key_id else {}).mappings().all()
+        return [{**r, "member_ids": json.loads(r["member_ids"])} for r in rows]
+
+
+def _key_record(row) -> ApiKeyRecord:
+    return ApiKeyRecord(row["key_id"], row["salt"], row["secret_hash"], frozenset(row["scopes"].split()), row["label"],
+                        row["created_at"], row["revoked_at"])
+
+
+def _explode(documents: pa.Table, list_column: str, as_column: str) -> pa.Table:
+    """(member_id, value) pairs from a list column, without a Python loop over members."""
+    lists = documents.column(list_column).combine_chunks()
+    return pa.table({"member_id": documents.column("member_id").take(pc.list_parent_indices(lists)),
+                     as_column: pc.list_flatten(lists)})
