@@ -149,11 +149,12 @@ def _engine(url: URL) -> tuple[sa.Engine, Backend]:
     if backend == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=16, max_overflow=16)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=16, max_overflow=16,
+                                 hide_parameters=True)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine, SQLITE
     if backend == "postgresql":
-        engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=16, max_overflow=16)
+        engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=16, max_overflow=16, hide_parameters=True)
         return engine, POSTGRESQL
     raise ValueError(f"{STORE_URL_ENV} must be a sqlite:/// or postgresql:// URL, got the scheme {url.drivername!r}")
 
@@ -235,13 +236,14 @@ class DocumentStore:
 
     # --- reads: served by the API --------------------------------------------------------------------
 
-    def document(self, *, member_id: str | None = None, mbi: str | None = None) -> str | None:
-        """The stored JSON text of one member's document, by member id or MBI."""
+    def document(self, *, member_id: str | None = None, mbi: str | None = None) -> tuple[str, str] | None:
+        """(member id, the stored document as JSON text) of one member, by member id or MBI."""
         column, value = ("member_id", member_id) if member_id is not None else ("mbi", mbi)
         with self.engine.connect() as conn:
-            return conn.execute(sa.text(
-                f"SELECT {self.backend.json_out} FROM member_documents WHERE {column} = :value ORDER BY member_id LIMIT 1"),
-                {"value": value}).scalar()
+            row = conn.execute(sa.text(
+                f"SELECT member_id, {self.backend.json_out} FROM member_documents WHERE {column} = :value ORDER BY member_id LIMIT 1"),
+                {"value": value}).first()
+        return (row[0], row[1]) if row else None
 
     def audience(self, *, channel: str, measure_code: str | None = None, contract_id: str | None = None,
                  region: str | None = None, touched_before_epoch: int | None = None, after: str = "", limit: int = 100) -> list[dict]:
