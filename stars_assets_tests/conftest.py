@@ -78,3 +78,12 @@ def ingested(world, tmp_path_factory) -> IngestedWorld:
     warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     result = ingest(world, warehouse, WORLD_START, WORLD_START + timedelta(days=WORLD_DAYS - 1))
     return IngestedWorld(world, warehouse, result)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server for the session (Debian's binaries, a temporary folder, a free loopback port)."""
+    from stars_sim.postgres import throwaway_postgres
+
+    with throwaway_postgres() as url:
+        yield url
