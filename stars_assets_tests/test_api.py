@@ -18,14 +18,16 @@ import pytest
 
 from stars_assets.cli import api_keys
 from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, DocumentStoreResource, member_documents
-from stars_assets.defs.gold.assets import care_gap_closure
+from stars_assets.defs.cms import assets as cms_assets
+from stars_assets.defs.gold.assets import care_gap_closure, contract_measure_rates
+from stars_assets.defs.model.predictions import measure_levers_asset
 from stars_assets.defs.resources import build_resources
 from stars_assets.lib.documents.store import DocumentStore
 from stars_assets_tests.conftest import WORLD_DAYS, WORLD_START, ingest, query
 from stars_sim.postgres import free_port
 
 NEW_DAY = WORLD_START + timedelta(days=WORLD_DAYS - 1)  # delivered after the first document build
-GOLD_WEEK = "2026-10-25"  # the week (Sunday..Saturday 31 October) gold attributes closures for
+GOLD_WEEK = "2026-10-25"  # the week (Sunday..Saturday 31 October) of gold's closures and the measure levers
 STORES = ["sqlite", "postgresql"]
 
 
@@ -58,13 +60,14 @@ def _metadata(result: dg.ExecuteInProcessResult) -> dict:
 
 @pytest.fixture(scope="module")
 def api_world(world, postgres_url, tmp_path_factory) -> ApiWorld:
-    """The first nine days ingested, gold built for a week, documents built into both stores; then the last day
-    ingested and the documents rebuilt for that day only."""
+    """The first nine days ingested, gold closures and measure levers built for a week, documents built into both
+    stores; then the last day ingested and the documents rebuilt for that day only."""
     warehouse = tmp_path_factory.mktemp("api") / "warehouse.duckdb"
     assert ingest(world, warehouse, WORLD_START, NEW_DAY - timedelta(days=1)).success
-    gold = dg.materialize([care_gap_closure], resources=build_resources(warehouse=str(warehouse), landing=str(world)),
-                          partition_key=GOLD_WEEK)
-    assert gold.success
+    resources = build_resources(warehouse=str(warehouse), landing=str(world))
+    assert dg.materialize([cms_assets.cut_points], resources=resources).success
+    assert dg.materialize([care_gap_closure, contract_measure_rates], resources=resources, partition_key=GOLD_WEEK).success
+    assert dg.materialize([measure_levers_asset], resources=resources, partition_key=GOLD_WEEK).success
     urls = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('store') / 'documents.sqlite'}", "postgresql": postgres_url}
     cursors = {}
     for name, url in urls.items():
@@ -157,7 +160,9 @@ def test_documents_equal_silver_and_gold(server, api_world, full_key):
     attributed = query(wh, "SELECT gap_id, attributed_channel FROM gold.care_gap_closure WHERE as_of_week_end = $w",
                        {"w": gold_week}).set_index("gap_id")["attributed_channel"].to_dict()
     assert any(v is not None for v in attributed.values())
-    checked_attributions = 0
+    levers = query(wh, "SELECT contract_id, measure_id, lever_rank FROM model.measure_levers")
+    lever_rank = {(r.contract_id, r.measure_id): r.lever_rank for r in levers.itertuples()}
+    checked_attributions = checked_priorities = 0
     for member_id in _sample_members(wh):
         response = server.get(f"/v1/members/{member_id}", full_key)
         assert response.status_code == 200
@@ -179,6 +184,13 @@ def test_documents_equal_silver_and_gold(server, api_world, full_key):
             assert gap["attributed_channel"] == attributed.get(gap["gap_id"])
             checked_attributions += gap["attributed_channel"] is not None
 
+        expected_priorities = sorted((lever_rank[(member.contract_id, g.cms_measure_id)], g.measure_code)
+                                     for g in query(wh, "SELECT DISTINCT measure_code, cms_measure_id FROM silver.care_gaps "
+                                                        "WHERE member_id = $m AND gap_status = 'OPEN'", {"m": member_id}).itertuples()
+                                     if (member.contract_id, g.cms_measure_id) in lever_rank)
+        assert [(p["lever_rank"], p["measure_code"]) for p in doc["priority_measures"]] == expected_priorities
+        checked_priorities += bool(expected_priorities)
+
         touches = query(wh, """
             SELECT channel, count(*) AS touches, max(event_ts) AS last_ts, arg_max(event_type, (event_ts, event_id)) AS outcome,
                    bool_or(event_type = 'OPTED_OUT') AS opted_out
@@ -193,6 +205,7 @@ def test_documents_equal_silver_and_gold(server, api_world, full_key):
         assert {a["appointment_key"] for a in doc["appointments"]["upcoming"]} == upcoming
         assert {a["appointment_key"] for a in doc["appointments"]["past"]} == set(appointments.appointment_key) - upcoming
     assert checked_attributions > 0, "no sampled member had a closure gold attributes to a channel"
+    assert checked_priorities > 0, "no sampled member had an open gap in a measure with a lever"
 
 
 def test_keys_and_scopes_are_enforced(server, api_world, capsys):

@@ -56,7 +56,7 @@ def member_documents(context: dg.AssetExecutionContext, config: MemberDocumentsC
     try:
         with duckdb.get_connection() as conn:
             configure_connection(conn)
-            build = build_documents(conn, None if config.rebuild_all else days, store.content_hashes(), store.state(REFERENCE_VERSION))
+            build = build_documents(conn, None if config.rebuild_all else days, store, REFERENCE_VERSION)
         written = store.write_documents(build.changed, {REFERENCE_VERSION: build.reference_version})
         summary = store.summary()
     finally:

@@ -22,6 +22,8 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
+from stars_assets.lib.documents.store import DocumentStore
+
 # Appointment states that are still ahead of the member; the others (COMPLETED, CANCELLED, NO_SHOW) are past.
 UPCOMING_APPOINTMENT_STATUSES = ("BOOKED", "RESCHEDULED")
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -180,12 +182,12 @@ def prepare_references(con: duckdb.DuckDBPyConnection) -> str:
     return ";".join(weeks)
 
 
-def build_documents(con: duckdb.DuckDBPyConnection, days: list[date] | None, stored_hashes: pa.Table,
-                    stored_reference_version: str | None) -> DocumentBuild:
-    """Build the documents of the members changed on `days` (all members when `days` is None, the
-    store is empty or the weekly references moved on) and keep those that differ from `stored_hashes`."""
+def build_documents(con: duckdb.DuckDBPyConnection, days: list[date] | None, store: DocumentStore,
+                    reference_state: str = "reference_version") -> DocumentBuild:
+    """Build the documents of the members changed on `days` (all members when `days` is None, the store is
+    empty or the weekly references moved on) and keep those whose content differs from the store's."""
     reference_version = prepare_references(con)
-    full = days is None or stored_hashes.num_rows == 0 or reference_version != stored_reference_version
+    full = days is None or store.summary()["documents"] == 0 or reference_version != store.state(reference_state)
     if full:
         con.execute(ALL_MEMBERS_SQL)
     else:
@@ -193,6 +195,9 @@ def build_documents(con: duckdb.DuckDBPyConnection, days: list[date] | None, sto
     con.execute(DOCUMENTS_SQL)
     con.execute(HASHED_SQL)
     candidates = con.execute("SELECT count(*) FROM doc_hashed").fetchall()[0][0]
+    # A full build compares against every stored hash; an incremental one asks only for its candidates'.
+    stored_hashes = store.content_hashes(
+        None if full else [r[0] for r in con.execute("SELECT member_id FROM doc_hashed").fetchall()])
     con.register("stored_hashes", stored_hashes)
     try:
         changed = con.sql(CHANGED_DOCUMENTS_SQL).to_arrow_table()

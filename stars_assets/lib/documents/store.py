@@ -14,8 +14,10 @@ No Dagster here.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -126,7 +128,7 @@ class Backend:
 # A fsync per request would cap the API at one request per disk flush.
 SQLITE = Backend("sqlite", "TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT", "document", "document", None, None)
 POSTGRESQL = Backend("postgresql", "JSONB", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "CAST(document AS JSONB)",
-                     "document::text", "LOCK TABLE member_documents IN SHARE ROW EXCLUSIVE MODE",
+                     "CAST(document AS TEXT)", "LOCK TABLE member_documents IN SHARE ROW EXCLUSIVE MODE",
                      "SET LOCAL synchronous_commit TO off")
 
 
@@ -150,19 +152,34 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _engine(url: URL) -> tuple[sa.Engine, Backend]:
+def _engines(url: URL) -> tuple[sa.Engine, sa.Engine, Backend]:
+    """A transactional engine for writes, and one whose connections autocommit for reads (one round trip per
+    query, no BEGIN and ROLLBACK around it)."""
     backend = url.get_backend_name()
+    pool = {"pool_size": 16, "max_overflow": 16, "hide_parameters": True}
     if backend == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=16, max_overflow=16,
-                                 hide_parameters=True)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine, SQLITE
+        connect = {"check_same_thread": False, "timeout": 30}
+        engines = (sa.create_engine(url, connect_args=connect, **pool),
+                   sa.create_engine(url, connect_args=connect | {"isolation_level": None}, pool_reset_on_return=None, **pool))
+        for engine in engines:
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return *engines, SQLITE
     if backend == "postgresql":
-        engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=16, max_overflow=16, hide_parameters=True)
-        return engine, POSTGRESQL
+        url = url.set(drivername="postgresql+psycopg")
+        return (sa.create_engine(url, **pool),
+                sa.create_engine(url, connect_args={"autocommit": True}, pool_reset_on_return=None, **pool), POSTGRESQL)
     raise ValueError(f"{STORE_URL_ENV} must be a sqlite:/// or postgresql:// URL, got the scheme {url.drivername!r}")
+
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@functools.lru_cache(maxsize=256)
+def _pyformat(sql: str) -> str:
+    """:name parameters (sqlite3) as %(name)s (psycopg)."""
+    return _NAMED_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
 @dataclass(frozen=True)
@@ -187,15 +204,29 @@ class ApiKeyRecord:
 class DocumentStore:
     def __init__(self, url: str | None = None):
         self.url = make_url(url or default_url())
-        self.engine, self.backend = _engine(self.url)
-        # Reads run without a transaction: one round trip per query instead of BEGIN, query, ROLLBACK.
-        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.engine, self.read_engine, self.backend = _engines(self.url)
+        # Reads are the API's hot path: plain DB-API calls on pooled autocommit connections. The SQL is written
+        # with :name parameters (sqlite3's style) and translated once for psycopg.
+        self._paramstyle = (lambda sql: sql) if self.backend is SQLITE else _pyformat
 
     def __repr__(self) -> str:  # never the password
         return f"DocumentStore({self.url.render_as_string(hide_password=True)})"
 
     def close(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
+
+    def _read(self, sql: str, params: dict | None = None) -> list[dict]:
+        connection = self.read_engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self._paramstyle(sql), params or {})
+            columns = [d[0] for d in cursor.description]
+            rows = [dict(zip(columns, row)) for row in cursor.fetchall()]
+            cursor.close()
+            return rows
+        finally:
+            connection.close()
 
     def create_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -206,15 +237,21 @@ class DocumentStore:
 
     # --- documents: written by the asset -------------------------------------------------------------
 
-    def content_hashes(self) -> pa.Table:
-        with self.reader.connect() as conn:
-            rows = conn.execute(sa.text("SELECT member_id, content_hash FROM member_documents")).all()
-        return pa.table({"member_id": pa.array([r[0] for r in rows], pa.string()),
-                         "content_hash": pa.array([r[1] for r in rows], pa.string())})
+    def content_hashes(self, member_ids: Sequence[str] | None = None) -> pa.Table:
+        """(member_id, content_hash) of the stored documents: all, or those of `member_ids`."""
+        if member_ids is None:
+            rows = self._read("SELECT member_id, content_hash FROM member_documents")
+        else:
+            rows = []
+            for start in range(0, len(member_ids), 500):
+                chunk = {f"id{n}": member for n, member in enumerate(member_ids[start:start + 500])}
+                rows += self._read("SELECT member_id, content_hash FROM member_documents WHERE member_id IN "
+                                   f"({', '.join(':' + name for name in chunk)})", chunk)
+        return pa.Table.from_pylist(rows, schema=pa.schema([("member_id", pa.string()), ("content_hash", pa.string())]))
 
     def state(self, name: str) -> str | None:
-        with self.reader.connect() as conn:
-            return conn.execute(sa.text("SELECT value FROM store_state WHERE name = :name"), {"name": name}).scalar()
+        rows = self._read("SELECT value FROM store_state WHERE name = :name", {"name": name})
+        return rows[0]["value"] if rows else None
 
     def write_documents(self, documents: pa.Table, state: dict[str, str] | None = None) -> int:
         """Upsert `documents` (DOCUMENT_COLUMNS plus open_gap_measures and opted_out_channels lists) in one
@@ -255,11 +292,9 @@ class DocumentStore:
     def document(self, *, member_id: str | None = None, mbi: str | None = None) -> tuple[str, str] | None:
         """(member id, the stored document as JSON text) of one member, by member id or MBI."""
         column, value = ("member_id", member_id) if member_id is not None else ("mbi", mbi)
-        with self.reader.connect() as conn:
-            row = conn.execute(sa.text(
-                f"SELECT member_id, {self.backend.json_out} FROM member_documents WHERE {column} = :value ORDER BY member_id LIMIT 1"),
-                {"value": value}).first()
-        return (row[0], row[1]) if row else None
+        rows = self._read(f"SELECT member_id, {self.backend.json_out} AS document FROM member_documents WHERE {column} = :value "
+                          "ORDER BY member_id LIMIT 1", {"value": value})
+        return (rows[0]["member_id"], rows[0]["document"]) if rows else None
 
     def audience(self, *, channel: str, measure_code: str | None = None, contract_id: str | None = None,
                  region: str | None = None, touched_before_epoch: int | None = None, after: str = "", limit: int = 100) -> list[dict]:
@@ -273,29 +308,23 @@ class DocumentStore:
         params |= {"after": after, "channel": channel, "limit": limit}
         if measure_code is not None:
             params["measure_code"] = measure_code
-        with self.reader.connect() as conn:
-            rows = conn.execute(sa.text(sql), params).mappings().all()
-            measures: dict[str, list[str]] = {}
-            if rows:
-                found = conn.execute(
-                    sa.text("SELECT member_id, measure_code FROM member_open_gaps WHERE member_id IN :ids ORDER BY 1, 2")
-                    .bindparams(sa.bindparam("ids", expanding=True)), {"ids": [r["member_id"] for r in rows]}).all()
-                for member, measure in found:
-                    measures.setdefault(member, []).append(measure)
+        rows = self._read(sql, params)
+        measures: dict[str, list[str]] = {}
+        if rows:
+            ids = {f"id{n}": r["member_id"] for n, r in enumerate(rows)}
+            for found in self._read(f"SELECT member_id, measure_code FROM member_open_gaps WHERE member_id IN "
+                                    f"({', '.join(':' + name for name in ids)}) ORDER BY 1, 2", ids):
+                measures.setdefault(found["member_id"], []).append(found["measure_code"])
         return [{**row, "open_gap_measures": measures.get(row["member_id"], [])} for row in rows]
 
     def changes(self, since: int, limit: int) -> list[dict]:
         """Documents written after sequence number `since`, oldest first."""
-        with self.reader.connect() as conn:
-            rows = conn.execute(sa.text(
-                f"SELECT seq, member_id, updated_at, {self.backend.json_out} AS document FROM member_documents "
-                "WHERE seq > :since ORDER BY seq LIMIT :limit"), {"since": since, "limit": limit}).mappings().all()
-        return [dict(r) for r in rows]
+        return self._read(f"SELECT seq, member_id, updated_at, {self.backend.json_out} AS document FROM member_documents "
+                          "WHERE seq > :since ORDER BY seq LIMIT :limit", {"since": since, "limit": limit})
 
     def summary(self) -> dict:
-        with self.reader.connect() as conn:
-            documents, last_seq = conn.execute(sa.text("SELECT count(*), coalesce(max(seq), 0) FROM member_documents")).one()
-        return {"backend": self.backend.name, "documents": int(documents), "last_seq": int(last_seq)}
+        (row,) = self._read("SELECT count(*) AS documents, coalesce(max(seq), 0) AS last_seq FROM member_documents")
+        return {"backend": self.backend.name, "documents": int(row["documents"]), "last_seq": int(row["last_seq"])}
 
     # --- API keys and the audit trail ----------------------------------------------------------------
 
@@ -314,13 +343,11 @@ class DocumentStore:
         return result.rowcount == 1
 
     def key(self, key_id: str) -> ApiKeyRecord | None:
-        with self.reader.connect() as conn:
-            row = conn.execute(sa.text("SELECT * FROM api_keys WHERE key_id = :key_id"), {"key_id": key_id}).mappings().first()
-        return _key_record(row) if row else None
+        rows = self._read("SELECT * FROM api_keys WHERE key_id = :key_id", {"key_id": key_id})
+        return _key_record(rows[0]) if rows else None
 
     def keys(self) -> list[ApiKeyRecord]:
-        with self.reader.connect() as conn:
-            return [_key_record(r) for r in conn.execute(sa.text("SELECT * FROM api_keys ORDER BY created_at")).mappings()]
+        return [_key_record(r) for r in self._read("SELECT * FROM api_keys ORDER BY created_at")]
 
     def record_accesses(self, rows: Sequence[AuditRow]) -> None:
         """One audit row per request that returned member data: who, when, which endpoint, which members."""
@@ -335,9 +362,7 @@ class DocumentStore:
 
     def audit_trail(self, key_id: str | None = None) -> list[dict]:
         sql = "SELECT key_id, requested_at, endpoint, member_ids, result_count FROM api_audit"
-        with self.reader.connect() as conn:
-            rows = conn.execute(sa.text(sql + (" WHERE key_id = :key_id" if key_id else "") + " ORDER BY id"),
-                                {"key_id": key_id} if key_id else {}).mappings().all()
+        rows = self._read(sql + (" WHERE key_id = :key_id" if key_id else "") + " ORDER BY id", {"key_id": key_id} if key_id else {})
         return [{**r, "member_ids": json.loads(r["member_ids"])} for r in rows]
 
 
