@@ -16,6 +16,7 @@ import dagster as dg
 import httpx
 import pytest
 
+from stars_assets.api.app import KEY_CACHE_SECONDS
 from stars_assets.cli import api_keys
 from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, DocumentStoreResource, member_documents
 from stars_assets.defs.cms import assets as cms_assets
@@ -231,6 +232,7 @@ def test_keys_and_scopes_are_enforced(server, api_world, capsys):
     listed = capsys.readouterr().out
     assert key_id in listed and members_key.split("_", 2)[2] not in listed  # the secret is never shown again
     assert api_keys.main(["--store-url", url, "revoke", key_id]) == 0
+    time.sleep(KEY_CACHE_SECONDS + 0.5)  # the API holds key records this long
     assert server.get(path, members_key).status_code == 401
 
 
@@ -321,3 +323,10 @@ def test_change_feed_returns_exactly_the_members_of_the_new_day(server, api_worl
         assert change["document"]["member_id"] == change["member_id"]
     # Nothing newer than the last change.
     assert server.get("/v1/changes", full_key, since=cursor).json() == {"changes": [], "next_cursor": cursor}
+
+
+def test_openapi_documents_the_endpoints_and_the_key_header(server):
+    spec = server.get("/openapi.json").json()
+    assert {"/v1/members/{member_ref}", "/v1/audiences", "/v1/changes", "/v1/health"} <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    assert server.get("/docs").status_code == 200

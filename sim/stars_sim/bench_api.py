@@ -163,15 +163,17 @@ def main(argv: list[str] | None = None) -> None:
             for name, url in urls.items():
                 seconds, metadata = _build(landing, warehouse, url, {"ops": {"activation__member_documents": {"config": {"rebuild_all": True}}}},
                                            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: (last - dt.timedelta(days=1)).isoformat()})
-                figures[name] = {"full_s": seconds, "full_written": metadata["documents_written"]}
-                print(f"[{name}] full build: {metadata['documents_written']:,} documents in {seconds:.1f} s", flush=True)
+                figures[name] = {"full_s": seconds, "full_asset_s": metadata["build_seconds"], "full_written": metadata["documents_written"]}
+                print(f"[{name}] full build: {metadata['documents_written']:,} documents in {seconds:.1f} s "
+                      f"(the asset's own work {metadata['build_seconds']:.1f} s)", flush=True)
             print(f"ingested {last} in {_ingest(landing, warehouse, last, last):.1f} s", flush=True)
             for name, url in urls.items():
                 seconds, metadata = _build(landing, warehouse, url, partition_key=last.isoformat())
-                figures[name] |= {"incremental_s": seconds, "incremental_rebuilt": metadata["documents_rebuilt"],
-                                  "incremental_written": metadata["documents_written"]}
+                figures[name] |= {"incremental_s": seconds, "incremental_asset_s": metadata["build_seconds"],
+                                  "incremental_rebuilt": metadata["documents_rebuilt"], "incremental_written": metadata["documents_written"]}
                 print(f"[{name}] incremental build after {last}: {metadata['documents_rebuilt']:,} rebuilt, "
-                      f"{metadata['documents_written']:,} written in {seconds:.1f} s", flush=True)
+                      f"{metadata['documents_written']:,} written in {seconds:.1f} s (the asset's own work "
+                      f"{metadata['build_seconds']:.1f} s)", flush=True)
             with duckdb.connect(str(warehouse), read_only=True) as con:
                 members = [r[0] for r in con.execute("SELECT member_id FROM silver.members USING SAMPLE 5000 ROWS").fetchall()]
             for name, url in urls.items():
@@ -181,12 +183,14 @@ def main(argv: list[str] | None = None) -> None:
                       f"{f['errors']} errors, p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
                       f"{f['req_per_s']:.0f} req/s", flush=True)
         print()
+        print("Build times: the Dagster run's wall time (the asset's own work in brackets).")
         print("| store | full build | incremental (1 day) | incr/full | GET p50 | p95 | p99 | req/s |")
         print("|---|---|---|---|---|---|---|---|")
         for name, f in figures.items():
-            print(f"| {name} | {f['full_s']:.1f} s ({f['full_written']:,} docs) | {f['incremental_s']:.1f} s "
-                  f"({f['incremental_written']:,} docs) | {f['incremental_s'] / f['full_s']:.1%} | {f['p50_ms']:.1f} ms | "
-                  f"{f['p95_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['req_per_s']:.0f} |")
+            print(f"| {name} | {f['full_s']:.1f} s ({f['full_asset_s']:.1f} s), {f['full_written']:,} docs | "
+                  f"{f['incremental_s']:.1f} s ({f['incremental_asset_s']:.1f} s), {f['incremental_written']:,} docs | "
+                  f"{f['incremental_s'] / f['full_s']:.1%} ({f['incremental_asset_s'] / f['full_asset_s']:.1%}) | "
+                  f"{f['p50_ms']:.1f} ms | {f['p95_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['req_per_s']:.0f} |")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

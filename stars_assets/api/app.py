@@ -6,8 +6,9 @@ the audit table (key id, time, endpoint, member ids, count). The application log
 template, status, duration and key id of each request, never a member identifier; uvicorn's access log
 (which prints request paths) is off.
 
-Handlers are `async` and call the store directly: its queries are short indexed lookups, and running them on
-the event loop spares two thread hand-offs per request (FastAPI runs plain `def` handlers in a thread pool).
+Handlers are `async`; each request makes one store read in a worker thread (key records are cached for
+KEY_CACHE_SECONDS, so a revoked key stops working within that time) and waits for its audit row, which a
+background writer commits in groups.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 
 from stars_assets.api.audit import AuditWriter
@@ -40,6 +42,7 @@ MBI = re.compile(IDENTIFIER_PATTERNS["mbi"])
 MALFORMED_MEMBER_REF = ("malformed member identifier: give a member id (M followed by 9 digits) or an MBI "
                         "(11 characters in CMS's format, e.g. 1EG4TE5MK73)")
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+KEY_CACHE_SECONDS = 2.0
 Channel = Literal[CHANNELS]
 Measure = Literal[tuple(CARE_GAP_MEASURES)]
 
@@ -51,10 +54,29 @@ def _store(request: Request) -> DocumentStore:
     return request.app.state.store
 
 
+class KeyCache:
+    """Key records for KEY_CACHE_SECONDS: most requests skip the key lookup, and a revocation takes effect within
+    that time in every API process."""
+
+    def __init__(self, store: DocumentStore):
+        self.store = store
+        self._records: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        now = time.monotonic()
+        cached = self._records.get(key_id)
+        if cached is None or cached[0] < now:
+            cached = (now + KEY_CACHE_SECONDS, await run_in_threadpool(self.store.key, key_id))
+            if len(self._records) > 10_000:  # unknown ids must not grow the cache without bound
+                self._records.clear()
+            self._records[key_id] = cached
+        return cached[1]
+
+
 def require_scope(scope: str) -> Callable[..., ApiKeyRecord]:
     async def authorize(request: Request, api_key: Annotated[str | None, Depends(api_key_header)]) -> ApiKeyRecord:
         parsed = parse_key(api_key) if api_key else None
-        record = _store(request).key(parsed[0]) if parsed else None
+        record = await request.app.state.keys.get(parsed[0]) if parsed else None
         if record is None or record.revoked_at is not None or not secret_matches(record.salt, record.secret_hash, parsed[1]):
             raise HTTPException(401, "a valid API key is required in the X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
         request.state.key_id = record.key_id
@@ -127,12 +149,13 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
                     "Scopes: " + "; ".join(f"`{name}` ({text})" for name, text in SCOPES.items()) + ".",
     )
     app.state.store = store
+    app.state.keys = KeyCache(store)
 
     app.add_middleware(RequestLog)
 
     @app.get("/v1/health", summary="Liveness and the store's size; no key needed")
     async def health(request: Request) -> dict:
-        return {"status": "ok", **_store(request).summary()}
+        return {"status": "ok", **await run_in_threadpool(_store(request).summary)}
 
     @app.get("/v1/members/{member_ref}", summary="One member's outreach document, by member id or MBI",
              responses={200: {"description": "The member's document (JSON)"}, 404: {"description": "No such member"},
@@ -141,9 +164,9 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
                member_ref: Annotated[str, Path(description="member id (M + 9 digits) or MBI", max_length=32)]) -> Response:
         ref = member_ref.strip().upper()
         if MEMBER_ID.match(ref):
-            found = _store(request).document(member_id=ref)
+            found = await run_in_threadpool(_store(request).document, member_id=ref)
         elif MBI.match(ref):
-            found = _store(request).document(mbi=ref)
+            found = await run_in_threadpool(_store(request).document, mbi=ref)
         else:
             raise HTTPException(422, MALFORMED_MEMBER_REF)
         if found is None:
@@ -168,8 +191,8 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
     ) -> dict:
         day = as_of or datetime.now(timezone.utc).date()
         cutoff = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - timedelta(days=not_touched_days)
-        rows = _store(request).audience(
-            channel=channel, measure_code=measure, contract_id=contract, region=region,
+        rows = await run_in_threadpool(
+            _store(request).audience, channel=channel, measure_code=measure, contract_id=contract, region=region,
             touched_before_epoch=int(cutoff.timestamp()), after=_decode_cursor(cursor) if cursor else "", limit=limit + 1)
         page = rows[:limit]
         await request.app.state.audit.record(key.key_id, "/v1/audiences", [r["member_id"] for r in page])
@@ -188,7 +211,7 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
         since: Annotated[str, Query(description="next_cursor of the previous call; 0 for everything", pattern=r"^[0-9]{1,18}$")] = "0",
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     ) -> dict:
-        rows = _store(request).changes(int(since), limit)
+        rows = await run_in_threadpool(_store(request).changes, int(since), limit)
         await request.app.state.audit.record(key.key_id, "/v1/changes", [r["member_id"] for r in rows])
         return {
             "changes": [{"seq": r["seq"], "member_id": r["member_id"], "updated_at": r["updated_at"],

@@ -1,5 +1,6 @@
 """Activation: member outreach documents for marketing and care-management systems, kept in the document store."""
 
+import time
 from datetime import date
 
 import dagster as dg
@@ -52,6 +53,7 @@ class MemberDocumentsConfig(dg.Config):
 def member_documents(context: dg.AssetExecutionContext, config: MemberDocumentsConfig, duckdb: DuckDBResource,
                      document_store: DocumentStoreResource) -> dg.MaterializeResult:
     days = [date.fromisoformat(k) for k in context.partition_keys]
+    started = time.perf_counter()
     store = document_store.open()
     try:
         with duckdb.get_connection() as conn:
@@ -61,6 +63,7 @@ def member_documents(context: dg.AssetExecutionContext, config: MemberDocumentsC
         summary = store.summary()
     finally:
         store.close()
+    seconds = time.perf_counter() - started
     context.log.info(f"{build.mode} build over {len(days)} delivery dates: {build.candidates} documents rebuilt, "
                      f"{written} changed and written, store now holds {summary['documents']}")
     return dg.MaterializeResult(metadata={
@@ -72,6 +75,7 @@ def member_documents(context: dg.AssetExecutionContext, config: MemberDocumentsC
         "last_change_seq": summary["last_seq"],
         "store_backend": summary["backend"],
         "reference_weeks": build.reference_version,
+        "build_seconds": round(seconds, 2),
     })
 
 
