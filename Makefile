@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export STARS_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv demo test dev bench clean dashboard
+.PHONY: venv demo test dev bench clean dashboard api bench-api
 
 $(STAMP): pyproject.toml sim/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m stars_sim.demo
 
-# The screenshot test drives Debian's Chromium; install it when the machine lacks it.
+# The screenshot test drives Debian's Chromium and the API tests start a throwaway PostgreSQL server;
+# install them when the machine lacks them.
 test: $(STAMP)
-	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	{ command -v chromium >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { apt-get update -qq && apt-get install -y -qq chromium postgresql >/dev/null; }
 	$(BIN)/python -m pytest
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
@@ -40,5 +41,13 @@ dashboard: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m stars_sim.bench $(ARGS)
 
+# The member outreach API on http://127.0.0.1:8000 (OpenAPI docs at /docs); STARS_DOCUMENT_STORE_URL picks the store.
+api: $(STAMP)
+	$(BIN)/python -m stars_assets.api $(ARGS)
+
+# Document build and API latency on 100,000 members, on SQLite and PostgreSQL; ARGS="--members 20000" for a quick run.
+bench-api: $(STAMP)
+	$(BIN)/python -m stars_sim.bench_api $(ARGS)
+
 clean:
-	rm -rf $(DAGSTER_HOME) $(STARS_DATA_DIR)/landing $(STARS_DATA_DIR)/warehouse.duckdb $(STARS_DATA_DIR)/alerts
+	rm -rf $(DAGSTER_HOME) $(STARS_DATA_DIR)/landing $(STARS_DATA_DIR)/warehouse.duckdb $(STARS_DATA_DIR)/alerts $(STARS_DATA_DIR)/lake $(STARS_DATA_DIR)/documents.sqlite*

@@ -128,3 +128,12 @@ def cms_history():
     from stars_assets.lib.cms import backtest
 
     return backtest.load_history()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server for the session (Debian's binaries, a temporary folder, a free loopback port)."""
+    from stars_sim.postgres import throwaway_postgres
+
+    with throwaway_postgres() as url:
+        yield url

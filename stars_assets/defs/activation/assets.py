@@ -1,0 +1,91 @@
+"""Activation: member outreach documents for marketing and care-management systems, kept in the document store."""
+
+import time
+from datetime import date
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.lib.documents.build import build_documents
+from stars_assets.lib.documents.store import DocumentStore, default_url
+from stars_assets.lib.warehouse import configure_connection
+
+MEMBER_DOCUMENTS = dg.AssetKey(["activation", "member_documents"])
+REFERENCE_VERSION = "reference_version"
+UPSTREAM = [dg.AssetKey(["silver", name]) for name in ("members", "care_gaps", "outreach_events", "appointments")] + [
+    dg.AssetKey(["gold", "care_gap_closure"]), dg.AssetKey(["model", "measure_levers"])]
+
+
+class DocumentStoreResource(dg.ConfigurableResource):
+    """Where member documents live: a sqlite:/// or postgresql:// URL (default: STARS_DOCUMENT_STORE_URL,
+    else <STARS_DATA_DIR>/documents.sqlite)."""
+
+    url: str | None = None
+
+    def open(self) -> DocumentStore:
+        store = DocumentStore(self.url or default_url())
+        store.create_schema()
+        return store
+
+
+class MemberDocumentsConfig(dg.Config):
+    rebuild_all: bool = False  # rebuild every member's document, not only those changed on the run's dates
+
+
+@dg.asset(
+    key=MEMBER_DOCUMENTS,
+    group_name="activation",
+    description=(
+        "One JSON document per member for outreach systems: contract, region, cohort flags, open and closed care gaps "
+        "(with gold's attributed channel), the last touch per channel with its outcome, opt-outs per channel, upcoming "
+        "and past appointments, and the open-gap measures ranked by the contract's measure levers. A run rebuilds the "
+        "members whose silver rows arrived on its delivery dates and writes those whose content changed to the "
+        "document store, each under a new change-feed sequence number."
+    ),
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=UPSTREAM,
+    kinds={"duckdb", "sql"},
+    owners=["team:stars-activation"],
+    pool=WAREHOUSE_POOL,
+)
+def member_documents(context: dg.AssetExecutionContext, config: MemberDocumentsConfig, duckdb: DuckDBResource,
+                     document_store: DocumentStoreResource) -> dg.MaterializeResult:
+    days = [date.fromisoformat(k) for k in context.partition_keys]
+    started = time.perf_counter()
+    store = document_store.open()
+    try:
+        with duckdb.get_connection() as conn:
+            configure_connection(conn)
+            build = build_documents(conn, None if config.rebuild_all else days, store, REFERENCE_VERSION)
+        written = store.write_documents(build.changed, {REFERENCE_VERSION: build.reference_version})
+        summary = store.summary()
+    finally:
+        store.close()
+    seconds = time.perf_counter() - started
+    context.log.info(f"{build.mode} build over {len(days)} delivery dates: {build.candidates} documents rebuilt, "
+                     f"{written} changed and written, store now holds {summary['documents']}")
+    return dg.MaterializeResult(metadata={
+        "mode": build.mode,
+        "documents_rebuilt": build.candidates,
+        "documents_written": written,
+        "documents_unchanged": build.candidates - written,
+        "documents_in_store": summary["documents"],
+        "last_change_seq": summary["last_seq"],
+        "store_backend": summary["backend"],
+        "reference_weeks": build.reference_version,
+        "build_seconds": round(seconds, 2),
+    })
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"document_store": DocumentStoreResource()})
+
+
+refresh_member_documents_job = dg.define_asset_job(
+    "refresh_member_documents",
+    selection=dg.AssetSelection.groups("activation"),
+    description="Rebuild the outreach documents of the members whose data arrived on the selected delivery dates and publish the changed ones to the document store.",
+)

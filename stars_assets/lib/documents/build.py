@@ -1,0 +1,206 @@
+"""Member outreach documents, assembled in DuckDB from silver and gold: one JSON document per member.
+
+A document holds the member's contract, region and cohort flags, open and closed care gaps (with
+the channel gold credits for each closure), the last touch per outreach channel with its outcome,
+the channels the member opted out of (do not contact), upcoming and past appointments, and the
+member's open-gap measures ranked by the contract's measure levers (model.measure_levers: where
+one more closure moves the contract's projected rating most).
+
+Incremental: the candidates are the members whose silver rows arrived in the delivery dates a run
+covers (outreach and appointment events by partition_date, member and care-gap snapshots by
+snapshot_date); every member when the store is empty, a rebuild is asked for, or the weekly
+references (gold attribution week, levers week) moved on. A document is written only when its
+content hash differs from the stored one. Nothing here depends on the clock, so an unchanged
+member's document hashes the same on every build. No Dagster here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+
+from stars_assets.lib.documents.store import DocumentStore
+
+# Appointment states that are still ahead of the member; the others (COMPLETED, CANCELLED, NO_SHOW) are past.
+UPCOMING_APPOINTMENT_STATUSES = ("BOOKED", "RESCHEDULED")
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+# The weekly references a document reads, as empty stand-ins when their tables are not built yet.
+ATTRIBUTION_SQL = """
+CREATE OR REPLACE TEMP VIEW doc_attribution AS
+SELECT gap_id, attributed_channel FROM gold.care_gap_closure
+WHERE as_of_week_end = (SELECT max(as_of_week_end) FROM gold.care_gap_closure)
+"""
+NO_ATTRIBUTION_SQL = "CREATE OR REPLACE TEMP VIEW doc_attribution AS SELECT NULL::VARCHAR AS gap_id, NULL::VARCHAR AS attributed_channel WHERE false"
+LEVERS_SQL = """
+CREATE OR REPLACE TEMP VIEW doc_levers AS
+SELECT contract_id, measure_id, lever_rank, current_stars, next_stars, rounded_gain, unrounded_gain
+FROM model.measure_levers
+QUALIFY as_of_week_end = max(as_of_week_end) OVER (PARTITION BY contract_id)
+"""
+NO_LEVERS_SQL = """
+CREATE OR REPLACE TEMP VIEW doc_levers AS
+SELECT NULL::VARCHAR AS contract_id, NULL::VARCHAR AS measure_id, NULL::INTEGER AS lever_rank, NULL::INTEGER AS current_stars,
+       NULL::INTEGER AS next_stars, NULL::DOUBLE AS rounded_gain, NULL::DOUBLE AS unrounded_gain WHERE false
+"""
+REFERENCE_WEEKS_SQL = {
+    "gold.care_gap_closure": "SELECT max(as_of_week_end) FROM gold.care_gap_closure",
+    "model.measure_levers": "SELECT max(as_of_week_end) FROM model.measure_levers",
+}
+
+ALL_MEMBERS_SQL = "CREATE OR REPLACE TEMP TABLE doc_candidates AS SELECT DISTINCT member_id FROM silver.members"
+
+# Members whose silver rows were delivered on the run's dates.
+CHANGED_MEMBERS_SQL = """
+CREATE OR REPLACE TEMP TABLE doc_candidates AS
+SELECT member_id FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days))
+UNION SELECT member_id FROM silver.appointment_events WHERE partition_date IN (SELECT unnest($days))
+UNION SELECT member_id FROM silver.members WHERE snapshot_date IN (SELECT unnest($days))
+UNION SELECT member_id FROM silver.care_gaps WHERE snapshot_date IN (SELECT unnest($days))
+"""
+
+DOCUMENTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE doc_built AS
+WITH candidates AS (
+    SELECT DISTINCT c.member_id FROM doc_candidates AS c JOIN silver.members AS m USING (member_id)
+),
+gaps AS (
+    SELECT g.member_id, g.gap_status = 'OPEN' AS is_open, g.measure_code, g.cms_measure_id,
+           {{'gap_id': g.gap_id, 'measure_code': g.measure_code, 'cms_measure_id': g.cms_measure_id,
+             'measurement_year': g.measurement_year, 'opened': g.open_date, 'closed': g.close_date,
+             'close_source': g.close_source, 'attributed_channel': a.attributed_channel}} AS gap,
+           g.open_date, g.gap_id
+    FROM silver.care_gaps AS g JOIN candidates USING (member_id) LEFT JOIN doc_attribution AS a USING (gap_id)
+),
+gap_lists AS (
+    SELECT member_id,
+           list(gap ORDER BY open_date, gap_id) FILTER (WHERE is_open) AS open_gaps,
+           list(gap ORDER BY open_date, gap_id) FILTER (WHERE NOT is_open) AS closed_gaps,
+           list(DISTINCT measure_code ORDER BY measure_code) FILTER (WHERE is_open) AS open_gap_measures
+    FROM gaps GROUP BY 1
+),
+priorities AS (
+    -- The member's open-gap measures in the order of the contract's levers (1 = moves the projected rating most).
+    SELECT g.member_id,
+           list({{'measure_code': g.measure_code, 'cms_measure_id': g.cms_measure_id, 'lever_rank': l.lever_rank,
+                  'current_stars': l.current_stars, 'next_stars': l.next_stars, 'rounded_gain': l.rounded_gain,
+                  'unrounded_gain': round(l.unrounded_gain, 6)}}
+                ORDER BY l.lever_rank, g.measure_code) AS priority_measures
+    FROM (SELECT DISTINCT g.member_id, m.contract_id, g.measure_code, g.cms_measure_id
+          FROM gaps AS g JOIN silver.members AS m USING (member_id) WHERE g.is_open) AS g
+    JOIN doc_levers AS l ON l.contract_id = g.contract_id AND l.measure_id = g.cms_measure_id
+    GROUP BY 1
+),
+channels AS (
+    SELECT e.member_id, e.channel, count(*) AS touches, max(e.event_ts) AS last_touch_ts,
+           arg_max(e.event_type, (e.event_ts, e.event_id)) AS last_outcome,
+           min(e.event_ts) FILTER (WHERE e.event_type = 'OPTED_OUT') AS opted_out_ts
+    FROM silver.outreach_events AS e JOIN candidates USING (member_id)
+    GROUP BY 1, 2
+),
+touch_lists AS (
+    SELECT member_id,
+           list({{'channel': channel, 'last_touch_at': strftime(last_touch_ts, '{TIMESTAMP_FORMAT}'),
+                  'outcome': last_outcome, 'touches': touches}} ORDER BY channel) AS last_touches,
+           list({{'channel': channel, 'since': strftime(opted_out_ts, '{TIMESTAMP_FORMAT}')}} ORDER BY channel)
+               FILTER (WHERE opted_out_ts IS NOT NULL) AS opt_outs,
+           list(channel ORDER BY channel) FILTER (WHERE opted_out_ts IS NOT NULL) AS opted_out_channels,
+           max(last_touch_ts) AS last_touch_ts
+    FROM channels GROUP BY 1
+),
+appointment_lists AS (
+    SELECT a.member_id,
+           list({{'appointment_key': a.appointment_key, 'provider': a.provider, 'status': a.status, 'measure_code': a.measure_code,
+                  'start_at': strftime(a.start_ts, '{TIMESTAMP_FORMAT}'), 'booked_at': strftime(a.booked_ts, '{TIMESTAMP_FORMAT}'),
+                  'reschedules': a.reschedules}} ORDER BY a.start_ts, a.appointment_key) AS appointments
+    FROM silver.appointments AS a JOIN candidates USING (member_id)
+    GROUP BY 1
+)
+SELECT m.member_id, m.mbi, m.contract_id, m.region, (m.enrollment_end IS NULL)::INTEGER AS enrolled,
+       epoch(t.last_touch_ts)::BIGINT AS last_touch_epoch,
+       coalesce(g.open_gap_measures, []::VARCHAR[]) AS open_gap_measures,
+       coalesce(t.opted_out_channels, []::VARCHAR[]) AS opted_out_channels,
+       to_json({{
+           'member_id': m.member_id, 'mbi': m.mbi, 'contract_id': m.contract_id, 'region': m.region,
+           'birth_date': m.birth_date, 'sex': m.sex,
+           'enrollment': {{'start': m.enrollment_start, 'end': m.enrollment_end}},
+           'cohort': {{'dual': m.dual_status, 'lis': m.lis_status, 'diabetes': m.has_diabetes,
+                      'hypertension': m.has_hypertension, 'hyperlipidemia': m.has_hyperlipidemia}},
+           'open_gaps': coalesce(g.open_gaps, []), 'closed_gaps': coalesce(g.closed_gaps, []),
+           'last_touch_at': strftime(t.last_touch_ts, '{TIMESTAMP_FORMAT}'),
+           'last_touches': coalesce(t.last_touches, []), 'opt_outs': coalesce(t.opt_outs, []),
+           'appointments': {{
+               'upcoming': coalesce(list_filter(ap.appointments, lambda x: x.status IN {UPCOMING_APPOINTMENT_STATUSES}), []),
+               'past': coalesce(list_filter(ap.appointments, lambda x: x.status NOT IN {UPCOMING_APPOINTMENT_STATUSES}), [])}},
+           'priority_measures': coalesce(p.priority_measures, [])
+       }})::VARCHAR AS document
+FROM silver.members AS m
+JOIN candidates USING (member_id)
+LEFT JOIN gap_lists AS g USING (member_id)
+LEFT JOIN priorities AS p USING (member_id)
+LEFT JOIN touch_lists AS t USING (member_id)
+LEFT JOIN appointment_lists AS ap USING (member_id)
+"""
+
+HASHED_SQL = "CREATE OR REPLACE TEMP TABLE doc_hashed AS SELECT *, md5(document) AS content_hash FROM doc_built"
+
+# Documents whose content differs from what the store holds (stored_hashes: member_id, content_hash).
+CHANGED_DOCUMENTS_SQL = """
+SELECT d.member_id, d.mbi, d.contract_id, d.region, d.enrolled, d.last_touch_epoch, d.open_gap_measures, d.opted_out_channels,
+       d.document, d.content_hash
+FROM doc_hashed AS d LEFT JOIN stored_hashes AS s USING (member_id)
+WHERE s.content_hash IS DISTINCT FROM d.content_hash
+ORDER BY d.member_id
+"""
+
+
+@dataclass(frozen=True)
+class DocumentBuild:
+    mode: str  # "full" or "incremental"
+    candidates: int  # members whose documents were rebuilt
+    changed: pa.Table  # the documents that differ from the store's, to write
+    reference_version: str
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t",
+                       {"s": schema, "t": table}).fetchall()[0][0] > 0
+
+
+def prepare_references(con: duckdb.DuckDBPyConnection) -> str:
+    """Point the document SQL at the newest gold attribution and levers; returns their weeks as a version string."""
+    con.execute(ATTRIBUTION_SQL if _table_exists(con, "gold.care_gap_closure") else NO_ATTRIBUTION_SQL)
+    con.execute(LEVERS_SQL if _table_exists(con, "model.measure_levers") else NO_LEVERS_SQL)
+    weeks = []
+    for table, sql in REFERENCE_WEEKS_SQL.items():
+        week = con.execute(sql).fetchall()[0][0] if _table_exists(con, table) else None
+        weeks.append(f"{table}={week}")
+    return ";".join(weeks)
+
+
+def build_documents(con: duckdb.DuckDBPyConnection, days: list[date] | None, store: DocumentStore,
+                    reference_state: str = "reference_version") -> DocumentBuild:
+    """Build the documents of the members changed on `days` (all members when `days` is None, the store is
+    empty or the weekly references moved on) and keep those whose content differs from the store's."""
+    reference_version = prepare_references(con)
+    full = days is None or store.summary()["documents"] == 0 or reference_version != store.state(reference_state)
+    if full:
+        con.execute(ALL_MEMBERS_SQL)
+    else:
+        con.execute(CHANGED_MEMBERS_SQL, {"days": days})
+    con.execute(DOCUMENTS_SQL)
+    con.execute(HASHED_SQL)
+    candidates = con.execute("SELECT count(*) FROM doc_hashed").fetchall()[0][0]
+    # A full build compares against every stored hash; an incremental one asks only for its candidates'.
+    stored_hashes = store.content_hashes(
+        None if full else [r[0] for r in con.execute("SELECT member_id FROM doc_hashed").fetchall()])
+    con.register("stored_hashes", stored_hashes)
+    try:
+        changed = con.sql(CHANGED_DOCUMENTS_SQL).to_arrow_table()
+    finally:
+        con.unregister("stored_hashes")
+    return DocumentBuild("full" if full else "incremental", candidates, changed, reference_version)
