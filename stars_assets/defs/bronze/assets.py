@@ -68,6 +68,7 @@ def _summary_metadata(provider: ProviderConfig, loads: list[PartitionLoad], prev
         "files_loaded": dg.MetadataValue.int(sum(f.status == "loaded" for f in files)),
         "files_quarantined": dg.MetadataValue.int(sum(f.status == "quarantined" for f in files)),
         "files_skipped_duplicate": dg.MetadataValue.int(sum(f.status == "skipped_duplicate" for f in files)),
+        "files_not_read": dg.MetadataValue.int(sum(load.files_not_read for load in loads)),
         "file_reasons": dg.MetadataValue.json(reasons),
         "rows_loaded": dg.MetadataValue.int(sum(load.rows_loaded for load in loads)),
         "rows_quarantined": dg.MetadataValue.int(sum(load.rows_rejected for load in loads)),
