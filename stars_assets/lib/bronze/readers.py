@@ -148,17 +148,13 @@ def _compression(provider: ProviderConfig) -> str:
     return "gzip" if provider.compression == "gzip" else "none"
 
 
-def _open_text(provider: ProviderConfig, path: Path):
-    raw = gzip.open(path, "rb") if provider.compression == "gzip" else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
-
-
 def _read_header(provider: ProviderConfig, path: Path) -> list[str]:
+    # Only the header line is decoded here: a bad byte in a later row is that row's problem.
     try:
-        with _open_text(provider, path) as handle:
-            line = handle.readline()
+        with (gzip.open(path, "rb") if provider.compression == "gzip" else open(path, "rb")) as handle:
+            line = handle.readline(MAX_LINE_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise FileRejected("wrong_encoding", f"file is not UTF-8 near its start: {exc.reason}") from exc
+        raise FileRejected("wrong_encoding", f"the header is not UTF-8: {exc.reason}") from exc
     except (OSError, EOFError, zlib.error) as exc:
         raise FileRejected("truncated_gzip" if provider.compression == "gzip" else "unreadable_file", str(exc)) from exc
     if not line.strip():
