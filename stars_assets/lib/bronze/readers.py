@@ -46,6 +46,7 @@ WRONG_ENCODING_SHARE = 0.1
 MAX_JSON_DEPTH = 64
 # HL7 MLLP framing: start block, end block (followed by a carriage return).
 MLLP_BYTES = ("\x0b", "\x1c")
+_BINARY = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f]")  # control bytes no text header holds
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
 
 
@@ -159,6 +160,8 @@ def _read_header(provider: ProviderConfig, path: Path) -> list[str]:
         raise FileRejected("truncated_gzip" if provider.compression == "gzip" else "unreadable_file", str(exc)) from exc
     if not line.strip():
         raise FileRejected("empty_file", "no header line")
+    if _BINARY.search(line.rstrip("\r\n")):
+        raise FileRejected("wrong_encoding", "the header holds control bytes: binary content, not text")
     quoting = {"quotechar": provider.quote} if provider.quote else {"quoting": csv.QUOTE_NONE}
     return next(csv.reader([line.rstrip("\r\n")], delimiter=provider.delimiter, **quoting))
 
