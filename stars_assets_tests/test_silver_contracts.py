@@ -22,9 +22,9 @@ from stars_assets.defs.silver import checks
 from stars_assets.lib.bronze.load import AUDIT_DDL, ensure_tables
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import contracts
-from stars_assets.lib.silver.appointments import APPOINTMENTS_DDL
+from stars_assets.lib.silver import tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
-from stars_assets.lib.silver.outreach import SILVER_DDL
+from stars_assets.lib.tables import ddl
 
 EDW = next(p for p in load_registry() if p.kind == "warehouse")
 MEMBER_IDS = ["M000000001", "M000000002", "M000000003"]
@@ -35,8 +35,7 @@ LINEAGE = "NULL, 'edw/{}_20260102.parquet', {}, DATE '2026-01-02', TIMESTAMP '20
 
 def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(AUDIT_DDL)
-    con.execute(SILVER_DDL)
-    con.execute(APPOINTMENTS_DDL)
+    con.execute(ddl(tables.OUTREACH_EVENTS, tables.APPOINTMENT_EVENTS, tables.APPOINTMENTS))
     ensure_tables(con, EDW)
     for n, member in enumerate(MEMBER_IDS, start=1):
         con.execute(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
+import functools
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stars_assets import settings
+from stars_assets.lib import vocabulary as v
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Vendor field names are quoted when used in SQL; refusing quotes and statement separators
@@ -34,12 +36,6 @@ DATE_TOKEN = "{date}"
 KEY_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 KEY_LITERAL = re.compile(r"^[A-Za-z0-9_/:.#-]*$")
 
-CANONICAL_CHANNELS = ("SMS", "EMAIL", "LIVE_CALL", "IVR", "MAIL", "IN_HOME")
-CANONICAL_EVENT_TYPES = (
-    "ATTEMPTED", "DELIVERED", "REACHED", "ENGAGED", "FAILED", "OPTED_OUT",
-    "SCHEDULED", "COMPLETED", "CANCELLED", "NO_SHOW",
-)
-APPOINTMENT_STATUSES = ("BOOKED", "RESCHEDULED", "CANCELLED", "NO_SHOW", "COMPLETED")
 
 
 class ProviderConfigError(ValueError):
@@ -207,8 +203,8 @@ class OutreachMapping(_Strict):
         _identifier(self.member_ref)
         if self.measure_codes is not None:
             _identifier(self.measure_codes)
-        _require_canonical(self.channel, CANONICAL_CHANNELS, "channel", "canonical channels")
-        _require_canonical(self.event_type, CANONICAL_EVENT_TYPES, "event_type", "canonical event types")
+        _require_canonical(self.channel, v.CHANNELS, "channel", "canonical channels")
+        _require_canonical(self.event_type, v.EVENT_TYPES, "event_type", "canonical event types")
         return self
 
 
@@ -230,7 +226,7 @@ class AppointmentMapping(_Strict):
         key_template_parts(self.event_key)
         key_template_parts(self.appointment_key)
         _identifier(self.member_ref)
-        _require_canonical(self.status, APPOINTMENT_STATUSES, "status", "appointment statuses")
+        _require_canonical(self.status, v.APPOINTMENT_STATUSES, "status", "appointment statuses")
         return self
 
 
@@ -346,6 +342,10 @@ def load_provider(path: Path) -> ProviderConfig:
 
 
 def load_registry(directory: Path | None = None) -> tuple[ProviderConfig, ...]:
-    """Every provider YAML in the folder, sorted by name."""
-    folder = Path(directory or settings.providers_dir())
+    """Every provider YAML in the folder, sorted by name; parsed once per process and folder."""
+    return _load_folder(Path(directory or settings.providers_dir()).resolve())
+
+
+@functools.cache
+def _load_folder(folder: Path) -> tuple[ProviderConfig, ...]:
     return tuple(load_provider(p) for p in sorted(folder.glob("*.yaml")))

@@ -15,7 +15,7 @@ from stars_assets.lib.bronze.quality import (
     quarantine_rate_result,
     reconciliation_result,
 )
-from stars_assets.lib.masking import MEMBER_IDENTIFIER_COLUMNS, markdown_preview
+from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import ProviderConfig, load_registry
 
 RECONCILIATION_CHECK = "check_reconciliation_files"
@@ -86,7 +86,8 @@ def _summary_metadata(provider: ProviderConfig, loads: list[PartitionLoad], prev
 
 def _preview(conn, provider: ProviderConfig, partition_dates: list[date]) -> str:
     dataset = provider.datasets[0]
-    identifiers = set(MEMBER_IDENTIFIER_COLUMNS)
+    # The vendor's own name for its member identifier; the specs' PHI columns are masked anyway.
+    identifiers = set()
     for mapping in (provider.outreach, provider.appointments):
         if mapping is not None:
             identifiers.add(mapping.member_ref)

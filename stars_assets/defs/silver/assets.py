@@ -13,10 +13,13 @@ from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import quality
-from stars_assets.lib.silver.appointments import build_appointment_partition
+from stars_assets.defs.tables import table_metadata
+from stars_assets.lib.silver import tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
 from stars_assets.lib.silver import inputs
-from stars_assets.lib.silver.outreach import DEDUP_WINDOW_DAYS, build_outreach_partition
+from stars_assets.lib.silver.event_kinds import APPOINTMENT, OUTREACH, StateChanges
+from stars_assets.lib.silver.events import DEDUP_WINDOW_DAYS, build_partition
+from stars_assets.lib.tables import TableSpec
 from stars_assets.lib.warehouse import in_transaction
 
 PROVIDERS = load_registry()
@@ -56,7 +59,9 @@ def _exists(conn, table: str) -> bool:
                         {"t": table}).fetchone()[0] > 0
 
 
-def _dimension_asset(name: str, dataset: str, description: str, build, preview_columns: list[str], schema: list[tuple[str, str, str]]):
+def _dimension_asset(spec: TableSpec, dataset: str, description: str, build, preview_columns: list[str]):
+    name = spec.name
+
     @dg.asset(
         key=["silver", name],
         group_name="silver",
@@ -65,7 +70,7 @@ def _dimension_asset(name: str, dataset: str, description: str, build, preview_c
         kinds={"duckdb", "sql"},
         owners=OWNERS,
         pool=WAREHOUSE_POOL,
-        metadata={"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in schema])},
+        metadata=table_metadata(spec),
     )
     def dimension(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as conn:
@@ -87,33 +92,22 @@ def _dimension_asset(name: str, dataset: str, description: str, build, preview_c
 
 
 members = _dimension_asset(
-    "members", "edw_members",
+    tables.MEMBERS, "edw_members",
     "Members from the latest enrollment snapshot, with the identifier crosswalk silver.member_identifiers (member id, MBI, vendor reference).",
     build_members,
     ["member_id", "mbi", "contract_id", "region", "dual_status", "lis_status", "snapshot_date"],
-    [("member_id", "VARCHAR", "internal member id (PHI)"), ("mbi", "VARCHAR", "Medicare Beneficiary Identifier (PHI)"),
-     ("vendor_ref", "VARCHAR", "dialer vendor reference (PHI)"), ("birth_date", "DATE", ""), ("sex", "VARCHAR", ""),
-     ("contract_id", "VARCHAR", "MA-PD contract"), ("region", "VARCHAR", ""), ("dual_status", "BOOLEAN", ""),
-     ("lis_status", "BOOLEAN", ""), ("enrollment_start", "DATE", ""), ("enrollment_end", "DATE", "null while enrolled"),
-     ("snapshot_date", "DATE", "delivery date of the snapshot this row came from")],
 )
 care_gaps = _dimension_asset(
-    "care_gaps", "edw_care_gaps",
+    tables.CARE_GAPS, "edw_care_gaps",
     "Care gaps (member x measure x measurement year) from the latest care-gap list, with open and close dates.",
     build_care_gaps,
     ["gap_id", "member_id", "measure_code", "cms_measure_id", "gap_status", "open_date", "close_date"],
-    [("gap_id", "VARCHAR", ""), ("member_id", "VARCHAR", "PHI"), ("measure_code", "VARCHAR", "BCS, COL, EED, GSD, CBP, TRC"),
-     ("cms_measure_id", "VARCHAR", "C01, C02, C11, C12, C14, C20"), ("measurement_year", "INTEGER", ""),
-     ("gap_status", "VARCHAR", "OPEN or CLOSED"), ("open_date", "DATE", ""), ("close_date", "DATE", ""),
-     ("close_source", "VARCHAR", "how the gap closed")],
 )
 rx_fills = _dimension_asset(
-    "rx_fills", "edw_rx_fills",
+    tables.RX_FILLS, "edw_rx_fills",
     "Part D fills for the adherence classes (diabetes, RAS antagonists, statins), one row per fill.",
     build_rx_fills,
     ["fill_id", "member_id", "drug_class", "fill_date", "days_supply"],
-    [("fill_id", "VARCHAR", ""), ("member_id", "VARCHAR", "PHI"), ("drug_class", "VARCHAR", "DIABETES, RASA, STATIN"),
-     ("fill_date", "DATE", ""), ("days_supply", "INTEGER", "")],
 )
 
 
@@ -131,20 +125,7 @@ rx_fills = _dimension_asset(
     kinds={"duckdb", "sql"},
     owners=OWNERS,
     pool=WAREHOUSE_POOL,
-    metadata={
-        "dagster/column_schema": dg.TableSchema(columns=[
-            dg.TableColumn("event_id", "VARCHAR", description="md5 of provider and the vendor's event key"),
-            dg.TableColumn("provider", "VARCHAR"), dg.TableColumn("event_key", "VARCHAR", description="the vendor's own key"),
-            dg.TableColumn("member_id", "VARCHAR", description="internal member id (PHI)"),
-            dg.TableColumn("contract_id", "VARCHAR"), dg.TableColumn("region", "VARCHAR"),
-            dg.TableColumn("channel", "VARCHAR", description="SMS, EMAIL, LIVE_CALL, IVR, MAIL, IN_HOME"),
-            dg.TableColumn("event_type", "VARCHAR", description="ATTEMPTED, DELIVERED, REACHED, ENGAGED, FAILED, OPTED_OUT, SCHEDULED, COMPLETED, CANCELLED, NO_SHOW"),
-            dg.TableColumn("measure_codes", "VARCHAR[]", description="measures the touch targeted, where the vendor says"),
-            dg.TableColumn("event_ts", "TIMESTAMP", description="UTC"),
-            dg.TableColumn("source_file", "VARCHAR"), dg.TableColumn("source_row", "BIGINT"),
-            dg.TableColumn("partition_date", "DATE", description="delivery date"),
-        ]),
-    },
+    metadata=table_metadata(tables.OUTREACH_EVENTS),
     check_specs=[dg.AssetCheckSpec(name, asset=OUTREACH_KEY, blocking=True, description=text) for name, text in OUTREACH_CHECKS.items()],
 )
 def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
@@ -159,7 +140,7 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
             ensure_tables(conn, provider)
         ensure_tables(conn, WAREHOUSE_PROVIDER)
         for number, day in enumerate(days, start=1):
-            build = build_outreach_partition(conn, list(OUTREACH_PROVIDERS), day, context.run.run_id)
+            build = build_partition(conn, OUTREACH, list(OUTREACH_PROVIDERS), day, context.run.run_id)
             counts += build.counts
             modes[str(day)] = build.mode
             context.log.info(f"[{number}/{len(days)}] {day} ({build.mode}, {build.files_read} files read): " + ", ".join(
@@ -203,9 +184,6 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
 
 
 APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
-# Appointment events are deduplicated against every other day (EMR feeds are small), so their
-# uniqueness is verified over the whole table's span, not a window.
-APPOINTMENT_WINDOW_DAYS = 36500
 APPOINTMENTS_KEY = dg.AssetKey(["silver", "appointments"])
 APPOINTMENT_CHECKS = {
     "check_validity_member_id_coverage": "Share of delivered EMR rows whose member id is well formed and resolves is at least 95%.",
@@ -224,6 +202,7 @@ APPOINTMENT_CHECKS = {
             description="Full history of appointment events from both EMR feeds (HL7 v2 SIU and FHIR R4), one row per message or resource version, with resolved member and UTC times.",
             deps=[bronze_key(p.name) for p in EMR_PROVIDERS] + [members.key],
             kinds={"duckdb", "sql"},
+            metadata=table_metadata(tables.APPOINTMENT_EVENTS),
             owners=OWNERS,
         ),
         dg.AssetSpec(
@@ -232,6 +211,7 @@ APPOINTMENT_CHECKS = {
             description="Latest state of each appointment keyed by a source-qualified id (emr_north:…, emr_south:…). Each run rewrites only the appointments whose state hash changed.",
             deps=[APPOINTMENT_EVENTS_KEY],
             kinds={"duckdb", "sql"},
+            metadata=table_metadata(tables.APPOINTMENTS),
             owners=OWNERS,
         ),
     ],
@@ -249,7 +229,8 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         for provider in [*EMR_PROVIDERS, WAREHOUSE_PROVIDER]:
             ensure_tables(conn, provider)
         for number, day in enumerate(days, start=1):
-            day_counts, day_changes = build_appointment_partition(conn, list(EMR_PROVIDERS), day, context.run.run_id)
+            build = build_partition(conn, APPOINTMENT, list(EMR_PROVIDERS), day, context.run.run_id)
+            day_counts, day_changes = build.counts, build.derived or StateChanges(0, 0, 0)
             counts += day_counts
             changes.append(day_changes)
             context.log.info(f"[{number}/{len(days)}] {day}: {sum(c.loaded for c in day_counts)} events loaded; "
@@ -257,7 +238,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         sources = [(p.name, p.dataset(p.appointments.dataset).name) for p in EMR_PROVIDERS]
         outcomes = {
             "check_validity_member_id_coverage": quality.member_id_coverage(conn, "appointment_events", days),
-            "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events", days, APPOINTMENT_WINDOW_DAYS),
+            "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events", days, DEDUP_WINDOW_DAYS),
             "check_timeliness_appointment_start": quality.appointment_time_integrity(conn, days),
             "check_referential_member_contract": quality.referential_integrity(conn, "appointment_events", days),
             "check_reconciliation_rows": quality.reconciliation(conn, "appointment_events", sources, days),

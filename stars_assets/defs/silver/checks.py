@@ -44,7 +44,7 @@ def run_delivery_dates(context: dg.AssetCheckExecutionContext) -> list[date] | N
 
 
 def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefinition:
-    model = contracts.CONTRACTS[table]
+    contract = contracts.CONTRACTS[table]
 
     @dg.asset_check(
         asset=dg.AssetKey(["silver", table]),
@@ -52,8 +52,8 @@ def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefi
         blocking=blocking,
         # The check opens the warehouse read-write through the resource, so it queues with the writers.
         pool=WAREHOUSE_POOL,
-        description=f"silver.{table} satisfies its pandera contract ({model.__name__}), validated in DuckDB: {what}",
-        metadata={"contract": f"stars_assets.lib.silver.contracts.{model.__name__}"},
+        description=f"silver.{table} satisfies its pandera contract ({contract.name}), validated in DuckDB: {what}",
+        metadata={"contract": f"stars_assets.lib.silver.contracts.{contract.name}"},
     )
     def contract_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         with duckdb.get_connection() as conn:

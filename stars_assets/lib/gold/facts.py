@@ -8,31 +8,14 @@ weeks; a gap counts as closed in a week's snapshot only when it closed on or bef
 end.
 """
 
-REACHING_EVENT_TYPES = ("REACHED", "ENGAGED", "COMPLETED")
-ATTRIBUTION_WINDOW_DAYS = 90
-CLOSURE_WINDOWS_DAYS = (30, 60, 90)
-CHANNELS = ("SMS", "EMAIL", "LIVE_CALL", "IVR", "MAIL", "IN_HOME")
+from stars_assets.lib import vocabulary as v
+from stars_assets.lib.gold.tables import CAMPAIGN_EFFECTIVENESS, CARE_GAP_CLOSURE, CLOSURE_WINDOWS_DAYS
+from stars_assets.lib.tables import ddl
 
-GOLD_DDL = """
-CREATE SCHEMA IF NOT EXISTS gold;
-CREATE TABLE IF NOT EXISTS gold.care_gap_closure (
-    as_of_week_end DATE, gap_id VARCHAR, member_id VARCHAR, contract_id VARCHAR, region VARCHAR,
-    measure_code VARCHAR, cms_measure_id VARCHAR, measurement_year INTEGER, open_date DATE,
-    close_date DATE, close_source VARCHAR, is_closed BOOLEAN, days_to_close INTEGER,
-    touches_total BIGINT, touches_sms BIGINT, touches_email BIGINT, touches_live_call BIGINT,
-    touches_ivr BIGINT, touches_mail BIGINT, touches_in_home BIGINT, reaching_touches BIGINT,
-    appointments_booked BIGINT, appointments_completed BIGINT, first_touch_ts TIMESTAMP,
-    attributed_channel VARCHAR
-);
-CREATE TABLE IF NOT EXISTS gold.campaign_effectiveness (
-    as_of_week_end DATE, channel VARCHAR, region VARCHAR, contract_id VARCHAR, dual_lis_cohort VARCHAR,
-    age_band VARCHAR, measure_code VARCHAR, members_targeted BIGINT, gaps_targeted BIGINT, attempts BIGINT,
-    members_reached BIGINT, reach_rate DOUBLE, appointments_kept BIGINT, appointments_missed BIGINT,
-    appointment_show_rate DOUBLE, gaps_mature_30d BIGINT, closed_within_30d BIGINT, closure_rate_30d DOUBLE,
-    gaps_mature_60d BIGINT, closed_within_60d BIGINT, closure_rate_60d DOUBLE,
-    gaps_mature_90d BIGINT, closed_within_90d BIGINT, closure_rate_90d DOUBLE, members_opted_out BIGINT
-);
-"""
+ATTRIBUTION_WINDOW_DAYS = 90
+REACHING = v.sql_list(v.REACHING_EVENT_TYPES)
+
+GOLD_DDL = ddl(CARE_GAP_CLOSURE, CAMPAIGN_EFFECTIVENESS)
 
 # Gaps of the week end's measurement year, opened by then, with what we knew of closure then.
 _GAPS_CTE = """
@@ -60,8 +43,8 @@ INSERT INTO gold.care_gap_closure
 WITH {_GAPS_CTE},
 touch_counts AS (
     SELECT gap_id, count(*) AS touches_total,
-           {", ".join(f"count(*) FILTER (WHERE channel = '{c}') AS touches_{c.lower()}" for c in CHANNELS)},
-           count(*) FILTER (WHERE event_type IN {REACHING_EVENT_TYPES}) AS reaching_touches,
+           {", ".join(f"count(*) FILTER (WHERE channel = '{c}') AS touches_{c.lower()}" for c in v.CHANNELS)},
+           count(*) FILTER (WHERE event_type IN {REACHING}) AS reaching_touches,
            min(event_ts) AS first_touch_ts
     FROM gap_touches GROUP BY 1
 ),
@@ -69,12 +52,12 @@ attribution AS (
     -- The last reaching touch within {ATTRIBUTION_WINDOW_DAYS} days before closure gets the credit.
     SELECT t.gap_id, arg_max(t.channel, t.event_ts) AS attributed_channel
     FROM gap_touches AS t JOIN gaps AS g USING (gap_id)
-    WHERE g.close_date IS NOT NULL AND t.event_type IN {REACHING_EVENT_TYPES}
+    WHERE g.close_date IS NOT NULL AND t.event_type IN {REACHING}
       AND CAST(t.event_ts AS DATE) >= g.close_date - INTERVAL {ATTRIBUTION_WINDOW_DAYS} DAY
     GROUP BY 1
 ),
 appointments AS (
-    SELECT g.gap_id, count(*) AS appointments_booked, count(*) FILTER (WHERE a.status = 'COMPLETED') AS appointments_completed
+    SELECT g.gap_id, count(*) AS appointments_booked, count(*) FILTER (WHERE a.status = '{v.COMPLETED}') AS appointments_completed
     FROM gaps AS g JOIN silver.appointments AS a
       ON a.member_id = g.member_id AND a.measure_code = g.measure_code
      AND CAST(a.booked_ts AS DATE) BETWEEN g.open_date AND coalesce(g.close_date, CAST($week_end AS DATE))
@@ -83,7 +66,7 @@ appointments AS (
 SELECT $week_end, g.gap_id, g.member_id, g.contract_id, g.region, g.measure_code, g.cms_measure_id,
        g.measurement_year, g.open_date, g.close_date, g.close_source, g.close_date IS NOT NULL,
        date_diff('day', g.open_date, g.close_date),
-       coalesce(t.touches_total, 0), {", ".join(f"coalesce(t.touches_{c.lower()}, 0)" for c in CHANNELS)},
+       coalesce(t.touches_total, 0), {", ".join(f"coalesce(t.touches_{c.lower()}, 0)" for c in v.CHANNELS)},
        coalesce(t.reaching_touches, 0), coalesce(a.appointments_booked, 0), coalesce(a.appointments_completed, 0),
        t.first_touch_ts, attribution.attributed_channel
 FROM gaps AS g
@@ -104,15 +87,15 @@ gap_channel AS (
                 WHEN date_diff('year', g.birth_date, CAST($week_end AS DATE)) < 85 THEN '75-84'
                 ELSE '85+' END AS age_band,
            min(t.event_ts) AS first_touch_ts, count(*) AS attempts,
-           bool_or(t.event_type IN {REACHING_EVENT_TYPES}) AS reached,
-           bool_or(t.event_type = 'OPTED_OUT') AS opted_out
+           bool_or(t.event_type IN {REACHING}) AS reached,
+           bool_or(t.event_type = '{v.OPTED_OUT}') AS opted_out
     FROM gaps AS g JOIN gap_touches AS t USING (gap_id)
     GROUP BY ALL
 ),
 appointment_outcomes AS (
     SELECT c.gap_id, c.channel,
-           count(*) FILTER (WHERE a.status = 'COMPLETED') AS kept,
-           count(*) FILTER (WHERE a.status = 'NO_SHOW') AS missed
+           count(*) FILTER (WHERE a.status = '{v.COMPLETED}') AS kept,
+           count(*) FILTER (WHERE a.status = '{v.NO_SHOW}') AS missed
     FROM gap_channel AS c JOIN silver.appointments AS a
       ON a.member_id = c.member_id AND a.measure_code = c.measure_code
      AND a.booked_ts >= c.first_touch_ts AND CAST(a.start_ts AS DATE) <= $week_end
@@ -138,7 +121,7 @@ GROUP BY ALL
 """
 
 # Member-level measure results per contract: care gaps for the HEDIS measures, PDC for adherence.
-CONTRACT_MEASURE_COUNTS_SQL = """
+CONTRACT_MEASURE_COUNTS_SQL = f"""
 WITH gap_measures AS (
     SELECT contract_id, cms_measure_id AS measure_id, measure_code,
            count(*) FILTER (WHERE is_closed) AS numerator, count(*) AS denominator
@@ -147,7 +130,7 @@ WITH gap_measures AS (
 ),
 adherence AS (
     SELECT m.contract_id,
-           CASE p.drug_class WHEN 'DIABETES' THEN 'D08' WHEN 'RASA' THEN 'D09' WHEN 'STATIN' THEN 'D10' END AS measure_id,
+           {v.sql_case('p.drug_class', v.ADHERENCE_MEASURES)} AS measure_id,
            'PDC_' || p.drug_class AS measure_code,
            count(*) FILTER (WHERE p.adherent) AS numerator, count(*) FILTER (WHERE p.eligible) AS denominator
     FROM member_pdc AS p JOIN silver.members AS m USING (member_id)

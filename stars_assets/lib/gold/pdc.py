@@ -14,7 +14,6 @@ total of days supplied, the shifted coverage of fill k ends at
 window functions compute for any number of members at once.
 """
 
-ADHERENCE_MEASURES = {"DIABETES": "D08", "RASA": "D09", "STATIN": "D10"}
 MIN_TREATMENT_DAYS = 91
 ADHERENT_PDC = 0.80
 

@@ -14,14 +14,15 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from stars_assets.lib.bronze.quality import RuleOutcome
-from stars_assets.lib.masking import MEMBER_IDENTIFIER_COLUMNS, mask_identifier
+from stars_assets.lib import vocabulary as v
+from stars_assets.lib.masking import mask_value
 
 
 class CareGapClosure(pa.DataFrameModel):
     gap_id: Series[str] = pa.Field(nullable=False)
     member_id: Series[str] = pa.Field(nullable=False)
     contract_id: Series[str] = pa.Field(nullable=False)
-    measure_code: Series[str] = pa.Field(isin=["BCS", "COL", "EED", "GSD", "CBP", "TRC"])
+    measure_code: Series[str] = pa.Field(isin=list(v.CARE_GAP_MEASURES))
     open_date: Series[pd.Timestamp] = pa.Field(nullable=False)
     close_date: Series[pd.Timestamp] = pa.Field(nullable=True)
     days_to_close: Series[float] = pa.Field(ge=0, nullable=True)
@@ -42,7 +43,7 @@ class CareGapClosure(pa.DataFrameModel):
 
 
 class CampaignEffectiveness(pa.DataFrameModel):
-    channel: Series[str] = pa.Field(isin=["SMS", "EMAIL", "LIVE_CALL", "IVR", "MAIL", "IN_HOME"])
+    channel: Series[str] = pa.Field(isin=list(v.CHANNELS))
     members_targeted: Series[int] = pa.Field(gt=0)
     attempts: Series[int] = pa.Field(ge=0)
     members_reached: Series[int] = pa.Field(ge=0)
@@ -81,7 +82,7 @@ def validate(model: type[pa.DataFrameModel], frame: pd.DataFrame) -> RuleOutcome
         cases = errors.failure_cases
         by_check = cases.groupby(["column", "check"], dropna=False).size()
         examples = [
-            f"{row.column}: {row.check} ({mask_identifier(row.failure_case) if row.column in MEMBER_IDENTIFIER_COLUMNS else row.failure_case})"
+            f"{row.column}: {row.check} ({mask_value(str(row.column), row.failure_case)})"
             for row in cases.head(5).itertuples()
         ]
         return RuleOutcome(passed=False, metadata={

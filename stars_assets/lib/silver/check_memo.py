@@ -89,16 +89,16 @@ def validate_remembered(con: duckdb.DuckDBPyConnection, table: str, days: list[d
             state = _State(day, rows, until, f"{rows}:{until}")
             pieces.append(_remembered_or_validated(con, table, model, state, where=day, written=written))
         scope = "partition_date in " + ", ".join(str(d) for d in sorted(set(days)))
-    return _combine(table, model.__name__, scope, pieces)
+    return _combine(table, model.name, scope, pieces)
 
 
 def _contract_version(model) -> str:
     """Changes when the contract's rules change, so a remembered outcome is only reused under the same rules."""
-    return hashlib.sha256(repr(model.to_schema()).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr(model).encode()).hexdigest()[:16]
 
 
 def _has_partitions(table: str) -> bool:
-    return "partition_date" in contracts.CONTRACTS[table].to_schema().columns
+    return "partition_date" in contracts.CONTRACTS[table].columns
 
 
 def _exists(con, table: str) -> bool:

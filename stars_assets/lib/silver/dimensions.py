@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import duckdb
 
+from stars_assets.lib.silver.tables import CARE_GAPS, MEMBER_IDENTIFIERS, MEMBERS, RX_FILLS
+from stars_assets.lib.tables import TableSpec, ddl
 from stars_assets.lib.warehouse import in_transaction
 
 # Created empty when outreach arrives before the first enrollment snapshot: its rows are then
 # quarantined as unknown members (and the coverage check says so) instead of failing the run.
-MEMBER_TABLES_DDL = """
-CREATE SCHEMA IF NOT EXISTS silver;
-CREATE TABLE IF NOT EXISTS silver.members (
-    member_id VARCHAR, mbi VARCHAR, vendor_ref VARCHAR, birth_date DATE, sex VARCHAR, contract_id VARCHAR,
-    region VARCHAR, dual_status BOOLEAN, lis_status BOOLEAN, enrollment_start DATE, enrollment_end DATE,
-    has_diabetes BOOLEAN, has_hypertension BOOLEAN, has_hyperlipidemia BOOLEAN, snapshot_date DATE,
-    source_file VARCHAR, source_row BIGINT
-);
-CREATE TABLE IF NOT EXISTS silver.member_identifiers (
-    id_type VARCHAR, id_value VARCHAR, member_id VARCHAR, contract_id VARCHAR, region VARCHAR
-);
-"""
+MEMBER_TABLES_DDL = ddl(MEMBERS, MEMBER_IDENTIFIERS)
 
 MEMBERS_SQL = """
-CREATE OR REPLACE TABLE silver.members AS
+INSERT INTO silver.members BY NAME
 SELECT trim(member_id) AS member_id, trim(mbi) AS mbi, trim(vendor_ref) AS vendor_ref,
        try_cast(birth_date AS DATE) AS birth_date, sex, contract_id, region,
        try_cast(dual_status AS BOOLEAN) AS dual_status, try_cast(lis_status AS BOOLEAN) AS lis_status,
@@ -40,7 +31,7 @@ QUALIFY row_number() OVER (PARTITION BY trim(member_id) ORDER BY _partition_date
 
 # The crosswalk every vendor identifier resolves through.
 MEMBER_IDENTIFIERS_SQL = """
-CREATE OR REPLACE TABLE silver.member_identifiers AS
+INSERT INTO silver.member_identifiers BY NAME
 SELECT id_type, id_value, member_id, contract_id, region
 FROM (
     SELECT 'member_id' AS id_type, member_id AS id_value, member_id, contract_id, region FROM silver.members
@@ -50,7 +41,7 @@ FROM (
 """
 
 CARE_GAPS_SQL = """
-CREATE OR REPLACE TABLE silver.care_gaps AS
+INSERT INTO silver.care_gaps BY NAME
 SELECT trim(gap_id) AS gap_id, trim(member_id) AS member_id, upper(trim(measure_code)) AS measure_code,
        upper(trim(cms_measure_id)) AS cms_measure_id, try_cast(measurement_year AS INTEGER) AS measurement_year,
        upper(trim(gap_status)) AS gap_status, try_cast(open_date AS DATE) AS open_date,
@@ -61,7 +52,7 @@ QUALIFY row_number() OVER (PARTITION BY trim(gap_id) ORDER BY _partition_date DE
 """
 
 RX_FILLS_SQL = """
-CREATE OR REPLACE TABLE silver.rx_fills AS
+INSERT INTO silver.rx_fills BY NAME
 SELECT trim(fill_id) AS fill_id, trim(member_id) AS member_id, upper(trim(drug_class)) AS drug_class,
        try_cast(fill_date AS DATE) AS fill_date, try_cast(days_supply AS INTEGER) AS days_supply,
        _partition_date AS delivery_date, _source_file AS source_file, _source_row AS source_row
@@ -70,20 +61,21 @@ QUALIFY row_number() OVER (PARTITION BY trim(fill_id) ORDER BY _partition_date D
 """
 
 
-def _replace(con: duckdb.DuckDBPyConnection, *statements: str) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS silver")
+def _replace(con: duckdb.DuckDBPyConnection, *tables: tuple[TableSpec, str]) -> None:
+    """Recreate each table in its spec's shape and fill it, all in one transaction."""
     with in_transaction(con):
-        for statement in statements:
-            con.execute(statement)
+        for spec, fill in tables:
+            con.execute(spec.ddl(replace=True))
+            con.execute(fill)
 
 
 def build_members(con: duckdb.DuckDBPyConnection) -> None:
-    _replace(con, MEMBERS_SQL, MEMBER_IDENTIFIERS_SQL)
+    _replace(con, (MEMBERS, MEMBERS_SQL), (MEMBER_IDENTIFIERS, MEMBER_IDENTIFIERS_SQL))
 
 
 def build_care_gaps(con: duckdb.DuckDBPyConnection) -> None:
-    _replace(con, CARE_GAPS_SQL)
+    _replace(con, (CARE_GAPS, CARE_GAPS_SQL))
 
 
 def build_rx_fills(con: duckdb.DuckDBPyConnection) -> None:
-    _replace(con, RX_FILLS_SQL)
+    _replace(con, (RX_FILLS, RX_FILLS_SQL))

@@ -1,8 +1,13 @@
-"""Member identity: what each kind of member identifier looks like and how it resolves.
+"""Member identity, in one place: what each kind of member identifier looks like, how a vendor's
+identifier is read from its bronze row, and how it resolves to a member through the crosswalk.
 
 Vendors send the internal member id, the Medicare Beneficiary Identifier (MBI) or a vendor
-reference; the enrollment extract carries all three, so every kind resolves to member_id.
+reference; the enrollment extract carries all three, so every kind resolves to member_id through
+silver.member_identifiers. A row whose identifier is malformed or unknown is quarantined
+(IDENTITY_RULES, checked before any other rule of the event engine).
 """
+
+from __future__ import annotations
 
 # CMS's MBI format: 11 characters; positions 1, 4, 7, 10, 11 numeric (1 is 1-9); 2, 5, 8, 9
 # alphabetic without S, L, O, I, B, Z; 3 and 6 alphanumeric from the same alphabet.
@@ -25,6 +30,21 @@ MEMBER_REF_IS_WELL_FORMED = """(CASE c.identifier_type
     WHEN 'member_id' THEN regexp_full_match(c.member_ref, $pattern_member_id)
     WHEN 'mbi' THEN regexp_full_match(c.member_ref, $pattern_mbi)
     ELSE regexp_full_match(c.member_ref, $pattern_vendor_ref) END)"""
+
+# The resolved member of candidate row `c` (alias m), and the rules that reject a row whose
+# identifier does not resolve: (reason, condition over c and m, quarantine detail over the rejected row r).
+RESOLVE_JOIN = "LEFT JOIN silver.member_identifiers AS m ON m.id_type = c.identifier_type AND m.id_value = c.member_ref"
+RESOLVED_COLUMNS = "m.member_id, m.contract_id, m.region"
+IDENTITY_RULES = (
+    ("malformed_member_id", f"c.member_ref IS NULL OR NOT {MEMBER_REF_IS_WELL_FORMED}",
+     "r.identifier_type || ' does not have the expected shape'"),
+    ("unknown_member", "m.member_id IS NULL", "r.identifier_type || ' not in the enrollment crosswalk'"),
+)
+
+
+def member_ref_sql(column: str) -> str:
+    """The vendor's member identifier as read from bronze row `b`."""
+    return f"trim(b.{column})"
 
 
 def identifier_pattern_params() -> dict[str, str]:

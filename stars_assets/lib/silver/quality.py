@@ -7,8 +7,9 @@ from datetime import date, datetime, timedelta
 import duckdb
 
 from stars_assets.lib.bronze.quality import RuleOutcome
+from stars_assets.lib import vocabulary as v
 from stars_assets.lib.masking import mask_identifier
-from stars_assets.lib.silver.outreach import FUTURE_AFTER_DAYS
+from stars_assets.lib.silver.events import FUTURE_AFTER_DAYS
 
 # Share of delivered rows whose member identifier must resolve before the day is trusted.
 MIN_MEMBER_ID_COVERAGE = 0.95
@@ -21,9 +22,9 @@ def member_id_coverage(con: duckdb.DuckDBPyConnection, table: str, days: list[da
         SELECT (SELECT coalesce(sum(rows_delivered), 0) FROM audit.silver_reconciliation
                 WHERE silver_table = $table AND partition_date IN (SELECT unnest($days))),
                (SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND dataset = $table
-                AND reason IN ('unknown_member', 'malformed_member_id') AND partition_date IN (SELECT unnest($days)))
+                AND reason IN (SELECT unnest($reasons)) AND partition_date IN (SELECT unnest($days)))
         """,
-        {"days": days, "table": table},
+        {"days": days, "table": table, "reasons": list(v.MEMBER_REASONS)},
     ).fetchone()
     coverage = 1.0 if delivered == 0 else (delivered - bad) / delivered
     return RuleOutcome(
@@ -113,7 +114,7 @@ def event_time_integrity(con: duckdb.DuckDBPyConnection, days: list[date], writt
                 AND {WRITTEN_SINCE.format(alias='')}
                 AND (event_ts IS NULL OR event_ts >= CAST(partition_date AS TIMESTAMP) + INTERVAL {FUTURE_AFTER_DAYS} DAY)),
                (SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'outreach_events'
-                AND reason IN ('future_timestamp', 'invalid_timestamp') AND partition_date IN (SELECT unnest($days)))
+                AND reason IN {v.sql_list(('future_timestamp', 'invalid_timestamp'))} AND partition_date IN (SELECT unnest($days)))
         """,
         {"days": days, "since": written_since},
     ).fetchone()
@@ -174,7 +175,7 @@ def appointment_time_integrity(con: duckdb.DuckDBPyConnection, days: list[date])
         SELECT count(*) FILTER (WHERE start_ts < booked_ts),
                count(*) FILTER (WHERE event_ts >= CAST(partition_date AS TIMESTAMP) + INTERVAL {FUTURE_AFTER_DAYS} DAY),
                (SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'appointment_events'
-                AND reason IN ('start_before_booking', 'future_timestamp', 'invalid_timestamp')
+                AND reason IN {v.sql_list(v.TIME_REASONS)}
                 AND partition_date IN (SELECT unnest($days)))
         FROM silver.appointment_events WHERE partition_date IN (SELECT unnest($days))
         """,

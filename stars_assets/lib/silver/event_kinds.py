@@ -1,0 +1,156 @@
+"""The kinds of silver event, as specs for the event engine (events.py): outreach touches and
+appointment messages. A kind says which columns a provider's YAML mapping gives it, why a row is
+rejected, and (appointments) what it keeps beside the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import duckdb
+
+from stars_assets.lib import vocabulary as v
+from stars_assets.lib.providers import ProviderConfig
+from stars_assets.lib.silver.events import EventSpec, Rule
+from stars_assets.lib.silver.expressions import key_expression, mapped_code, timestamp_utc
+from stars_assets.lib.silver.tables import APPOINTMENT_EVENTS, APPOINTMENTS, OUTREACH_EVENTS
+
+FUTURE = "CAST($day AS TIMESTAMP) + to_days($future_after_days)"
+MISSING_EVENT_KEY = Rule("missing_event_key", "c.event_key IS NULL OR c.event_key = ''", "'the vendor event key is empty'")
+
+
+def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
+    mapping, p = provider.outreach, provider.name
+    if mapping.measure_codes:
+        params[f"{p}_separator"] = mapping.measure_codes_separator
+        measures = (f"list_filter(list_transform(string_split(coalesce(b.{mapping.measure_codes}, ''), ${p}_separator), "
+                    "lambda x: upper(trim(x))), lambda x: x <> '')")
+    else:
+        measures = "CAST([] AS VARCHAR[])"
+    return {
+        "channel": mapped_code(mapping.channel, f"{p}_channel", params),
+        "event_type": mapped_code(mapping.event_type, f"{p}_type", params),
+        "event_ts": timestamp_utc(mapping.event_ts, f"{p}_ts", params),
+        "measure_codes": measures,
+    }
+
+
+OUTREACH = EventSpec(
+    table=OUTREACH_EVENTS,
+    provider_kind="outreach",
+    columns=_outreach_columns,
+    rules=(
+        Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
+        Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'"),
+        Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
+        MISSING_EVENT_KEY,
+    ),
+)
+
+
+def _appointment_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
+    mapping, p = provider.appointments, provider.name
+    return {
+        "appointment_key": key_expression(mapping.appointment_key, f"{p}_appt", params),
+        "status": mapped_code(mapping.status, f"{p}_status", params),
+        "event_ts": timestamp_utc(mapping.event_ts, f"{p}_event", params),
+        "start_ts": timestamp_utc(mapping.start_ts, f"{p}_start", params),
+        "booked_ts": timestamp_utc(mapping.booked_ts, f"{p}_booked", params) if mapping.booked_ts else "CAST(NULL AS TIMESTAMP)",
+        "measure_code": f"upper(trim(b.{mapping.measure_code}))" if mapping.measure_code else "CAST(NULL AS VARCHAR)",
+    }
+
+
+# When a feed does not carry the booking time on every message (HL7 SIU), the booking is the time
+# of the appointment's first BOOKED event, from this run's rows or the rows already loaded.
+BOOKINGS_JOIN = f"""
+LEFT JOIN (
+    SELECT appointment_key, min(event_ts) AS first_booked_ts FROM (
+        SELECT appointment_key, event_ts FROM ({{candidates}}) WHERE status = '{v.BOOKED}'
+        UNION ALL
+        SELECT o.appointment_key, o.event_ts FROM {APPOINTMENT_EVENTS.qualified_name} AS o
+        WHERE o.status = '{v.BOOKED}' AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
+    ) GROUP BY 1
+) AS bookings ON bookings.appointment_key = c.appointment_key
+"""
+BOOKED_TS = "coalesce(c.booked_ts, bookings.first_booked_ts)"
+
+# Latest state of every appointment the day touched, from its whole history.
+STATES_SQL = f"""
+CREATE OR REPLACE TEMP TABLE appointment_states AS
+WITH touched AS (SELECT DISTINCT appointment_key FROM {APPOINTMENT_EVENTS.qualified_name} WHERE partition_date = $day),
+history AS (
+    SELECT e.* FROM {APPOINTMENT_EVENTS.qualified_name} AS e JOIN touched USING (appointment_key)
+),
+latest AS (
+    SELECT * FROM history
+    QUALIFY row_number() OVER (PARTITION BY appointment_key ORDER BY event_ts DESC, partition_date DESC, source_row DESC) = 1
+),
+counts AS (
+    SELECT appointment_key, count(*) AS events, count(*) FILTER (WHERE status = '{v.RESCHEDULED}') AS reschedules,
+           min(booked_ts) AS booked_ts
+    FROM history GROUP BY 1
+)
+SELECT l.appointment_key, l.provider, l.member_id, l.contract_id, l.region, l.status, l.start_ts,
+       c.booked_ts, l.event_ts AS last_event_ts, l.measure_code, c.events, c.reschedules,
+       md5(concat_ws('|', l.member_id, l.status, CAST(l.start_ts AS VARCHAR), CAST(c.booked_ts AS VARCHAR),
+                     CAST(l.event_ts AS VARCHAR), l.measure_code, CAST(c.events AS VARCHAR))) AS state_hash
+FROM latest AS l JOIN counts AS c USING (appointment_key)
+"""
+STATE_CHANGES_SQL = f"""
+SELECT count(*), count(*) FILTER (WHERE a.appointment_key IS NULL),
+       count(*) FILTER (WHERE a.appointment_key IS NOT NULL AND a.state_hash <> s.state_hash)
+FROM appointment_states AS s LEFT JOIN {APPOINTMENTS.qualified_name} AS a USING (appointment_key)
+"""
+UPSERT_CHANGED_SQL = f"""
+INSERT OR REPLACE INTO {APPOINTMENTS.qualified_name}
+SELECT s.*, $now FROM appointment_states AS s
+LEFT JOIN {APPOINTMENTS.qualified_name} AS a USING (appointment_key)
+WHERE a.state_hash IS DISTINCT FROM s.state_hash
+"""
+
+
+@dataclass(frozen=True)
+class StateChanges:
+    touched: int
+    inserted: int
+    updated: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.touched - self.inserted - self.updated
+
+
+def write_latest_states(con: duckdb.DuckDBPyConnection, day: date, now: datetime) -> StateChanges:
+    """Recompute the appointments the day touched; write only those whose state hash changed."""
+    con.execute(STATES_SQL, {"day": day})
+    changes = StateChanges(*con.execute(STATE_CHANGES_SQL).fetchone())
+    con.execute(UPSERT_CHANGED_SQL, {"now": now})
+    con.execute("DROP TABLE IF EXISTS temp.main.appointment_states")
+    return changes
+
+
+APPOINTMENT = EventSpec(
+    table=APPOINTMENT_EVENTS,
+    provider_kind="appointments",
+    columns=_appointment_columns,
+    rules=(
+        Rule("invalid_timestamp", "c.event_ts IS NULL OR c.start_ts IS NULL", "'event or start time does not parse'"),
+        Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'"),
+        Rule("start_before_booking", f"c.start_ts < {BOOKED_TS}",
+             "'start ' || CAST(r.start_ts AS VARCHAR) || ' is before booking ' || CAST(r.booked_ts AS VARCHAR)"),
+        Rule("unknown_code", "c.status IS NULL", "'status code has no canonical mapping'"),
+        MISSING_EVENT_KEY,
+    ),
+    # A booking event later than the appointment's booking time moves it: a reschedule, whatever
+    # the feed calls it (a FHIR version 2 with status "booked" is one).
+    derived={
+        "booked_ts": BOOKED_TS,
+        "status": f"CASE WHEN c.status = '{v.BOOKED}' AND c.event_ts > {BOOKED_TS} THEN '{v.RESCHEDULED}' ELSE c.status END",
+    },
+    joins=BOOKINGS_JOIN,
+    after_write=write_latest_states,
+    tables=(APPOINTMENTS,),
+)
+
+EVENT_KINDS = {spec.name: spec for spec in (OUTREACH, APPOINTMENT)}

@@ -1,0 +1,331 @@
+"""The silver event engine: validate -> quarantine -> deduplicate -> write -> reconcile, one delivery
+date at a time, for every event kind (lib/silver/event_kinds.py holds the kinds as EventSpecs).
+
+For one delivery date: normalize each provider's bronze rows through its YAML mapping into the
+kind's canonical columns, resolve the member (identity.py), reject what is unusable with a reason,
+drop duplicates, then write the partition in one transaction together with its quarantine rows and
+its reconciliation counts (rows delivered = loaded + quarantined + duplicates removed), and let the
+kind derive what it keeps beside the history (appointments: the latest state).
+
+`audit.silver_inputs` (inputs.py) lets a run skip an unchanged day, add only the rows of new bronze
+files (a vendor's correction file), or rebuild the day. Duplicates are found on 64-bit hashes of
+provider:event_key first (cheap to group and join at tens of millions of rows) and confirmed on
+event_id itself; a row's raw text is only rendered for the rows that go to quarantine.
+
+One deduplication rule for every kind: an event is a duplicate when an earlier copy (in file and
+row order) is in the same delivery, or when its event_id is already loaded in a partition within
+DEDUP_WINDOW_DAYS days of its delivery date. Vendors deliver at least once: a repeat comes within
+hours (a re-sent file) or days (a late or corrected file), so a window of a month catches them,
+while an event re-sent more than that many days later is loaded again (and the uniqueness check,
+which verifies the same window, says nothing). Bounding the look-back keeps each day's cost
+proportional to the window instead of to the whole history, so a full day, a no-change re-run
+(skipped through silver_inputs) and a 1% correction (only the new file's rows are hashed against
+the window) stay cheap as the history grows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import duckdb
+
+from stars_assets.lib.providers import ProviderConfig
+from stars_assets.lib.silver import inputs
+from stars_assets.lib.silver.expressions import key_expression
+from stars_assets.lib.silver.identity import IDENTITY_RULES, RESOLVE_JOIN, RESOLVED_COLUMNS, identifier_pattern_params, member_ref_sql
+from stars_assets.lib.silver.tables import MEMBER_IDENTIFIERS, MEMBERS, SILVER_RECONCILIATION
+from stars_assets.lib.tables import TableSpec, ddl
+from stars_assets.lib.warehouse import in_transaction
+
+# An event stamped later than this after the start of its delivery day cannot have happened
+# yet: one day for the day itself plus one for the widest time-zone offset of a late evening.
+FUTURE_AFTER_DAYS = 2
+# A day's events are deduplicated against the partitions this many days before and after it.
+DEDUP_WINDOW_DAYS = 31
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A reason to quarantine a row: `condition` is SQL over the candidate row `c` (and the kind's
+    joins), `detail` the quarantine text, SQL over the rejected row `r`."""
+
+    reason: str
+    condition: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One kind of event: its silver table, the providers that feed it and how their rows become it."""
+
+    table: TableSpec
+    provider_kind: str  # ProviderConfig.kind, also the name of the provider's mapping attribute
+    # The kind's canonical columns for one provider, as SQL over its bronze row `b` (values bound into params).
+    columns: Callable[[ProviderConfig, dict], dict[str, str]]
+    rules: tuple[Rule, ...]  # checked after the identity rules, in order
+    # Columns recomputed once the kind's joins are there (SQL over `c` and the joins), replacing the candidate's.
+    derived: dict[str, str] | None = None
+    joins: str = ""  # SQL joined to the candidates; {candidates} is every candidate row of the run
+    # Written in the same transaction after the events, for what the kind keeps beside its history.
+    after_write: Callable[[duckdb.DuckDBPyConnection, date, datetime], object] | None = None
+    tables: tuple[TableSpec, ...] = ()  # further tables the kind writes
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+
+@dataclass(frozen=True)
+class ProviderCounts:
+    provider: str
+    delivered: int
+    loaded: int
+    quarantined: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class PartitionBuild:
+    """What a silver partition build did: its mode (unchanged, append, replace), its counts and what the kind derived."""
+
+    mode: str
+    counts: list[ProviderCounts]
+    files_read: int = 0
+    derived: object = None
+
+
+VALIDATED_SQL = """
+SELECT c.*{exclude}, {derived}{resolved},
+       CASE {rules} END AS reason
+FROM ({rows}) AS c
+{joins}
+{resolve}
+"""
+
+# Rows already written that a day's events are deduplicated against: other days of the window,
+# and this day's rows from files this run does not read (an append).
+OLDER_ROWS = """
+    o.partition_date BETWEEN $window_start AND $window_end
+    AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
+"""
+EVENT_HASH = "hash(provider || ':' || event_key)"
+HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE " + OLDER_ROWS + " LIMIT 1)"
+# Duplicates are found before anything is written (deleting rows a transaction has just
+# appended makes DuckDB rewrite them all at commit):
+#   1. suspects: hashes that occur twice among the run's rows, or that an older row holds
+#   2. duplicates: of the suspect rows that are valid, the copies after the first (in file and
+#      row order) and the events an older row already holds
+#   3. the valid rows that are not duplicates are inserted
+SUSPECTS_SQL = f"CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT {EVENT_HASH} AS h FROM ({{candidates}}) GROUP BY 1 HAVING count(*) > 1"
+SUSPECTS_SEEN_BEFORE_SQL = f"""
+INSERT INTO event_suspects
+SELECT DISTINCT hash(o.provider || ':' || o.event_key) FROM {{table}} AS o
+WHERE {OLDER_ROWS}
+  AND hash(o.provider || ':' || o.event_key) IN (SELECT {EVENT_HASH} FROM ({{candidates}}))
+"""
+SUSPECT_CANDIDATES_SQL = f"SELECT * FROM ({{candidates}}) WHERE {EVENT_HASH} IN (SELECT h FROM event_suspects)"
+DUPLICATES_SQL = f"""
+CREATE OR REPLACE TEMP TABLE event_duplicates AS
+WITH suspect_rows AS (
+    SELECT v.provider, v.source_file, v.source_row, md5(v.provider || ':' || v.event_key) AS event_id,
+           row_number() OVER (PARTITION BY v.provider, v.event_key ORDER BY v.source_file, v.source_row) AS copy_number
+    FROM ({{validated_suspects}}) AS v
+    WHERE v.reason IS NULL
+)
+SELECT provider, source_file, source_row FROM suspect_rows
+WHERE copy_number > 1
+   OR event_id IN (SELECT o.event_id FROM {{table}} AS o
+                   WHERE {OLDER_ROWS} AND o.event_id IN (SELECT event_id FROM suspect_rows))
+"""
+INSERT_EVENTS_SQL = """
+INSERT INTO {table} ({columns})
+SELECT {values}
+FROM ({validated}) AS v
+WHERE v.reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d
+                  WHERE d.source_file = v.source_file AND d.source_row = v.source_row AND d.provider = v.provider)
+"""
+REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM ({validated}) WHERE reason IS NOT NULL"
+# The raw bronze row of each rejected row of one provider: {bronze} is its bronze table.
+INSERT_QUARANTINE_SQL = """
+INSERT INTO audit.quarantine
+SELECT 'silver', r.provider, $table, $day, r.source_file, r.source_row, r.reason, {detail}, to_json(b), $run_id, $now
+FROM event_rejects AS r
+JOIN {bronze} AS b ON b._partition_date = $day AND b._source_file = r.source_file AND b._source_row = r.source_row
+WHERE r.provider = $provider
+"""
+
+# Per provider, for the files read: rows delivered (bronze) = loaded + quarantined + duplicates.
+# {delivered} is a UNION ALL of one count per provider's bronze table.
+COUNTS_SQL = """
+CREATE OR REPLACE TEMP TABLE event_counts AS
+WITH delivered AS ({delivered}),
+loaded AS (SELECT provider, count(*) AS n FROM {table}
+           WHERE partition_date = $day AND source_file IN (SELECT unnest($files)) GROUP BY 1),
+quarantined AS (SELECT provider, count(*) AS n FROM event_rejects GROUP BY 1),
+duplicates AS (SELECT provider, count(*) AS n FROM event_duplicates GROUP BY 1)
+SELECT d.provider, d.n AS delivered, coalesce(l.n, 0) AS loaded, coalesce(q.n, 0) AS quarantined,
+       coalesce(x.n, 0) AS duplicates
+FROM delivered AS d LEFT JOIN loaded AS l USING (provider) LEFT JOIN quarantined AS q USING (provider)
+LEFT JOIN duplicates AS x USING (provider)
+WHERE d.n > 0
+"""
+DELIVERED_SQL = """
+SELECT $provider_{n} AS provider, count(*) AS n FROM {bronze}
+WHERE _partition_date = $day AND _source_file IN (SELECT unnest($files))
+"""
+# Counts of this run added to what the partition already had (an append adds to them).
+RECONCILE_SQL = """
+CREATE OR REPLACE TEMP TABLE event_reconciled AS
+SELECT provider, sum(delivered) AS delivered, sum(loaded) AS loaded, sum(quarantined) AS quarantined,
+       sum(duplicates) AS duplicates
+FROM (
+    SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed
+    FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day
+    UNION ALL SELECT provider, delivered, loaded, quarantined, duplicates FROM event_counts
+) AS t (provider, delivered, loaded, quarantined, duplicates)
+GROUP BY provider
+"""
+DELETE_RECONCILIATION_SQL = "DELETE FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day"
+WRITE_RECONCILIATION_SQL = """
+INSERT INTO audit.silver_reconciliation
+SELECT $table, provider, $day, delivered, loaded, quarantined, duplicates, $run_id, $now FROM event_reconciled
+"""
+DELETE_PARTITION_SQL = (
+    "DELETE FROM {table} WHERE partition_date = $day",
+    "DELETE FROM audit.quarantine WHERE layer = 'silver' AND dataset = $table AND partition_date = $day",
+    DELETE_RECONCILIATION_SQL,
+)
+PARTITION_COUNTS_SQL = """
+SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed
+FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day ORDER BY provider
+"""
+TEMP_TABLES = ("event_rejects", "event_suspects", "event_duplicates", "event_counts", "event_reconciled")
+
+
+def _bronze(provider: ProviderConfig, spec: EventSpec) -> str:
+    return f"bronze.{provider.dataset(getattr(provider, spec.provider_kind).dataset).name}"
+
+
+def candidates_sql(spec: EventSpec, providers: list[ProviderConfig]) -> tuple[str, dict]:
+    """One SELECT per provider, normalized to the kind's columns, UNION ALL.
+
+    Rows are the provider's bronze rows of $day whose file is in $files."""
+    params: dict = {}
+    selects = []
+    for provider in providers:
+        mapping = getattr(provider, spec.provider_kind)
+        p = provider.name
+        params[f"{p}_provider"] = p
+        params[f"{p}_id_type"] = provider.identifier_type
+        columns = {
+            "provider": f"${p}_provider",
+            "event_key": key_expression(mapping.event_key, f"{p}_key", params),
+            "member_ref": member_ref_sql(mapping.member_ref),
+            "identifier_type": f"${p}_id_type",
+            **spec.columns(provider, params),
+            "source_file": "b._source_file", "source_row": "b._source_row", "record_hash": "b._record_hash",
+        }
+        selects.append(
+            "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in columns.items())
+            + f"\nFROM {_bronze(provider, spec)} AS b\nWHERE b._partition_date = $day AND b._source_file IN (SELECT unnest($files))"
+        )
+    return "\nUNION ALL\n".join(selects), params
+
+
+def validated_sql(spec: EventSpec, rows: str, candidates: str) -> str:
+    """The candidate rows `rows` with their member resolved and the reason each is rejected (NULL when valid)."""
+    rules = [*IDENTITY_RULES, *((r.reason, r.condition, r.detail) for r in spec.rules)]
+    derived = spec.derived or {}
+    return VALIDATED_SQL.format(
+        exclude=f" EXCLUDE ({', '.join(derived)})" if derived else "",
+        derived="".join(f"{sql} AS {name}, " for name, sql in derived.items()),
+        resolved=RESOLVED_COLUMNS,
+        rules=" ".join(f"WHEN {condition} THEN '{reason}'" for reason, condition, _ in rules),
+        rows=rows,
+        joins=spec.joins.format(candidates=candidates),
+        resolve=RESOLVE_JOIN,
+    )
+
+
+def quarantine_detail(spec: EventSpec) -> str:
+    rules = [*IDENTITY_RULES, *((r.reason, r.condition, r.detail) for r in spec.rules)]
+    return "CASE r.reason " + " ".join(f"WHEN '{reason}' THEN {detail}" for reason, _, detail in rules) + " END"
+
+
+def _insert_sql(spec: EventSpec, validated: str) -> str:
+    written = {"event_id": "md5(v.provider || ':' || v.event_key)", "partition_date": "$day", "loaded_at": "$now"}
+    names = spec.table.column_names
+    return INSERT_EVENTS_SQL.format(table=spec.table.qualified_name, columns=", ".join(names),
+                                    values=", ".join(written.get(n, f"v.{n}") for n in names), validated=validated)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, spec: EventSpec) -> None:
+    con.execute(ddl(spec.table, *spec.tables, SILVER_RECONCILIATION, MEMBERS, MEMBER_IDENTIFIERS))
+
+
+def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:
+    """The member crosswalk every event partition resolves members through."""
+    return inputs.recorded_fingerprint(con, "members")
+
+
+def build_partition(con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: list[ProviderConfig], day: date,
+                    run_id: str) -> PartitionBuild:
+    """Build (or skip, or extend) one delivery date of the kind's silver table."""
+    ensure_tables(con, spec)
+    feeds = [p for p in providers if p.kind == spec.provider_kind]
+    table = spec.table.qualified_name
+    current = inputs.current_inputs(con, [p.name for p in feeds], day, crosswalk_version(con))
+    plan = inputs.plan(con, spec.name, day, current)
+    if plan.mode == "unchanged":
+        return PartitionBuild("unchanged", partition_counts(con, spec, day))
+    files = list(plan.new_files) if plan.mode == "append" else [entry.rsplit(":", 1)[0] for entry in current.files]
+
+    union, params = candidates_sql(spec, feeds)
+    validated = validated_sql(spec, union, union)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    scope = {"day": day, "files": files}
+    validation = {**params, **scope, "future_after_days": FUTURE_AFTER_DAYS, **identifier_pattern_params()}
+    window = {**scope, "window_start": day - timedelta(days=DEDUP_WINDOW_DAYS), "window_end": day + timedelta(days=DEDUP_WINDOW_DAYS)}
+    audit = {"table": spec.name, "day": day, "run_id": run_id, "now": now}
+    delivered = "\nUNION ALL\n".join(DELIVERED_SQL.format(n=n, bronze=_bronze(p, spec)) for n, p in enumerate(feeds))
+    with in_transaction(con):
+        if plan.mode == "replace":
+            for statement in DELETE_PARTITION_SQL:
+                _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
+        # validate -> quarantine
+        con.execute(REJECTS_SQL.format(validated=validated), validation)
+        detail = quarantine_detail(spec)
+        for provider in feeds:
+            _execute(con, INSERT_QUARANTINE_SQL.format(detail=detail, bronze=_bronze(provider, spec)), {**audit, "provider": provider.name})
+        # deduplicate
+        con.execute(SUSPECTS_SQL.format(candidates=union), {**params, **scope})
+        if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
+            con.execute(SUSPECTS_SEEN_BEFORE_SQL.format(table=table, candidates=union), {**params, **window})
+        suspects = validated_sql(spec, SUSPECT_CANDIDATES_SQL.format(candidates=union), union)
+        con.execute(DUPLICATES_SQL.format(table=table, validated_suspects=suspects), {**validation, **window})
+        # write
+        con.execute(_insert_sql(spec, validated), {**validation, "now": now})
+        derived = spec.after_write(con, day, now) if spec.after_write else None
+        # reconcile
+        con.execute(COUNTS_SQL.format(table=table, delivered=delivered),
+                    {**scope, **{f"provider_{n}": p.name for n, p in enumerate(feeds)}})
+        con.execute(RECONCILE_SQL, {"table": spec.name, "day": day})
+        con.execute(DELETE_RECONCILIATION_SQL, {"table": spec.name, "day": day})
+        _execute(con, WRITE_RECONCILIATION_SQL, audit)
+        inputs.record(con, spec.name, day, current, run_id)
+    for temp in TEMP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{temp}")
+    return PartitionBuild(plan.mode, partition_counts(con, spec, day), files_read=len(files), derived=derived)
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
+    """Bind only the parameters the statement names (DuckDB refuses unused ones)."""
+    con.execute(sql, {k: value for k, value in params.items() if re.search(rf"\${re.escape(k)}\b", sql)})
+
+
+def partition_counts(con: duckdb.DuckDBPyConnection, spec: EventSpec, day: date) -> list[ProviderCounts]:
+    return [ProviderCounts(*row) for row in con.execute(PARTITION_COUNTS_SQL, {"table": spec.name, "day": day}).fetchall()]

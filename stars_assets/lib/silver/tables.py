@@ -1,0 +1,176 @@
+"""The silver and audit tables, each defined once (see lib/tables.py for what is derived from them)."""
+
+from __future__ import annotations
+
+from stars_assets.lib import vocabulary as v
+from stars_assets.lib.tables import Column, TableSpec, lineage, member_id
+
+
+def _listed(values) -> str:
+    return ", ".join(values)
+
+
+MD5 = "md5 hex"
+_RESOLVED = (
+    member_id("internal member id, resolved through the crosswalk"),
+    Column("contract_id", "VARCHAR", "the member's MA-PD contract", nullable=False),
+    Column("region", "VARCHAR", "the member's region", nullable=False),
+)
+_LOADED = (
+    Column("partition_date", "DATE", "delivery date", nullable=False),
+    Column("record_hash", "VARCHAR", "md5 of the bronze row"),
+    Column("loaded_at", "TIMESTAMP", "when this run wrote the row (UTC)", nullable=False),
+)
+
+OUTREACH_EVENTS = TableSpec(
+    "silver", "outreach_events",
+    "One row per real-world outreach event from every outreach vendor, in one canonical schema.",
+    (
+        Column("event_id", "VARCHAR", "md5 of provider and the vendor's event key", nullable=False),
+        Column("provider", "VARCHAR", "outreach vendor", nullable=False),
+        Column("event_key", "VARCHAR", "the vendor's own key", nullable=False),
+        *_RESOLVED,
+        Column("channel", "VARCHAR", _listed(v.CHANNELS), nullable=False),
+        Column("event_type", "VARCHAR", _listed(v.EVENT_TYPES), nullable=False),
+        Column("measure_codes", "VARCHAR[]", "care-gap measures the touch targeted, where the vendor says; empty otherwise",
+               nullable=False),
+        Column("event_ts", "TIMESTAMP", "UTC", nullable=False),
+        *lineage(),
+        *_LOADED,
+    ),
+    partition_column="partition_date",
+    primary_key=("event_id",),
+)
+
+APPOINTMENT_EVENTS = TableSpec(
+    "silver", "appointment_events",
+    "Every EMR message or FHIR resource version, with resolved member and UTC times.",
+    (
+        Column("event_id", "VARCHAR", "md5 of provider and the message or version key", nullable=False),
+        Column("provider", "VARCHAR", "EMR feed", nullable=False),
+        Column("event_key", "VARCHAR", "message control id or resource version", nullable=False),
+        Column("appointment_key", "VARCHAR", "<provider>:<appointment id>", nullable=False),
+        *_RESOLVED,
+        Column("status", "VARCHAR", _listed(v.APPOINTMENT_STATUSES), nullable=False),
+        Column("event_ts", "TIMESTAMP", "when the EMR recorded the change (UTC)", nullable=False),
+        Column("start_ts", "TIMESTAMP", "appointment start (UTC)", nullable=False),
+        Column("booked_ts", "TIMESTAMP", "when the appointment was booked (UTC)"),
+        Column("measure_code", "VARCHAR", "care-gap measure the visit serves, where the EMR says"),
+        *lineage("line, message or bundle entry number in the source file"),
+        *_LOADED,
+    ),
+    partition_column="partition_date",
+    primary_key=("event_id",),
+)
+
+APPOINTMENTS = TableSpec(
+    "silver", "appointments",
+    "Latest state of each appointment, keyed by a source-qualified id.",
+    (
+        Column("appointment_key", "VARCHAR", "<provider>:<appointment id>", nullable=False),
+        Column("provider", "VARCHAR", "EMR feed", nullable=False),
+        *_RESOLVED,
+        Column("status", "VARCHAR", _listed(v.APPOINTMENT_STATUSES), nullable=False),
+        Column("start_ts", "TIMESTAMP", "appointment start (UTC)", nullable=False),
+        Column("booked_ts", "TIMESTAMP", "first booking (UTC)"),
+        Column("last_event_ts", "TIMESTAMP", "time of the latest event (UTC)", nullable=False),
+        Column("measure_code", "VARCHAR", "care-gap measure the visit serves"),
+        Column("events", "BIGINT", "events in the appointment's history", nullable=False),
+        Column("reschedules", "BIGINT", "events that moved the appointment", nullable=False),
+        Column("state_hash", "VARCHAR", f"{MD5} of the state; a run writes only appointments whose hash changed", nullable=False),
+        Column("updated_at", "TIMESTAMP", "when the state last changed (UTC)", nullable=False),
+    ),
+    primary_key=("appointment_key",),
+    key_enforced=True,
+)
+
+MEMBERS = TableSpec(
+    "silver", "members",
+    "Members from the latest enrollment snapshot; the source of the identifier crosswalk.",
+    (
+        member_id(),
+        Column("mbi", "VARCHAR", "Medicare Beneficiary Identifier", identifier=True),
+        Column("vendor_ref", "VARCHAR", "dialer vendor reference", identifier=True),
+        Column("birth_date", "DATE", "date of birth", nullable=False, phi=True),
+        Column("sex", "VARCHAR", ""),
+        Column("contract_id", "VARCHAR", "MA-PD contract", nullable=False),
+        Column("region", "VARCHAR", "", nullable=False),
+        # try_cast(... AS BOOLEAN): a null is a value the cast could not read.
+        Column("dual_status", "BOOLEAN", "dual eligible (Medicare and Medicaid)", nullable=False, phi=True),
+        Column("lis_status", "BOOLEAN", "receives the Part D low-income subsidy", nullable=False, phi=True),
+        Column("enrollment_start", "DATE", "", nullable=False),
+        Column("enrollment_end", "DATE", "null while enrolled"),
+        Column("has_diabetes", "BOOLEAN", "diagnosis flag", nullable=False, phi=True),
+        Column("has_hypertension", "BOOLEAN", "diagnosis flag", nullable=False, phi=True),
+        Column("has_hyperlipidemia", "BOOLEAN", "diagnosis flag", nullable=False, phi=True),
+        Column("snapshot_date", "DATE", "delivery date of the snapshot this row came from", nullable=False),
+        *lineage(),
+    ),
+    primary_key=("member_id",),
+)
+
+MEMBER_IDENTIFIERS = TableSpec(
+    "silver", "member_identifiers",
+    "The crosswalk every vendor identifier resolves through: one row per (identifier type, value).",
+    (
+        Column("id_type", "VARCHAR", _listed(v.IDENTIFIER_TYPES), nullable=False),
+        Column("id_value", "VARCHAR", "the identifier as vendors send it", nullable=False, identifier=True),
+        member_id(),
+        Column("contract_id", "VARCHAR", "", nullable=False),
+        Column("region", "VARCHAR", "", nullable=False),
+    ),
+    primary_key=("id_type", "id_value"),
+)
+
+CARE_GAPS = TableSpec(
+    "silver", "care_gaps",
+    "Care gaps (member x measure x measurement year) from the latest care-gap list.",
+    (
+        Column("gap_id", "VARCHAR", "", nullable=False),
+        member_id(),
+        Column("measure_code", "VARCHAR", _listed(v.CARE_GAP_MEASURES), nullable=False),
+        Column("cms_measure_id", "VARCHAR", _listed(v.CARE_GAP_MEASURES.values()), nullable=False),
+        Column("measurement_year", "INTEGER", "", nullable=False),
+        Column("gap_status", "VARCHAR", _listed(v.GAP_STATUSES), nullable=False),
+        Column("open_date", "DATE", "", nullable=False),
+        Column("close_date", "DATE", "null while open"),
+        Column("close_source", "VARCHAR", "how the gap closed"),
+        Column("snapshot_date", "DATE", "delivery date of the list this row came from", nullable=False),
+        *lineage(),
+    ),
+    primary_key=("gap_id",),
+)
+
+RX_FILLS = TableSpec(
+    "silver", "rx_fills",
+    "Part D fills for the adherence drug classes, one row per fill.",
+    (
+        Column("fill_id", "VARCHAR", "", nullable=False),
+        member_id(),
+        Column("drug_class", "VARCHAR", _listed(v.DRUG_CLASSES), nullable=False),
+        Column("fill_date", "DATE", "", nullable=False),
+        Column("days_supply", "INTEGER", "", nullable=False),
+        Column("delivery_date", "DATE", "delivery date of the extract this row came from", nullable=False),
+        *lineage(),
+    ),
+    primary_key=("fill_id",),
+)
+
+SILVER_RECONCILIATION = TableSpec(
+    "audit", "silver_reconciliation",
+    "Per silver event table, provider and day: rows delivered = loaded + quarantined + duplicates removed.",
+    (
+        Column("silver_table", "VARCHAR", nullable=False),
+        Column("provider", "VARCHAR", nullable=False),
+        Column("partition_date", "DATE", nullable=False),
+        Column("rows_delivered", "BIGINT", nullable=False),
+        Column("rows_loaded", "BIGINT", nullable=False),
+        Column("rows_quarantined", "BIGINT", nullable=False),
+        Column("duplicates_removed", "BIGINT", nullable=False),
+        Column("run_id", "VARCHAR"),
+        Column("recorded_at", "TIMESTAMP"),
+    ),
+    partition_column="partition_date",
+)
+
+SILVER_TABLES = (OUTREACH_EVENTS, APPOINTMENT_EVENTS, APPOINTMENTS, MEMBERS, MEMBER_IDENTIFIERS, CARE_GAPS, RX_FILLS)

@@ -1,0 +1,55 @@
+"""The canonical vocabularies, defined once: every provider mapping, contract, SQL statement and
+column description takes its values from here (SQL gets them as bound lists or through `sql_list`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Outreach: how a member was contacted and what happened.
+CHANNELS = ("SMS", "EMAIL", "LIVE_CALL", "IVR", "MAIL", "IN_HOME")
+EVENT_TYPES = (
+    "ATTEMPTED", "DELIVERED", "REACHED", "ENGAGED", "FAILED", "OPTED_OUT",
+    "SCHEDULED", "COMPLETED", "CANCELLED", "NO_SHOW",
+)
+# Event types that mean the member was actually reached (gold's reach and attribution).
+REACHING_EVENT_TYPES = ("REACHED", "ENGAGED", "COMPLETED")
+OPTED_OUT = "OPTED_OUT"
+
+# Appointments: the state of a booked visit.
+APPOINTMENT_STATUSES = ("BOOKED", "RESCHEDULED", "CANCELLED", "NO_SHOW", "COMPLETED")
+BOOKED, RESCHEDULED, COMPLETED, NO_SHOW = "BOOKED", "RESCHEDULED", "COMPLETED", "NO_SHOW"
+
+# Member-level care-gap measures and their CMS Star Ratings measure ids (2026 numbering).
+CARE_GAP_MEASURES = {"BCS": "C01", "COL": "C02", "EED": "C11", "GSD": "C12", "CBP": "C14", "TRC": "C20"}
+GAP_STATUSES = ("OPEN", "CLOSED")
+# Part D adherence drug classes and their measures (D08 diabetes, D09 RAS antagonists, D10 statins).
+ADHERENCE_MEASURES = {"DIABETES": "D08", "RASA": "D09", "STATIN": "D10"}
+DRUG_CLASSES = tuple(ADHERENCE_MEASURES)
+
+# The kinds of member identifier a vendor may send; each resolves to member_id through the crosswalk.
+IDENTIFIER_TYPES = ("member_id", "mbi", "vendor_ref")
+
+# Why a silver row was quarantined: reason code -> what it means.
+SILVER_REASONS = {
+    "malformed_member_id": "the member identifier does not have the expected shape",
+    "unknown_member": "the member identifier is not in the enrollment crosswalk",
+    "invalid_timestamp": "a time does not parse",
+    "future_timestamp": "the event is stamped after its delivery",
+    "start_before_booking": "the appointment starts before it was booked",
+    "unknown_code": "a vendor code has no canonical mapping",
+    "missing_event_key": "the vendor's event key is empty",
+}
+MEMBER_REASONS = ("unknown_member", "malformed_member_id")
+TIME_REASONS = ("future_timestamp", "invalid_timestamp", "start_before_booking")
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """A parenthesized SQL list of string literals, for constants written into a statement."""
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+def sql_case(expression: str, mapping: dict[str, str]) -> str:
+    """CASE expression WHEN key THEN value ... END, from a vocabulary map."""
+    branches = " ".join(f"WHEN {sql_list([k])[1:-1]} THEN {sql_list([v])[1:-1]}" for k, v in mapping.items())
+    return f"CASE {expression} {branches} END"
