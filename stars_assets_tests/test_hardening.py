@@ -305,3 +305,156 @@ def test_without_a_fallback_a_file_mostly_in_another_encoding_is_quarantined_who
         (outcome,) = load_partition(con, PROVIDERS["dialer"], landing, DAY, "run-1").files
         assert (outcome.status, outcome.reason) == ("quarantined", "wrong_encoding")
         assert con.execute("SELECT count(*) FROM bronze.dialer").fetchone()[0] == 0
+
+
+# --- silver: identity, conflicting duplicates, exact time, thresholds on a quiet day ------------
+
+SILVER_DAY = date(2026, 11, 2)  # the day after the end of daylight saving time
+SILVER_OTHER_DAY = date(2026, 11, 1)
+MBIS = {"M100000001": "1EG4TE5MK73", "M100000002": "2FH5TE6MK84", "M100000003": "3AC4DE7FG95", "M100000004": "3AC4DE7FG95",
+        "M100000005": "4AC4DE7FG96", "M100000006": "5AC4DE7FG97"}
+
+
+def members_frame() -> pd.DataFrame:
+    rows = []
+    for number, (member, mbi) in enumerate(MBIS.items(), start=1):
+        rows.append({"member_id": member, "mbi": mbi, "vendor_ref": f"VR0000000{number}", "birth_date": date(1950, 1, number),
+                     "sex": "F", "contract_id": "H1111", "region": "NORTH", "dual_status": False, "lis_status": False,
+                     "enrollment_start": date(2026, 1, 1), "enrollment_end": None, "has_diabetes": True,
+                     "has_hypertension": False, "has_hyperlipidemia": False})
+    rows.append({**rows[4], "contract_id": "H2222", "region": "SOUTH"})  # M100000005 again, with other values
+    rows.append(dict(rows[5]))  # M100000006 again, identical
+    return pd.DataFrame(rows)
+
+
+IHWA_HEADER = "RECORD_ID|MBI|VISIT_ID|VISIT_STATUS|STATUS_DATE|STATUS_TIME|GAP_CODES|NURSE_NAME\n"
+
+
+def ihwa_row(record: str, mbi: str, when: str = "11/01/2026|10:00") -> str:
+    return f"{record}|{mbi}|V0000000001|SCH|{when}|BCS|Pat Lee\n"
+
+
+def dialer_call(call_id: str, ref: str, start: str, disposition: str = "CONNECTED") -> str:
+    return f'"{call_id}","{ref}","FALL","{start}","{disposition}","95","LIVE","BCS","Pat Lee"\r\n'
+
+
+def engage_event(event_id: str, member: str, ts) -> str:
+    return json.dumps({"event_id": event_id, "member_id": member, "channel": "sms", "event": "sent", "ts": ts,
+                       "campaign_id": "c1", "measure": None}) + "\n"
+
+
+def silver_world(landing: Path) -> None:
+    (landing / "edw").mkdir(parents=True)
+    members_frame().to_parquet(landing / "edw" / f"members_{SILVER_OTHER_DAY:%Y%m%d}.parquet", index=False)
+    os.utime(landing / "edw" / f"members_{SILVER_OTHER_DAY:%Y%m%d}.parquet", (time.time() - 120,) * 2)
+    other, day = f"{SILVER_OTHER_DAY:%Y%m%d}", f"{SILVER_DAY:%Y%m%d}"
+    noon = 1793534400000  # 2026-11-01T12:00:00Z in milliseconds
+    land(landing / "engage" / f"engage_events_{other}_12.jsonl.gz",
+         gzip.compress("".join(engage_event(f"o{i}", "M100000001", noon + i) for i in range(4)).encode()))
+    land(landing / "ihwa" / f"IHWA_ASSESSMENTS_{other}.txt", IHWA_HEADER + ihwa_row("IH0001", MBIS["M100000002"]))
+    land(landing / "dialer" / f"dialer_calls_{other}.csv", DIALER_HEADER + dialer_call("DL0001", "VR00000001", "2026-11-01 10:15:00"))
+    land(landing / "engage" / f"engage_events_{day}_12.jsonl.gz", gzip.compress("".join([
+        engage_event("e1", "M100000001", noon + 86_400_000),
+        engage_event("e2", "M100000001", noon // 1000),  # epoch seconds where milliseconds are expected: 1970
+        engage_event("e3", "M100000001", 9223372036854775807),  # the largest 64-bit integer
+        engage_event("e4", "M100000001", -9223372036854775808),
+        engage_event("e5", "M100000005", noon + 86_400_000),  # a member whose two versions conflict
+    ]).encode()))
+    land(landing / "ihwa" / f"IHWA_ASSESSMENTS_{day}.txt", IHWA_HEADER
+         + ihwa_row("IH0101", "1eg4-te5-mk73")  # dashes and lower case: a valid MBI
+         + ihwa_row("IH0102", MBIS["M100000003"])  # shared by two members
+         + ihwa_row("IH0103", " 2FH5-TE6-MK84 "))
+    land(landing / "dialer" / f"dialer_calls_{day}.csv", DIALER_HEADER
+         + dialer_call("DL0101", "VR00000001", "2026-11-01 01:30:00")  # the repeated hour: earlier instant, flagged
+         + dialer_call("DL0102", "VR00000001", "2026-03-08 02:30:00")  # the skipped hour
+         + dialer_call("DL0103", "VR00000001", "2026-11-01 10:15:00")
+         + dialer_call("DL0104", "VR00000002", "2026-11-01 11:00:00", "CONNECTED")
+         + dialer_call("DL0104", "VR00000002", "2026-11-01 11:00:00", "REFUSED")  # same key, other content
+         + dialer_call("DL0105", "VR00000002", "2026-11-01 12:00:00")
+         + dialer_call("DL0105", "VR00000002", "2026-11-01 12:00:00"))  # a plain duplicate
+    entry = fhir_entry("apt-000000001", "M100000001")
+    entry["resource"].update({"start": "2026-11-20T10:00:00", "created": "2026-11-01T09:00:00",
+                              "meta": {"versionId": "1", "lastUpdated": "2026-11-01T09:00:00"}})  # no offsets: Chicago time
+    land(landing / "emr_south" / f"appointments_{day}.json", bundle(entry))
+
+
+@pytest.fixture(scope="module")
+def silver_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("silver_hardening")
+    landing, warehouse = base / "landing", base / "warehouse.duckdb"
+    silver_world(landing)
+    result = ingest(landing, warehouse, SILVER_OTHER_DAY, SILVER_DAY)
+    return landing, warehouse, result
+
+
+def silver_reasons(warehouse: Path, provider: str) -> dict:
+    rows = query(warehouse, "SELECT raw_text, reason FROM audit.quarantine WHERE layer = 'silver' AND provider = $p", {"p": provider})
+    key = {"engage": "event_id", "ihwa": "record_id", "dialer": "call_id"}[provider]
+    found: dict[str, list[str]] = {}
+    for raw, reason in rows.itertuples(index=False):
+        found.setdefault(json.loads(raw)[key], []).append(reason)
+    return found
+
+
+def test_silver_runs_succeed_and_a_quiet_days_two_bad_member_ids_only_warn(silver_run):
+    _, _, result = silver_run
+    assert result.success
+    coverage = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "check_validity_member_id_coverage" and e.asset_key.path[-1] == "outreach_events"]
+    (evaluation,) = coverage
+    assert not evaluation.passed and evaluation.severity.value == "WARN"
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert {"outreach_events", "appointment_events", "members"} <= materialized
+
+
+def test_identifiers_are_normalized_and_an_ambiguous_one_loads_nothing(silver_run):
+    _, warehouse, _ = silver_run
+    loaded = query(warehouse, "SELECT event_key, member_id FROM silver.outreach_events WHERE provider = 'ihwa' ORDER BY 1")
+    assert loaded.values.tolist() == [["IH0001", "M100000002"], ["IH0101", "M100000001"], ["IH0103", "M100000002"]]
+    assert silver_reasons(warehouse, "ihwa") == {"IH0102": ["ambiguous_member"]}
+    assert query(warehouse, "SELECT mbi FROM silver.members WHERE member_id = 'M100000001'")["mbi"][0] == "1EG4TE5MK73"
+
+
+def test_conflicting_versions_are_quarantined_side_by_side_and_plain_copies_are_duplicates(silver_run):
+    _, warehouse, _ = silver_run
+    dialer = silver_reasons(warehouse, "dialer")
+    assert dialer["DL0104"] == ["conflicting_duplicate", "conflicting_duplicate"]
+    versions = query(warehouse, "SELECT raw_text FROM audit.quarantine WHERE reason = 'conflicting_duplicate' AND provider = 'dialer'")
+    assert {json.loads(r)["disposition"] for r in versions["raw_text"]} == {"CONNECTED", "REFUSED"}
+    assert query(warehouse, "SELECT count(*) AS n FROM silver.outreach_events WHERE event_key IN ('DL0104', 'DL0105')")["n"][0] == 1
+    # a member with two different rows in one snapshot: both kept in quarantine, the member left out
+    member = query(warehouse, "SELECT reason, json_extract_string(raw_text, '$.contract_id') AS contract FROM audit.quarantine "
+                              "WHERE dataset = 'members' ORDER BY 2")
+    assert member.values.tolist() == [["conflicting_duplicate", "H1111"], ["conflicting_duplicate", "H2222"]]
+    assert query(warehouse, "SELECT member_id, count(*) AS n FROM silver.members GROUP BY 1 ORDER BY 1")["n"].tolist() == [1] * 5
+    assert silver_reasons(warehouse, "engage")["e5"] == ["unknown_member"]
+
+
+def test_times_are_exact_and_bad_ones_fail_only_their_row(silver_run):
+    _, warehouse, _ = silver_run
+    times = dict(query(warehouse, "SELECT event_key, CAST(event_ts AS VARCHAR) AS ts FROM silver.outreach_events "
+                                  "WHERE partition_date = $d", {"d": SILVER_DAY}).itertuples(index=False, name=None))
+    assert times["DL0101"] == "2026-11-01 05:30:00"  # 01:30 EDT, the earlier of the two 01:30s
+    assert times["DL0103"] == "2026-11-01 15:15:00"  # 10:15 EST
+    assert times["e1"] == "2026-11-02 12:00:00"
+    assert silver_reasons(warehouse, "dialer")["DL0102"] == ["nonexistent_local_time"]
+    engage = silver_reasons(warehouse, "engage")
+    assert (engage["e2"], engage["e3"], engage["e4"]) == (["past_timestamp"], ["future_timestamp"], ["past_timestamp"])
+    flags = query(warehouse, "SELECT provider, source_row, flag FROM audit.silver_flags")
+    assert flags.values.tolist() == [["dialer", 2, "ambiguous_local_time"]]
+    south = query(warehouse, "SELECT CAST(start_ts AS VARCHAR) AS s, CAST(event_ts AS VARCHAR) AS e FROM silver.appointment_events")
+    assert south.values.tolist() == [["2026-11-20 16:00:00", "2026-11-01 15:00:00"]]  # Chicago: CST after the change
+
+
+def test_every_delivered_line_is_loaded_quarantined_or_a_duplicate_and_the_other_day_is_whole(silver_run):
+    landing, warehouse, _ = silver_run
+    recon = query(warehouse, "SELECT provider, partition_date, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed "
+                             "FROM audit.silver_reconciliation WHERE silver_table = 'outreach_events'")
+    m = query(warehouse, "SELECT provider, partition_date, sum(line_count - lines_skipped) AS lines, sum(rows_rejected) AS rejected "
+                         "FROM audit.file_manifest WHERE status = 'loaded' AND provider IN ('ihwa', 'dialer', 'engage') GROUP BY 1, 2")
+    joined = recon.merge(m, on=["provider", "partition_date"])
+    assert len(joined) == 6
+    for row in joined.itertuples(index=False):
+        assert row.lines == row.rows_loaded + row.rows_quarantined + row.duplicates_removed + row.rejected, row
+    other = joined[joined["partition_date"] == pd.Timestamp(SILVER_OTHER_DAY)]
+    assert other["rows_loaded"].sum() == 6 and other["rows_quarantined"].sum() == 0

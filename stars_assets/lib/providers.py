@@ -141,7 +141,11 @@ class TimestampSpec(_Strict):
 
     columns: tuple[str, ...] = Field(min_length=1)
     format: str  # a strptime pattern, or one of: epoch_ms, iso8601, hl7
+    # The zone of local times: every strptime time, and ISO 8601 / HL7 times written without an offset.
     timezone: str = "UTC"
+    # A local time the autumn daylight-saving change repeats: read as its earlier (daylight) or its
+    # later (standard) instant; either way the row is flagged in audit.silver_flags.
+    ambiguous: Literal["earlier", "later"] = "earlier"
 
     @field_validator("columns")
     @classmethod

@@ -80,7 +80,7 @@ def _dimension_asset(spec: TableSpec, dataset: str, description: str, build, pre
             current = inputs.current_inputs(conn, [WAREHOUSE_PROVIDER.name], None, _bronze_rows(conn, dataset), [dataset])
             rebuilt = not (_exists(conn, name) and inputs.plan(conn, name, None, current).mode == "unchanged")
             if rebuilt:
-                build(conn)
+                build(conn, context.run.run_id)
                 with in_transaction(conn):
                     inputs.record(conn, name, None, current, context.run.run_id)
             else:
@@ -178,9 +178,15 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
                  for d, c in zip([day for day in days for _ in OUTREACH_PROVIDERS], counts)])),
             "preview": dg.MetadataValue.md(markdown_preview(columns, preview)),
         },
-        check_results=[dg.AssetCheckResult(check_name=name, passed=outcome.passed, metadata=outcome.metadata)
+        check_results=[dg.AssetCheckResult(check_name=name, passed=outcome.passed, metadata=outcome.metadata,
+                                              severity=_severity(outcome))
                        for name, outcome in outcomes.items()],
     )
+
+
+def _severity(outcome) -> dg.AssetCheckSeverity:
+    """A failed rule with thin evidence warns, and so does not block what follows."""
+    return dg.AssetCheckSeverity.WARN if outcome.warn_only else dg.AssetCheckSeverity.ERROR
 
 
 APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
@@ -252,7 +258,8 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         metadata={**_row_count_of_one_partition(days, totals["loaded"]), "rows_loaded": totals["loaded"],
                   "rows_delivered": totals["delivered"],
                   "rows_quarantined": totals["quarantined"], "duplicates_removed": totals["duplicates"]},
-        check_results=[dg.AssetCheckResult(asset_key=APPOINTMENT_EVENTS_KEY, check_name=name, passed=o.passed, metadata=o.metadata)
+        check_results=[dg.AssetCheckResult(asset_key=APPOINTMENT_EVENTS_KEY, check_name=name, passed=o.passed, metadata=o.metadata,
+                                           severity=_severity(o))
                        for name, o in outcomes.items()],
     )
     yield dg.MaterializeResult(

@@ -21,6 +21,8 @@ QUARANTINE_WARN_SHARE = 0.01
 class RuleOutcome:
     passed: bool
     metadata: dict = field(default_factory=dict)
+    # A failed rule whose evidence is too thin to stop the run (a rate over a handful of rows) warns.
+    warn_only: bool = False
 
 
 def reconciliation_result(con: duckdb.DuckDBPyConnection, provider: ProviderConfig, provider_dir: Path, days: list[date],
