@@ -132,26 +132,34 @@ def sample_hash(path: Path, size: int) -> str:
 
 
 class _LineCounter:
-    """Counts physical lines and measures every line longer than one block, block by block."""
+    """Counts physical lines as DuckDB's reader splits them (\\n, \\r\\n or a lone \\r) and measures
+    every line longer than one block, block by block."""
 
     def __init__(self):
         self.newlines = 0
-        self.tail = 0  # bytes since the last newline
+        self.tail = 0  # bytes since the last line break
         self.long_lines: list[tuple[int, int]] = []
+        self._last_was_cr = False
 
     def feed(self, block: bytes) -> None:
         if not block:
             return
+        # Line breaks: every \n, and every \r that no \n follows (also across the block boundary).
+        breaks = block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+        if self._last_was_cr and block.startswith(b"\n"):
+            breaks -= 1
+        self._last_was_cr = block.endswith(b"\r")
         first = block.find(b"\n")
-        if first < 0:
+        if first < 0 and breaks == 0:
             self.tail += len(block)
             return
-        # Only the line ending at a block's first newline can be longer than a block.
-        length = self.tail + first
-        if length > MAX_LINE_BYTES and len(self.long_lines) < 1000:
-            self.long_lines.append((self.newlines + 1, length))
-        self.newlines += block.count(b"\n")
-        self.tail = len(block) - block.rfind(b"\n") - 1
+        if first >= 0:
+            # Only the line ending at a block's first newline can be longer than a block.
+            length = self.tail + first
+            if length > MAX_LINE_BYTES and len(self.long_lines) < 1000:
+                self.long_lines.append((self.newlines + 1, length))
+        self.newlines += breaks
+        self.tail = len(block) - max(block.rfind(b"\n"), block.rfind(b"\r")) - 1
 
     def finish(self) -> tuple[int, tuple[tuple[int, int], ...]]:
         if self.tail > MAX_LINE_BYTES and len(self.long_lines) < 1000:
