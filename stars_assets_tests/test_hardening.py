@@ -458,3 +458,27 @@ def test_every_delivered_line_is_loaded_quarantined_or_a_duplicate_and_the_other
         assert row.lines == row.rows_loaded + row.rows_quarantined + row.duplicates_removed + row.rejected, row
     other = joined[joined["partition_date"] == pd.Timestamp(SILVER_OTHER_DAY)]
     assert other["rows_loaded"].sum() == 6 and other["rows_quarantined"].sum() == 0
+
+
+def test_a_file_that_grows_while_it_is_read_is_left_for_a_later_run(tmp_path, monkeypatch):
+    from stars_assets.lib.bronze import load as bronze_load
+
+    landing = tmp_path / "landing"
+    path = land(landing / "dialer" / f"dialer_calls_{YMD}.csv", DIALER_HEADER + dialer_row("C1"))
+    scan = bronze_load.scan_file
+
+    def scan_while_the_upload_goes_on(file, compression, count_lines):
+        scanned = scan(file, compression, count_lines)
+        with open(file, "a", encoding="utf-8") as handle:
+            handle.write(dialer_row("C2"))
+        return scanned
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        monkeypatch.setattr(bronze_load, "scan_file", scan_while_the_upload_goes_on)
+        (outcome,) = load_partition(con, PROVIDERS["dialer"], landing, DAY, "run-1").files
+        assert (outcome.status, outcome.rows_loaded) == ("still_being_written", 0)
+        assert con.execute("SELECT count(*) FROM bronze.dialer").fetchone()[0] == 0
+        monkeypatch.setattr(bronze_load, "scan_file", scan)
+        (outcome,) = load_partition(con, PROVIDERS["dialer"], landing, DAY, "run-2").files
+        assert (outcome.status, outcome.rows_loaded) == ("loaded", 2)
+        assert con.execute("SELECT status FROM audit.file_manifest").fetchall() == [("loaded",)]

@@ -26,8 +26,6 @@ from pathlib import Path
 
 from stars_assets.lib.providers import Dataset, ProviderConfig
 
-# A file modified more recently than this may still be uploading: it is left for a later run.
-SETTLE_SECONDS = 10.0
 # Longest line a line format's parser accepts; a longer line is a rejected row, never a lost one.
 MAX_LINE_BYTES = 4_000_000
 # Largest decompressed size of a gzip file, and largest whole-document file (HL7, FHIR), read.
@@ -94,8 +92,8 @@ def inventory(provider: ProviderConfig, provider_dir: Path, now: float) -> list[
                 status, detail = "in_subfolder", "files in sub-folders are not read"
             elif dataset is None:
                 status, detail = "unrecognized_name", "the name matches no file pattern of the provider"
-            elif now - info.st_mtime < SETTLE_SECONDS:
-                status, detail = "still_being_written", f"modified less than {SETTLE_SECONDS:g} s ago; read by a later run"
+            elif info.st_mtime > now:
+                status, detail = "still_being_written", "modified after the run started; read by a later run"
             modified_at = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc).replace(tzinfo=None)
             entries.append(LandedFile(dataset, path, f"{provider.name}/{relative}", info.st_size, modified_at, day,
                                       status, detail))

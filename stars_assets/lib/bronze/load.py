@@ -254,7 +254,7 @@ def load_partition(
                     log(f"{retry.relative}: {retry.rejected}; writing the partition again without it")
     written = {o.file_path: o for o in outcomes}
     result.files = [written.get(f.relative) or known[f.relative] for f in landed] + [_not_read_outcome(e) for e in not_read]
-    result.files_read = sum(o.status != "skipped_duplicate" for o in outcomes)
+    result.files_read = sum(o.status in ("loaded", "quarantined") for o in outcomes)
     result.rows_read = sum(o.rows_loaded + o.rows_rejected for o in outcomes)
     return result
 
@@ -313,6 +313,12 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id
             _delete_partition(con, provider, partition_date)
         for number, landed in enumerate(to_read):
             scan, sample = pending[landed.relative].result()
+            if _changed_since_listed(landed):
+                # The upload goes on while we read: leave the file to a later run, as the listing would have.
+                outcomes.append(FileOutcome(landed.dataset.name, landed.relative, landed.size, landed.modified_at, None,
+                                            status="still_being_written", reason="still_being_written",
+                                            detail="its size or modification time changed while it was read; read by a later run"))
+                continue
             base = dict(dataset=landed.dataset.name, file_path=landed.relative, size_bytes=landed.size,
                         modified_at=landed.modified_at, content_hash=scan.content_hash, sample_hash=sample,
                         line_count=scan.lines)
@@ -333,9 +339,18 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id
             outcomes.append(outcome)
             if log is not None:
                 log(f"{landed.relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}")
-        _write_manifest(con, outcomes, params)
         _sync_not_read(con, provider, partition_date, not_read, run_id, now, in_open_transaction=True)
+        _write_manifest(con, outcomes, params)
     return outcomes
+
+
+def _changed_since_listed(landed: LandedFile) -> bool:
+    try:
+        info = landed.path.stat()
+    except OSError:
+        return True
+    modified_at = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc).replace(tzinfo=None)
+    return (info.st_size, modified_at) != (landed.size, landed.modified_at)
 
 
 def _transaction_usable(con) -> bool:
