@@ -92,7 +92,7 @@ def test_materialization_metadata_is_complete_and_masked(ingested):
     assert {e.asset_key.path[1] for e in bronze} == {"ihwa", "engage", "dialer", "emr_north", "emr_south", "edw"}
     for event in bronze:
         metadata = event.materialization.metadata
-        for key in ("files_read", "rows_loaded", "rows_per_partition", "rows_quarantined", "bytes_read", "preview"):
+        for key in ("files_read", "rows_loaded", "mode", "rows_quarantined", "bytes_read", "preview"):
             assert key in metadata, (event.asset_key, key)
         preview = metadata["preview"].value
         assert not any(identifier in preview for identifier in identifiers), event.asset_key

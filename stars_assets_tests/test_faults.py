@@ -197,9 +197,9 @@ def test_bad_files_are_quarantined_with_a_reason_and_the_rest_of_the_partition_l
 
     # Nothing changed: a second run reads nothing and writes nothing.
     again = materialize_bronze(landing, warehouse, "dialer", "engage")
-    modes = {e.asset_key.path[1]: e.materialization.metadata["partition_modes"].value
+    modes = {(e.asset_key.path[1], e.partition): e.materialization.metadata["mode"].value
              for e in again.get_asset_materialization_events()}
-    assert modes == {"dialer": {DAY.isoformat(): "unchanged"}, "engage": {DAY.isoformat(): "unchanged"}}
+    assert modes == {("dialer", DAY.isoformat()): "unchanged", ("engage", DAY.isoformat()): "unchanged"}
 
 
 def test_a_file_still_being_written_waits_until_it_has_settled(tmp_path):

@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
+from slack_sdk import WebClient
 
 from stars_assets import settings
 from stars_assets.defs.bronze.assets import build_bronze_asset
@@ -130,3 +131,58 @@ def test_a_range_run_reports_its_range_and_an_unreachable_webhook_is_reported_no
     alert = check_failure_alert(run_id="r1", job="j", asset="a", check="c", partition=None, severity="WARN",
                                 description=None, metadata={}, occurred_at=0)
     assert post_alert("http://127.0.0.1:9/alerts", alert).startswith("alert webhook POST failed")
+
+
+@pytest.fixture
+def slack_api():
+    """Slack's Web API as a local server on 127.0.0.1: records each chat.postMessage call and answers ok."""
+    calls: list[dict] = []
+
+    class SlackApi(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append({"path": self.path, "authorization": self.headers["Authorization"], **body})
+            payload = json.dumps({"ok": True, "channel": body.get("channel"), "ts": "1.0"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/", calls
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_with_a_slack_token_a_failed_run_is_also_posted_to_slack_masked(instance, webhook, slack_api, monkeypatch):
+    from stars_assets.defs.ops import alerts
+
+    assert alerts.slack_client() is None  # no token: no Slack
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+    monkeypatch.setenv("STARS_ALERT_SLACK_CHANNEL", "#stars-ops")
+    assert alerts.slack_client().token == "xoxb-test-token"  # dagster-slack's client
+    url, calls = slack_api
+    # The same client, pointed at the local Slack API.
+    monkeypatch.setattr(alerts, "slack_client", lambda: WebClient(token="xoxb-test-token", base_url=url))
+
+    run = dg.materialize([member_lookup], instance=instance, raise_on_error=False)
+    failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records[0]
+    context = dg.build_run_status_sensor_context(
+        "alert_on_failed_runs", failure.event_log_entry.dagster_event, instance, instance.get_run_by_id(run.run_id)
+    ).for_run_failure()
+    alert_on_failed_runs(context)
+    alert_on_failed_runs(context)  # written and posted once
+
+    (call,) = calls
+    assert call["path"] == "/api/chat.postMessage" and call["authorization"] == "Bearer xoxb-test-token"
+    assert call["channel"] == "#stars-ops"
+    assert "*ERROR* run of" in call["text"] and f"/runs/{run.run_id}" in call["text"]
+    assert "could not resolve member ********89" in call["text"] and MEMBER_ID not in call["text"]
+    assert len(webhook[1]) == 1  # the webhook still gets it too

@@ -2,14 +2,16 @@
 
 import json
 import os
+import shutil
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from stars_assets.defs.ops.sensors import arrival_target, file_arrival_sensor_name
+from stars_assets.defs.resources import build_resources
 from stars_assets.lib.ops.arrivals import SETTLE_SECONDS, read_cursor, scan_arrivals
 from stars_assets.lib.providers import load_registry
 
@@ -144,3 +146,29 @@ def test_every_provider_has_an_arrival_sensor_targeting_its_bronze_asset_and_the
         sensor = definitions.resolve_sensor_def(file_arrival_sensor_name(provider.name))
         assert definitions.resolve_job_def(sensor.job_name)  # the target can run as one job
         assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_a_sensor_turned_on_after_a_load_requests_nothing_for_loaded_files(ingested, tmp_path):
+    """The world was loaded by a real run; each provider's sensor, turned on afterwards, starts from the
+    file manifest: no run for the files already there, one run for a file that arrives after."""
+    landing = tmp_path / "landing"
+    shutil.copytree(ingested.landing, landing, ignore=shutil.ignore_patterns("_truth"))
+    resources = build_resources(warehouse=str(ingested.warehouse), landing=str(landing))
+    from stars_assets.definitions import defs
+
+    definitions = defs()
+    repository = definitions.get_repository_def()
+    with dg.instance_for_test() as instance:
+        cursors = {}
+        for provider in load_registry():
+            sensor = definitions.resolve_sensor_def(file_arrival_sensor_name(provider.name))
+            tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, repository_def=repository))
+            assert tick.run_requests == [], provider.name
+            cursors[provider.name] = tick.cursor
+
+        new_day = ingested.last_day + timedelta(days=1)
+        land(landing / "dialer", f"dialer_calls_{new_day:%Y%m%d}.csv")
+        sensor = definitions.resolve_sensor_def(file_arrival_sensor_name("dialer"))
+        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursors["dialer"], resources=resources,
+                                                            repository_def=repository))
+    assert [request.partition_key for request in tick.run_requests] == [new_day.isoformat()]

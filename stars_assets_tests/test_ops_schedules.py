@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from stars_assets.defs.ops.schedules import SNAPSHOT_WEEK_TAG
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.lib.ops.windows import RANGE_END_TAG, RANGE_START_TAG, late_file_window, previous_day
 
@@ -52,7 +51,6 @@ def test_weekly_schedule_backfills_the_last_seven_days_as_one_range_run(project)
     assert request.partition_key is None
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-15", "2026-11-21")
     assert len(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange("2026-11-15", "2026-11-21"))) == 7
-    assert request.tags[SNAPSHOT_WEEK_TAG] == "2026-11-15"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
@@ -62,19 +60,3 @@ def test_every_asset_of_the_backfilled_job_that_is_partitioned_runs_a_range_in_o
     partitioned = [graph.get(key) for key in dg.AssetSelection.groups("bronze", "silver").resolve(graph)
                    if graph.get(key).partitions_def is not None]
     assert partitioned and all(node.backfill_policy == dg.BackfillPolicy.single_run() for node in partitioned)
-
-
-def succeeded_run_context(project, tags: dict) -> dg.RunStatusSensorContext:
-    definitions, instance = project
-    run = dg.DagsterRun(job_name="ingest_daily_deliveries", tags=tags)
-    event = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name)
-    return dg.build_run_status_sensor_context("weekly_snapshots_after_backfill", event, instance, run)
-
-
-def test_a_successful_weekly_backfill_refreshes_that_weeks_snapshots(project):
-    definitions, _ = project
-    sensor = definitions.resolve_sensor_def("weekly_snapshots_after_backfill")
-    request = sensor(succeeded_run_context(project, {SNAPSHOT_WEEK_TAG: "2026-11-15"}))
-    assert request.partition_key == "2026-11-15"
-    assert [target.job_name for target in sensor.targets] == ["refresh_weekly_snapshots"]
-    assert isinstance(sensor(succeeded_run_context(project, {"dagster/partition": "2026-11-20"})), dg.SkipReason)

@@ -18,11 +18,11 @@ import functools
 import re
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stars_assets import settings
 from stars_assets.lib import vocabulary as v
@@ -46,6 +46,10 @@ def _identifier(value: str) -> str:
     if not IDENTIFIER.match(value):
         raise ValueError(f"{value!r} is not a snake_case identifier (a-z, 0-9, _; starts with a letter)")
     return value
+
+
+# A name that reaches SQL unquoted: a bronze table or column name, a provider name.
+Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 def key_template_parts(template: str) -> list[tuple[str, str]]:
@@ -74,7 +78,7 @@ class SourceColumn(_Strict):
     """A vendor field kept in bronze, as text, under a bronze column name."""
 
     source: str
-    column: str
+    column: Identifier
     required: bool = True
 
     @field_validator("source")
@@ -84,23 +88,13 @@ class SourceColumn(_Strict):
             raise ValueError(f"vendor field name {value!r} has characters that are not allowed (quotes, ';', control characters)")
         return value
 
-    @field_validator("column")
-    @classmethod
-    def _column_is_identifier(cls, value: str) -> str:
-        return _identifier(value)
-
 
 class Dataset(_Strict):
     """One kind of file a provider sends; it lands in table bronze.<name>."""
 
-    name: str
+    name: Identifier
     file_pattern: str
     columns: tuple[SourceColumn, ...] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_identifier(cls, value: str) -> str:
-        return _identifier(value)
 
     @field_validator("file_pattern")
     @classmethod
@@ -235,7 +229,7 @@ class AppointmentMapping(_Strict):
 
 
 class ProviderConfig(_Strict):
-    name: str
+    name: Identifier
     description: str
     kind: Literal["outreach", "appointments", "warehouse"]
     format: Literal["delimited", "jsonl", "hl7v2_siu", "fhir_bundle", "parquet"]
@@ -252,11 +246,6 @@ class ProviderConfig(_Strict):
     datasets: tuple[Dataset, ...] = Field(min_length=1)
     outreach: OutreachMapping | None = None
     appointments: AppointmentMapping | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_identifier(cls, value: str) -> str:
-        return _identifier(value)
 
     @field_validator("delimiter")
     @classmethod

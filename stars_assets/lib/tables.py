@@ -38,8 +38,9 @@ def lineage(row_description: str = "row number in the source file") -> tuple[Col
 
 @dataclass(frozen=True)
 class TableSpec:
-    schema: str
-    name: str
+    """A warehouse table: its columns in order, the column it is partitioned by, its key."""
+
+    qualified_name: str  # schema.table
     description: str
     columns: tuple[Column, ...]
     partition_column: str | None = None
@@ -56,8 +57,12 @@ class TableSpec:
                 raise ValueError(f"{self.qualified_name}: {name} is not a column")
 
     @property
-    def qualified_name(self) -> str:
-        return f"{self.schema}.{self.name}"
+    def schema(self) -> str:
+        return self.qualified_name.split(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.qualified_name.split(".")[1]
 
     @property
     def column_names(self) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
 from stars_assets.defs.resources import LandingZone
 from stars_assets.lib.bronze.load import PartitionLoad, load_partition
 from stars_assets.lib.warehouse import configure_connection
@@ -24,6 +24,11 @@ QUARANTINE_CHECK = "check_validity_rows_quarantined"
 
 def bronze_key(provider: str) -> dg.AssetKey:
     return dg.AssetKey(["bronze", provider])
+
+
+def landing_key(provider: str) -> dg.AssetKey:
+    """The provider's landing folder, an external asset observed by defs/ops (what bronze loads from)."""
+    return dg.AssetKey(["landing", provider])
 
 
 def _column_schema(provider: ProviderConfig) -> dg.TableSchema:
@@ -45,42 +50,26 @@ def _column_schema(provider: ProviderConfig) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def _summary_metadata(provider: ProviderConfig, loads: list[PartitionLoad], preview: str) -> dict:
-    files = [f for load in loads for f in load.files]
-    reasons: dict[str, int] = {}
-    for f in files:
-        if f.reason:
-            reasons[f.reason] = reasons.get(f.reason, 0) + 1
-    drift = sorted({c for f in files for c in f.extra_columns})
-    # A single-run backfill reports one result for every partition of the range, so the row
-    # count is a partition's own only when the run covers one; the table below splits the range.
-    row_count = {"dagster/row_count": dg.MetadataValue.int(loads[0].rows_loaded)} if len(loads) == 1 else {}
+def _partition_metadata(load: PartitionLoad) -> dict:
+    """What one delivery date's load did: a range run records this on each partition's own materialization."""
     return {
-        **row_count,
-        "rows_per_partition": dg.MetadataValue.md(markdown_preview(
-            ["partition", "mode", "files", "rows loaded", "rows quarantined", "files quarantined"],
-            [(str(load.partition_date), load.mode, len(load.files), load.rows_loaded, load.rows_rejected, load.files_quarantined)
-             for load in loads])),
-        "partitions": dg.MetadataValue.text(", ".join(str(load.partition_date) for load in loads)),
-        "files_read": dg.MetadataValue.int(sum(load.files_read for load in loads)),
-        "rows_read": dg.MetadataValue.int(sum(load.rows_read for load in loads)),
-        "partition_modes": dg.MetadataValue.json({str(load.partition_date): load.mode for load in loads}),
-        "files_loaded": dg.MetadataValue.int(sum(f.status == "loaded" for f in files)),
-        "files_quarantined": dg.MetadataValue.int(sum(f.status == "quarantined" for f in files)),
-        "files_skipped_duplicate": dg.MetadataValue.int(sum(f.status == "skipped_duplicate" for f in files)),
-        "files_not_read": dg.MetadataValue.int(sum(load.files_not_read for load in loads)),
-        "file_reasons": dg.MetadataValue.json(reasons),
-        "rows_loaded": dg.MetadataValue.int(sum(load.rows_loaded for load in loads)),
-        "rows_quarantined": dg.MetadataValue.int(sum(load.rows_rejected for load in loads)),
-        "bytes_read": dg.MetadataValue.int(sum(load.bytes_read for load in loads)),
-        "schema_drift_columns": dg.MetadataValue.json(drift),
-        "files": dg.MetadataValue.md(
-            markdown_preview(
-                ["file", "status", "reason", "rows", "rejected"],
-                [(f.file_path, f.status, f.reason or "", f.rows_loaded, f.rows_rejected) for f in files],
-            )
-        ),
-        "preview": dg.MetadataValue.md(preview),
+        "dagster/row_count": dg.MetadataValue.int(load.rows_loaded),
+        "mode": load.mode,
+        "files_read": dg.MetadataValue.int(load.files_read),
+        "rows_read": dg.MetadataValue.int(load.rows_read),
+        "rows_loaded": dg.MetadataValue.int(load.rows_loaded),
+        "rows_quarantined": dg.MetadataValue.int(load.rows_rejected),
+        "bytes_read": dg.MetadataValue.int(load.bytes_read),
+        "files_loaded": dg.MetadataValue.int(sum(f.status == "loaded" for f in load.files)),
+        "files_quarantined": dg.MetadataValue.int(sum(f.status == "quarantined" for f in load.files)),
+        "files_skipped_duplicate": dg.MetadataValue.int(sum(f.status == "skipped_duplicate" for f in load.files)),
+        "files_not_read": dg.MetadataValue.int(load.files_not_read),
+        "file_reasons": dg.MetadataValue.json(load.reason_counts()),
+        "schema_drift_columns": dg.MetadataValue.json(sorted({c for f in load.files for c in f.extra_columns})),
+        "files": dg.MetadataValue.md(markdown_preview(
+            ["file", "status", "reason", "rows", "rejected"],
+            [(f.file_path, f.status, f.reason or "", f.rows_loaded, f.rows_rejected) for f in load.files],
+        )),
     }
 
 
@@ -111,6 +100,7 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
         description=provider.description,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[landing_key(provider.name)],
         kinds={"duckdb", provider.format},
         owners=list(provider.owners),
         pool=WAREHOUSE_POOL,
@@ -123,36 +113,34 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
             "delivery_sla_hours": provider.delivery_sla_hours,
         },
         check_specs=[
-            dg.AssetCheckSpec(RECONCILIATION_CHECK, asset=key, blocking=True,
+            dg.AssetCheckSpec(RECONCILIATION_CHECK, asset=key, blocking=True, partitions_def=daily_partitions,
                               description="Every landed file of the partition is in the manifest, and bronze holds exactly the rows the manifest says were loaded."),
-            dg.AssetCheckSpec(QUARANTINE_CHECK, asset=key,
+            dg.AssetCheckSpec(QUARANTINE_CHECK, asset=key, partitions_def=daily_partitions,
                               description="Warns when files or rows were quarantined (the share of rejected rows and the reasons are in the metadata)."),
         ],
     )
     def bronze_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingZone):
         partition_dates = [date.fromisoformat(k) for k in context.partition_keys]
-        loads: list[PartitionLoad] = []
+        reconciliation, quarantine = {}, {}
         with duckdb.get_connection() as conn:
             configure_connection(conn)
             for number, day in enumerate(partition_dates, start=1):
                 load = load_partition(conn, provider, Path(landing.root), day, context.run.run_id)
-                loads.append(load)
                 context.log.info(
                     f"[{number}/{len(partition_dates)}] {provider.name} {day} ({load.mode}, {load.files_read} files read): {len(load.files)} files, "
                     f"{load.rows_loaded} rows loaded, {load.rows_rejected} rows and {load.files_quarantined} files quarantined"
                 )
-            reconciliation = reconciliation_result(conn, provider, landing.provider_dir(provider.name), partition_dates)
-            quarantine = quarantine_rate_result(loads)
+                partition = day.isoformat()
+                context.add_asset_metadata(_partition_metadata(load), partition_key=partition)
+                outcome = reconciliation_result(conn, provider, landing.provider_dir(provider.name), [day])
+                reconciliation[partition] = (outcome.passed, outcome.metadata)
+                outcome = quarantine_rate_result([load])
+                quarantine[partition] = (outcome.passed, outcome.metadata)
             preview = _preview(conn, provider, partition_dates)
-        yield dg.MaterializeResult(
-            metadata=_summary_metadata(provider, loads, preview),
-            check_results=[
-                dg.AssetCheckResult(check_name=RECONCILIATION_CHECK, passed=reconciliation.passed,
-                                    metadata=reconciliation.metadata),
-                dg.AssetCheckResult(check_name=QUARANTINE_CHECK, passed=quarantine.passed,
-                                    severity=dg.AssetCheckSeverity.WARN, metadata=quarantine.metadata),
-            ],
-        )
+        yield dg.MaterializeResult(metadata={"preview": dg.MetadataValue.md(preview)})
+        yield from partition_check_evaluations(context, dg.AssetCheckKey(key, RECONCILIATION_CHECK), reconciliation)
+        yield from partition_check_evaluations(context, dg.AssetCheckKey(key, QUARANTINE_CHECK), quarantine,
+                                               severity=dg.AssetCheckSeverity.WARN)
 
     return bronze_asset
 

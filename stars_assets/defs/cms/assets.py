@@ -141,25 +141,16 @@ def _reference_table_asset(name: str, parse: Callable[[Path], pd.DataFrame], des
     return _asset
 
 
-measure_scores = _reference_table_asset(
-    "measure_scores", tables.measure_scores,
-    "CMS Measure Data: each contract's score on each measure, or the reason it has none (long format).",
-)
-measure_stars = _reference_table_asset(
-    "measure_stars", tables.measure_stars,
-    "CMS Measure Stars: each contract's stars (1..5) on each measure, or the reason it has none (long format).",
-)
-summary_ratings = _reference_table_asset(
-    "summary_ratings", tables.summary_ratings,
-    "CMS Summary Ratings: published Part C, Part D and overall ratings per contract, with disaster percentages.",
-)
-cut_points = _reference_table_asset(
-    "cut_points", tables.cut_points,
-    "CMS Part C and Part D cut points: the score bands for 1..5 stars per measure and org type.",
-)
-cai = _reference_table_asset(
-    "cai", tables.cai,
-    "CMS Categorical Adjustment Index: each contract's final adjustment categories and Puerto Rico flag.",
+# CMS's published tables: what each holds, parsed by stars_assets.lib.cms.tables.
+REFERENCE_TABLES = {
+    "measure_scores": "CMS Measure Data: each contract's score on each measure, or the reason it has none (long format).",
+    "measure_stars": "CMS Measure Stars: each contract's stars (1..5) on each measure, or the reason it has none (long format).",
+    "summary_ratings": "CMS Summary Ratings: published Part C, Part D and overall ratings per contract, with disaster percentages.",
+    "cut_points": "CMS Part C and Part D cut points: the score bands for 1..5 stars per measure and org type.",
+    "cai": "CMS Categorical Adjustment Index: each contract's final adjustment categories and Puerto Rico flag.",
+}
+measure_scores, measure_stars, summary_ratings, cut_points, cai = (
+    _reference_table_asset(name, getattr(tables, name), description) for name, description in REFERENCE_TABLES.items()
 )
 
 

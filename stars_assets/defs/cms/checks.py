@@ -5,6 +5,8 @@ bad parse must stop a run before anything downstream uses it. Their inputs load 
 io_manager, so they share the warehouse pool with the assets.
 """
 
+import functools
+
 import dagster as dg
 import pandas as pd
 
@@ -14,13 +16,13 @@ from stars_assets.lib.cms import reproduction
 from .assets import cut_points, markdown_table, measure_stars, overall_ratings_recomputed, summary_ratings
 
 EXAMPLES = 10
+# Every check here blocks, and reads the warehouse through the io_manager (hence the pool).
+blocking_check = functools.partial(dg.asset_check, blocking=True, pool=WAREHOUSE_POOL)
 
 
-@dg.asset_check(
+@blocking_check(
     asset=overall_ratings_recomputed,
     additional_ins={"summary_ratings": dg.AssetIn(key=["cms", "summary_ratings"])},
-    blocking=True,
-    pool=WAREHOUSE_POOL,
     description=(
         f"The rating engine reproduces at least {reproduction.REQUIRED_MATCH_RATE:.0%} of CMS's published "
         "numeric overall ratings exactly; every mismatch is listed."
@@ -43,10 +45,8 @@ def check_reproduction_overall_rating(
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=measure_stars,
-    blocking=True,
-    pool=WAREHOUSE_POOL,
     description="Every measure star is 1..5, and every row has either stars or a reason code (never both, never neither).",
 )
 def check_validity_measure_stars(measure_stars: pd.DataFrame) -> dg.AssetCheckResult:
@@ -66,11 +66,9 @@ def check_validity_measure_stars(measure_stars: pd.DataFrame) -> dg.AssetCheckRe
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=cut_points,
     additional_ins={"measure_stars": dg.AssetIn(key=["cms", "measure_stars"])},
-    blocking=True,
-    pool=WAREHOUSE_POOL,
     description="Every measure that has stars in a star year has a full set of 1..5 star bands in that year's cut points.",
 )
 def check_completeness_cut_points(cut_points: pd.DataFrame, measure_stars: pd.DataFrame) -> dg.AssetCheckResult:
@@ -90,10 +88,8 @@ def check_completeness_cut_points(cut_points: pd.DataFrame, measure_stars: pd.Da
     )
 
 
-@dg.asset_check(
+@blocking_check(
     asset=summary_ratings,
-    blocking=True,
-    pool=WAREHOUSE_POOL,
     description="One summary-ratings row per star year and contract, so ratings join to contracts without fan-out.",
 )
 def check_uniqueness_contract_id(summary_ratings: pd.DataFrame) -> dg.AssetCheckResult:

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.cms.tables import available_star_years
@@ -95,7 +96,7 @@ def _weekly_fact(key: dg.AssetKey, description: str, insert_sql: str, contract, 
 
     @dg.asset(
         key=key, group_name="gold", description=description, partitions_def=weekly_partitions, deps=FACT_DEPS,
-        kinds={"duckdb", "sql"}, owners=OWNERS, pool=WAREHOUSE_POOL,
+        kinds={"duckdb", "sql"}, owners=OWNERS, pool=WAREHOUSE_POOL, automation_condition=KEEP_CURRENT,
         check_specs=_checks(key, {
             contract_check: f"The week's rows satisfy the pandera contract {contract.__name__} (types, ranges, row rules).",
             unique_check: f"One row per {', '.join(unique_key)} and week end.",
@@ -163,12 +164,12 @@ RATE_CHECKS = {
                 "(C18 readmissions, CAHPS), with projected measure stars from CMS's latest cut points."
             ),
             deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), dg.AssetKey(["cms", "cut_points"])],
-            kinds={"duckdb", "pandas"}, owners=OWNERS,
+            kinds={"duckdb", "pandas"}, owners=OWNERS, automation_condition=KEEP_CURRENT,
         ),
         dg.AssetSpec(
             CONTRACT_PROJECTED_SUMMARY, group_name="gold",
             description="Per plan contract, the CMS summary rating projected over the measures available this week (weights, reward factor, half-star rounding; no CAI).",
-            deps=[CONTRACT_MEASURE_RATES], kinds={"duckdb", "pandas"}, owners=OWNERS,
+            deps=[CONTRACT_MEASURE_RATES], kinds={"duckdb", "pandas"}, owners=OWNERS, automation_condition=KEEP_CURRENT,
         ),
     ],
     partitions_def=weekly_partitions,

@@ -15,20 +15,16 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.gold.assets import CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, PROJECTION_STAR_YEAR, week_end
+from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
-from stars_assets.lib.cms.levers import LEVER_COLUMNS, RANKING_RULE, measure_levers
+from stars_assets.defs.tables import table_metadata
+from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS, RANKING_RULE, measure_levers
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.ordinal import SEED, OrdinalParams, format_level
 from stars_assets.lib.ordinal import prediction_quality as quality
-from stars_assets.lib.ordinal.contract_predictions import (
-    PREDICTION_COLUMNS,
-    PREDICTIONS_DDL,
-    TABLE as PREDICTIONS_TABLE,
-    TRAJECTORY_SQL,
-    contract_predictions,
-    table_ddl,
-)
+from stars_assets.lib.ordinal.contract_predictions import PREDICTIONS, TRAJECTORY_SQL, contract_predictions
 from stars_assets.lib.ordinal.quality import Verdict
+from stars_assets.lib.tables import TableSpec
 from stars_assets.lib.warehouse import in_transaction
 
 OWNERS = ["team:stars-analytics"]
@@ -37,14 +33,8 @@ MEASURE_LEVERS = dg.AssetKey(["model", "measure_levers"])
 STAR_RATING_MODEL = dg.AssetKey(["model", "star_rating_model"])
 CUT_POINTS = dg.AssetKey(["cms", "cut_points"])
 MODEL_TABLE = "model.star_rating_model"
-LEVERS_TABLE = "model.measure_levers"
-LEVERS_DDL = table_ddl(LEVERS_TABLE, LEVER_COLUMNS)
 MODELS = ("seed", "fitted")
 TOP_MEASURE_LEVERS = 3
-
-
-def _schema(columns: list[tuple[str, str, str]]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, type_, description=text) for name, type_, text in columns])
 
 
 def _markdown(frame: pd.DataFrame) -> dg.MetadataValue:
@@ -57,10 +47,11 @@ def _read_week(conn, table: str, as_of: date) -> pd.DataFrame:
     return conn.execute(f"SELECT * FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of}).df()
 
 
-def _replace_week(conn, table: str, ddl: str, columns: list[tuple[str, str, str]], as_of: date, rows: pd.DataFrame) -> None:
+def _replace_week(conn, spec: TableSpec, as_of: date, rows: pd.DataFrame) -> None:
     """Delete the week's rows and insert the new ones in one transaction."""
-    conn.execute(ddl)
-    incoming = rows.assign(as_of_week_end=as_of)[[name for name, _, _ in columns]]
+    table = spec.qualified_name
+    conn.execute(spec.ddl())
+    incoming = rows.assign(as_of_week_end=as_of)[spec.column_names]
     conn.register("incoming", incoming)
     try:
         with in_transaction(conn):
@@ -77,8 +68,14 @@ def _check(name: str, verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheck
     )
 
 
-def _check_specs(key: dg.AssetKey, names: dict[str, str]) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in names.items()]
+def _weekly_table(key: dg.AssetKey, spec: TableSpec, deps: list[dg.AssetKey], checks: dict[str, str]) -> dict:
+    """What the weekly model tables declare alike: partitions, automation, group, pool, column schema, blocking checks."""
+    return {
+        "key": key, "deps": deps, "partitions_def": weekly_partitions, "automation_condition": KEEP_CURRENT,
+        "group_name": "model", "kinds": {"duckdb", "pandas"},
+        "owners": OWNERS, "pool": WAREHOUSE_POOL, "metadata": table_metadata(spec),
+        "check_specs": [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in checks.items()],
+    }
 
 
 PREDICTION_CHECKS = {
@@ -122,7 +119,6 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
 
 
 @dg.asset(
-    key=CONTRACT_PREDICTIONS,
     description=(
         "Per plan contract and week, under the seed's reference calibration and the fitted model side by side "
         "(`model` = seed / fitted, both every week): the four model inputs from gold.contract_measure_rates, "
@@ -132,14 +128,8 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
         "summary and reward factor from gold.contract_projected_summary. One long table keyed by "
         "(as_of_week_end, contract_id, model): the weekly trajectory is one query."
     ),
-    partitions_def=weekly_partitions,
-    deps=[CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, STAR_RATING_MODEL],
-    group_name="model",
-    kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    pool=WAREHOUSE_POOL,
-    metadata={"dagster/column_schema": _schema(PREDICTION_COLUMNS), "dagster/table_name": PREDICTIONS_TABLE},
-    check_specs=_check_specs(CONTRACT_PREDICTIONS, PREDICTION_CHECKS),
+    **_weekly_table(CONTRACT_PREDICTIONS, PREDICTIONS, [CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, STAR_RATING_MODEL],
+                    PREDICTION_CHECKS),
 )
 def contract_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
@@ -148,8 +138,8 @@ def contract_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDB
         summaries = _read_week(conn, "gold.contract_projected_summary", as_of)
         fitted = OrdinalParams.from_parameter_table(conn.execute(f"SELECT * FROM {MODEL_TABLE}").df(), name="fitted")
         predictions = contract_predictions(rates, summaries, [SEED, fitted])
-        _replace_week(conn, PREDICTIONS_TABLE, PREDICTIONS_DDL, PREDICTION_COLUMNS, as_of, predictions)
-        written = _read_week(conn, PREDICTIONS_TABLE, as_of)
+        _replace_week(conn, PREDICTIONS, as_of, predictions)
+        written = _read_week(conn, PREDICTIONS.qualified_name, as_of)
         trajectory = conn.execute(TRAJECTORY_SQL).df()
     trajectory = trajectory[pd.to_datetime(trajectory["as_of_week_end"]).dt.date <= as_of]
     weeks = sorted(pd.to_datetime(trajectory["as_of_week_end"]).dt.date.unique())
@@ -207,21 +197,13 @@ def _top_levers(levers: pd.DataFrame, top: int = TOP_MEASURE_LEVERS) -> pd.DataF
 
 
 @dg.asset(
-    key=MEASURE_LEVERS,
     description=(
         "Per plan contract, week and measure with a projected star below 5: the distance to the next CMS cut point in "
         "the measure's own units (to the published cut point, and to where CMS's rounding earns it), the gain in the "
         "projected summary if it were crossed (unrounded: weight / total weight; rounded: the half-star-rounded "
         f"projected summary recomputed with the measure one star higher, so the rounding shows), ranked: {RANKING_RULE}."
     ),
-    partitions_def=weekly_partitions,
-    deps=[CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, CUT_POINTS],
-    group_name="model",
-    kinds={"duckdb", "pandas"},
-    owners=OWNERS,
-    pool=WAREHOUSE_POOL,
-    metadata={"dagster/column_schema": _schema(LEVER_COLUMNS), "dagster/table_name": LEVERS_TABLE},
-    check_specs=_check_specs(MEASURE_LEVERS, LEVER_CHECKS),
+    **_weekly_table(MEASURE_LEVERS, LEVERS, [CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, CUT_POINTS], LEVER_CHECKS),
 )
 def measure_levers_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
@@ -231,8 +213,8 @@ def measure_levers_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         summaries = _read_week(conn, "gold.contract_projected_summary", as_of)
         cut_points = conn.execute("SELECT * FROM cms.cut_points WHERE star_year = $year", {"year": PROJECTION_STAR_YEAR}).df()
         levers = measure_levers(rates, cut_points, rules)
-        _replace_week(conn, LEVERS_TABLE, LEVERS_DDL, LEVER_COLUMNS, as_of, levers)
-        written = _read_week(conn, LEVERS_TABLE, as_of)
+        _replace_week(conn, LEVERS, as_of, levers)
+        written = _read_week(conn, LEVERS.qualified_name, as_of)
     # The baseline each lever starts from is the gold projected summary, recomputed: they must agree.
     baseline = written.drop_duplicates("contract_id").set_index("contract_id")["summary_before"]
     gold = summaries.set_index("contract_id")["projected_summary"].reindex(baseline.index)

@@ -1,8 +1,9 @@
 """Alert sensors: a failed asset check (ERROR or WARN) or a failed run becomes one alert.
 
-Alerts go to data/alerts/alerts.jsonl (settings.alerts_path()) and, when STARS_ALERT_WEBHOOK_URL
-is set, are also POSTed there as JSON. Both sensors are on by default: alerting must not
-depend on someone remembering to switch it on.
+Alerts go to data/alerts/alerts.jsonl (settings.alerts_path()); when STARS_ALERT_WEBHOOK_URL is
+set they are also POSTed there as JSON, and when SLACK_BOT_TOKEN is set they are posted to the
+Slack channel STARS_ALERT_SLACK_CHANNEL (default #stars-alerts) through dagster-slack. Both
+sensors are on by default: alerting must not depend on someone remembering to switch it on.
 
 Failed checks are found through finished runs: 1.13's default SQLite event storage is sharded
 by run, and only run-status events carry a storage id that orders events across runs (the
@@ -15,6 +16,8 @@ import os
 import time
 
 import dagster as dg
+from dagster_slack import SlackResource
+from slack_sdk import WebClient
 
 from stars_assets import settings
 from stars_assets.lib.ops.alerts import (
@@ -24,9 +27,13 @@ from stars_assets.lib.ops.alerts import (
     post_alert,
     run_failure_alert,
     run_partition,
+    slack_text,
 )
 
 WEBHOOK_ENV = "STARS_ALERT_WEBHOOK_URL"
+SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
+SLACK_CHANNEL_ENV = "STARS_ALERT_SLACK_CHANNEL"
+DEFAULT_SLACK_CHANNEL = "#stars-alerts"
 FINISHED_RUN_EVENTS = (
     dg.DagsterEventType.RUN_SUCCESS,
     dg.DagsterEventType.RUN_FAILURE,
@@ -35,16 +42,32 @@ FINISHED_RUN_EVENTS = (
 RUNS_PER_TICK = 100
 
 
+def slack_client() -> WebClient | None:
+    """A Slack client when a bot token is configured, else None (Slack is optional)."""
+    token = os.environ.get(SLACK_TOKEN_ENV)
+    return SlackResource(token=token).get_client() if token else None
+
+
+def post_to_slack(client: WebClient, alert: Alert) -> str | None:
+    """Post the alert to the channel; returns the error, if any, for the caller to log (a Slack outage is not fatal)."""
+    try:
+        client.chat_postMessage(channel=os.environ.get(SLACK_CHANNEL_ENV, DEFAULT_SLACK_CHANNEL), text=slack_text(alert))
+    except Exception as exc:  # SlackApiError, connection errors: the alert is already in the file
+        return f"alert Slack post failed: {type(exc).__name__}: {str(exc)[:200]}"
+    return None
+
+
 def _deliver(alert: Alert, log) -> bool:
     """Write the alert unless it was written before, then post it; True when it was new."""
     if not append_alert(settings.alerts_path(), alert):
         return False
     log.warning(f"alert: {alert.kind} {alert.severity} {alert.asset or alert.job} {alert.check or ''} {alert.link}")
     url = os.environ.get(WEBHOOK_ENV)
-    if url:
-        error = post_alert(url, alert)
-        if error:
-            log.error(error)
+    errors = [post_alert(url, alert) if url else None]
+    slack = slack_client()
+    errors.append(post_to_slack(slack, alert) if slack else None)
+    for error in filter(None, errors):
+        log.error(error)
     return True
 
 
@@ -94,7 +117,7 @@ def _failed_check_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Aler
     name="alert_on_failed_asset_checks",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Writes an alert (data/alerts/alerts.jsonl, and the STARS_ALERT_WEBHOOK_URL webhook when set) for every failed asset check, ERROR or WARN.",
+    description="Writes an alert (data/alerts/alerts.jsonl; the STARS_ALERT_WEBHOOK_URL webhook and Slack when set) for every failed asset check, ERROR or WARN.",
 )
 def alert_on_failed_asset_checks(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     if context.cursor is None:
@@ -119,7 +142,7 @@ def _root_cause(error) -> str:
 @dg.run_failure_sensor(
     name="alert_on_failed_runs",
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Writes an alert (data/alerts/alerts.jsonl, and the STARS_ALERT_WEBHOOK_URL webhook when set) for every failed run.",
+    description="Writes an alert (data/alerts/alerts.jsonl; the STARS_ALERT_WEBHOOK_URL webhook and Slack when set) for every failed run.",
 )
 def alert_on_failed_runs(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.bronze.assets import bronze_key
-from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
 from stars_assets.lib.bronze.load import ensure_tables
 from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.masking import markdown_preview
@@ -29,19 +29,37 @@ WAREHOUSE_PROVIDER = next(p for p in PROVIDERS if p.kind == "warehouse")
 OWNERS = ["team:stars-data-engineering"]
 
 OUTREACH_KEY = dg.AssetKey(["silver", "outreach_events"])
-OUTREACH_CHECKS = {
-    "check_validity_member_id_coverage": "Share of delivered rows whose member id is well formed and resolves through the crosswalk is at least 95%.",
-    "check_uniqueness_event_id": "No event_id appears twice in silver.outreach_events, across all days.",
-    "check_timeliness_event_ts": "No event in silver is stamped after its delivery (future events are quarantined).",
-    "check_referential_member_contract": "Every event's member is in silver.members and its contract is known.",
-    "check_reconciliation_rows": "Per provider and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
-}
 
 
-def _row_count_of_one_partition(days: list[date], rows: int) -> dict:
-    """A single-run backfill reports one result for every partition of its range: a row count is
-    only a partition's own when the run covers one (the per-provider table splits a range)."""
-    return {"dagster/row_count": dg.MetadataValue.int(rows)} if len(days) == 1 else {}
+def _event_checks(table: str, timeliness: str, timeliness_text: str) -> dict[str, str]:
+    """The checks every silver event table has; only what timeliness means differs by kind."""
+    return {
+        "check_validity_member_id_coverage": f"Share of delivered rows whose member id is well formed and resolves through the crosswalk is at least {quality.MIN_MEMBER_ID_COVERAGE:.0%}.",
+        "check_uniqueness_event_id": f"No event_id appears twice in silver.{table} within {DEDUP_WINDOW_DAYS} days (the deduplication window).",
+        timeliness: timeliness_text,
+        "check_referential_member_contract": f"Every row of silver.{table} has its member in silver.members and a known contract.",
+        "check_reconciliation_rows": "Per provider and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
+    }
+
+
+OUTREACH_CHECKS = _event_checks("outreach_events", "check_timeliness_event_ts",
+                                "No event in silver is stamped after its delivery (future events are quarantined).")
+
+
+def _partition_counts(mode: str | None, counts) -> dict:
+    """One delivery date's counts, for that partition's own materialization (a range run records one per day)."""
+    totals = {k: sum(getattr(c, k) for c in counts) for k in ("delivered", "loaded", "quarantined", "duplicates")}
+    return {
+        "dagster/row_count": dg.MetadataValue.int(totals["loaded"]),
+        **({"mode": mode} if mode else {}),
+        "rows_loaded": totals["loaded"],
+        "rows_delivered": totals["delivered"],
+        "rows_quarantined": totals["quarantined"],
+        "duplicates_removed": totals["duplicates"],
+        "per_provider": dg.MetadataValue.md(markdown_preview(
+            ["provider", "delivered", "loaded", "quarantined", "duplicates"],
+            [(c.provider, c.delivered, c.loaded, c.quarantined, c.duplicates) for c in counts])),
+    }
 
 
 def _table_metadata(conn, table: str, columns: list[str]) -> dict:
@@ -126,14 +144,15 @@ rx_fills = _dimension_asset(
     owners=OWNERS,
     pool=WAREHOUSE_POOL,
     metadata=table_metadata(tables.OUTREACH_EVENTS),
-    check_specs=[dg.AssetCheckSpec(name, asset=OUTREACH_KEY, blocking=True, description=text) for name, text in OUTREACH_CHECKS.items()],
+    check_specs=[dg.AssetCheckSpec(name, asset=OUTREACH_KEY, blocking=True, description=text, partitions_def=daily_partitions)
+                 for name, text in OUTREACH_CHECKS.items()],
 )
 def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
-    counts = []
-    modes: dict[str, str] = {}
+    outcomes: dict[str, dict[str, tuple]] = {name: {} for name in OUTREACH_CHECKS}
     # Rows this run writes are stamped later than this; the row checks read only those.
     run_started = datetime.now(timezone.utc).replace(tzinfo=None)
+    sources = [(p.name, p.dataset(p.outreach.dataset).name) for p in OUTREACH_PROVIDERS]
     with duckdb.get_connection() as conn:
         configure_connection(conn)
         for provider in OUTREACH_PROVIDERS:
@@ -141,47 +160,33 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         ensure_tables(conn, WAREHOUSE_PROVIDER)
         for number, day in enumerate(days, start=1):
             build = build_partition(conn, OUTREACH, list(OUTREACH_PROVIDERS), day, context.run.run_id)
-            counts += build.counts
-            modes[str(day)] = build.mode
             context.log.info(f"[{number}/{len(days)}] {day} ({build.mode}, {build.files_read} files read): " + ", ".join(
                 f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates" for c in build.counts))
-        written = [day for day in days if modes[str(day)] != "unchanged"]
-        sources = [(p.name, p.dataset(p.outreach.dataset).name) for p in OUTREACH_PROVIDERS]
-        outcomes = {
-            "check_validity_member_id_coverage": quality.member_id_coverage(conn, "outreach_events", days),
-            "check_uniqueness_event_id": quality.unique_event_ids(conn, "outreach_events", written, DEDUP_WINDOW_DAYS, run_started),
-            "check_timeliness_event_ts": quality.event_time_integrity(conn, days, run_started),
-            "check_referential_member_contract": quality.referential_integrity(conn, "outreach_events", days, run_started),
-            "check_reconciliation_rows": quality.reconciliation(conn, "outreach_events", sources, days),
-        }
+            written = [day] if build.mode != "unchanged" else []
+            day_outcomes = {
+                "check_validity_member_id_coverage": quality.member_id_coverage(conn, "outreach_events", [day]),
+                "check_uniqueness_event_id": quality.unique_event_ids(conn, "outreach_events", written, DEDUP_WINDOW_DAYS, run_started),
+                "check_timeliness_event_ts": quality.event_time_integrity(conn, [day], run_started),
+                "check_referential_member_contract": quality.referential_integrity(conn, "outreach_events", [day], run_started),
+                "check_reconciliation_rows": quality.reconciliation(conn, "outreach_events", sources, [day]),
+            }
+            for name, outcome in day_outcomes.items():
+                outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata, _severity(outcome))
+            by_channel = dict(conn.execute(
+                "SELECT channel, count(*) FROM silver.outreach_events WHERE partition_date = $day GROUP BY 1 ORDER BY 1",
+                {"day": day}).fetchall())
+            context.add_asset_metadata({
+                **_partition_counts(build.mode, build.counts),
+                "valid_member_id_coverage": day_outcomes["check_validity_member_id_coverage"].metadata["coverage"],
+                "events_by_channel": dg.MetadataValue.json(by_channel),
+            }, partition_key=day.isoformat())
         columns = ["event_id", "provider", "member_id", "contract_id", "channel", "event_type", "event_ts", "source_file", "source_row"]
         preview = conn.execute(
             f"SELECT {', '.join(columns)} FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days)) "
             "AND source_row <= 10 ORDER BY event_ts LIMIT 5", {"days": days}).fetchall()  # first rows of each file: zone maps skip the rest
-        by_channel = dict(conn.execute(
-            "SELECT channel, count(*) FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days)) GROUP BY 1 ORDER BY 1",
-            {"days": days}).fetchall())
-    totals = {k: sum(getattr(c, k) for c in counts) for k in ("delivered", "loaded", "quarantined", "duplicates")}
-    yield dg.MaterializeResult(
-        metadata={
-            **_row_count_of_one_partition(days, totals["loaded"]),
-            "rows_loaded": totals["loaded"],
-            "rows_delivered": totals["delivered"],
-            "rows_quarantined": totals["quarantined"],
-            "duplicates_removed": totals["duplicates"],
-            "partition_modes": dg.MetadataValue.json(modes),
-            "valid_member_id_coverage": outcomes["check_validity_member_id_coverage"].metadata["coverage"],
-            "events_by_channel": dg.MetadataValue.json(by_channel),
-            "per_provider": dg.MetadataValue.md(markdown_preview(
-                ["day", "provider", "delivered", "loaded", "quarantined", "duplicates"],
-                [(str(d), c.provider, c.delivered, c.loaded, c.quarantined, c.duplicates)
-                 for d, c in zip([day for day in days for _ in OUTREACH_PROVIDERS], counts)])),
-            "preview": dg.MetadataValue.md(markdown_preview(columns, preview)),
-        },
-        check_results=[dg.AssetCheckResult(check_name=name, passed=outcome.passed, metadata=outcome.metadata,
-                                              severity=_severity(outcome))
-                       for name, outcome in outcomes.items()],
-    )
+    yield dg.MaterializeResult(metadata={"preview": dg.MetadataValue.md(markdown_preview(columns, preview))})
+    for name, by_partition in outcomes.items():
+        yield from partition_check_evaluations(context, dg.AssetCheckKey(OUTREACH_KEY, name), by_partition)
 
 
 def _severity(outcome) -> dg.AssetCheckSeverity:
@@ -191,13 +196,8 @@ def _severity(outcome) -> dg.AssetCheckSeverity:
 
 APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
 APPOINTMENTS_KEY = dg.AssetKey(["silver", "appointments"])
-APPOINTMENT_CHECKS = {
-    "check_validity_member_id_coverage": "Share of delivered EMR rows whose member id is well formed and resolves is at least 95%.",
-    "check_uniqueness_event_id": "No appointment event appears twice in silver.appointment_events, across all days.",
-    "check_timeliness_appointment_start": "No appointment in silver starts before it was booked or is stamped after its delivery.",
-    "check_referential_member_contract": "Every appointment event's member is in silver.members and its contract is known.",
-    "check_reconciliation_rows": "Per EMR and day: rows delivered = rows in silver + rows quarantined + duplicates removed.",
-}
+APPOINTMENT_CHECKS = _event_checks("appointment_events", "check_timeliness_appointment_start",
+                                   "No appointment in silver starts before it was booked or is stamped after its delivery.")
 
 
 @dg.multi_asset(
@@ -224,52 +224,46 @@ APPOINTMENT_CHECKS = {
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
-    check_specs=[dg.AssetCheckSpec(name, asset=APPOINTMENT_EVENTS_KEY, blocking=True, description=text)
+    check_specs=[dg.AssetCheckSpec(name, asset=APPOINTMENT_EVENTS_KEY, blocking=True, description=text, partitions_def=daily_partitions)
                  for name, text in APPOINTMENT_CHECKS.items()],
 )
 def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
-    counts, changes = [], []
+    outcomes: dict[str, dict[str, tuple]] = {name: {} for name in APPOINTMENT_CHECKS}
+    sources = [(p.name, p.dataset(p.appointments.dataset).name) for p in EMR_PROVIDERS]
     with duckdb.get_connection() as conn:
         configure_connection(conn)
         for provider in [*EMR_PROVIDERS, WAREHOUSE_PROVIDER]:
             ensure_tables(conn, provider)
         for number, day in enumerate(days, start=1):
             build = build_partition(conn, APPOINTMENT, list(EMR_PROVIDERS), day, context.run.run_id)
-            day_counts, day_changes = build.counts, build.derived or StateChanges(0, 0, 0)
-            counts += day_counts
-            changes.append(day_changes)
+            day_counts, changes = build.counts, build.derived or StateChanges(0, 0, 0)
             context.log.info(f"[{number}/{len(days)}] {day}: {sum(c.loaded for c in day_counts)} events loaded; "
-                             f"appointments {day_changes.inserted} new, {day_changes.updated} changed, {day_changes.unchanged} unchanged")
-        sources = [(p.name, p.dataset(p.appointments.dataset).name) for p in EMR_PROVIDERS]
-        outcomes = {
-            "check_validity_member_id_coverage": quality.member_id_coverage(conn, "appointment_events", days),
-            "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events", days, DEDUP_WINDOW_DAYS),
-            "check_timeliness_appointment_start": quality.appointment_time_integrity(conn, days),
-            "check_referential_member_contract": quality.referential_integrity(conn, "appointment_events", days),
-            "check_reconciliation_rows": quality.reconciliation(conn, "appointment_events", sources, days),
-        }
+                             f"appointments {changes.inserted} new, {changes.updated} changed, {changes.unchanged} unchanged")
+            day_outcomes = {
+                "check_validity_member_id_coverage": quality.member_id_coverage(conn, "appointment_events", [day]),
+                "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events", [day], DEDUP_WINDOW_DAYS),
+                "check_timeliness_appointment_start": quality.appointment_time_integrity(conn, [day]),
+                "check_referential_member_contract": quality.referential_integrity(conn, "appointment_events", [day]),
+                "check_reconciliation_rows": quality.reconciliation(conn, "appointment_events", sources, [day]),
+            }
+            for name, outcome in day_outcomes.items():
+                outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata, _severity(outcome))
+            partition = day.isoformat()
+            context.add_asset_metadata(_partition_counts(None, day_counts), asset_key=APPOINTMENT_EVENTS_KEY, partition_key=partition)
+            context.add_asset_metadata({"appointments_inserted": changes.inserted, "appointments_updated": changes.updated,
+                                        "appointments_unchanged": changes.unchanged},
+                                       asset_key=APPOINTMENTS_KEY, partition_key=partition)
         total_appointments, by_status = conn.execute(
             "SELECT count(*), to_json(map_from_entries(list({'key': status, 'value': n}))) FROM "
             "(SELECT status, count(*) AS n FROM silver.appointments GROUP BY 1)").fetchone()
-    totals = {k: sum(getattr(c, k) for c in counts) for k in ("delivered", "loaded", "quarantined", "duplicates")}
-    yield dg.MaterializeResult(
-        asset_key=APPOINTMENT_EVENTS_KEY,
-        metadata={**_row_count_of_one_partition(days, totals["loaded"]), "rows_loaded": totals["loaded"],
-                  "rows_delivered": totals["delivered"],
-                  "rows_quarantined": totals["quarantined"], "duplicates_removed": totals["duplicates"]},
-        check_results=[dg.AssetCheckResult(asset_key=APPOINTMENT_EVENTS_KEY, check_name=name, passed=o.passed, metadata=o.metadata,
-                                           severity=_severity(o))
-                       for name, o in outcomes.items()],
-    )
+    yield dg.MaterializeResult(asset_key=APPOINTMENT_EVENTS_KEY)
     yield dg.MaterializeResult(
         asset_key=APPOINTMENTS_KEY,
-        metadata={"appointments_total": int(total_appointments),
-                  "appointments_inserted": sum(c.inserted for c in changes),
-                  "appointments_updated": sum(c.updated for c in changes),
-                  "appointments_unchanged": sum(c.unchanged for c in changes),
-                  "by_status": dg.MetadataValue.json(json.loads(by_status or "{}"))},
+        metadata={"appointments_total": int(total_appointments), "by_status": dg.MetadataValue.json(json.loads(by_status or "{}"))},
     )
+    for name, by_partition in outcomes.items():
+        yield from partition_check_evaluations(context, dg.AssetCheckKey(APPOINTMENT_EVENTS_KEY, name), by_partition)
 
 
 @dg.asset(

@@ -2,11 +2,12 @@
 
 The rules live in stars_assets.lib.silver.contracts; these checks only report what
 `validate_table` returns. Checks on the tables gold reads are blocking: a broken contract stops
-the run before gold is built from it. In a run over delivery dates a check on a partitioned table
-validates the run's partitions (`where=` on partition_date); otherwise, the whole table. The work
-stays in DuckDB, one scan for every row rule, and outcomes are remembered with the state of the
-rows they covered (lib/silver/check_memo.py): unchanged rows are not read twice, and after an
-append only the appended rows are.
+the run before gold is built from it. A check on a table with a partition_date column is
+partitioned like its asset: it validates the run's delivery dates and records one evaluation per
+date (a range run included); otherwise it validates the whole table. The work stays in DuckDB,
+one scan for every row rule, and outcomes are remembered with the state of the rows they covered
+(lib/silver/check_memo.py): unchanged rows are not read twice, and after an append only the
+appended rows are.
 
 A contract whose only failures are warning-level rules (raise_warning=True in the model) fails
 with WARN severity, which Dagster never treats as blocking.
@@ -17,54 +18,42 @@ from datetime import date
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
 from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.silver import check_memo, contracts
 
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-
-def run_delivery_dates(context: dg.AssetCheckExecutionContext) -> list[date] | None:
-    """The delivery dates of the run the check is part of (a partition or a range), or None."""
-    try:
-        tags = context.run.tags
-    except Exception:  # invoked directly, outside a run
-        return None
-    try:
-        if tags.get(PARTITION_TAG):
-            return [date.fromisoformat(tags[PARTITION_TAG])]
-        if tags.get(RANGE_START_TAG) and tags.get(RANGE_END_TAG):
-            keys = daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG]))
-            return [date.fromisoformat(k) for k in keys]
-    except ValueError:
-        return None
-    return None
+def _verdict(outcome) -> tuple:
+    warned = outcome.passed and bool(outcome.metadata.get("warnings_by_check"))
+    return (outcome.passed and not warned, outcome.metadata,
+            dg.AssetCheckSeverity.WARN if warned else dg.AssetCheckSeverity.ERROR)
 
 
 def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefinition:
     contract = contracts.CONTRACTS[table]
+    partitioned = "partition_date" in contract.columns
+    key = dg.AssetCheckKey(dg.AssetKey(["silver", table]), f"check_contract_{table}")
 
     @dg.asset_check(
-        asset=dg.AssetKey(["silver", table]),
-        name=f"check_contract_{table}",
+        asset=key.asset_key,
+        name=key.name,
         blocking=blocking,
         # The check opens the warehouse read-write through the resource, so it queues with the writers.
         pool=WAREHOUSE_POOL,
+        partitions_def=daily_partitions if partitioned else None,
         description=f"silver.{table} satisfies its pandera contract ({contract.name}), validated in DuckDB: {what}",
         metadata={"contract": f"stars_assets.lib.silver.contracts.{contract.name}"},
     )
-    def contract_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    def contract_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource):
         with duckdb.get_connection() as conn:
             configure_connection(conn)
-            outcome = check_memo.validate_remembered(conn, table, run_delivery_dates(context))
-        warned = outcome.passed and bool(outcome.metadata.get("warnings_by_check"))
-        return dg.AssetCheckResult(
-            passed=outcome.passed and not warned,
-            severity=dg.AssetCheckSeverity.WARN if warned else dg.AssetCheckSeverity.ERROR,
-            metadata=outcome.metadata,
-        )
+            if not partitioned:
+                passed, metadata, severity = _verdict(check_memo.validate_remembered(conn, table, None))
+                yield dg.AssetCheckResult(passed=passed, severity=severity, metadata=metadata)
+                return
+            outcomes = {partition: _verdict(check_memo.validate_remembered(conn, table, [date.fromisoformat(partition)]))
+                        for partition in context.op_execution_context.partition_keys}
+        yield from partition_check_evaluations(context, key, outcomes)
 
     return contract_check
 

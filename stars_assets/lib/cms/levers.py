@@ -38,13 +38,14 @@ import pandas as pd
 
 from stars_assets.lib.cms.rating import RatingRules, measure_star, next_cut_point, summary_rating
 from stars_assets.lib.cms.tables import ALL_ORG_TYPES
+from stars_assets.lib.tables import Column, TableSpec
 
 RANKING_RULE = (
     "largest rounded_gain first, then largest unrounded_gain_per_unit (unrounded gain per unit of distance "
     "to the published cut point), then measure_id"
 )
 
-# (name, DuckDB type, description): one definition for the table, its DDL and the asset's column schema.
+# (name, DuckDB type, description): the columns of the table spec MEASURE_LEVERS.
 LEVER_COLUMNS: list[tuple[str, str, str]] = [
     ("as_of_week_end", "DATE", "the Saturday the snapshot is as of"),
     ("contract_id", "VARCHAR", "the plan's CMS contract number"),
@@ -73,6 +74,11 @@ LEVER_COLUMNS: list[tuple[str, str, str]] = [
     ("lever_rank", "INTEGER", f"1 = best lever of the contract this week: {RANKING_RULE}"),
 ]
 LEVER_COLUMN_NAMES = [name for name, _, _ in LEVER_COLUMNS]
+MEASURE_LEVERS = TableSpec(
+    "model.measure_levers", "Per plan contract, week and measure below 5 stars: the distance to the next cut point and its gain.",
+    tuple(Column(*column) for column in LEVER_COLUMNS),
+    partition_column="as_of_week_end", primary_key=("as_of_week_end", "contract_id", "measure_id"),
+)
 REQUIRED_RATE_COLUMNS = ["contract_id", "measure_id", "rate", "projected_stars"]
 DISTANCE_DECIMALS = 9
 

@@ -12,9 +12,7 @@ AS_OF = Column("as_of_week_end", "DATE", "the Saturday the snapshot is as of", n
 _channels = ", ".join(v.CHANNELS)
 
 CARE_GAP_CLOSURE = TableSpec(
-    "gold", "care_gap_closure",
-    "One row per member care gap of the measurement year, as of the week end.",
-    (
+    "gold.care_gap_closure", "One row per member care gap of the measurement year, as of the week end.", (
         AS_OF,
         Column("gap_id", "VARCHAR", "", nullable=False),
         member_id(),
@@ -42,9 +40,7 @@ CARE_GAP_CLOSURE = TableSpec(
 )
 
 CAMPAIGN_EFFECTIVENESS = TableSpec(
-    "gold", "campaign_effectiveness",
-    "Campaign effectiveness as of the week end, by channel x region x contract x cohort x measure.",
-    (
+    "gold.campaign_effectiveness", "Campaign effectiveness as of the week end, by channel x region x contract x cohort x measure.", (
         AS_OF,
         Column("channel", "VARCHAR", _channels, nullable=False),
         Column("region", "VARCHAR", ""),

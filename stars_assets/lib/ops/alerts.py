@@ -127,6 +127,17 @@ def append_alert(path: Path, alert: Alert) -> bool:
     return True
 
 
+def slack_text(alert: Alert) -> str:
+    """The alert as one Slack message (mrkdwn); every field is already masked."""
+    what = f"check `{alert.check}` on `{alert.asset}`" if alert.kind == "asset_check" else f"run of `{alert.job}`"
+    lines = [f"*{alert.severity}* {what} failed" + (f" (partition {alert.partition})" if alert.partition else ""),
+             alert.message]
+    if alert.counts:
+        lines.append(", ".join(f"{name}: {value}" for name, value in sorted(alert.counts.items())))
+    lines.append(f"run: {alert.link}")
+    return "\n".join(lines)
+
+
 def post_alert(url: str, alert: Alert) -> str | None:
     """POST the alert as JSON; returns the error, if any, for the caller to log (a webhook outage is not fatal)."""
     request = urllib.request.Request(url, data=alert.to_json().encode(), method="POST",

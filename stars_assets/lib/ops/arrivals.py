@@ -6,6 +6,9 @@ re-delivery of identical bytes under the same name (new modification time, same 
 remembered with its new time and requests nothing. New files are grouped by delivery date,
 one run per partition, keyed by the name, size and modification time of every new file of
 that partition: the same delivery never yields two keys, a changed one always a new key.
+
+A sensor without a cursor (turned on for the first time, or reset) starts from what the file
+manifest already holds: a file the pipeline has loaded, quarantined or skipped is not new.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from stars_assets.lib.bronze.load import content_hash
 from stars_assets.lib.ops.landing import LandedFile, landed_files
@@ -55,6 +58,12 @@ def read_cursor(cursor: str | None) -> dict[str, SeenFile]:
 def write_cursor(seen: dict[str, SeenFile]) -> str:
     return json.dumps({name: [f.size, f.modified_ns, f.content_hash] for name, f in sorted(seen.items())},
                       separators=(",", ":"))
+
+
+def cursor_from_manifest(rows: list[tuple[str, int, int, str]]) -> str:
+    """The cursor that treats every file in the manifest as seen: rows of (file path relative to the
+    landing root, size, modification time in ns, content hash), the latest record of each path last."""
+    return write_cursor({PurePosixPath(path).name: SeenFile(size, modified_ns, digest) for path, size, modified_ns, digest in rows})
 
 
 def arrival_run_key(provider: str, day: date, files: list[LandedFile]) -> str:

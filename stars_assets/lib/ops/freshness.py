@@ -1,4 +1,8 @@
-"""Delivery freshness: did the provider's latest file land within its delivery SLA?"""
+"""Delivery freshness: what a provider's landing folder says about its latest delivery.
+
+Dagster judges freshness (a last-update freshness check per landing folder, against the
+provider's delivery SLA); this module only tells when the newest file landed.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,21 @@ from stars_assets.lib.providers import ProviderConfig
 
 
 @dataclass(frozen=True)
-class DeliveryFreshness:
-    passed: bool
-    description: str
-    metadata: dict
+class LatestDelivery:
+    newest_file: str | None
+    landed_at: float | None  # modification time of the newest file, seconds since the epoch
+    files_landed: int
+
+    def metadata(self) -> dict:
+        landed = {} if self.landed_at is None else {
+            "last_delivery_at": datetime.fromtimestamp(self.landed_at, tz=timezone.utc).isoformat(timespec="seconds")}
+        return {"newest_file": self.newest_file or "", "files_landed": self.files_landed, **landed}
 
 
-def delivery_freshness(provider: ProviderConfig, provider_dir: Path, *, now: float) -> DeliveryFreshness:
-    """Fails when nothing landed in the last `delivery_sla_hours` (or nothing ever landed)."""
+def latest_delivery(provider: ProviderConfig, provider_dir: Path) -> LatestDelivery:
+    """The newest file the provider's YAML recognises in its folder (by modification time), if any."""
     files = landed_files(provider, provider_dir)
-    sla = provider.delivery_sla_hours
     if not files:
-        return DeliveryFreshness(False, f"no {provider.name} file has landed yet (SLA {sla} h)",
-                                 {"sla_hours": sla, "files_landed": 0})
-    latest = max(files, key=lambda f: f.modified_ns)
-    hours_since = (now - latest.modified_at) / 3600
-    passed = hours_since <= sla
-    return DeliveryFreshness(
-        passed,
-        f"last {provider.name} file landed {hours_since:.1f} h ago; SLA {sla} h"
-        + ("" if passed else f": {hours_since - sla:.1f} h late"),
-        {
-            "sla_hours": sla,
-            "hours_since_last_delivery": round(hours_since, 2),
-            "hours_late": round(max(0.0, hours_since - sla), 2),
-            "last_file": latest.name,
-            "last_delivery_at": datetime.fromtimestamp(latest.modified_at, tz=timezone.utc).isoformat(timespec="seconds"),
-            "files_landed": len(files),
-        },
-    )
+        return LatestDelivery(None, None, 0)
+    newest = max(files, key=lambda f: f.modified_ns)
+    return LatestDelivery(newest.name, newest.modified_at, len(files))

@@ -19,6 +19,7 @@ import pandas as pd
 from stars_assets.lib.ordinal.features import contract_inputs_from_measure_rates
 from stars_assets.lib.ordinal.params import INPUTS, QBP_STARS, OrdinalParams
 from stars_assets.lib.ordinal.predict import predict_contracts, probability_column
+from stars_assets.lib.tables import Column, TableSpec
 
 TABLE = "model.contract_predictions"
 TOP_LEVERS = 2
@@ -28,7 +29,7 @@ PROBABILITY_COLUMNS = [probability_column(level) for level in RATING_LEVELS]
 # Columns of gold.contract_projected_summary carried over as they are.
 SUMMARY_COLUMNS = ["measures_rated", "reward_factor", "projected_summary_unrounded", "projected_summary"]
 
-# (name, DuckDB type, description): one definition for the table, its DDL and the asset's column schema.
+# (name, DuckDB type, description): the columns of the table spec PREDICTIONS.
 PREDICTION_COLUMNS: list[tuple[str, str, str]] = [
     ("as_of_week_end", "DATE", "the Saturday the snapshot is as of"),
     ("contract_id", "VARCHAR", "the plan's CMS contract number"),
@@ -58,13 +59,11 @@ PREDICTION_COLUMN_NAMES = [name for name, _, _ in PREDICTION_COLUMNS]
 LEVER_STEPS = {spec.name: spec.step for spec in INPUTS}
 
 
-def table_ddl(table: str, columns: list[tuple[str, str, str]]) -> str:
-    schema = table.split(".")[0]
-    body = ",\n    ".join(f"{name} {type_}" for name, type_, _ in columns)
-    return f"CREATE SCHEMA IF NOT EXISTS {schema};\nCREATE TABLE IF NOT EXISTS {table} (\n    {body}\n);"
-
-
-PREDICTIONS_DDL = table_ddl(TABLE, PREDICTION_COLUMNS)
+PREDICTIONS = TableSpec(
+    TABLE, "Per plan contract, week and parameter set: the rating distribution, expected stars, P(4+) and levers.",
+    tuple(Column(*column) for column in PREDICTION_COLUMNS),
+    partition_column="as_of_week_end", primary_key=("as_of_week_end", "contract_id", "model"),
+)
 
 # Every week, contract and model in one long result, with the week-on-week change of expected stars.
 TRAJECTORY_SQL = f"""

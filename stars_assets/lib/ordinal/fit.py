@@ -97,6 +97,18 @@ class CrossValidation:
     confusion: pd.DataFrame  # observed level (rows) x predicted level (columns), counts
     calibration: pd.DataFrame  # per level: mean predicted probability, observed frequency, observed count
 
+    def summary(self) -> dict[str, float]:
+        """The accuracies against the most-common-rating baseline, as the fit's statistics name them."""
+        return {
+            "cv_folds": self.folds,
+            "cv_exact_accuracy": self.exact_accuracy,
+            "cv_within_half_star_accuracy": self.within_half_star_accuracy,
+            "cv_expected_rounded_exact_accuracy": self.expected_rounded_exact_accuracy,
+            "baseline_level": self.baseline_level,
+            "baseline_exact_accuracy": self.baseline_exact_accuracy,
+            "baseline_within_half_star_accuracy": self.baseline_within_half_star_accuracy,
+        }
+
 
 def stratified_folds(labels: pd.Series, folds: int, seed: int) -> np.ndarray:
     """Fold number per row; each level is shuffled and dealt round-robin, continuing across levels
@@ -191,13 +203,7 @@ def parameter_table(result: FitResult, validation: CrossValidation, seed: Ordina
         "aic": result.aic,
         "n_obs": result.n_obs,
         "converged": float(result.converged),
-        "cv_folds": validation.folds,
-        "cv_exact_accuracy": validation.exact_accuracy,
-        "cv_within_half_star_accuracy": validation.within_half_star_accuracy,
-        "cv_expected_rounded_exact_accuracy": validation.expected_rounded_exact_accuracy,
-        "baseline_level": validation.baseline_level,
-        "baseline_exact_accuracy": validation.baseline_exact_accuracy,
-        "baseline_within_half_star_accuracy": validation.baseline_within_half_star_accuracy,
+        **validation.summary(),
     }
     statistic_rows = pd.DataFrame(
         {"name": list(statistics), "kind": "statistic", "estimate": [float(v) for v in statistics.values()]}

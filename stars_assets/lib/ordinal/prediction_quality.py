@@ -64,13 +64,15 @@ def expected_stars_within_levels(predictions: pd.DataFrame, tolerance: float = T
             f"{len(bad)} row(s) with expected stars outside the model's levels or P(4+) outside [0, 1]"
         ),
         metadata={
-            "rows_checked": len(predicted),
-            "failing_rows": len(bad),
+            **_failing_rows(predicted, bad, ["contract_id", "model", "expected_stars", "lowest_level", "highest_level"]),
             "min_expected_stars": float(expected.min()) if len(expected) else None,
             "max_expected_stars": float(expected.max()) if len(expected) else None,
-            "examples": _examples(bad, ["contract_id", "model", "expected_stars", "lowest_level", "highest_level"]),
         },
     )
+
+
+def _failing_rows(checked: pd.DataFrame, bad: pd.DataFrame, shown: list[str]) -> dict:
+    return {"rows_checked": len(checked), "failing_rows": len(bad), "examples": _examples(bad, shown)}
 
 
 def one_row_per_contract_and_model(predictions: pd.DataFrame, models: Sequence[str]) -> Verdict:
@@ -109,11 +111,7 @@ def lever_distances_not_negative(levers: pd.DataFrame) -> Verdict:
             f"{len(levers)} lever distances >= 0" if bad.empty else
             f"{len(bad)} lever(s) with a missing or negative distance, or a distance to earn above the distance"
         ),
-        metadata={
-            "rows_checked": len(levers),
-            "failing_rows": len(bad),
-            "examples": _examples(bad, ["contract_id", "measure_id", "rate", "distance", "distance_to_earn"]),
-        },
+        metadata=_failing_rows(levers, bad, ["contract_id", "measure_id", "rate", "distance", "distance_to_earn"]),
     )
 
 

@@ -17,6 +17,7 @@ from stars_assets.lib.silver.expressions import key_expression, local_time_note,
 from stars_assets.lib.silver.tables import APPOINTMENT_EVENTS, APPOINTMENTS, OUTREACH_EVENTS
 
 FUTURE = "CAST($day AS TIMESTAMP) + to_days($future_after_days)"
+FUTURE_EVENT = Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'")
 # The plausible window of an event time: from January 1 of the year before the delivery (a late
 # file in early January still carries December's events) to FUTURE. Outside it a time is wrong
 # whatever its unit: epoch seconds read as milliseconds fall in January 1970, an absurd epoch
@@ -58,20 +59,14 @@ def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
     }
 
 
-OUTREACH = EventSpec(
-    table=OUTREACH_EVENTS,
-    provider_kind="outreach",
-    columns=_outreach_columns,
-    rules=(
-        nonexistent_local_time("event_ts"),
-        Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
-        Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'"),
-        past_timestamp("event_ts"),
-        Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
-        MISSING_EVENT_KEY,
-    ),
-    flags=(ambiguous_local_time("event_ts"),),
-)
+OUTREACH = EventSpec(OUTREACH_EVENTS, "outreach", _outreach_columns, rules=(
+    nonexistent_local_time("event_ts"),
+    Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
+    FUTURE_EVENT,
+    past_timestamp("event_ts"),
+    Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
+    MISSING_EVENT_KEY,
+), flags=(ambiguous_local_time("event_ts"),))
 
 
 def _appointment_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
@@ -164,7 +159,7 @@ APPOINTMENT = EventSpec(
     rules=(
         nonexistent_local_time("event_ts", "start_ts"),
         Rule("invalid_timestamp", "c.event_ts IS NULL OR c.start_ts IS NULL", "'event or start time does not parse'"),
-        Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'"),
+        FUTURE_EVENT,
         past_timestamp("event_ts"),
         past_timestamp("start_ts"),
         Rule("start_before_booking", f"c.start_ts < {BOOKED_TS}",

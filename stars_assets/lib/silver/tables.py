@@ -22,13 +22,22 @@ _LOADED = (
     Column("loaded_at", "TIMESTAMP", "when this run wrote the row (UTC)", nullable=False),
 )
 
+
+
+def _event_identity(provider: str, key: str) -> tuple[Column, ...]:
+    return (Column("event_id", "VARCHAR", f"md5 of provider and {key}", nullable=False),
+            Column("provider", "VARCHAR", provider, nullable=False),
+            Column("event_key", "VARCHAR", key, nullable=False))
+
+
+APPOINTMENT_KEY = Column("appointment_key", "VARCHAR", "<provider>:<appointment id>", nullable=False)
+APPOINTMENT_STATUS = Column("status", "VARCHAR", _listed(v.APPOINTMENT_STATUSES), nullable=False)
+START_TS = Column("start_ts", "TIMESTAMP", "appointment start (UTC)", nullable=False)
+VISIT_MEASURE = Column("measure_code", "VARCHAR", "care-gap measure the visit serves, where the EMR says")
+
 OUTREACH_EVENTS = TableSpec(
-    "silver", "outreach_events",
-    "One row per real-world outreach event from every outreach vendor, in one canonical schema.",
-    (
-        Column("event_id", "VARCHAR", "md5 of provider and the vendor's event key", nullable=False),
-        Column("provider", "VARCHAR", "outreach vendor", nullable=False),
-        Column("event_key", "VARCHAR", "the vendor's own key", nullable=False),
+    "silver.outreach_events", "One row per real-world outreach event from every outreach vendor, in one canonical schema.", (
+        *_event_identity("outreach vendor", "the vendor's own event key"),
         *_RESOLVED,
         Column("channel", "VARCHAR", _listed(v.CHANNELS), nullable=False),
         Column("event_type", "VARCHAR", _listed(v.EVENT_TYPES), nullable=False),
@@ -43,19 +52,13 @@ OUTREACH_EVENTS = TableSpec(
 )
 
 APPOINTMENT_EVENTS = TableSpec(
-    "silver", "appointment_events",
-    "Every EMR message or FHIR resource version, with resolved member and UTC times.",
-    (
-        Column("event_id", "VARCHAR", "md5 of provider and the message or version key", nullable=False),
-        Column("provider", "VARCHAR", "EMR feed", nullable=False),
-        Column("event_key", "VARCHAR", "message control id or resource version", nullable=False),
-        Column("appointment_key", "VARCHAR", "<provider>:<appointment id>", nullable=False),
-        *_RESOLVED,
-        Column("status", "VARCHAR", _listed(v.APPOINTMENT_STATUSES), nullable=False),
+    "silver.appointment_events", "Every EMR message or FHIR resource version, with resolved member and UTC times.", (
+        *_event_identity("EMR feed", "the message control id or resource version"),
+        APPOINTMENT_KEY, *_RESOLVED, APPOINTMENT_STATUS,
         Column("event_ts", "TIMESTAMP", "when the EMR recorded the change (UTC)", nullable=False),
-        Column("start_ts", "TIMESTAMP", "appointment start (UTC)", nullable=False),
+        START_TS,
         Column("booked_ts", "TIMESTAMP", "when the appointment was booked (UTC)"),
-        Column("measure_code", "VARCHAR", "care-gap measure the visit serves, where the EMR says"),
+        VISIT_MEASURE,
         *lineage("line, message or bundle entry number in the source file"),
         *_LOADED,
     ),
@@ -64,17 +67,11 @@ APPOINTMENT_EVENTS = TableSpec(
 )
 
 APPOINTMENTS = TableSpec(
-    "silver", "appointments",
-    "Latest state of each appointment, keyed by a source-qualified id.",
-    (
-        Column("appointment_key", "VARCHAR", "<provider>:<appointment id>", nullable=False),
-        Column("provider", "VARCHAR", "EMR feed", nullable=False),
-        *_RESOLVED,
-        Column("status", "VARCHAR", _listed(v.APPOINTMENT_STATUSES), nullable=False),
-        Column("start_ts", "TIMESTAMP", "appointment start (UTC)", nullable=False),
+    "silver.appointments", "Latest state of each appointment, keyed by a source-qualified id.", (
+        APPOINTMENT_KEY, Column("provider", "VARCHAR", "EMR feed", nullable=False), *_RESOLVED, APPOINTMENT_STATUS, START_TS,
         Column("booked_ts", "TIMESTAMP", "first booking (UTC)"),
         Column("last_event_ts", "TIMESTAMP", "time of the latest event (UTC)", nullable=False),
-        Column("measure_code", "VARCHAR", "care-gap measure the visit serves"),
+        VISIT_MEASURE,
         Column("events", "BIGINT", "events in the appointment's history", nullable=False),
         Column("reschedules", "BIGINT", "events that moved the appointment", nullable=False),
         Column("state_hash", "VARCHAR", f"{MD5} of the state; a run writes only appointments whose hash changed", nullable=False),
@@ -85,9 +82,7 @@ APPOINTMENTS = TableSpec(
 )
 
 MEMBERS = TableSpec(
-    "silver", "members",
-    "Members from the latest enrollment snapshot; the source of the identifier crosswalk.",
-    (
+    "silver.members", "Members from the latest enrollment snapshot; the source of the identifier crosswalk.", (
         member_id(),
         Column("mbi", "VARCHAR", "Medicare Beneficiary Identifier", identifier=True),
         Column("vendor_ref", "VARCHAR", "dialer vendor reference", identifier=True),
@@ -110,9 +105,7 @@ MEMBERS = TableSpec(
 )
 
 MEMBER_IDENTIFIERS = TableSpec(
-    "silver", "member_identifiers",
-    "The crosswalk every vendor identifier resolves through: one row per (identifier type, value).",
-    (
+    "silver.member_identifiers", "The crosswalk every vendor identifier resolves through: one row per (identifier type, value).", (
         Column("id_type", "VARCHAR", _listed(v.IDENTIFIER_TYPES), nullable=False),
         Column("id_value", "VARCHAR", "the identifier as vendors send it", nullable=False, identifier=True),
         member_id(),
@@ -123,9 +116,7 @@ MEMBER_IDENTIFIERS = TableSpec(
 )
 
 CARE_GAPS = TableSpec(
-    "silver", "care_gaps",
-    "Care gaps (member x measure x measurement year) from the latest care-gap list.",
-    (
+    "silver.care_gaps", "Care gaps (member x measure x measurement year) from the latest care-gap list.", (
         Column("gap_id", "VARCHAR", "", nullable=False),
         member_id(),
         Column("measure_code", "VARCHAR", _listed(v.CARE_GAP_MEASURES), nullable=False),
@@ -142,9 +133,7 @@ CARE_GAPS = TableSpec(
 )
 
 RX_FILLS = TableSpec(
-    "silver", "rx_fills",
-    "Part D fills for the adherence drug classes, one row per fill.",
-    (
+    "silver.rx_fills", "Part D fills for the adherence drug classes, one row per fill.", (
         Column("fill_id", "VARCHAR", "", nullable=False),
         member_id(),
         Column("drug_class", "VARCHAR", _listed(v.DRUG_CLASSES), nullable=False),
@@ -157,9 +146,7 @@ RX_FILLS = TableSpec(
 )
 
 SILVER_RECONCILIATION = TableSpec(
-    "audit", "silver_reconciliation",
-    "Per silver event table, provider and day: rows delivered = loaded + quarantined + duplicates removed.",
-    (
+    "audit.silver_reconciliation", "Per silver event table, provider and day: rows delivered = loaded + quarantined + duplicates removed.", (
         Column("silver_table", "VARCHAR", nullable=False),
         Column("provider", "VARCHAR", nullable=False),
         Column("partition_date", "DATE", nullable=False),
