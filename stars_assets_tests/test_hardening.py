@@ -399,10 +399,12 @@ def silver_reasons(warehouse: Path, provider: str) -> dict:
 def test_silver_runs_succeed_and_a_quiet_days_two_bad_member_ids_only_warn(silver_run):
     _, _, result = silver_run
     assert result.success
-    coverage = [e for e in result.get_asset_check_evaluations()
-                if e.check_name == "check_validity_member_id_coverage" and e.asset_key.path[-1] == "outreach_events"]
-    (evaluation,) = coverage
+    coverage = {e.partition: e for e in result.get_asset_check_evaluations()
+                if e.check_name == "check_validity_member_id_coverage" and e.asset_key.path[-1] == "outreach_events"}
+    assert coverage[SILVER_OTHER_DAY.isoformat()].passed
+    evaluation = coverage[SILVER_DAY.isoformat()]
     assert not evaluation.passed and evaluation.severity.value == "WARN"
+    assert evaluation.metadata["days_failing"].value == [] and evaluation.metadata["rows_with_invalid_member_id"].value == 2
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert {"outreach_events", "appointment_events", "members"} <= materialized
 

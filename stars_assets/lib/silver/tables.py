@@ -163,7 +163,7 @@ SILVER_RECONCILIATION = TableSpec(
 SILVER_TABLES = (OUTREACH_EVENTS, APPOINTMENT_EVENTS, APPOINTMENTS, MEMBERS, MEMBER_IDENTIFIERS, CARE_GAPS, RX_FILLS)
 
 SILVER_FLAGS = TableSpec(
-    "audit", "silver_flags",
+    "audit.silver_flags",
     "Loaded silver rows that carry a caveat (a local time the autumn daylight-saving change repeats, read by the "
     "provider's documented rule), per table, provider and day.",
     (
