@@ -25,7 +25,6 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-import io
 import json
 import re
 import tempfile
