@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import gzip
 import json
 import re
@@ -518,15 +519,21 @@ class Hl7Separators:
 _HL7_PATH = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\[(\d+)=([^\]]*)\])?(?:\.(\d+))?$")
 
 
+@functools.lru_cache(maxsize=256)
+def _hl7_path(path: str) -> tuple | None:
+    match = _HL7_PATH.match(path)
+    return match.groups() if match else None
+
+
 def hl7_field(segments: dict[str, list[str]], path: str, separators: Hl7Separators = Hl7Separators()) -> str | None:
     """Value at an HL7 v2 path such as 'SCH-11.4' (segment, field, optional component).
 
     'PID-3[5=MB].1' searches the field's repetitions for the first whose component 5 is MB (the
     identifier type) and takes its component 1; without such a repetition, the first one."""
-    match = _HL7_PATH.match(path)
-    if match is None:
+    parsed = _hl7_path(path)
+    if parsed is None:
         return None
-    segment_id, field_text, where_component, where_value, component_text = match.groups()
+    segment_id, field_text, where_component, where_value, component_text = parsed
     fields = segments.get(segment_id)
     if fields is None:
         return None
