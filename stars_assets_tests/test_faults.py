@@ -175,7 +175,7 @@ def test_bad_files_are_quarantined_with_a_reason_and_the_rest_of_the_partition_l
         f"dialer/dialer_calls_{YMD}_02.csv": "empty_file",
         f"dialer/dialer_calls_{YMD}_03.csv": "wrong_encoding",
         f"engage/engage_events_{YMD}_01.jsonl.gz": "truncated_gzip",
-        f"engage/engage_events_{YMD}_03.jsonl.gz": "truncated_gzip",
+        f"engage/engage_events_{YMD}_03.jsonl.gz": "not_gzip",  # binary, not gzip at all: not "truncated"
     }
     assert quarantined["detail"].str.len().gt(0).all(), "every quarantined file says why"
 

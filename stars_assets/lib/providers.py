@@ -12,6 +12,7 @@ characters. A config that breaks a rule is refused with the file and the field n
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import functools
 import re
@@ -29,7 +30,7 @@ from stars_assets.lib import vocabulary as v
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Vendor field names are quoted when used in SQL; refusing quotes and statement separators
 # outright means a hostile or broken config cannot even attempt an injection.
-SOURCE_FIELD = re.compile(r"^[A-Za-z0-9 _\-./\[\]#()]{1,128}$")
+SOURCE_FIELD = re.compile(r"^[A-Za-z0-9 _\-./\[\]#()=]{1,128}$")
 DATE_TOKEN = "{date}"
 # Key templates such as "emr_south:{appointment_id}" join bronze columns with literal text.
 KEY_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -134,7 +135,11 @@ class TimestampSpec(_Strict):
 
     columns: tuple[str, ...] = Field(min_length=1)
     format: str  # a strptime pattern, or one of: epoch_ms, iso8601, hl7
+    # The zone of local times: every strptime time, and ISO 8601 / HL7 times written without an offset.
     timezone: str = "UTC"
+    # A local time the autumn daylight-saving change repeats: read as its earlier (daylight) or its
+    # later (standard) instant; either way the row is flagged in audit.silver_flags.
+    ambiguous: Literal["earlier", "later"] = "earlier"
 
     @field_validator("columns")
     @classmethod
@@ -232,6 +237,9 @@ class ProviderConfig(_Strict):
     delimiter: str = ","
     quote: str = ""
     encoding: Literal["utf-8"] = "utf-8"
+    # What a file that is not valid UTF-8 is decoded as (flagged in the manifest), e.g. windows-1252;
+    # without it only the undecodable rows are quarantined (or the file, when most of it is).
+    fallback_encoding: str | None = None
     identifier_type: Literal["member_id", "mbi", "vendor_ref"] | None = None
     delivery_sla_hours: int = Field(default=36, gt=0)
     owners: tuple[str, ...] = ("team:stars-data-engineering",)
@@ -244,6 +252,16 @@ class ProviderConfig(_Strict):
     def _single_char_delimiter(cls, value: str) -> str:
         if len(value) != 1 or value in "\"'\n\r\\":
             raise ValueError("delimiter must be one character and not a quote, backslash or line break")
+        return value
+
+    @field_validator("fallback_encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError as exc:
+                raise ValueError(f"unknown encoding {value!r}") from exc
         return value
 
     @field_validator("quote")

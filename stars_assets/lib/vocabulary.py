@@ -45,9 +45,13 @@ SILVER_REASONS = {
     "start_before_booking": "the appointment starts before it was booked",
     "unknown_code": "a vendor code has no canonical mapping",
     "missing_event_key": "the vendor's event key is empty",
+    "ambiguous_member": "the member identifier belongs to more than one member in the crosswalk",
+    "conflicting_duplicate": "the same key (event or member) came twice with different content; every version is kept here",
+    "nonexistent_local_time": "a local time falls in the hour the spring daylight-saving change skips",
+    "past_timestamp": "a time is before the program year (whatever its unit)",
 }
-MEMBER_REASONS = ("unknown_member", "malformed_member_id")
-TIME_REASONS = ("future_timestamp", "invalid_timestamp", "start_before_booking")
+MEMBER_REASONS = ("unknown_member", "malformed_member_id", "ambiguous_member")
+TIME_REASONS = ("future_timestamp", "invalid_timestamp", "start_before_booking", "nonexistent_local_time", "past_timestamp")
 
 
 def sql_list(values: Iterable[str]) -> str:

@@ -63,6 +63,7 @@ def _partition_metadata(load: PartitionLoad) -> dict:
         "files_loaded": dg.MetadataValue.int(sum(f.status == "loaded" for f in load.files)),
         "files_quarantined": dg.MetadataValue.int(sum(f.status == "quarantined" for f in load.files)),
         "files_skipped_duplicate": dg.MetadataValue.int(sum(f.status == "skipped_duplicate" for f in load.files)),
+        "files_not_read": dg.MetadataValue.int(load.files_not_read),
         "file_reasons": dg.MetadataValue.json(load.reason_counts()),
         "schema_drift_columns": dg.MetadataValue.json(sorted({c for f in load.files for c in f.extra_columns})),
         "files": dg.MetadataValue.md(markdown_preview(

@@ -98,7 +98,7 @@ def _dimension_asset(spec: TableSpec, dataset: str, description: str, build, pre
             current = inputs.current_inputs(conn, [WAREHOUSE_PROVIDER.name], None, _bronze_rows(conn, dataset), [dataset])
             rebuilt = not (_exists(conn, name) and inputs.plan(conn, name, None, current).mode == "unchanged")
             if rebuilt:
-                build(conn)
+                build(conn, context.run.run_id)
                 with in_transaction(conn):
                     inputs.record(conn, name, None, current, context.run.run_id)
             else:
@@ -171,7 +171,7 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
                 "check_reconciliation_rows": quality.reconciliation(conn, "outreach_events", sources, [day]),
             }
             for name, outcome in day_outcomes.items():
-                outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata)
+                outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata, _severity(outcome))
             by_channel = dict(conn.execute(
                 "SELECT channel, count(*) FROM silver.outreach_events WHERE partition_date = $day GROUP BY 1 ORDER BY 1",
                 {"day": day}).fetchall())
@@ -187,6 +187,11 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     yield dg.MaterializeResult(metadata={"preview": dg.MetadataValue.md(markdown_preview(columns, preview))})
     for name, by_partition in outcomes.items():
         yield from partition_check_evaluations(context, dg.AssetCheckKey(OUTREACH_KEY, name), by_partition)
+
+
+def _severity(outcome) -> dg.AssetCheckSeverity:
+    """A failed rule with thin evidence warns, and so does not block what follows."""
+    return dg.AssetCheckSeverity.WARN if outcome.warn_only else dg.AssetCheckSeverity.ERROR
 
 
 APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
@@ -243,7 +248,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
                 "check_reconciliation_rows": quality.reconciliation(conn, "appointment_events", sources, [day]),
             }
             for name, outcome in day_outcomes.items():
-                outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata)
+                outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata, _severity(outcome))
             partition = day.isoformat()
             context.add_asset_metadata(_partition_counts(None, day_counts), asset_key=APPOINTMENT_EVENTS_KEY, partition_key=partition)
             context.add_asset_metadata({"appointments_inserted": changes.inserted, "appointments_updated": changes.updated,

@@ -17,12 +17,20 @@ What a run does is decided from the manifest (path, size, modification time, con
   replace    anything else (a file changed or was removed, or a new file sorts before a known
              one): the partition is rewritten from all its files; re-materializing a partition
              replaces exactly that partition
-Files are hashed only when their size or modification time differs from the manifest.
+Files are hashed whole when their size or modification time differs from the manifest; when both
+agree, a cheap sampled hash (landing.sample_hash) is compared, so a file rewritten in place with
+the same size and time is still seen to change and never keeps stale rows.
+
+Every entry of the landing folder is accounted for in the manifest: files read (loaded,
+quarantined, skipped_duplicate) and entries not read with the reason (landing.NOT_READ_STATUSES;
+entries whose name gives no date are kept under a NULL partition date). For line formats the
+file's physical lines are counted while it is hashed, and every line must be a loaded row, a
+rejected row or a skipped (header or blank) line: a line the parser lost is quarantined.
 """
 
 from __future__ import annotations
 
-import hashlib
+import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -31,6 +39,9 @@ from pathlib import Path
 
 import duckdb
 
+from stars_assets.lib.bronze.landing import (
+    LINE_FORMATS, MAX_LINE_BYTES, NOT_READ_STATUSES, FileScan, LandedFile, content_hash, inventory, sample_hash, scan_file,
+)
 from stars_assets.lib.bronze.readers import FileRejected, StagedFile, stage_file
 from stars_assets.lib.providers import Dataset, ProviderConfig
 from stars_assets.lib.warehouse import in_transaction
@@ -47,7 +58,14 @@ CREATE TABLE IF NOT EXISTS audit.quarantine (
     layer VARCHAR, provider VARCHAR, dataset VARCHAR, partition_date DATE, source_file VARCHAR,
     source_row BIGINT, reason VARCHAR, detail VARCHAR, raw_text VARCHAR, run_id VARCHAR, recorded_at TIMESTAMP
 );
+ALTER TABLE audit.file_manifest ADD COLUMN IF NOT EXISTS sample_hash VARCHAR;
+ALTER TABLE audit.file_manifest ADD COLUMN IF NOT EXISTS line_count BIGINT;
+ALTER TABLE audit.file_manifest ADD COLUMN IF NOT EXISTS lines_skipped BIGINT;
 """
+MANIFEST_COLUMNS = (
+    "provider, dataset, partition_date, file_path, size_bytes, modified_at, content_hash, status, reason, detail, "
+    "rows_loaded, rows_rejected, extra_columns, run_id, loaded_at, sample_hash, line_count, lines_skipped"
+)
 
 LINEAGE_COLUMNS = (
     "_extra VARCHAR, _source_file VARCHAR, _source_row BIGINT, _partition_date DATE, "
@@ -62,12 +80,15 @@ class FileOutcome:
     size_bytes: int
     modified_at: datetime
     content_hash: str
-    status: str  # loaded | quarantined | skipped_duplicate
+    status: str  # loaded | quarantined | skipped_duplicate | one of landing.NOT_READ_STATUSES
     reason: str | None = None
     detail: str | None = None
     rows_loaded: int = 0
     rows_rejected: int = 0
     extra_columns: tuple[str, ...] = ()
+    sample_hash: str | None = None
+    line_count: int | None = None  # physical lines (line formats)
+    lines_skipped: int | None = None  # header and blank lines (and line breaks inside quoted values)
 
 
 @dataclass
@@ -92,24 +113,19 @@ class PartitionLoad:
         return sum(f.status == "quarantined" for f in self.files)
 
     @property
+    def files_not_read(self) -> int:
+        return sum(f.status in NOT_READ_STATUSES for f in self.files)
+
+    @property
     def bytes_read(self) -> int:
         return sum(f.size_bytes for f in self.files if f.status != "skipped_duplicate")
 
     def reason_counts(self) -> dict[str, int]:
         counts: Counter[str] = Counter()
         for f in self.files:
-            if f.status == "quarantined":
+            if f.status == "quarantined" or f.status in NOT_READ_STATUSES:
                 counts[f.reason] += 1
         return dict(counts)
-
-
-@dataclass(frozen=True)
-class LandedFile:
-    dataset: Dataset
-    path: Path
-    relative: str  # <provider>/<file name>, as the manifest and lineage columns name it
-    size: int
-    modified_at: datetime
 
 
 def bronze_table_ddl(dataset: Dataset) -> str:
@@ -123,47 +139,25 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> N
         con.execute(bronze_table_ddl(dataset))
 
 
-def files_for_partition(provider: ProviderConfig, provider_dir: Path, partition_date: date) -> list[tuple[Dataset, Path]]:
-    """The provider's files whose names carry this delivery date, in name order."""
-    if not provider_dir.is_dir():
-        return []
-    found = []
-    for path in sorted(p for p in provider_dir.iterdir() if p.is_file()):
-        for dataset in provider.datasets:
-            if dataset.matches(path.name) == partition_date:
-                found.append((dataset, path))
-                break
-    return found
-
-
-def landed_files(provider: ProviderConfig, provider_dir: Path, partition_date: date) -> list[LandedFile]:
-    landed = []
-    for dataset, path in files_for_partition(provider, provider_dir, partition_date):
-        stat = path.stat()
-        modified_at = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).replace(tzinfo=None)
-        landed.append(LandedFile(dataset, path, f"{provider.name}/{path.name}", stat.st_size, modified_at))
-    return landed
-
-
-def content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(8 * 1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def files_for_partition(provider: ProviderConfig, provider_dir: Path, partition_date: date | None,
+                        now: float | None = None) -> list[LandedFile]:
+    """Every entry of the provider's folder whose name gives this delivery date (None: no date)."""
+    entries = inventory(provider, provider_dir, time.time() if now is None else now)
+    return [e for e in entries if e.partition_date == partition_date]
 
 
 MANIFEST_SQL = """
 SELECT dataset, file_path, size_bytes, modified_at, content_hash, status, reason, detail, rows_loaded,
-       rows_rejected, extra_columns
-FROM audit.file_manifest WHERE provider = $provider AND partition_date = $day ORDER BY file_path
+       rows_rejected, extra_columns, sample_hash, line_count, lines_skipped
+FROM audit.file_manifest WHERE provider = $provider AND partition_date IS NOT DISTINCT FROM $day ORDER BY file_path
 """
 
 
-def manifest_outcomes(con, provider: str, partition_date: date) -> dict[str, FileOutcome]:
-    """What the manifest holds for the partition, by file path."""
+def manifest_outcomes(con, provider: str, partition_date: date | None) -> dict[str, FileOutcome]:
+    """What the manifest holds for the partition (None: the entries without a date), by file path."""
     rows = con.execute(MANIFEST_SQL, {"provider": provider, "day": partition_date}).fetchall()
-    return {row[1]: FileOutcome(*row[:10], extra_columns=tuple(row[10] or ())) for row in rows}
+    return {row[1]: FileOutcome(*row[:10], extra_columns=tuple(row[10] or ()), sample_hash=row[11], line_count=row[12],
+                                lines_skipped=row[13]) for row in rows}
 
 
 def _hashes_loaded_elsewhere(con, provider: str, partition_date: date) -> dict[str, str]:
@@ -191,32 +185,50 @@ def load_partition(
     partition_date: date,
     run_id: str,
     log=None,
+    now: float | None = None,
 ) -> PartitionLoad:
     ensure_tables(con, provider)
-    landed = landed_files(provider, Path(landing_root) / provider.name, partition_date)
-    known = manifest_outcomes(con, provider.name, partition_date)
+    entries = inventory(provider, Path(landing_root) / provider.name, time.time() if now is None else now)
+    stamp = datetime.now(timezone.utc).replace(tzinfo=None)
+    _sync_not_read(con, provider, None, [e for e in entries if e.partition_date is None], run_id, stamp)
+    dated = [e for e in entries if e.partition_date == partition_date]
+    landed = [e for e in dated if e.status is None]
+    not_read = [e for e in dated if e.status is not None]
+    recorded = manifest_outcomes(con, provider.name, partition_date)
+    known = {path: o for path, o in recorded.items() if o.status not in NOT_READ_STATUSES}
     digests: dict[str, str] = {}
+    samples: dict[str, str] = {}
     for f in landed:
         previous = known.get(f.relative)
-        if previous is not None and (previous.size_bytes, previous.modified_at) == (f.size, f.modified_at):
-            digests[f.relative] = previous.content_hash
-        elif previous is not None:
-            digests[f.relative] = content_hash(f.path)  # touched or rewritten: did the content change?
+        if previous is None:
+            continue
+        if (previous.size_bytes, previous.modified_at) == (f.size, f.modified_at):
+            samples[f.relative] = sample_hash(f.path, f.size)
+            if samples[f.relative] == previous.sample_hash:
+                digests[f.relative] = previous.content_hash
+                continue
+        # Touched, rewritten, or rewritten in place with the same size and time: hash the content.
+        digests[f.relative] = content_hash(f.path)
     kept = {r for r, outcome in known.items() if digests.get(r) == outcome.content_hash}
     new = [f for f in landed if f.relative not in known]
     result = PartitionLoad(provider.name, partition_date)
 
     if not new and kept == set(known):
         result.mode = "unchanged"
-        result.files = [replace(known[f.relative], size_bytes=f.size, modified_at=f.modified_at) for f in landed]
-        touched = [o for o in result.files if (o.size_bytes, o.modified_at) != (known[o.file_path].size_bytes, known[o.file_path].modified_at)]
+        result.files = [replace(known[f.relative], size_bytes=f.size, modified_at=f.modified_at,
+                                sample_hash=samples.get(f.relative) or known[f.relative].sample_hash) for f in landed]
+        touched = [o for o in result.files
+                   if (o.size_bytes, o.modified_at, o.sample_hash) != (known[o.file_path].size_bytes, known[o.file_path].modified_at,
+                                                                      known[o.file_path].sample_hash)]
         if touched:
             with in_transaction(con):
                 for outcome in touched:
-                    con.execute("UPDATE audit.file_manifest SET modified_at = $mtime WHERE provider = $provider "
+                    con.execute("UPDATE audit.file_manifest SET modified_at = $mtime, sample_hash = $sample WHERE provider = $provider "
                                 "AND partition_date = $day AND file_path = $file",
-                                {"mtime": outcome.modified_at, "provider": provider.name, "day": partition_date,
-                                 "file": outcome.file_path})
+                                {"mtime": outcome.modified_at, "sample": outcome.sample_hash, "provider": provider.name,
+                                 "day": partition_date, "file": outcome.file_path})
+        _sync_not_read(con, provider, partition_date, not_read, run_id, stamp)
+        result.files += [_not_read_outcome(e) for e in not_read]
         return result
 
     if known and kept == set(known) and min(f.path.name for f in new) > max(Path(r).name for r in known):
@@ -226,28 +238,70 @@ def load_partition(
         result.mode = "replace"
         to_read = landed
     failed: dict[str, FileRejected] = {}
+    count_lines = provider.format in LINE_FORMATS
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-hash") as hasher:
-        # Hash the next files while DuckDB reads the current one (hashlib releases the GIL).
-        pending = {f.relative: hasher.submit(content_hash, f.path) for f in to_read if f.relative not in digests}
+        # Scan the next files (hash, line count) while DuckDB reads the current one (hashlib and
+        # zlib release the GIL).
+        pending = {f.relative: hasher.submit(_scan, f, provider.compression, count_lines) for f in to_read}
         while True:
             try:
                 outcomes = _write_partition(con, provider, partition_date, run_id, result.mode, known, to_read,
-                                            digests, pending, failed, log)
+                                            pending, failed, not_read, log)
                 break
             except _RetryWithout as retry:
                 failed[retry.relative] = retry.rejected
                 if log is not None:
                     log(f"{retry.relative}: {retry.rejected}; writing the partition again without it")
     written = {o.file_path: o for o in outcomes}
-    result.files = [written.get(f.relative) or known[f.relative] for f in landed]
-    result.files_read = sum(o.status != "skipped_duplicate" for o in outcomes)
+    result.files = [written.get(f.relative) or known[f.relative] for f in landed] + [_not_read_outcome(e) for e in not_read]
+    result.files_read = sum(o.status in ("loaded", "quarantined") for o in outcomes)
     result.rows_read = sum(o.rows_loaded + o.rows_rejected for o in outcomes)
     return result
 
 
+def _scan(landed: LandedFile, compression: str, count_lines: bool) -> tuple[FileScan, str]:
+    return scan_file(landed.path, compression, count_lines), sample_hash(landed.path, landed.size)
+
+
+def _not_read_outcome(entry: LandedFile) -> FileOutcome:
+    # Never hashed: a link is not followed, and a file still being written has no final content yet.
+    return FileOutcome(entry.dataset.name if entry.dataset else None, entry.relative, entry.size, entry.modified_at, None,
+                       status=entry.status, reason=entry.status, detail=entry.detail)
+
+
+NOT_READ_SQL = """
+SELECT file_path, status, size_bytes, modified_at FROM audit.file_manifest
+WHERE provider = $provider AND partition_date IS NOT DISTINCT FROM $day AND status IN (SELECT unnest($statuses))
+ORDER BY file_path
+"""
+
+
+def _sync_not_read(con, provider: ProviderConfig, day: date | None, entries: list[LandedFile], run_id: str, now: datetime,
+                   in_open_transaction: bool = False) -> None:
+    """Make the manifest's not-read entries of a partition (or of no date) those in the folder now."""
+    params = {"provider": provider.name, "day": day, "statuses": list(NOT_READ_STATUSES)}
+    current = [(e.relative, e.status, e.size, e.modified_at) for e in entries]
+    if not in_open_transaction and [tuple(r) for r in con.execute(NOT_READ_SQL, params).fetchall()] == current:
+        return
+
+    def write():
+        con.execute("DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date IS NOT DISTINCT FROM $day "
+                    "AND status IN (SELECT unnest($statuses))", params)
+        con.execute("DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider "
+                    "AND partition_date IS NOT DISTINCT FROM $day AND reason IN (SELECT unnest($statuses))", params)
+        _write_manifest(con, [_not_read_outcome(e) for e in entries],
+                        {"provider": provider.name, "day": day, "run_id": run_id, "now": now})
+
+    if in_open_transaction:
+        write()
+    else:
+        with in_transaction(con):
+            write()
+
+
 def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id: str, mode: str,
-                     known: dict[str, FileOutcome], to_read: list[LandedFile], digests: dict[str, str],
-                     pending: dict[str, Future], failed: dict[str, FileRejected], log) -> list[FileOutcome]:
+                     known: dict[str, FileOutcome], to_read: list[LandedFile], pending: dict[str, Future],
+                     failed: dict[str, FileRejected], not_read: list[LandedFile], log) -> list[FileOutcome]:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     params = {"provider": provider.name, "day": partition_date, "run_id": run_id, "now": now}
     hashes = _hashes_loaded_elsewhere(con, provider.name, partition_date)
@@ -258,28 +312,45 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id
         if mode == "replace":
             _delete_partition(con, provider, partition_date)
         for number, landed in enumerate(to_read):
-            if landed.relative not in digests:
-                digests[landed.relative] = pending[landed.relative].result()
-            digest = digests[landed.relative]
+            scan, sample = pending[landed.relative].result()
+            if _changed_since_listed(landed):
+                # The upload goes on while we read: leave the file to a later run, as the listing would have.
+                outcomes.append(FileOutcome(landed.dataset.name, landed.relative, landed.size, landed.modified_at, None,
+                                            status="still_being_written", reason="still_being_written",
+                                            detail="its size or modification time changed while it was read; read by a later run"))
+                continue
             base = dict(dataset=landed.dataset.name, file_path=landed.relative, size_bytes=landed.size,
-                        modified_at=landed.modified_at, content_hash=digest)
-            if digest in hashes:
+                        modified_at=landed.modified_at, content_hash=scan.content_hash, sample_hash=sample,
+                        line_count=scan.lines)
+            if scan.content_hash in hashes:
                 outcome = FileOutcome(**base, status="skipped_duplicate", reason="duplicate_file",
-                                      detail=f"same content as {hashes[digest]}")
+                                      detail=f"same content as {hashes[scan.content_hash]}")
             elif landed.size == 0:
                 outcome = FileOutcome(**base, status="quarantined", reason="empty_file", detail="zero bytes")
+            elif scan.problem is not None:
+                outcome = FileOutcome(**base, status="quarantined", reason=scan.problem[0], detail=scan.problem[1])
             elif landed.relative in failed:
                 rejected = failed[landed.relative]
                 outcome = FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail)
             else:
-                outcome = _load_file(con, provider, landed, f"stage_{number}", base, params)
+                outcome = _load_file(con, provider, landed, scan, f"stage_{number}", base, params)
                 if outcome.status == "loaded":
-                    hashes[digest] = landed.relative
+                    hashes[scan.content_hash] = landed.relative
             outcomes.append(outcome)
             if log is not None:
                 log(f"{landed.relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}")
+        _sync_not_read(con, provider, partition_date, not_read, run_id, now, in_open_transaction=True)
         _write_manifest(con, outcomes, params)
     return outcomes
+
+
+def _changed_since_listed(landed: LandedFile) -> bool:
+    try:
+        info = landed.path.stat()
+    except OSError:
+        return True
+    modified_at = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc).replace(tzinfo=None)
+    return (info.st_size, modified_at) != (landed.size, landed.modified_at)
 
 
 def _transaction_usable(con) -> bool:
@@ -290,13 +361,18 @@ def _transaction_usable(con) -> bool:
     return True
 
 
-def _load_file(con, provider: ProviderConfig, landed: LandedFile, stage: str, base: dict, params: dict) -> FileOutcome:
+def _load_file(con, provider: ProviderConfig, landed: LandedFile, scan: FileScan, stage: str, base: dict,
+               params: dict) -> FileOutcome:
     """Parse one file and insert its rows and rejects; a file DuckDB cannot read aborts the transaction."""
     try:
         staged = stage_file(con, provider, landed.dataset, landed.path, stage)
-    except FileRejected as rejected:
+        lines_skipped, lines_lost = _account_for_lines(con, provider, staged, scan)
+    except (FileRejected, duckdb.Error, RecursionError, ValueError, TypeError, KeyError, IndexError, OSError, MemoryError) as exc:
+        # Whatever a vendor's bytes make a parser do, it fails this file only, with a reason naming it.
+        rejected = exc if isinstance(exc, FileRejected) else FileRejected(
+            "unreadable_file", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500])
         if not _transaction_usable(con):
-            raise _RetryWithout(landed.relative, rejected) from rejected
+            raise _RetryWithout(landed.relative, rejected) from exc
         _drop_temp_relations(con)
         return FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail)
     try:
@@ -304,8 +380,35 @@ def _load_file(con, provider: ProviderConfig, landed: LandedFile, stage: str, ba
     except duckdb.Error as exc:
         raise _RetryWithout(landed.relative, FileRejected("unreadable_file", str(exc).splitlines()[0])) from exc
     _drop_temp_relations(con)
-    return FileOutcome(**base, status="loaded", rows_loaded=staged.rows, rows_rejected=staged.rejected_rows,
-                       extra_columns=staged.extra_columns)
+    reason, detail = staged.flag or (None, None)
+    return FileOutcome(**base, status="loaded", reason=reason, detail=detail, rows_loaded=staged.rows,
+                       rows_rejected=staged.rejected_rows + lines_lost, extra_columns=staged.extra_columns, lines_skipped=lines_skipped)
+
+
+def _account_for_lines(con, provider: ProviderConfig, staged: StagedFile, scan: FileScan) -> tuple[int | None, int]:
+    """Every physical line of a line-format file is a row, a rejected row or a skipped line.
+
+    The parser may lose a line far longer than its limit without a trace; the scan measured every
+    such line. A lost line after the last line the parser returned is added as a rejected row
+    (`line_too_long`); a line lost before it would shift the line numbers of the rows after it,
+    so the file is quarantined instead. Returns the lines skipped (header, blank lines) and lost."""
+    if scan.lines is None or staged.lines_accounted is None:
+        return None, 0
+    reported = {row[0] for row in con.execute(f"SELECT DISTINCT source_row FROM {staged.stage}_rejects").fetchall()}
+    lost = [(line, size) for line, size in scan.long_lines if line not in reported]
+    if any(line <= staged.last_line for line, _ in lost):
+        raise FileRejected("unaccounted_lines", f"the parser skipped line {lost[0][0]} ({lost[0][1]} bytes) without a trace")
+    for line, size in lost:
+        con.execute(f"INSERT INTO {staged.stage}_rejects VALUES ($line, 'line_too_long', $detail, NULL)",
+                    {"line": line, "detail": f"line of {size} bytes is longer than the {MAX_LINE_BYTES}-byte limit"})
+    accounted = staged.lines_accounted + len(lost)
+    skipped = scan.lines - accounted + staged.lines_skipped
+    if provider.format == "jsonl" and accounted != scan.lines:
+        # Every JSON-lines line is read as text (blank ones too): a difference is a lost line.
+        raise FileRejected("unaccounted_lines", f"the file has {scan.lines} lines, the parser accounted for {accounted}")
+    if accounted > scan.lines:
+        raise FileRejected("unaccounted_lines", f"the file has {scan.lines} lines, the parser returned {accounted}")
+    return skipped, len(lost)
 
 
 def _delete_partition(con, provider: ProviderConfig, partition_date: date) -> None:
@@ -343,14 +446,16 @@ def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, par
 def _write_manifest(con, outcomes: list[FileOutcome], params: dict) -> None:
     for outcome in outcomes:
         con.execute(
-            "INSERT INTO audit.file_manifest VALUES "
-            "($provider, $dataset, $day, $file, $size, $mtime, $hash, $status, $reason, $detail, $rows, $rejected, $extra, $run_id, $now)",
+            f"INSERT INTO audit.file_manifest ({MANIFEST_COLUMNS}) VALUES "
+            "($provider, $dataset, $day, $file, $size, $mtime, $hash, $status, $reason, $detail, $rows, $rejected, $extra, "
+            "$run_id, $now, $sample, $lines, $skipped)",
             {**params, "dataset": outcome.dataset, "file": outcome.file_path, "size": outcome.size_bytes,
              "mtime": outcome.modified_at, "hash": outcome.content_hash, "status": outcome.status,
              "reason": outcome.reason, "detail": outcome.detail, "rows": outcome.rows_loaded,
-             "rejected": outcome.rows_rejected, "extra": list(outcome.extra_columns)},
+             "rejected": outcome.rows_rejected, "extra": list(outcome.extra_columns), "sample": outcome.sample_hash,
+             "lines": outcome.line_count, "skipped": outcome.lines_skipped},
         )
-        if outcome.status == "quarantined":
+        if outcome.status == "quarantined" or (outcome.status in NOT_READ_STATUSES and outcome.status != "still_being_written"):
             con.execute(
                 "INSERT INTO audit.quarantine VALUES ('bronze', $provider, $dataset, $day, $file, NULL, $reason, $detail, NULL, $run_id, $now)",
                 {**params, "dataset": outcome.dataset, "file": outcome.file_path, "reason": outcome.reason, "detail": outcome.detail},

@@ -5,6 +5,14 @@ file's good rows: the dataset's bronze columns (text, as delivered), `_extra` (J
 the config does not declare, or NULL) and `_source_row`; and leaves a temporary relation
   <stage>_rejects  source_row, reason, detail, raw_text of rows it could not use
 on the connection. A file that cannot be used at all raises `FileRejected` with a reason code.
+Line formats also report the physical lines they account for (rows, rejected rows, skipped
+header and blank lines), which the loader checks against the file's own line count.
+
+Encodings: a line (message, entry) that is not valid UTF-8 is a rejected row (`invalid_encoding`);
+when more than WRONG_ENCODING_SHARE of a file's rows are, the file is in another encoding and is
+rejected whole (`wrong_encoding`), unless the provider declares a `fallback_encoding`: then any
+file that is not valid UTF-8 is decoded byte run by byte run, valid UTF-8 as UTF-8 and the rest
+in the fallback encoding, and loaded with a flag.
 The SELECT reads what the reader staged while parsing (or the file itself, for Parquet), so the
 caller's INSERT into bronze is the only copy of the rows: each file is parsed once, written once.
 
@@ -14,23 +22,32 @@ position under names we choose, and undeclared names travel as bound parameters.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import functools
 import gzip
-import io
 import json
 import re
+import tempfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from stars_assets.lib.bronze.landing import MAX_DOCUMENT_BYTES, MAX_LINE_BYTES
 from stars_assets.lib.providers import Dataset, ProviderConfig
 
-# Longest delimited line accepted; longer lines are rejected rather than failing the file.
-MAX_LINE_BYTES = 4_000_000
 _SOURCE_PATH_STEP = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+# Above this share of undecodable rows a file is taken to be written in another encoding.
+WRONG_ENCODING_SHARE = 0.1
+# Deepest nesting accepted in a JSON document (FHIR resources nest a dozen levels at most).
+MAX_JSON_DEPTH = 64
+# HL7 MLLP framing: start block, end block (followed by a carriage return).
+MLLP_BYTES = ("\x0b", "\x1c")
+_BINARY = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f]")  # control bytes no text header holds
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes kept by errors="surrogateescape"
 
 
 class FileRejected(Exception):
@@ -50,6 +67,12 @@ class StagedFile:
     # bound parameters (vendor names from the file travel here, never in the SQL text).
     select: str = ""
     params: dict = field(default_factory=dict)
+    # Line formats: physical lines accounted for (rows, rejected rows and their lines, header and
+    # blank lines), of which skipped (header, blank); the last line number accounted for.
+    lines_accounted: int | None = None
+    lines_skipped: int = 0
+    last_line: int = 0
+    flag: tuple[str, str] | None = None  # (reason, detail) of a file loaded with a caveat
 
     @property
     def source(self) -> tuple[str, dict]:
@@ -68,28 +91,77 @@ def stage_file(con: duckdb.DuckDBPyConnection, provider: ProviderConfig, dataset
         "fhir_bundle": _stage_fhir,
         "parquet": _stage_parquet,
     }
-    return readers[provider.format](con, provider, dataset, path, stage)
+    reader = readers[provider.format]
+    try:
+        return reader(con, provider, dataset, path, stage)
+    except FileRejected as rejected:
+        if rejected.reason != "wrong_encoding" or provider.fallback_encoding is None or provider.format == "parquet":
+            raise
+    _drop_stage(con, stage)
+    with tempfile.TemporaryDirectory(prefix="stars-transcode-") as folder:
+        utf8 = Path(folder) / "utf8.txt"
+        _transcode(provider, path, utf8)
+        staged = reader(con, provider.model_copy(update={"compression": "none", "fallback_encoding": None}), dataset, utf8, stage)
+    return replace(staged, flag=("fallback_encoding", f"not valid UTF-8: bytes outside UTF-8 decoded as {provider.fallback_encoding}"))
+
+
+def _fallback_handler(encoding: str) -> str:
+    """A codec error handler that decodes the bytes UTF-8 refuses in the fallback encoding."""
+    name = f"stars_fallback_{codecs.lookup(encoding).name}"
+    try:
+        codecs.lookup_error(name)
+    except LookupError:
+        def decode_in_fallback(error: UnicodeDecodeError):
+            return error.object[error.start:error.end].decode(encoding), error.end
+        codecs.register_error(name, decode_in_fallback)
+    return name
+
+
+def _transcode(provider: ProviderConfig, path: Path, target: Path) -> None:
+    """Write the file as UTF-8: valid UTF-8 kept, other byte runs decoded in the fallback encoding."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors=_fallback_handler(provider.fallback_encoding))
+    raw = gzip.open(path, "rb") if provider.compression == "gzip" else open(path, "rb")
+    try:
+        with raw, open(target, "w", encoding="utf-8", newline="") as out:
+            for block in iter(lambda: raw.read(8 * 1024 * 1024), b""):
+                out.write(decoder.decode(block))
+            out.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        raise FileRejected("wrong_encoding", f"neither UTF-8 nor {provider.fallback_encoding}: {exc.reason}") from exc
+
+
+def _drop_stage(con: duckdb.DuckDBPyConnection, stage: str) -> None:
+    for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal AND starts_with(view_name, $s)",
+                               {"s": stage}).fetchall():
+        con.execute(f"DROP VIEW IF EXISTS temp.main.{quote_identifier(name)}")
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, $s)",
+                               {"s": stage}).fetchall():
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_identifier(name)}")
+
+
+def _check_encoding(provider: ProviderConfig, undecodable: int, rows: int, first: int | None) -> None:
+    """Reject the file as a whole when it is in another encoding (see the module's docstring)."""
+    if undecodable and (provider.fallback_encoding is not None or undecodable > WRONG_ENCODING_SHARE * max(rows, 1)):
+        raise FileRejected("wrong_encoding", f"{undecodable} of {rows} rows are not UTF-8, first at row {first}")
 
 
 def _compression(provider: ProviderConfig) -> str:
     return "gzip" if provider.compression == "gzip" else "none"
 
 
-def _open_text(provider: ProviderConfig, path: Path):
-    raw = gzip.open(path, "rb") if provider.compression == "gzip" else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
-
-
 def _read_header(provider: ProviderConfig, path: Path) -> list[str]:
+    # Only the header line is decoded here: a bad byte in a later row is that row's problem.
     try:
-        with _open_text(provider, path) as handle:
-            line = handle.readline()
+        with (gzip.open(path, "rb") if provider.compression == "gzip" else open(path, "rb")) as handle:
+            line = handle.readline(MAX_LINE_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise FileRejected("wrong_encoding", f"file is not UTF-8 near its start: {exc.reason}") from exc
+        raise FileRejected("wrong_encoding", f"the header is not UTF-8: {exc.reason}") from exc
     except (OSError, EOFError, zlib.error) as exc:
         raise FileRejected("truncated_gzip" if provider.compression == "gzip" else "unreadable_file", str(exc)) from exc
     if not line.strip():
         raise FileRejected("empty_file", "no header line")
+    if _BINARY.search(line.rstrip("\r\n")):
+        raise FileRejected("wrong_encoding", "the header holds control bytes: binary content, not text")
     quoting = {"quotechar": provider.quote} if provider.quote else {"quoting": csv.QUOTE_NONE}
     return next(csv.reader([line.rstrip("\r\n")], delimiter=provider.delimiter, **quoting))
 
@@ -115,6 +187,40 @@ def _staged(con, stage: str, extra: tuple[str, ...]) -> StagedFile:
     return StagedFile(stage, _count(con, stage), _count(con, f"{stage}_rejects"), extra)
 
 
+# Rejected records shift the physical line of every later good row: the k-th good row of the
+# reader sits on its line k + 1 (header) + the lines of the rejected records before it. A rejected
+# record spans more than one line when a quote was left open ({stage}_spans: line, span).
+GOOD_ROW_LINE_SQL = """
+    WITH spans AS (
+        SELECT line, span, sum(span) OVER (ORDER BY line) AS spanned FROM {stage}_spans
+    ), shift AS (
+        SELECT line - {first_line} - (spanned - span) AS good_rows_before, spanned FROM spans
+    )
+    SELECT {columns}, raw._rn + {first_line} - 1 + coalesce(shift.spanned, 0) AS _source_row
+    FROM {stage}_raw AS raw ASOF LEFT JOIN shift ON raw._rn > shift.good_rows_before
+"""
+
+DELIMITED_REJECTS_SQL = """
+CREATE OR REPLACE TEMP TABLE {stage}_rejects AS
+WITH errors AS (
+    SELECT line, error_type, error_message,
+           -- the reader reports a record from the end of the line before it
+           ltrim(csv_line, chr(13) || chr(10)) AS raw_text
+    FROM {stage}_rej
+)
+SELECT line AS source_row,
+       CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
+            -- A broken quote also miscounts the fields after it: name the cause, not the symptom.
+            WHEN bool_or(error_type = 'UNQUOTED VALUE' OR error_type = 'UNTERMINATED QUOTE') THEN 'malformed_quoting'
+            WHEN bool_or(error_type IN ('MISSING COLUMNS', 'TOO MANY COLUMNS')) THEN 'wrong_field_count'
+            WHEN bool_or(error_type = 'LINE SIZE OVER MAXIMUM') THEN 'line_too_long'
+            ELSE 'unparseable_row' END AS reason,
+       min(error_type || ': ' || error_message) AS detail,
+       any_value(raw_text) AS raw_text
+FROM errors GROUP BY line
+"""
+
+
 def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
     header = _read_header(provider, path)
     if len(set(header)) != len(header):
@@ -138,11 +244,12 @@ def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path
         )
     except duckdb.Error as exc:
         raise FileRejected("unreadable_file", str(exc).splitlines()[0]) from exc
-    invalid_encoding = con.execute(
-        f"SELECT count(*), min(line) FROM {stage}_rej WHERE error_type = 'INVALID ENCODING'"
-    ).fetchone()
-    if invalid_encoding[0]:
-        raise FileRejected("wrong_encoding", f"{invalid_encoding[0]} line(s) are not UTF-8, first at line {invalid_encoding[1]}")
+    con.execute(DELIMITED_REJECTS_SQL.format(stage=stage))
+    rows = _count(con, f"{stage}_raw")
+    undecodable, first_bad = con.execute(
+        f"SELECT count(*), min(source_row) FROM {stage}_rejects WHERE reason = 'invalid_encoding'").fetchone()
+    _check_encoding(provider, undecodable, rows + _count(con, f"{stage}_rejects"), first_bad)
+    recovered = _split_open_quotes(con, provider, stage, len(header))
 
     select_declared = ", ".join(
         (f"c{position[c.source]}" if c.source in position else "CAST(NULL AS VARCHAR)") + f" AS {c.column}"
@@ -151,33 +258,59 @@ def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path
     extra_sql = (
         "to_json(map($extra_names, [" + ", ".join(f"c{position[n]}" for n in extra) + "]))" if extra else "CAST(NULL AS VARCHAR)"
     )
-    # Rejected lines shift the physical line number of every later good row: map the k-th good
-    # row to its line through the count of rejected lines before it (header is line 1).
-    select = f"""
-        WITH rejected AS (
-            SELECT line, row_number() OVER (ORDER BY line) AS j FROM (SELECT DISTINCT line FROM {stage}_rej)
-        ), shift AS (
-            SELECT line - j - 1 AS good_rows_before, max(j) AS j FROM rejected GROUP BY 1
-        )
-        SELECT {select_declared}, {extra_sql} AS _extra, raw._rn + 1 + coalesce(shift.j, 0) AS _source_row
-        FROM {stage}_raw AS raw ASOF LEFT JOIN shift ON raw._rn > shift.good_rows_before
-        """
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {stage}_rejects AS
-        SELECT line AS source_row,
-               -- A broken quote also miscounts the fields after it: name the cause, not the symptom.
-               CASE WHEN bool_or(error_type = 'UNQUOTED VALUE' OR error_type = 'UNTERMINATED QUOTE') THEN 'malformed_quoting'
-                    WHEN bool_or(error_type IN ('MISSING COLUMNS', 'TOO MANY COLUMNS')) THEN 'wrong_field_count'
-                    WHEN bool_or(error_type = 'LINE SIZE OVER MAXIMUM') THEN 'line_too_long'
-                    ELSE 'unparseable_row' END AS reason,
-               min(error_type || ': ' || error_message) AS detail,
-               any_value(csv_line) AS raw_text
-        FROM {stage}_rej GROUP BY line
-        """
-    )
-    return StagedFile(stage, _count(con, f"{stage}_raw"), _count(con, f"{stage}_rejects"), extra,
-                      select, {"extra_names": list(extra)} if extra else {})
+    select = GOOD_ROW_LINE_SQL.format(stage=stage, first_line=2, columns=f"{select_declared}, {extra_sql} AS _extra")
+    if recovered:
+        select += f"UNION ALL SELECT {select_declared}, {extra_sql} AS _extra, _source_row FROM {stage}_recovered AS raw"
+    spanned = con.execute(f"SELECT coalesce(sum(span), 0) FROM {stage}_spans").fetchone()[0]
+    accounted = 1 + rows + int(spanned)
+    return StagedFile(stage, rows + recovered, _count(con, f"{stage}_rejects"), extra,
+                      select, {"extra_names": list(extra)} if extra else {},
+                      lines_accounted=accounted, lines_skipped=1, last_line=accounted)
+
+
+def _split_open_quotes(con, provider: ProviderConfig, stage: str, width: int) -> int:
+    """A quote left open swallows the lines after it into one rejected record: only its own line
+    stays rejected; each swallowed line is parsed on its own (loaded when whole, else rejected).
+    Returns the number of rows recovered (staged in {stage}_recovered)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {stage}_spans AS
+        SELECT source_row AS line, CAST(coalesce(len(regexp_split_to_array(rtrim(raw_text, chr(13) || chr(10)), '\r\n|\r|\n')), 1) AS BIGINT) AS span
+        FROM {stage}_rejects""")
+    swallowing = con.execute(
+        f"SELECT r.source_row, r.raw_text FROM {stage}_rejects AS r JOIN {stage}_spans AS s ON s.line = r.source_row "
+        "WHERE s.span > 1 ORDER BY 1").fetchall()
+    recovered: list[tuple[int, list[str]]] = []
+    rejected: list[tuple[int, str, str, str]] = []
+    quoting = {"quotechar": provider.quote, "doublequote": True} if provider.quote else {"quoting": csv.QUOTE_NONE}
+    for line, raw_text in swallowing:
+        first, *rest = re.split(r"\r\n|\r|\n", raw_text.rstrip("\r\n"))
+        con.execute(f"UPDATE {stage}_rejects SET raw_text = $raw, detail = 'a quote is left open on this line' "
+                    "WHERE source_row = $line", {"raw": first, "line": line})
+        for offset, piece in enumerate(rest, start=1):
+            try:
+                fields = next(csv.reader([piece], delimiter=provider.delimiter, strict=True, **quoting))
+            except (csv.Error, StopIteration):
+                rejected.append((line + offset, "malformed_quoting", "a quote is left open on this line", piece))
+                continue
+            if len(fields) != width:
+                rejected.append((line + offset, "wrong_field_count", f"{len(fields)} fields, the header has {width}", piece))
+            else:
+                recovered.append((line + offset, fields))
+    if rejected:
+        table = pa.table({"source_row": pa.array([r[0] for r in rejected], pa.int64()),
+                          "reason": pa.array([r[1] for r in rejected], pa.string()),
+                          "detail": pa.array([r[2] for r in rejected], pa.string()),
+                          "raw_text": pa.array([r[3] for r in rejected], pa.string())})
+        con.register(f"{stage}_split_arrow", table)
+        con.execute(f"INSERT INTO {stage}_rejects SELECT * FROM {stage}_split_arrow")
+        con.unregister(f"{stage}_split_arrow")
+    if recovered:
+        table = pa.table({"_source_row": pa.array([r[0] for r in recovered], pa.int64()),
+                          **{f"c{i}": pa.array([r[1][i] for r in recovered], pa.string()) for i in range(width)}})
+        con.register(f"{stage}_recovered_arrow", table)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_recovered AS SELECT * FROM {stage}_recovered_arrow")
+        con.unregister(f"{stage}_recovered_arrow")
+    return len(recovered)
 
 
 def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
@@ -185,26 +318,46 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
     # is a rejected row with its line number rather than a failed file. Numbering the lines keeps
     # one thread on the file; parsing is a second statement that DuckDB spreads over all cores.
     # Every line is parsed once for its keys and once for all declared fields (one call), and
-    # `_extra` is only built for the rare line that has undeclared keys.
+    # `_extra` is only built for the rare line that has undeclared keys. Lines the reader itself
+    # refuses (too long, not UTF-8) are in its rejects table, with their line numbers.
     declared = [c.source for c in dataset.columns]
     try:
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {stage}_lines AS
-            SELECT row_number() OVER () AS _source_row, raw
+            CREATE OR REPLACE TEMP TABLE {stage}_raw AS
+            SELECT row_number() OVER () AS _rn, raw
             FROM read_csv($path, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '', escape = '',
                           header = false, auto_detect = false, compression = $compression,
-                          max_line_size = {MAX_LINE_BYTES}, strict_mode = false)
+                          max_line_size = {MAX_LINE_BYTES}, strict_mode = false, store_rejects = true,
+                          rejects_table = '{stage}_rej', rejects_scan = '{stage}_scan')
             """,
             {"path": str(path), "compression": _compression(provider)},
         )
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {stage}_reader_rejects AS
+            SELECT line AS source_row,
+                   CASE WHEN bool_or(error_type = 'INVALID ENCODING') THEN 'invalid_encoding'
+                        WHEN bool_or(error_type = 'LINE SIZE OVER MAXIMUM') THEN 'line_too_long'
+                        ELSE 'unparseable_row' END AS reason,
+                   min(error_type || ': ' || error_message) AS detail,
+                   any_value(ltrim(csv_line, chr(13) || chr(10))) AS raw_text
+            FROM {stage}_rej GROUP BY line""")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_spans AS SELECT source_row AS line, CAST(1 AS BIGINT) AS span "
+                    f"FROM {stage}_reader_rejects")
+        rows = _count(con, f"{stage}_raw")
+        undecodable, first_bad = con.execute(
+            f"SELECT count(*), min(source_row) FROM {stage}_reader_rejects WHERE reason = 'invalid_encoding'").fetchone()
+        _check_encoding(provider, undecodable, rows + _count(con, f"{stage}_reader_rejects"), first_bad)
+        lines = (GOOD_ROW_LINE_SQL.format(stage=stage, first_line=1, columns="raw") if _count(con, f"{stage}_spans")
+                 else f"SELECT raw, _rn AS _source_row FROM {stage}_raw")  # no line refused: numbers are positions
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
-            WITH keyed AS (
+            WITH numbered AS ({lines}),
+            keyed AS (
                 SELECT _source_row, raw,
                        CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN json_keys(raw) END AS keys
-                FROM {stage}_lines
+                FROM numbered
             ), checked AS (
                 SELECT _source_row, raw, keys,
                        CASE WHEN keys IS NULL THEN 'malformed_json'
@@ -234,12 +387,13 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
     select = f"SELECT {select_declared}, _extra, _source_row FROM {stage}_parsed WHERE reason IS NULL"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP VIEW {stage}_rejects AS
+        CREATE OR REPLACE TEMP TABLE {stage}_rejects AS
         SELECT _source_row AS source_row, reason,
                CASE reason WHEN 'malformed_json' THEN 'line is not a JSON object'
                            ELSE 'a required field is missing' END AS detail,
                raw_text
         FROM {stage}_parsed WHERE reason IS NOT NULL
+        UNION ALL SELECT * FROM {stage}_reader_rejects
         """
     )
     extra = tuple(
@@ -248,10 +402,14 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
             f"SELECT DISTINCT unnest(json_keys(_extra)) FROM {stage}_parsed WHERE _extra IS NOT NULL ORDER BY 1"
         ).fetchall()
     )
-    rows, rejected = con.execute(
-        f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL) FROM {stage}_parsed"
+    good, rejected, parsed = con.execute(
+        f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), count(*) FROM {stage}_parsed"
     ).fetchone()
-    return StagedFile(stage, rows, rejected, extra, select)
+    reader_rejects = _count(con, f"{stage}_reader_rejects")
+    blank = rows - parsed
+    accounted = rows + reader_rejects
+    return StagedFile(stage, good, rejected + reader_rejects, extra, select,
+                      lines_accounted=accounted, lines_skipped=blank, last_line=accounted)
 
 
 def _stage_parquet(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
@@ -314,20 +472,68 @@ def _accept(number: int, values: dict[str, str | None], raw: str, required: list
         records.append((number, values, raw))
 
 
-def _read_utf8(path: Path) -> str:
+def _read_document(path: Path) -> str:
+    """A whole-document file as text; bytes that are not UTF-8 are kept as lone surrogates
+    (errors="surrogateescape") so that only the messages or entries holding them are rejected."""
+    size = path.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        raise FileRejected("file_too_large", f"{size} bytes; documents are read whole up to {MAX_DOCUMENT_BYTES} bytes")
     data = path.read_bytes()
     if not data.strip():
         raise FileRejected("empty_file", "no content")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileRejected("wrong_encoding", f"not UTF-8 at byte {exc.start}") from exc
+    return data.decode("utf-8-sig", errors="surrogateescape")
 
 
-def hl7_field(segments: dict[str, list[str]], path: str) -> str | None:
-    """Value at an HL7 v2 path such as 'SCH-11.4' (segment, field, optional component)."""
-    segment_id, _, rest = path.partition("-")
-    field_text, _, component_text = rest.partition(".")
+def _undecodable(text: str) -> bool:
+    return _UNDECODABLE.search(text) is not None
+
+
+def _readable(text: str) -> str:
+    """Raw text for the quarantine: undecodable bytes shown as U+FFFD."""
+    return _UNDECODABLE.sub("\ufffd", text)
+
+
+@dataclass(frozen=True)
+class Hl7Separators:
+    """The separators a message declares in MSH-1 and MSH-2 (defaults |^~\\&)."""
+
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+
+    @classmethod
+    def of(cls, msh: str) -> "Hl7Separators | None":
+        """From a message's MSH segment; None when the declared separators are unusable."""
+        if len(msh) < 5 or not msh.startswith("MSH"):
+            return None
+        field_sep = msh[3]
+        encoding = msh[4:].split(field_sep, 1)[0]
+        component = encoding[0] if len(encoding) > 0 else "^"
+        repetition = encoding[1] if len(encoding) > 1 else "~"
+        chosen = (field_sep, component, repetition)
+        if len(set(chosen)) != 3 or any(c.isalnum() or c in "\r\n " for c in chosen):
+            return None
+        return cls(field_sep, component, repetition)
+
+
+_HL7_PATH = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\[(\d+)=([^\]]*)\])?(?:\.(\d+))?$")
+
+
+@functools.lru_cache(maxsize=256)
+def _hl7_path(path: str) -> tuple | None:
+    match = _HL7_PATH.match(path)
+    return match.groups() if match else None
+
+
+def hl7_field(segments: dict[str, list[str]], path: str, separators: Hl7Separators = Hl7Separators()) -> str | None:
+    """Value at an HL7 v2 path such as 'SCH-11.4' (segment, field, optional component).
+
+    'PID-3[5=MB].1' searches the field's repetitions for the first whose component 5 is MB (the
+    identifier type) and takes its component 1; without such a repetition, the first one."""
+    parsed = _hl7_path(path)
+    if parsed is None:
+        return None
+    segment_id, field_text, where_component, where_value, component_text = parsed
     fields = segments.get(segment_id)
     if fields is None:
         return None
@@ -336,33 +542,53 @@ def hl7_field(segments: dict[str, list[str]], path: str) -> str | None:
     if index >= len(fields):
         return None
     value = fields[index]
+    if not (segment_id == "MSH" and index == 1):  # MSH-2 holds the separators themselves
+        repetitions = value.split(separators.repetition)
+        value = repetitions[0]
+        if where_component is not None:
+            position = int(where_component) - 1
+            for repetition in repetitions:
+                components = repetition.split(separators.component)
+                if position < len(components) and components[position] == where_value:
+                    value = repetition
+                    break
     if component_text:
-        components = value.split("^")
+        components = value.split(separators.component)
         position = int(component_text) - 1
         value = components[position] if position < len(components) else ""
     return value or None
 
 
 def _stage_hl7(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
-    text = _read_utf8(path)
+    text = _read_document(path)
+    for framing in MLLP_BYTES:  # MLLP wraps each message in <VT> ... <FS><CR>
+        text = text.replace(framing, "")
     lines = [line for line in re.split(r"\r\n|\r|\n", text) if line.strip()]
     messages: list[list[str]] = []
     for line in lines:
-        if line.startswith("MSH|") or not messages:
+        if line.startswith("MSH") or not messages:
             messages.append([])
         messages[-1].append(line)
     records, rejects = [], []
     required = [c.source for c in dataset.columns if c.required]
+    any_undecodable = _undecodable(text)
     for number, segment_lines in enumerate(messages, start=1):
         raw = "\r".join(segment_lines)
-        if not segment_lines[0].startswith("MSH|"):
-            rejects.append((number, "malformed_message", "message does not start with MSH", raw))
+        separators = Hl7Separators.of(segment_lines[0])
+        if any_undecodable and _undecodable(raw):
+            rejects.append((number, "invalid_encoding", "message is not valid UTF-8", _readable(raw)))
+            continue
+        if separators is None:
+            reason = "message does not start with MSH" if not segment_lines[0].startswith("MSH") else "MSH declares unusable separators"
+            rejects.append((number, "malformed_message", reason, raw))
             continue
         segments: dict[str, list[str]] = {}
         for line in segment_lines:
-            fields = line.split("|")
+            fields = line.split(separators.field)
             segments.setdefault(fields[0], fields)
-        _accept(number, {c.source: hl7_field(segments, c.source) for c in dataset.columns}, raw, required, records, rejects)
+        _accept(number, {c.source: hl7_field(segments, c.source, separators) for c in dataset.columns}, raw, required, records, rejects)
+    undecodable = [r[0] for r in rejects if r[1] == "invalid_encoding"]
+    _check_encoding(provider, len(undecodable), len(messages), undecodable[0] if undecodable else None)
     _load_records(con, dataset, stage, records, rejects)
     return _staged(con, stage, ())
 
@@ -385,22 +611,49 @@ def json_path_value(document: dict, path: str) -> str | None:
     return str(node)
 
 
+def _too_deep(document, limit: int) -> bool:
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((value, depth + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+    return False
+
+
 def _stage_fhir(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
-    text = _read_utf8(path)
+    text = _read_document(path)
     try:
         bundle = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FileRejected("malformed_json", f"not JSON at line {exc.lineno}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise FileRejected("too_deeply_nested", f"JSON nested beyond what the parser handles (limit {MAX_JSON_DEPTH})") from exc
+    if _too_deep(bundle, MAX_JSON_DEPTH):
+        raise FileRejected("too_deeply_nested", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FileRejected("malformed_bundle", "top level is not a FHIR Bundle")
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise FileRejected("malformed_bundle", f"Bundle.entry is a {type(entries).__name__}, not a list")
     required = [c.source for c in dataset.columns if c.required]
     records, rejects = [], []
-    for number, entry in enumerate(bundle.get("entry") or [], start=1):
+    any_undecodable = _undecodable(text)
+    for number, entry in enumerate(entries, start=1):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         raw = json.dumps(entry, sort_keys=True)
+        if any_undecodable and _undecodable(json.dumps(entry, ensure_ascii=False)):
+            rejects.append((number, "invalid_encoding", "entry is not valid UTF-8",
+                            _readable(json.dumps(entry, sort_keys=True, ensure_ascii=False))))
+            continue
         if not isinstance(resource, dict) or resource.get("resourceType") != "Appointment":
             rejects.append((number, "malformed_resource", "entry is not an Appointment resource", raw))
             continue
         _accept(number, {c.source: json_path_value(resource, c.source) for c in dataset.columns}, raw, required, records, rejects)
+    undecodable = [r[0] for r in rejects if r[1] == "invalid_encoding"]
+    _check_encoding(provider, len(undecodable), len(entries), undecodable[0] if undecodable else None)
     _load_records(con, dataset, stage, records, rejects)
     return _staged(con, stage, ())

@@ -13,12 +13,33 @@ import duckdb
 from stars_assets.lib import vocabulary as v
 from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver.events import EventSpec, Rule
-from stars_assets.lib.silver.expressions import key_expression, mapped_code, timestamp_utc
+from stars_assets.lib.silver.expressions import key_expression, local_time_note, mapped_code, timestamp_utc
 from stars_assets.lib.silver.tables import APPOINTMENT_EVENTS, APPOINTMENTS, OUTREACH_EVENTS
 
 FUTURE = "CAST($day AS TIMESTAMP) + to_days($future_after_days)"
 FUTURE_EVENT = Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'")
+# The plausible window of an event time: from January 1 of the year before the delivery (a late
+# file in early January still carries December's events) to FUTURE. Outside it a time is wrong
+# whatever its unit: epoch seconds read as milliseconds fall in January 1970, an absurd epoch
+# number is clamped to year 1 or 9999.
+PAST = "CAST(make_date(year($day) - 1, 1, 1) AS TIMESTAMP)"
 MISSING_EVENT_KEY = Rule("missing_event_key", "c.event_key IS NULL OR c.event_key = ''", "'the vendor event key is empty'")
+
+
+def nonexistent_local_time(*columns: str) -> Rule:
+    condition = " OR ".join(f"c.{c}_note = 'nonexistent'" for c in columns)
+    return Rule("nonexistent_local_time", condition, "'a local time falls in the hour the spring daylight-saving change skips'")
+
+
+def ambiguous_local_time(*columns: str) -> Rule:
+    condition = " OR ".join(f"r.{c}_note = 'ambiguous'" for c in columns)
+    return Rule("ambiguous_local_time", condition,
+                "'a local time falls in the hour the autumn daylight-saving change repeats; read by the provider''s ambiguous rule'")
+
+
+def past_timestamp(column: str) -> Rule:
+    return Rule("past_timestamp", f"c.{column} < {PAST}",
+                f"'{column.replace('_ts', ' time')} ' || CAST(r.{column} AS VARCHAR) || ' UTC is before the program year'")
 
 
 def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
@@ -33,16 +54,19 @@ def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
         "channel": mapped_code(mapping.channel, f"{p}_channel", params),
         "event_type": mapped_code(mapping.event_type, f"{p}_type", params),
         "event_ts": timestamp_utc(mapping.event_ts, f"{p}_ts", params),
+        "event_ts_note": local_time_note(mapping.event_ts, f"{p}_ts", params),
         "measure_codes": measures,
     }
 
 
 OUTREACH = EventSpec(OUTREACH_EVENTS, "outreach", _outreach_columns, rules=(
+    nonexistent_local_time("event_ts"),
     Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
     FUTURE_EVENT,
+    past_timestamp("event_ts"),
     Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
     MISSING_EVENT_KEY,
-))
+), flags=(ambiguous_local_time("event_ts"),))
 
 
 def _appointment_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
@@ -51,7 +75,9 @@ def _appointment_columns(provider: ProviderConfig, params: dict) -> dict[str, st
         "appointment_key": key_expression(mapping.appointment_key, f"{p}_appt", params),
         "status": mapped_code(mapping.status, f"{p}_status", params),
         "event_ts": timestamp_utc(mapping.event_ts, f"{p}_event", params),
+        "event_ts_note": local_time_note(mapping.event_ts, f"{p}_event", params),
         "start_ts": timestamp_utc(mapping.start_ts, f"{p}_start", params),
+        "start_ts_note": local_time_note(mapping.start_ts, f"{p}_start", params),
         "booked_ts": timestamp_utc(mapping.booked_ts, f"{p}_booked", params) if mapping.booked_ts else "CAST(NULL AS TIMESTAMP)",
         "measure_code": f"upper(trim(b.{mapping.measure_code}))" if mapping.measure_code else "CAST(NULL AS VARCHAR)",
     }
@@ -131,8 +157,11 @@ APPOINTMENT = EventSpec(
     provider_kind="appointments",
     columns=_appointment_columns,
     rules=(
+        nonexistent_local_time("event_ts", "start_ts"),
         Rule("invalid_timestamp", "c.event_ts IS NULL OR c.start_ts IS NULL", "'event or start time does not parse'"),
         FUTURE_EVENT,
+        past_timestamp("event_ts"),
+        past_timestamp("start_ts"),
         Rule("start_before_booking", f"c.start_ts < {BOOKED_TS}",
              "'start ' || CAST(r.start_ts AS VARCHAR) || ' is before booking ' || CAST(r.booked_ts AS VARCHAR)"),
         Rule("unknown_code", "c.status IS NULL", "'status code has no canonical mapping'"),
@@ -147,6 +176,7 @@ APPOINTMENT = EventSpec(
     joins=BOOKINGS_JOIN,
     after_write=write_latest_states,
     tables=(APPOINTMENTS,),
+    flags=(ambiguous_local_time("event_ts", "start_ts"),),
 )
 
 EVENT_KINDS = {spec.name: spec for spec in (OUTREACH, APPOINTMENT)}

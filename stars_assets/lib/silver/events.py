@@ -36,10 +36,12 @@ from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver import inputs
 from stars_assets.lib.silver.expressions import key_expression
 from stars_assets.lib.silver.identity import IDENTITY_RULES, RESOLVE_JOIN, RESOLVED_COLUMNS, identifier_pattern_params, member_ref_sql
-from stars_assets.lib.silver.tables import MEMBER_IDENTIFIERS, MEMBERS, SILVER_RECONCILIATION
+from stars_assets.lib.silver.tables import MEMBER_IDENTIFIERS, MEMBERS, SILVER_FLAGS, SILVER_RECONCILIATION
 from stars_assets.lib.tables import TableSpec, ddl
 from stars_assets.lib.warehouse import in_transaction
 
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+CONFLICT_DETAIL = "'another row with this event key has different content'"
 # An event stamped later than this after the start of its delivery day cannot have happened
 # yet: one day for the day itself plus one for the widest time-zone offset of a late evening.
 FUTURE_AFTER_DAYS = 2
@@ -72,6 +74,8 @@ class EventSpec:
     # Written in the same transaction after the events, for what the kind keeps beside its history.
     after_write: Callable[[duckdb.DuckDBPyConnection, date, datetime], object] | None = None
     tables: tuple[TableSpec, ...] = ()  # further tables the kind writes
+    # Caveats recorded in audit.silver_flags for loaded rows: `condition` and `detail` are SQL over the row `r`.
+    flags: tuple[Rule, ...] = ()
 
     @property
     def name(self) -> str:
@@ -147,8 +151,36 @@ FROM ({validated}) AS v
 WHERE v.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d
                   WHERE d.source_file = v.source_file AND d.source_row = v.source_row AND d.provider = v.provider)
+  AND {not_conflicting}
 """
-REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM ({validated}) WHERE reason IS NOT NULL"
+# One pass over the validated rows keeps the rejected ones and the ones a flag may concern.
+CHECKED_SQL = "CREATE OR REPLACE TEMP TABLE event_checked AS SELECT * FROM ({validated}) AS r WHERE r.reason IS NOT NULL OR {flagged}"
+REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_checked WHERE reason IS NOT NULL"
+# The same event key with different content (record_hash over every vendor field), among the
+# run's valid rows or against a row already loaded in the window: no version is trusted; every
+# copy of the run is quarantined (the versions side by side in the quarantine), none is loaded.
+CONFLICTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE event_conflicts AS
+WITH suspect_rows AS (SELECT v.* FROM ({{validated_suspects}}) AS v WHERE v.reason IS NULL),
+conflicting AS (
+    SELECT provider, event_key FROM suspect_rows GROUP BY 1, 2 HAVING count(DISTINCT record_hash) > 1
+    UNION
+    SELECT s.provider, s.event_key FROM suspect_rows AS s
+    JOIN {{table}} AS o ON o.event_id = md5(s.provider || ':' || s.event_key) AND o.record_hash IS DISTINCT FROM s.record_hash
+    WHERE {OLDER_ROWS}
+)
+SELECT s.* REPLACE ('{CONFLICTING_DUPLICATE}' AS reason) FROM suspect_rows AS s JOIN conflicting USING (provider, event_key)
+"""
+NOT_CONFLICTING = "NOT EXISTS (SELECT 1 FROM event_conflicts AS x WHERE x.source_file = {a}.source_file AND x.source_row = {a}.source_row AND x.provider = {a}.provider)"
+FLAGS_SQL = """
+INSERT INTO audit.silver_flags
+SELECT $table, r.provider, $day, r.source_file, r.source_row, {flag}, {detail}, $run_id, $now
+FROM event_checked AS r
+WHERE r.reason IS NULL AND {condition}
+  AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d
+                  WHERE d.source_file = r.source_file AND d.source_row = r.source_row AND d.provider = r.provider)
+  AND {not_conflicting}
+"""
 # The raw bronze row of each rejected row of one provider: {bronze} is its bronze table.
 INSERT_QUARANTINE_SQL = """
 INSERT INTO audit.quarantine
@@ -196,6 +228,7 @@ SELECT $table, provider, $day, delivered, loaded, quarantined, duplicates, $run_
 """
 DELETE_PARTITION_SQL = (
     "DELETE FROM {table} WHERE partition_date = $day",
+    "DELETE FROM audit.silver_flags WHERE silver_table = $table AND partition_date = $day",
     "DELETE FROM audit.quarantine WHERE layer = 'silver' AND dataset = $table AND partition_date = $day",
     DELETE_RECONCILIATION_SQL,
 )
@@ -203,7 +236,8 @@ PARTITION_COUNTS_SQL = """
 SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed
 FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day ORDER BY provider
 """
-TEMP_TABLES = ("event_rejects", "event_suspects", "event_duplicates", "event_counts", "event_reconciled")
+TEMP_TABLES = ("event_checked", "event_rejects", "event_suspects", "event_duplicates", "event_conflicts", "event_counts",
+               "event_reconciled")
 
 
 def _bronze(provider: ProviderConfig, spec: EventSpec) -> str:
@@ -224,7 +258,7 @@ def candidates_sql(spec: EventSpec, providers: list[ProviderConfig]) -> tuple[st
         columns = {
             "provider": f"${p}_provider",
             "event_key": key_expression(mapping.event_key, f"{p}_key", params),
-            "member_ref": member_ref_sql(mapping.member_ref),
+            "member_ref": member_ref_sql(mapping.member_ref, provider.identifier_type),
             "identifier_type": f"${p}_id_type",
             **spec.columns(provider, params),
             "source_file": "b._source_file", "source_row": "b._source_row", "record_hash": "b._record_hash",
@@ -252,7 +286,7 @@ def validated_sql(spec: EventSpec, rows: str, candidates: str) -> str:
 
 
 def quarantine_detail(spec: EventSpec) -> str:
-    rules = [*IDENTITY_RULES, *((r.reason, r.condition, r.detail) for r in spec.rules)]
+    rules = [*IDENTITY_RULES, *((r.reason, r.condition, r.detail) for r in spec.rules), (CONFLICTING_DUPLICATE, "", CONFLICT_DETAIL)]
     return "CASE r.reason " + " ".join(f"WHEN '{reason}' THEN {detail}" for reason, _, detail in rules) + " END"
 
 
@@ -260,11 +294,12 @@ def _insert_sql(spec: EventSpec, validated: str) -> str:
     written = {"event_id": "md5(v.provider || ':' || v.event_key)", "partition_date": "$day", "loaded_at": "$now"}
     names = spec.table.column_names
     return INSERT_EVENTS_SQL.format(table=spec.table.qualified_name, columns=", ".join(names),
-                                    values=", ".join(written.get(n, f"v.{n}") for n in names), validated=validated)
+                                    values=", ".join(written.get(n, f"v.{n}") for n in names), validated=validated,
+                                    not_conflicting=NOT_CONFLICTING.format(a="v"))
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, spec: EventSpec) -> None:
-    con.execute(ddl(spec.table, *spec.tables, SILVER_RECONCILIATION, MEMBERS, MEMBER_IDENTIFIERS))
+    con.execute(ddl(spec.table, *spec.tables, SILVER_RECONCILIATION, SILVER_FLAGS, MEMBERS, MEMBER_IDENTIFIERS))
 
 
 def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:
@@ -296,19 +331,28 @@ def build_partition(con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: 
         if plan.mode == "replace":
             for statement in DELETE_PARTITION_SQL:
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
-        # validate -> quarantine
-        con.execute(REJECTS_SQL.format(validated=validated), validation)
-        detail = quarantine_detail(spec)
-        for provider in feeds:
-            _execute(con, INSERT_QUARANTINE_SQL.format(detail=detail, bronze=_bronze(provider, spec)), {**audit, "provider": provider.name})
-        # deduplicate
+        # validate
+        flagged = " OR ".join(f"({f.condition})" for f in spec.flags) or "false"
+        con.execute(CHECKED_SQL.format(validated=validated, flagged=flagged), validation)
+        con.execute(REJECTS_SQL)
+        # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL.format(candidates=union), {**params, **scope})
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
             con.execute(SUSPECTS_SEEN_BEFORE_SQL.format(table=table, candidates=union), {**params, **window})
         suspects = validated_sql(spec, SUSPECT_CANDIDATES_SQL.format(candidates=union), union)
         con.execute(DUPLICATES_SQL.format(table=table, validated_suspects=suspects), {**validation, **window})
+        con.execute(CONFLICTS_SQL.format(table=table, validated_suspects=suspects), {**validation, **window})
+        con.execute(f"DELETE FROM event_duplicates AS d WHERE {NOT_CONFLICTING.format(a='d').replace('NOT EXISTS', 'EXISTS', 1)}")
+        con.execute("INSERT INTO event_rejects BY NAME SELECT * FROM event_conflicts")
+        # quarantine
+        detail = quarantine_detail(spec)
+        for provider in feeds:
+            _execute(con, INSERT_QUARANTINE_SQL.format(detail=detail, bronze=_bronze(provider, spec)), {**audit, "provider": provider.name})
         # write
         con.execute(_insert_sql(spec, validated), {**validation, "now": now})
+        for flag in spec.flags:
+            _execute(con, FLAGS_SQL.format(flag=f"'{flag.reason}'", detail=flag.detail, condition=flag.condition,
+                                           not_conflicting=NOT_CONFLICTING.format(a="r")), audit)
         derived = spec.after_write(con, day, now) if spec.after_write else None
         # reconcile
         con.execute(COUNTS_SQL.format(table=table, delivered=delivered),

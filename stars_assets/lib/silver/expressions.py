@@ -10,21 +10,80 @@ from __future__ import annotations
 from stars_assets.lib.providers import CodeMapping, TimestampSpec, key_template_parts
 
 
-def timestamp_utc(spec: TimestampSpec, prefix: str, params: dict) -> str:
-    """A naive UTC TIMESTAMP, or NULL when the text does not parse."""
+# Epoch values beyond what a TIMESTAMP holds (years 1..9999) are clamped to its ends, so a
+# vendor's absurd number (the largest 64-bit integer) becomes an absurd time that the window rules
+# quarantine, instead of a conversion error that fails the whole day.
+EPOCH_MS_MIN, EPOCH_MS_MAX = -62135596800000, 253402300799999
+# ISO 8601 / HL7 texts that carry their own offset.
+ISO_OFFSET = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+HL7_OFFSET = r"[+-][0-9]{4}$"
+
+
+def _text(spec: TimestampSpec) -> str:
     columns = [f"b.{c}" for c in spec.columns]
-    text = columns[0] if len(columns) == 1 else f"concat_ws(' ', {', '.join(columns)})"
+    return columns[0] if len(columns) == 1 else f"concat_ws(' ', {', '.join(columns)})"
+
+
+def _local(spec: TimestampSpec, prefix: str, params: dict) -> str | None:
+    """SQL for the naive local wall-clock time of a text without an offset (None: epoch)."""
+    text = _text(spec)
     if spec.format == "epoch_ms":
-        return f"epoch_ms(try_cast({text} AS BIGINT))"
+        return None
     if spec.format == "iso8601":
-        return f"timezone('UTC', try_cast({text} AS TIMESTAMPTZ))"
+        return f"CASE WHEN NOT regexp_matches({text}, ${prefix}_offset) THEN try_cast({text} AS TIMESTAMP) END"
     if spec.format == "hl7":
-        # HL7 DTM with an offset (YYYYMMDDHHMMSS+hhmm); vendors here always send the offset.
-        return f"timezone('UTC', try_strptime({text}, '%Y%m%d%H%M%S%z'))"
+        return (f"CASE WHEN NOT regexp_matches({text}, ${prefix}_offset) "
+                f"THEN coalesce(try_strptime({text}, '%Y%m%d%H%M%S'), try_strptime({text}, '%Y%m%d%H%M')) END")
     params[f"{prefix}_format"] = spec.format
+    return f"try_strptime({text}, ${prefix}_format)"
+
+
+def _bind(spec: TimestampSpec, prefix: str, params: dict) -> None:
     params[f"{prefix}_zone"] = spec.timezone
-    # A local wall-clock time: attach the vendor's zone (daylight saving included), then UTC.
-    return f"timezone('UTC', timezone(${prefix}_zone, try_strptime({text}, ${prefix}_format)))"
+    if spec.format == "iso8601":
+        params[f"{prefix}_offset"] = ISO_OFFSET
+    elif spec.format == "hl7":
+        params[f"{prefix}_offset"] = HL7_OFFSET
+
+
+def timestamp_utc(spec: TimestampSpec, prefix: str, params: dict) -> str:
+    """A naive UTC TIMESTAMP, or NULL when the text does not parse or names a local time that does
+    not exist (see local_time_note).
+
+    A local time (no offset) is read in the vendor's declared zone. A time the autumn change
+    repeats is read as the spec's `ambiguous` choice: DuckDB gives the later (standard time)
+    instant, and the earlier is one hour before it, when that hour reads back as the same local
+    time. A time the spring change skips does not read back as itself and gives NULL."""
+    text = _text(spec)
+    if spec.format == "epoch_ms":
+        number = f"try_cast({text} AS BIGINT)"
+        return f"epoch_ms(CASE WHEN {number} IS NOT NULL THEN least(greatest({number}, {EPOCH_MS_MIN}), {EPOCH_MS_MAX}) END)"
+    _bind(spec, prefix, params)
+    local = _local(spec, prefix, params)
+    zone = f"${prefix}_zone"
+    instant = f"timezone({zone}, {local})"
+    shift = "- INTERVAL 1 HOUR" if spec.ambiguous == "earlier" else "+ INTERVAL 1 HOUR"
+    local_utc = (f"timezone('UTC', CASE WHEN timezone({zone}, {instant}) <> {local} THEN NULL "
+                 f"WHEN timezone({zone}, {instant} {shift}) = {local} THEN {instant} {shift} ELSE {instant} END)")
+    if spec.format == "iso8601":
+        return f"coalesce(timezone('UTC', try_cast(CASE WHEN regexp_matches({text}, ${prefix}_offset) THEN {text} END AS TIMESTAMPTZ)), {local_utc})"
+    if spec.format == "hl7":
+        return f"coalesce(timezone('UTC', try_strptime(CASE WHEN regexp_matches({text}, ${prefix}_offset) THEN {text} END, '%Y%m%d%H%M%S%z')), {local_utc})"
+    return local_utc
+
+
+def local_time_note(spec: TimestampSpec, prefix: str, params: dict) -> str:
+    """'nonexistent' for a local time the spring change skips, 'ambiguous' for one the autumn
+    change repeats, else NULL (also for times with an offset or in epoch units)."""
+    if spec.format == "epoch_ms":
+        return "CAST(NULL AS VARCHAR)"
+    _bind(spec, prefix, params)
+    local = _local(spec, prefix, params)
+    zone = f"${prefix}_zone"
+    instant = f"timezone({zone}, {local})"
+    return (f"CASE WHEN timezone({zone}, {instant}) <> {local} THEN 'nonexistent' "
+            f"WHEN timezone({zone}, {instant} - INTERVAL 1 HOUR) = {local} OR timezone({zone}, {instant} + INTERVAL 1 HOUR) = {local} "
+            "THEN 'ambiguous' END")
 
 
 def mapped_code(mapping: CodeMapping, prefix: str, params: dict) -> str:

@@ -33,18 +33,33 @@ MEMBER_REF_IS_WELL_FORMED = """(CASE c.identifier_type
 
 # The resolved member of candidate row `c` (alias m), and the rules that reject a row whose
 # identifier does not resolve: (reason, condition over c and m, quarantine detail over the rejected row r).
-RESOLVE_JOIN = "LEFT JOIN silver.member_identifiers AS m ON m.id_type = c.identifier_type AND m.id_value = c.member_ref"
+# An identifier the crosswalk gives to more than one member resolves to none of them: one join row
+# per identifier (never one per member, which would load the event twice) counts its members.
+RESOLVE_JOIN = """LEFT JOIN (
+    SELECT id_type, id_value, min(member_id) AS member_id, min(contract_id) AS contract_id, min(region) AS region,
+           count(DISTINCT member_id) AS members
+    FROM silver.member_identifiers GROUP BY id_type, id_value
+) AS m ON m.id_type = c.identifier_type AND m.id_value = c.member_ref"""
 RESOLVED_COLUMNS = "m.member_id, m.contract_id, m.region"
 IDENTITY_RULES = (
     ("malformed_member_id", f"c.member_ref IS NULL OR NOT {MEMBER_REF_IS_WELL_FORMED}",
      "r.identifier_type || ' does not have the expected shape'"),
     ("unknown_member", "m.member_id IS NULL", "r.identifier_type || ' not in the enrollment crosswalk'"),
+    ("ambiguous_member", "m.members > 1", "r.identifier_type || ' belongs to more than one member in the enrollment crosswalk'"),
 )
 
 
-def member_ref_sql(column: str) -> str:
-    """The vendor's member identifier as read from bronze row `b`."""
-    return f"trim(b.{column})"
+def normalized_identifier_sql(expression: str, identifier_type: str | None) -> str:
+    """An identifier as compared: trimmed; an MBI also without dashes or spaces and in upper case
+    (CMS prints MBIs as 1EG4-TE5-MK73, and vendors write them in either case)."""
+    if identifier_type == "mbi":
+        return f"upper(regexp_replace(trim({expression}), '[- ]', '', 'g'))"
+    return f"trim({expression})"
+
+
+def member_ref_sql(column: str, identifier_type: str | None = None) -> str:
+    """The vendor's member identifier as read from bronze row `b`, normalized for its type."""
+    return normalized_identifier_sql(f"b.{column}", identifier_type)
 
 
 def identifier_pattern_params() -> dict[str, str]:

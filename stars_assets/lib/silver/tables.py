@@ -173,3 +173,21 @@ SILVER_INPUTS = TableSpec(
 )
 
 SILVER_TABLES = (OUTREACH_EVENTS, APPOINTMENT_EVENTS, APPOINTMENTS, MEMBERS, MEMBER_IDENTIFIERS, CARE_GAPS, RX_FILLS)
+
+SILVER_FLAGS = TableSpec(
+    "audit.silver_flags",
+    "Loaded silver rows that carry a caveat (a local time the autumn daylight-saving change repeats, read by the "
+    "provider's documented rule), per table, provider and day.",
+    (
+        Column("silver_table", "VARCHAR", nullable=False),
+        Column("provider", "VARCHAR", nullable=False),
+        Column("partition_date", "DATE", nullable=False),
+        Column("source_file", "VARCHAR", nullable=False),
+        Column("source_row", "BIGINT", nullable=False),
+        Column("flag", "VARCHAR", nullable=False),
+        Column("detail", "VARCHAR"),
+        Column("run_id", "VARCHAR"),
+        Column("recorded_at", "TIMESTAMP"),
+    ),
+    partition_column="partition_date",
+)
