@@ -17,7 +17,8 @@ import pandas as pd
 from stars_assets.cli.predict import fitted_on_reference, prediction_report
 from stars_assets.lib import lake
 from stars_assets.lib.cms.rating import RULES_2026, reward_factor
-from stars_assets.lib.gold.facts import CHANNELS, CLOSURE_WINDOWS_DAYS
+from stars_assets.lib.gold.tables import CLOSURE_WINDOWS_DAYS
+from stars_assets.lib.vocabulary import CHANNELS
 from stars_assets.lib.ordinal import SEED, OrdinalParams
 from stars_assets.lib.ordinal.contract_predictions import PROBABILITY_COLUMNS, RATING_LEVELS
 
