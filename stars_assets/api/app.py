@@ -31,8 +31,7 @@ from fastapi.security import APIKeyHeader
 from stars_assets.api.audit import AuditWriter
 from stars_assets.lib.documents.keys import SCOPES, parse_key, secret_matches
 from stars_assets.lib.documents.store import ApiKeyRecord, DocumentStore
-from stars_assets.lib.vocabulary import CHANNELS
-from stars_assets.lib.silver.contracts import CARE_GAP_MEASURES
+from stars_assets.lib.vocabulary import CARE_GAP_MEASURES, CHANNELS
 from stars_assets.lib.silver.identity import IDENTIFIER_PATTERNS
 
 log = logging.getLogger("stars_assets.api")
