@@ -66,7 +66,10 @@ def api_world(world, postgres_url, tmp_path_factory) -> ApiWorld:
     warehouse = tmp_path_factory.mktemp("api") / "warehouse.duckdb"
     assert ingest(world, warehouse, WORLD_START, NEW_DAY - timedelta(days=1)).success
     resources = build_resources(warehouse=str(warehouse), landing=str(world))
-    assert dg.materialize([cms_assets.cut_points], resources=resources).success
+    # The weekly gold rates the plan under the forecast cut points, which are built from every CMS table.
+    cms_tables = [cms_assets.measure_scores, cms_assets.measure_stars, cms_assets.summary_ratings, cms_assets.cai,
+                  cms_assets.cut_points, cms_assets.projection_cut_points]
+    assert dg.materialize(cms_tables, resources=resources).success
     assert dg.materialize([care_gap_closure, contract_measure_rates], resources=resources, partition_key=GOLD_WEEK).success
     assert dg.materialize([measure_levers_asset], resources=resources, partition_key=GOLD_WEEK).success
     urls = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('store') / 'documents.sqlite'}", "postgresql": postgres_url}
