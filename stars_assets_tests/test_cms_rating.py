@@ -9,7 +9,9 @@ import pytest
 
 from stars_assets import settings
 from stars_assets.lib.cms import rating, reproduction, tables
-from stars_assets.lib.cms.rating import RULES_2026
+from stars_assets.lib.cms.rating import rules_for
+
+RULES_2026 = rules_for(2026)
 
 YEAR_DIR = settings.cms_reference_dir(2026)
 PROCESS_MEASURES = ["C01", "C02", "C03", "C06", "C10", "C11", "C15", "C16", "C17", "C19"]

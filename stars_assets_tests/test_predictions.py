@@ -17,11 +17,14 @@ from stars_assets.defs.resources import build_resources
 from stars_assets.definitions import defs
 from stars_assets.lib.cms import tables
 from stars_assets.lib.cms import forecast
-from stars_assets.lib.cms.rating import RULES_2026, next_cut_point
+from stars_assets.lib.cms.rating import next_cut_point
 from stars_assets.lib.gold.contract_rates import project_measure_stars, project_summaries
 from stars_assets.lib.ordinal import SEED, OrdinalParams
 from stars_assets.lib.ordinal import prediction_quality as quality
 from stars_assets.lib.ordinal.contract_predictions import (
+from stars_assets.lib.cms.rating import rules_for
+
+RULES_2026 = rules_for(2026)
     PREDICTION_COLUMN_NAMES,
     PROBABILITY_COLUMNS,
     TRAJECTORY_SQL,

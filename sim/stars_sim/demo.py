@@ -36,6 +36,7 @@ from stars_assets.lib import lake
 from stars_sim import generate
 from stars_assets.defs.ops.checks import landing_observation
 from stars_assets.lib.ops.freshness import latest_delivery
+from stars_assets.lib.lake.process import exit_now
 from stars_assets.lib.providers import load_registry
 
 SEED = 7
@@ -171,4 +172,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -26,6 +26,7 @@ import pyarrow as pa
 from tabulate import tabulate
 
 from stars_assets.lib import lake
+from stars_assets.lib.lake.process import exit_now
 
 log = logging.getLogger("stars-lake")
 
@@ -154,5 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The console script: the command, then an exit that skips finalization (see lib/lake/process.py)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -16,7 +16,7 @@ import pandas as pd
 
 from stars_assets.cli.predict import fitted_on_reference, prediction_report
 from stars_assets.lib import lake
-from stars_assets.lib.cms.rating import RULES_2026, reward_factor
+from stars_assets.lib.cms.rating import DEFAULT_STAR_YEAR, reward_factor, rules_for
 from stars_assets.lib.gold.tables import CLOSURE_WINDOWS_DAYS
 from stars_assets.lib.vocabulary import CHANNELS
 from stars_assets.lib.ordinal import SEED, OrdinalParams
@@ -290,7 +290,7 @@ def predictor_report(params: OrdinalParams, inputs: dict[str, float]) -> dict:
 def with_reward_factor(expected_stars: float, variance: float) -> tuple[float, float]:
     """CMS's reward factor rule (2026 thresholds, improvement measures included) for a contract whose weighted mean
     of measure stars is the expected rating and whose weighted variance is `variance`; and the rating with it."""
-    factor = reward_factor(expected_stars, variance, RULES_2026)
+    factor = reward_factor(expected_stars, variance, rules_for(DEFAULT_STAR_YEAR))
     return factor, min(5.0, expected_stars + factor)
 
 

@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 from stars_assets.defs.bronze.assets import bronze_key
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import LandingZone
+from stars_assets.defs.publish.assets import with_publishing
 from stars_assets.lib.ops.arrivals import cursor_from_manifest, scan_arrivals
 from stars_assets.lib.providers import ProviderConfig, load_registry
 
@@ -56,8 +57,9 @@ def arrival_target(provider: str) -> dg.AssetSelection:
 def build_file_arrival_sensor(provider: ProviderConfig) -> dg.SensorDefinition:
     arrival_job = dg.define_asset_job(
         f"load_{provider.name}_arrivals",
-        selection=arrival_target(provider.name),
-        description=f"Load newly arrived {provider.name} files of one delivery date into bronze, then the silver built from it.",
+        selection=with_publishing(arrival_target(provider.name)),
+        description=f"Load newly arrived {provider.name} files of one delivery date into bronze, then the silver built from it, "
+                    "and publish what changed to the lake.",
     )
 
     @dg.sensor(

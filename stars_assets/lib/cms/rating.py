@@ -128,7 +128,8 @@ def rules_for(star_year: int) -> RatingRules:
     )
 
 
-RULES_2026 = rules_for(2026)
+# The rules a function applies when none are given: the newest star year whose rules reproduce CMS exactly.
+DEFAULT_STAR_YEAR = 2026
 
 
 def cai_value_range() -> tuple[float, float]:
@@ -249,13 +250,14 @@ def weighted_variance(stars: Mapping[str, float], weights: Mapping[str, float]) 
 
 
 def reward_factor(
-    mean: float, variance: float, rules: RatingRules = RULES_2026,
+    mean: float, variance: float, rules: RatingRules | None = None,
     with_improvement: bool = True, with_new_measures: bool = True,
 ) -> float:
     """0.4 / 0.3 / 0.2 / 0.1 for high or relatively high means with low or medium variance, else 0.
 
     The thresholds depend on which measures the mean was computed over (Tables 8 and 9).
     """
+    rules = rules or rules_for(DEFAULT_STAR_YEAR)
     thresholds = rules.reward_thresholds[(with_improvement, with_new_measures)]
     mean, variance = round(mean, RATING_PRECISION), round(variance, RATING_PRECISION)
     if mean >= thresholds.mean_85th:
@@ -273,8 +275,9 @@ def reward_factor(
     return rules.reward_factors[(mean_band, variance_band)]
 
 
-def cai_value(cai_category: int | None, rules: RatingRules = RULES_2026) -> float:
+def cai_value(cai_category: int | None, rules: RatingRules | None = None) -> float:
     """Overall-rating CAI for a final adjustment category; 0 when the contract has none."""
+    rules = rules or rules_for(DEFAULT_STAR_YEAR)
     if cai_category is None or pd.isna(cai_category):
         return 0.0
     return rules.overall_cai[int(cai_category)]
@@ -373,7 +376,7 @@ def _new_measure_hold_harmless_eligible(
 
 def summary_rating(
     stars_by_measure: Mapping[str, float],
-    rules: RatingRules = RULES_2026,
+    rules: RatingRules | None = None,
     cai_category: int | None = None,
     puerto_rico_only: bool = False,
     disaster_pct_by_year: Mapping[int, float] | None = None,
@@ -383,6 +386,7 @@ def summary_rating(
     Applies the overall rating's weights, reward-factor thresholds and CAI, the improvement
     hold-harmless, and, for disaster-affected contracts, the new-measure hold-harmless.
     """
+    rules = rules or rules_for(DEFAULT_STAR_YEAR)
     stars = {
         measure: float(star) for measure, star in stars_by_measure.items()
         if star is not None and not pd.isna(star) and measure not in rules.overall_duplicates
