@@ -24,9 +24,11 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m stars_sim.demo
 
 # The screenshot test drives Debian's Chromium and the API tests start a throwaway PostgreSQL server;
-# install them when the machine lacks them.
+# install them when the machine lacks them. ruff (lint and format, configured in pyproject.toml) runs first.
 test: $(STAMP)
 	{ command -v chromium >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { apt-get update -qq && apt-get install -y -qq chromium postgresql >/dev/null; }
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -10,8 +10,8 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-
 from stars_sim import generate
+
 from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
@@ -100,8 +100,8 @@ def dashboard_world(ingested, tmp_path_factory) -> PublishedWorld:
     selections (publishing included) into a lake of its own, on one instance so the check outcomes accumulate."""
     import shutil
 
-    from stars_assets.defs import jobs
     from stars_assets.definitions import defs
+    from stars_assets.defs import jobs
 
     root = tmp_path_factory.mktemp("dashboard_world")
     warehouse = root / "warehouse.duckdb"

@@ -3,18 +3,18 @@ PostgreSQL: documents equal silver and gold, keys and scopes, the audit trail, o
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import httpx
 import pytest
+from stars_sim.postgres import free_port
 
 from stars_assets.api.app import KEY_CACHE_SECONDS
 from stars_assets.cli import api_keys
@@ -25,7 +25,6 @@ from stars_assets.defs.model.predictions import measure_levers_asset
 from stars_assets.defs.resources import build_resources
 from stars_assets.lib.documents.store import DocumentStore
 from stars_assets_tests.conftest import WORLD_DAYS, WORLD_START, ingest, query
-from stars_sim.postgres import free_port
 
 NEW_DAY = WORLD_START + timedelta(days=WORLD_DAYS - 1)  # delivered after the first document build
 GOLD_WEEK = "2026-10-25"  # the week (Sunday..Saturday 31 October) of gold's closures and the measure levers

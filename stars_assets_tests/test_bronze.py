@@ -7,7 +7,6 @@ import shutil
 from datetime import date, timedelta
 
 import dagster as dg
-import pytest
 
 from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets_tests.conftest import WORLD_DAYS, WORLD_START, ingest, query, read_truth

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -43,7 +43,7 @@ CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
 DIALER_HEADER = '"Call ID","Member Ref","Campaign","Call Start","Disposition","Duration Sec","Agent Type","Measure","Agent Name"\r\n'
 IHWA_HEADER = "RECORD_ID|MBI|VISIT_ID|VISIT_STATUS|STATUS_DATE|STATUS_TIME|GAP_CODES|NURSE_NAME\n"
 MEMBER_REFS = [f"VR0000000{n}" for n in range(5)]
-TODAY = datetime.now(timezone.utc).date()  # partitions are UTC days
+TODAY = datetime.now(UTC).date()  # partitions are UTC days
 
 
 class DagsterStack:

@@ -254,7 +254,7 @@ def test_hostile_header_and_json_key_load_as_data_and_never_reach_sql_text(tmp_p
             (outcome,) = load.files
             assert outcome.status == "loaded" and outcome.extra_columns == (HOSTILE,), name
         assert not [sql for sql in con.statements if "DROP TABLE bronze" in sql or "SELECT 1; --" in sql]
-        for table, key in (("dialer", "call_id"), ("engage", "event_id")):
+        for table in ("dialer", "engage"):
             (extra,) = raw.execute(f"SELECT _extra FROM bronze.{table}").fetchone()
             assert json.loads(extra) == {HOSTILE: "payload"}, table
         assert raw.execute("SELECT count(*) FROM bronze.dialer").fetchone()[0] == 1  # still there
@@ -264,7 +264,8 @@ def test_hostile_header_and_json_key_load_as_data_and_never_reach_sql_text(tmp_p
 def test_a_provider_yaml_with_a_hostile_or_missing_field_is_refused_before_any_sql(tmp_path, kind):
     """The refusal itself is covered field by field in test_providers.py; here: at registry load,
     so no asset, sensor or SQL is ever built from it."""
-    from stars_assets.lib.providers import ProviderConfigError, load_registry as registry
+    from stars_assets.lib.providers import ProviderConfigError
+    from stars_assets.lib.providers import load_registry as registry
 
     shipped = Path(__file__).resolve().parent.parent / "stars_assets" / "providers" / "dialer.yaml"
     text = shipped.read_text()

@@ -18,11 +18,10 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-
-import dagster as dg
 
 from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.lib.bronze.landing import MAX_LINE_BYTES
@@ -230,7 +229,7 @@ def test_recovered_and_framed_rows_carry_the_right_values_and_lines(crafted):
     mid = query(warehouse, f"SELECT event_id, _source_row FROM bronze.engage WHERE _source_file = 'engage/engage_events_{YMD}_02.jsonl.gz' "
                            "ORDER BY 2")
     assert mid.values.tolist() == [["m1", 1], ["m3", 3], ["m5", 5]]
-    deep = query(warehouse, f"SELECT event_id, length(_extra) > 200000 AS kept FROM bronze.engage WHERE event_id = 'deep'")
+    deep = query(warehouse, "SELECT event_id, length(_extra) > 200000 AS kept FROM bronze.engage WHERE event_id = 'deep'")
     assert deep.values.tolist() == [["deep", True]]  # a deep JSON line is data, kept in _extra
 
 
@@ -466,7 +465,7 @@ def test_a_file_that_grows_while_it_is_read_is_left_for_a_later_run(tmp_path, mo
     from stars_assets.lib.bronze import load as bronze_load
 
     landing = tmp_path / "landing"
-    path = land(landing / "dialer" / f"dialer_calls_{YMD}.csv", DIALER_HEADER + dialer_row("C1"))
+    land(landing / "dialer" / f"dialer_calls_{YMD}.csv", DIALER_HEADER + dialer_row("C1"))
     scan = bronze_load.scan_file
 
     def scan_while_the_upload_goes_on(file, compression, count_lines):

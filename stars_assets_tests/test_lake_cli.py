@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -41,7 +41,7 @@ def lake_root(tmp_path_factory):
         lake.publish_query(con, "SELECT * FROM silver.outreach_events", "silver", "outreach_events", contains_phi=True,
                            partition_column="partition_date", partitions=[date(2026, 11, 1)], root=str(root))
         time.sleep(0.05)
-        between = datetime.now(timezone.utc)
+        between = datetime.now(UTC)
         time.sleep(0.05)
         con.execute("UPDATE gold.campaign_effectiveness SET attempts = 999 WHERE as_of_week_end = DATE '2026-11-07'")
         publish_campaign()

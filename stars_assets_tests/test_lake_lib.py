@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import duckdb
 import pyarrow.compute as pc
@@ -98,7 +98,7 @@ def test_time_travel_by_version_and_by_timestamp(warehouse, tmp_path):
     root = str(tmp_path / "lake")
     _publish(warehouse, tmp_path / "lake")
     time.sleep(0.05)  # commits a few milliseconds apart: the moment between them is unambiguous
-    between = datetime.now(timezone.utc)
+    between = datetime.now(UTC)
     time.sleep(0.05)
     warehouse.execute("UPDATE silver.events SET member_id = 'later' WHERE partition_date = DATE '2026-10-28'")
     _publish(warehouse, tmp_path / "lake")

@@ -6,9 +6,8 @@ import pytest
 from stars_assets import settings
 from stars_assets.lib.cms import tables
 from stars_assets.lib.cms.levers import LEVER_COLUMN_NAMES, distance_to_earn, measure_levers, projected_summary
-from stars_assets.lib.cms.rating import measure_star, round_half_star
+from stars_assets.lib.cms.rating import measure_star, round_half_star, rules_for
 from stars_assets.lib.ordinal import prediction_quality as quality
-from stars_assets.lib.cms.rating import rules_for
 
 RULES_2026 = rules_for(2026)
 

@@ -1,14 +1,14 @@
 """The model assets materialized for real: CMS tables -> training set -> fitted model, into a temp DuckDB."""
 
-import duckdb
 import dagster as dg
+import duckdb
 import pytest
 
+from stars_assets.definitions import defs
 from stars_assets.defs.cms import assets as cms_assets
 from stars_assets.defs.model import assets as model_assets
 from stars_assets.defs.model import checks as model_checks
 from stars_assets.defs.resources import build_resources
-from stars_assets.definitions import defs
 from stars_assets.lib.ordinal import OrdinalParams
 
 MODEL_CHECKS = [

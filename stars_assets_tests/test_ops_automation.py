@@ -1,6 +1,6 @@
 """Declarative automation: a new silver partition brings the latest week's gold up to date, nothing else does."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pytest
@@ -13,7 +13,7 @@ from stars_assets_tests.conftest import INGEST_ASSETS, RANGE_END_TAG, RANGE_STAR
 WEEK = "2026-10-25"  # Sunday 25 to Saturday 31 October: the world starts on the 27th, the two days before are empty
 WEEK_DAYS = (date(2026, 10, 25), date(2026, 10, 31))
 # The Sunday after: that week is the latest complete weekly partition.
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 GOLD = {care_gap_closure.key, campaign_effectiveness.key}
 
 

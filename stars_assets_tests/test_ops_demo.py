@@ -7,9 +7,9 @@ import dagster as dg
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
+from stars_sim import demo
 
 from stars_assets.settings import PROJECT_ROOT
-from stars_sim import demo
 
 DAY = date(2026, 10, 1)
 

@@ -1,6 +1,6 @@
 """Schedules: which partitions each tick asks for, evaluated against a real Dagster instance."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.lib.ops.windows import RANGE_END_TAG, RANGE_START_TAG, late_file_window, previous_day
 
-SUNDAY_MORNING = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
+SUNDAY_MORNING = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,12 @@ def tick(project, name: str, at: datetime):
 
 
 def test_windows_are_utc_delivery_days():
-    assert previous_day(datetime(2026, 3, 1, 0, 30, tzinfo=timezone.utc)).isoformat() == "2026-02-28"
+    assert previous_day(datetime(2026, 3, 1, 0, 30, tzinfo=UTC)).isoformat() == "2026-02-28"
     assert [d.isoformat() for d in late_file_window(SUNDAY_MORNING)] == ["2026-11-15", "2026-11-21"]
 
 
 def test_daily_schedule_materializes_yesterday_across_providers_and_layers(project):
-    schedule, result = tick(project, "daily_ingest_yesterday", datetime(2026, 10, 15, 6, 0, tzinfo=timezone.utc))
+    schedule, result = tick(project, "daily_ingest_yesterday", datetime(2026, 10, 15, 6, 0, tzinfo=UTC))
     (request,) = result.run_requests
     assert schedule.job_name == "ingest_daily_deliveries"
     assert request.partition_key == "2026-10-14" and request.run_key == "2026-10-14"

@@ -22,11 +22,11 @@ from stars_assets.lib.ordinal import (
     parameter_table,
     predict,
     predict_contracts,
+    quality,
     round_to_half_star,
     simulate,
     training_set,
 )
-from stars_assets.lib.ordinal import quality
 
 # STARS.md section 1, written out again so the test does not share code with the library.
 ALPHA = {2: -10.1, 3: -11.76, 4: -15.1, 5: -18.17}
@@ -200,7 +200,8 @@ def test_fitted_params_round_trip_through_the_stored_parameter_table():
 # --- features ------------------------------------------------------------------------------------
 
 
-def measure_rows(contract_id: str, rates: dict[str, float] = {}, stars: dict[str, int] = {}) -> list[dict]:
+def measure_rows(contract_id: str, rates: dict[str, float] | None = None, stars: dict[str, int] | None = None) -> list[dict]:
+    rates, stars = rates or {}, stars or {}
     return [{"contract_id": contract_id, "measure_id": m, "rate": r, "stars": None} for m, r in rates.items()] + [
         {"contract_id": contract_id, "measure_id": m, "rate": None, "stars": s} for m, s in stars.items()
     ]

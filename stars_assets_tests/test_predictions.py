@@ -10,26 +10,24 @@ import pandas as pd
 import pytest
 
 from stars_assets import settings
+from stars_assets.definitions import defs
 from stars_assets.defs.cms import assets as cms_assets
 from stars_assets.defs.model import assets as model_assets
 from stars_assets.defs.model import predictions
 from stars_assets.defs.resources import build_resources
-from stars_assets.definitions import defs
-from stars_assets.lib.cms import tables
-from stars_assets.lib.cms import forecast
-from stars_assets.lib.cms.rating import next_cut_point
+from stars_assets.lib.cms import forecast, tables
+from stars_assets.lib.cms.rating import next_cut_point, rules_for
 from stars_assets.lib.gold.contract_rates import project_measure_stars, project_summaries
 from stars_assets.lib.ordinal import SEED, OrdinalParams
 from stars_assets.lib.ordinal import prediction_quality as quality
 from stars_assets.lib.ordinal.contract_predictions import (
-from stars_assets.lib.cms.rating import rules_for
-
-RULES_2026 = rules_for(2026)
     PREDICTION_COLUMN_NAMES,
     PROBABILITY_COLUMNS,
     TRAJECTORY_SQL,
     contract_predictions,
 )
+
+RULES_2026 = rules_for(2026)
 
 WEEK_1, WEEK_2 = "2026-03-01", "2026-03-08"  # Sundays; the snapshots are as of the Saturdays after
 AS_OF_1, AS_OF_2 = date(2026, 3, 7), date(2026, 3, 14)

@@ -21,8 +21,7 @@ from stars_assets.defs.partitions import WAREHOUSE_POOL
 from stars_assets.defs.silver import checks
 from stars_assets.lib.bronze.load import AUDIT_DDL, ensure_tables
 from stars_assets.lib.providers import load_registry
-from stars_assets.lib.silver import contracts
-from stars_assets.lib.silver import tables
+from stars_assets.lib.silver import contracts, tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
 from stars_assets.lib.tables import ddl
 

@@ -171,8 +171,8 @@ def step_publish(args) -> None:
     """The day's partitions of the daily lake tables, from the warehouse the full run left."""
     import dagster as dg
 
-    from stars_assets.defs.publish.assets import publish_assets
     from stars_assets.defs.partitions import daily_partitions
+    from stars_assets.defs.publish.assets import publish_assets
     from stars_assets.defs.resources import build_resources
 
     lake = Path(args.workdir) / "lake"

@@ -14,7 +14,6 @@ import contextlib
 import io
 import logging
 import os
-import sys
 import time
 import warnings
 
@@ -22,7 +21,7 @@ import warnings
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 warnings.simplefilter("ignore")
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -32,12 +31,12 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from stars_assets import settings
-from stars_assets.lib import lake
-from stars_sim import generate
 from stars_assets.defs.ops.checks import landing_observation
-from stars_assets.lib.ops.freshness import latest_delivery
+from stars_assets.lib import lake
 from stars_assets.lib.lake.process import exit_now
+from stars_assets.lib.ops.freshness import latest_delivery
 from stars_assets.lib.providers import load_registry
+from stars_sim import generate
 
 SEED = 7
 MEMBERS = 2000
@@ -121,7 +120,7 @@ def main() -> int:
     with contextlib.redirect_stdout(io.StringIO()):  # the generator's own report: the ground truth holds it all
         generate.main(["--seed", str(SEED), "--members", str(MEMBERS), "--days", str(DAYS),
                        "--start-date", start.isoformat(), "--out", str(landing)])
-    _align_clock(landing, datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc))
+    _align_clock(landing, datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC))
     print(f"2/3 materializing into {settings.warehouse_path()} (runs launched through the code location in {WORKSPACE.name})")
     logging.getLogger("dagster.code_server").setLevel(logging.WARNING)
     with dg.DagsterInstance.get() as instance, \

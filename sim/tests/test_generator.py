@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
 from stars_sim.generate import main as cli_main
 from stars_sim.generator import FAULT_KINDS, generate
 from stars_sim.generator import events as generator_events
@@ -28,7 +27,7 @@ from stars_sim.generator.world import LAST_PUBLISHED
 START = dt.date(2026, 10, 26)  # 14 days crossing the end of daylight saving time on 2026-11-01
 OVERLAP_START = dt.date(2026, 11, 2)  # 7 days sharing 2026-11-02..08 with the main window
 MEMBERS = 2000
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 IHWA_COLUMNS = ["RECORD_ID", "MBI", "VISIT_ID", "VISIT_STATUS", "STATUS_DATE", "STATUS_TIME", "GAP_CODES", "NURSE_NAME"]
 DIALER_COLUMNS = ["Call ID", "Member Ref", "Campaign", "Call Start", "Disposition", "Duration Sec", "Agent Type", "Measure", "Agent Name"]

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
@@ -31,8 +31,8 @@ from fastapi.security import APIKeyHeader
 from stars_assets.api.audit import AuditWriter
 from stars_assets.lib.documents.keys import SCOPES, parse_key, secret_matches
 from stars_assets.lib.documents.store import ApiKeyRecord, DocumentStore
-from stars_assets.lib.vocabulary import CARE_GAP_MEASURES, CHANNELS
 from stars_assets.lib.silver.identity import IDENTIFIER_PATTERNS
+from stars_assets.lib.vocabulary import CARE_GAP_MEASURES, CHANNELS
 
 log = logging.getLogger("stars_assets.api")
 
@@ -101,7 +101,7 @@ def _decode_cursor(cursor: str) -> str:
 
 
 def _epoch_text(epoch: int | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class RequestLog:
@@ -188,8 +188,8 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page", max_length=200)] = None,
     ) -> dict:
-        day = as_of or datetime.now(timezone.utc).date()
-        cutoff = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - timedelta(days=not_touched_days)
+        day = as_of or datetime.now(UTC).date()
+        cutoff = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=not_touched_days)
         rows = await run_in_threadpool(
             _store(request).audience, channel=channel, measure_code=measure, contract_id=contract, region=region,
             touched_before_epoch=int(cutoff.timestamp()), after=_decode_cursor(cursor) if cursor else "", limit=limit + 1)

@@ -18,9 +18,9 @@ from stars_assets.cli.predict import fitted_on_reference, prediction_report
 from stars_assets.lib import lake
 from stars_assets.lib.cms.rating import DEFAULT_STAR_YEAR, reward_factor, rules_for
 from stars_assets.lib.gold.tables import CLOSURE_WINDOWS_DAYS
-from stars_assets.lib.vocabulary import CHANNELS
 from stars_assets.lib.ordinal import SEED, OrdinalParams
 from stars_assets.lib.ordinal.contract_predictions import PROBABILITY_COLUMNS, RATING_LEVELS
+from stars_assets.lib.vocabulary import CHANNELS
 
 # Columns of gold.care_gap_closure the dashboard may read: no gap_id, no member_id.
 CLOSURE_COLUMNS = ["as_of_week_end", "contract_id", "region", "measure_code", "measurement_year", "open_date",

@@ -104,7 +104,7 @@ class Dataset(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _unique_columns(self) -> "Dataset":
+    def _unique_columns(self) -> Dataset:
         names = [c.column for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"bronze column names repeat in dataset {self.name}")
@@ -164,7 +164,7 @@ class CodeMapping(_Strict):
     value: str | None = None
 
     @model_validator(mode="after")
-    def _column_or_value(self) -> "CodeMapping":
+    def _column_or_value(self) -> CodeMapping:
         if (self.column is None) == (self.value is None):
             raise ValueError("give either column (with codes) or a constant value")
         if self.column is not None:
@@ -196,7 +196,7 @@ class OutreachMapping(_Strict):
     measure_codes_separator: str = ";"
 
     @model_validator(mode="after")
-    def _canonical_codes(self) -> "OutreachMapping":
+    def _canonical_codes(self) -> OutreachMapping:
         key_template_parts(self.event_key)
         _identifier(self.member_ref)
         if self.measure_codes is not None:
@@ -220,7 +220,7 @@ class AppointmentMapping(_Strict):
     measure_code: str | None = None
 
     @model_validator(mode="after")
-    def _canonical_codes(self) -> "AppointmentMapping":
+    def _canonical_codes(self) -> AppointmentMapping:
         key_template_parts(self.event_key)
         key_template_parts(self.appointment_key)
         _identifier(self.member_ref)
@@ -272,7 +272,7 @@ class ProviderConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _mappings_fit_kind(self) -> "ProviderConfig":
+    def _mappings_fit_kind(self) -> ProviderConfig:
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
             raise ValueError("dataset names repeat")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import duckdb
 

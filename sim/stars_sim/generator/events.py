@@ -8,15 +8,14 @@ would give. Everything is NumPy / Arrow: no Python loop per row.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 
-from . import codes
-from . import activity
+from . import activity, codes
 from .rng import mix64, stream
 from .simulation import DEFAULT_RATES, EVENTS_PER_OUTCOME, SimResult, random_set_bit
 from .textfmt import (
@@ -71,11 +70,11 @@ class Rows:
     def __setitem__(self, name, value):
         self.cols[name] = value
 
-    def take(self, indices: np.ndarray) -> "Rows":
+    def take(self, indices: np.ndarray) -> Rows:
         idx = pa.array(indices, type=pa.int64())
         return Rows({k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[indices]) for k, v in self.cols.items()})
 
-    def slice(self, start: int, stop: int) -> "Rows":
+    def slice(self, start: int, stop: int) -> Rows:
         return Rows({k: (v.slice(start, stop - start) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[start:stop]) for k, v in self.cols.items()})
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -153,7 +153,7 @@ class FaultPlan:
             ordered.sort(key=lambda p: self.rows_of(p, day) < min_rows)
         return ordered
 
-    @lru_cache(maxsize=None)
+    @cache
     def content_faults(self, day: dt.date) -> tuple[ContentFault, ...]:
         """Faults inside a day's regular files; at most one per file."""
         taken: set = set()
@@ -190,7 +190,7 @@ class FaultPlan:
     def quarantined_main(self, provider: str, day: dt.date) -> bool:
         return any(f.provider == provider and f.kind in QUARANTINING_FILE_FAULTS and f.hour is None for f in self.content_faults(day))
 
-    @lru_cache(maxsize=None)
+    @cache
     def late_part(self, day: dt.date) -> ExtraFile | None:
         """The day's second file, held back by the vendor and delivered 1-3 days later."""
         if not self.strikes("late_file", day):
@@ -199,7 +199,7 @@ class FaultPlan:
         lag = 1 + stable_int(self.seed, "late-lag", day) % MAX_DELIVERY_LAG
         return ExtraFile("late_file", provider, day, day + dt.timedelta(days=lag))
 
-    @lru_cache(maxsize=None)
+    @cache
     def empty_file(self, day: dt.date) -> ExtraFile | None:
         if not self.strikes("empty_file", day):
             return None
@@ -207,7 +207,7 @@ class FaultPlan:
         hour = self._pick("empty-hour", day, BUSY_ENGAGE_HOURS)[0] if provider == "engage" else None
         return ExtraFile("empty_file", provider, day, day, hour)
 
-    @lru_cache(maxsize=None)
+    @cache
     def redelivered(self, day: dt.date) -> ExtraFile | None:
         """A clean regular file of an earlier day, sent again under a name dated this day."""
         if not self.strikes("redelivered_file", day):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -214,7 +214,7 @@ def _row_fault_detail(kind: int, written_ts: int, field_count: int, expected_fie
     if kind == MALFORMED:
         return "member identifier of the wrong shape"
     if kind == FUTURE:
-        return f"event time {dt.datetime.fromtimestamp(written_ts / 1000, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ} is after the delivery day"
+        return f"event time {dt.datetime.fromtimestamp(written_ts / 1000, dt.UTC):%Y-%m-%dT%H:%M:%SZ} is after the delivery day"
     if kind == FIELDS:
         return f"{field_count} fields where the header has {expected_fields}"
     if kind == EARLY_START:
@@ -495,7 +495,7 @@ def render_emr(ctx: Context, provider: str, day: dt.date, target: SlotTarget) ->
 
 
 def _utc(ms: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=ms)
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
 
 
 # --- a delivery day -----------------------------------------------------------------------------

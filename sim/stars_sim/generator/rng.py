@@ -10,7 +10,7 @@ import numpy as np
 
 
 def _words(labels: tuple) -> list[int]:
-    text = "\x1f".join(l.isoformat() if isinstance(l, dt.date) else str(l) for l in labels)
+    text = "\x1f".join(label.isoformat() if isinstance(label, dt.date) else str(label) for label in labels)
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
     return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
 

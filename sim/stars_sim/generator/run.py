@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import codes, edw
 from .faults import FAULT_KINDS, MAX_DELIVERY_LAG, FaultPlan, resolve_rates

@@ -10,13 +10,13 @@ from dagster_duckdb import DuckDBResource
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
 from stars_assets.defs.resources import LandingZone
 from stars_assets.lib.bronze.load import PartitionLoad, load_partition
-from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.bronze.quality import (
     quarantine_rate_result,
     reconciliation_result,
 )
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import ProviderConfig, load_registry
+from stars_assets.lib.warehouse import configure_connection
 
 RECONCILIATION_CHECK = "check_reconciliation_files"
 QUARANTINE_CHECK = "check_validity_rows_quarantined"

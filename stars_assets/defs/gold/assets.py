@@ -7,12 +7,11 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
+from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.forecast import PROJECTION_YEARS_AHEAD
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.cms.tables import available_star_years
-from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.gold import quality
-from stars_assets.lib.gold.tables import GOLD_TABLES
 from stars_assets.lib.gold.contract_rates import project_measure_stars, project_summaries
 from stars_assets.lib.gold.facts import (
     CAMPAIGN_EFFECTIVENESS_SQL,
@@ -22,6 +21,7 @@ from stars_assets.lib.gold.facts import (
     GOLD_DDL,
 )
 from stars_assets.lib.gold.pdc import MEMBER_PDC_SQL, adherence_measure_parameters, pdc_parameters
+from stars_assets.lib.gold.tables import GOLD_TABLES
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.warehouse import in_transaction
 

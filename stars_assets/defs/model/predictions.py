@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.gold.assets import (
     CONTRACT_MEASURE_RATES,
     CONTRACT_PROJECTED_SUMMARY,
@@ -23,10 +24,10 @@ from stars_assets.defs.gold.assets import (
     RULES_STAR_YEAR,
     week_end,
 )
-from stars_assets.defs.automation import KEEP_CURRENT
 from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
 from stars_assets.defs.tables import table_metadata
-from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS, RANKING_RULE, measure_levers
+from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS
+from stars_assets.lib.cms.levers import RANKING_RULE, measure_levers
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.ordinal import SEED, OrdinalParams, format_level
 from stars_assets.lib.ordinal import prediction_quality as quality

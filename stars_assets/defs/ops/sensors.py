@@ -10,8 +10,8 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.bronze.assets import bronze_key
 from stars_assets.defs.partitions import daily_partitions
-from stars_assets.defs.resources import LandingZone
 from stars_assets.defs.publish.assets import with_publishing
+from stars_assets.defs.resources import LandingZone
 from stars_assets.lib.ops.arrivals import cursor_from_manifest, scan_arrivals
 from stars_assets.lib.providers import ProviderConfig, load_registry
 

@@ -6,7 +6,7 @@ check_reconciliation_lake_rows that the lake's rows in those partitions equal th
 """
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb as duckdb_module
@@ -31,7 +31,7 @@ RECENT_CHECK_EVALUATIONS = 20_000
 
 def delivery_freshness_rows(context: dg.AssetExecutionContext, landing: LandingZone) -> pa.Table:
     now = time.time()
-    evaluated_at = datetime.fromtimestamp(now, tz=timezone.utc).replace(tzinfo=None)
+    evaluated_at = datetime.fromtimestamp(now, tz=UTC).replace(tzinfo=None)
     rows = []
     for provider in load_registry():
         latest = latest_delivery(provider, landing.provider_dir(provider.name))
@@ -39,7 +39,7 @@ def delivery_freshness_rows(context: dg.AssetExecutionContext, landing: LandingZ
         rows.append({
             "provider": provider.name,
             "newest_file_at": None if latest.landed_at is None
-            else datetime.fromtimestamp(latest.landed_at, tz=timezone.utc).replace(tzinfo=None),
+            else datetime.fromtimestamp(latest.landed_at, tz=UTC).replace(tzinfo=None),
             "sla_hours": float(provider.delivery_sla_hours),
             "hours_since": hours_since,
             "is_fresh": hours_since is not None and hours_since <= provider.delivery_sla_hours,
@@ -61,7 +61,7 @@ def check_outcome_rows(context: dg.AssetExecutionContext, landing: LandingZone) 
     rows = [{
         "asset_key": asset_key, "check_name": check_name, "partition": partition, "passed": evaluation.passed,
         "severity": evaluation.severity.value,
-        "evaluated_at": datetime.fromtimestamp(record.timestamp, tz=timezone.utc).replace(tzinfo=None),
+        "evaluated_at": datetime.fromtimestamp(record.timestamp, tz=UTC).replace(tzinfo=None),
         "run_id": record.run_id, "description": evaluation.description,
     } for (asset_key, check_name, partition), (record, evaluation) in sorted(latest.items(), key=lambda item: str(item[0]))]
     return pa.Table.from_pylist(rows, schema=pa.schema([

@@ -1,26 +1,23 @@
 """Silver: the canonical outreach model and the warehouse dimensions, with their quality checks."""
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.bronze.assets import bronze_key
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
+from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.bronze.load import ensure_tables
-from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import load_registry
-from stars_assets.lib.silver import quality
-from stars_assets.defs.tables import table_metadata
-from stars_assets.lib.silver import tables
+from stars_assets.lib.silver import inputs, quality, tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
-from stars_assets.lib.silver import inputs
 from stars_assets.lib.silver.event_kinds import APPOINTMENT, OUTREACH, StateChanges
 from stars_assets.lib.silver.events import DEDUP_WINDOW_DAYS, build_partition
 from stars_assets.lib.tables import TableSpec
-from stars_assets.lib.warehouse import in_transaction
+from stars_assets.lib.warehouse import configure_connection, in_transaction
 
 PROVIDERS = load_registry()
 OUTREACH_PROVIDERS = [p for p in PROVIDERS if p.kind == "outreach"]
@@ -151,7 +148,7 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
     outcomes: dict[str, dict[str, tuple]] = {name: {} for name in OUTREACH_CHECKS}
     # Rows this run writes are stamped later than this; the row checks read only those.
-    run_started = datetime.now(timezone.utc).replace(tzinfo=None)
+    run_started = datetime.now(UTC).replace(tzinfo=None)
     sources = [(p.name, p.dataset(p.outreach.dataset).name) for p in OUTREACH_PROVIDERS]
     with duckdb.get_connection() as conn:
         configure_connection(conn)

@@ -19,8 +19,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
-from stars_assets.lib.warehouse import configure_connection
 from stars_assets.lib.silver import check_memo, contracts
+from stars_assets.lib.warehouse import configure_connection
 
 
 def _verdict(outcome) -> tuple:

@@ -21,7 +21,7 @@ import os
 import stat
 import zlib
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from stars_assets.lib.providers import Dataset, ProviderConfig
@@ -94,7 +94,7 @@ def inventory(provider: ProviderConfig, provider_dir: Path, now: float) -> list[
                 status, detail = "unrecognized_name", "the name matches no file pattern of the provider"
             elif info.st_mtime > now:
                 status, detail = "still_being_written", "modified after the run started; read by a later run"
-            modified_at = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc).replace(tzinfo=None)
+            modified_at = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(tzinfo=None)
             entries.append(LandedFile(dataset, path, f"{provider.name}/{relative}", info.st_size, modified_at, day,
                                       status, detail))
     return sorted(entries, key=lambda e: e.relative)

@@ -34,13 +34,21 @@ import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
 from stars_assets.lib.bronze.landing import (
-    LINE_FORMATS, MAX_LINE_BYTES, NOT_READ_STATUSES, FileScan, LandedFile, content_hash, inventory, sample_hash, scan_file,
+    LINE_FORMATS,
+    MAX_LINE_BYTES,
+    NOT_READ_STATUSES,
+    FileScan,
+    LandedFile,
+    content_hash,
+    inventory,
+    sample_hash,
+    scan_file,
 )
 from stars_assets.lib.bronze.readers import FileRejected, StagedFile, stage_file
 from stars_assets.lib.providers import Dataset, ProviderConfig
@@ -189,7 +197,7 @@ def load_partition(
 ) -> PartitionLoad:
     ensure_tables(con, provider)
     entries = inventory(provider, Path(landing_root) / provider.name, time.time() if now is None else now)
-    stamp = datetime.now(timezone.utc).replace(tzinfo=None)
+    stamp = datetime.now(UTC).replace(tzinfo=None)
     _sync_not_read(con, provider, None, [e for e in entries if e.partition_date is None], run_id, stamp)
     dated = [e for e in entries if e.partition_date == partition_date]
     landed = [e for e in dated if e.status is None]
@@ -302,7 +310,7 @@ def _sync_not_read(con, provider: ProviderConfig, day: date | None, entries: lis
 def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id: str, mode: str,
                      known: dict[str, FileOutcome], to_read: list[LandedFile], pending: dict[str, Future],
                      failed: dict[str, FileRejected], not_read: list[LandedFile], log) -> list[FileOutcome]:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     params = {"provider": provider.name, "day": partition_date, "run_id": run_id, "now": now}
     hashes = _hashes_loaded_elsewhere(con, provider.name, partition_date)
     if mode == "append":
@@ -349,7 +357,7 @@ def _changed_since_listed(landed: LandedFile) -> bool:
         info = landed.path.stat()
     except OSError:
         return True
-    modified_at = datetime.fromtimestamp(info.st_mtime, tz=timezone.utc).replace(tzinfo=None)
+    modified_at = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(tzinfo=None)
     return (info.st_size, modified_at) != (landed.size, landed.modified_at)
 
 

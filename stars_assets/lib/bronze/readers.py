@@ -502,7 +502,7 @@ class Hl7Separators:
     repetition: str = "~"
 
     @classmethod
-    def of(cls, msh: str) -> "Hl7Separators | None":
+    def of(cls, msh: str) -> Hl7Separators | None:
         """From a message's MSH segment; None when the declared separators are unusable."""
         if len(msh) < 5 or not msh.startswith("MSH"):
             return None

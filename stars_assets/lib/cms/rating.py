@@ -86,7 +86,7 @@ def _published_reward_thresholds(star_year: int) -> dict[tuple[bool, bool], Rewa
     thresholds = {}
     for with_improvement in (True, False):
         for with_new in (True, False):
-            def pick(table: pd.DataFrame, percentile: int) -> float:
+            def pick(table: pd.DataFrame, percentile: int, with_improvement=with_improvement, with_new=with_new) -> float:
                 rows = table[(table["Improvement"] == ("With" if with_improvement else "Without"))
                              & table["New Measures"].fillna("With" if with_new else "Without").eq("With" if with_new else "Without")
                              & (table["Percentile"] == percentile)]

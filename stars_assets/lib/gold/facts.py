@@ -130,7 +130,7 @@ GROUP BY ALL
 """
 
 # Member-level measure results per contract: care gaps for the HEDIS measures, PDC for adherence.
-CONTRACT_MEASURE_COUNTS_SQL = f"""
+CONTRACT_MEASURE_COUNTS_SQL = """
 WITH gap_measures AS (
     SELECT contract_id, cms_measure_id AS measure_id, measure_code,
            count(*) FILTER (WHERE is_closed) AS numerator, count(*) AS denominator

@@ -14,12 +14,11 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from stars_assets.lib import vocabulary as v
 from stars_assets.lib.bronze.quality import RuleOutcome
 from stars_assets.lib.gold import tables
-from stars_assets.lib import vocabulary as v
 from stars_assets.lib.masking import mask_value
 from stars_assets.lib.tables import TableSpec
-
 
 # How a DuckDB column reads into pandas: nullable integer and boolean extension types, so a null
 # does not turn a count into a float.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,7 +48,7 @@ def _parse_as_of(as_of: datetime | date | str) -> datetime:
             raise UnknownVersionError(f"--as-of {as_of!r} is neither a date (2026-11-01) nor a timestamp (2026-11-01T14:30:00Z)") from None
     if not isinstance(as_of, datetime):
         as_of = datetime.combine(as_of, time.max)
-    return as_of if as_of.tzinfo else as_of.replace(tzinfo=timezone.utc)
+    return as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
 
 
 def open_table(layer: str, table: str, *, version: int | None = None, as_of: datetime | date | str | None = None,
@@ -69,7 +69,7 @@ def open_table(layer: str, table: str, *, version: int | None = None, as_of: dat
         moment = _parse_as_of(as_of)
         first = min(entry["timestamp"] for entry in delta.history())
         if moment.timestamp() * 1000 < first:
-            created = datetime.fromtimestamp(first / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+            created = datetime.fromtimestamp(first / 1000, tz=UTC).isoformat(timespec="seconds")
             raise UnknownVersionError(f"{layer}.{table} did not exist yet at {moment.isoformat()} (created {created})")
         delta.load_as_version(moment)
     return delta
@@ -108,7 +108,7 @@ def history(layer: str, table: str, root: str | None = None) -> list[dict]:
         partitions = json.loads(commit[META_PARTITIONS]) if META_PARTITIONS in commit else None
         entries.append({
             "version": commit["version"],
-            "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, tz=timezone.utc),
+            "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC),
             "operation": commit.get("operation"),
             "mode": parameters.get("mode"),
             "partitions": partitions,
@@ -148,7 +148,7 @@ def describe_table(layer: str, table: str, root: str | None = None) -> TableInfo
     newest = delta.history(1)[0]
     return TableInfo(
         layer=layer, table=table, uri=table_uri(layer, table, root), version=delta.version(),
-        updated_at=datetime.fromtimestamp(newest["timestamp"] / 1000, tz=timezone.utc),
+        updated_at=datetime.fromtimestamp(newest["timestamp"] / 1000, tz=UTC),
         contains_phi=latest_commit_value(delta, META_CONTAINS_PHI) == "true",
         partition_columns=list(delta.metadata().partition_columns), rows=int(rows or 0),
     )

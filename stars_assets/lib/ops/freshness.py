@@ -7,7 +7,7 @@ provider's delivery SLA); this module only tells when the newest file landed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from stars_assets.lib.ops.landing import landed_files
@@ -22,7 +22,7 @@ class LatestDelivery:
 
     def metadata(self) -> dict:
         landed = {} if self.landed_at is None else {
-            "last_delivery_at": datetime.fromtimestamp(self.landed_at, tz=timezone.utc).isoformat(timespec="seconds")}
+            "last_delivery_at": datetime.fromtimestamp(self.landed_at, tz=UTC).isoformat(timespec="seconds")}
         return {"newest_file": self.newest_file or "", "files_landed": self.files_landed, **landed}
 
 

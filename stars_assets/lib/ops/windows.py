@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 # Late files land in an old partition; the weekly backfill re-runs this many past days.
 LATE_FILE_DAYS = 7
@@ -14,7 +14,7 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _utc_day(moment: datetime) -> date:
-    return moment.astimezone(timezone.utc).date()
+    return moment.astimezone(UTC).date()
 
 
 def previous_day(moment: datetime) -> date:

@@ -10,9 +10,9 @@ Level values are star values, so E[Y] = sum_k level_k P(Y = level_k) is a rating
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 import pandas as pd

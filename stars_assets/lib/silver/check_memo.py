@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
@@ -135,7 +135,7 @@ def _remembered_or_validated(con, table: str, model, state: _State, where: date 
         con.execute(REMEMBER_SQL, {"table": table, "day": state.day, "rows": state.rows, "until": state.written_until,
                                    "state": state.text, "passed": outcome.passed,
                                    "metadata": json.dumps(_plain(outcome.metadata), default=str),
-                                   "now": datetime.now(timezone.utc).replace(tzinfo=None)})
+                                   "now": datetime.now(UTC).replace(tzinfo=None)})
     return outcome, how
 
 

@@ -46,7 +46,7 @@ from pandera.config import ValidationDepth, config_context
 from stars_assets.lib import vocabulary as v
 from stars_assets.lib.bronze.quality import RuleOutcome
 from stars_assets.lib.cms import crosswalk
-from stars_assets.lib.masking import mask_value, mask_text
+from stars_assets.lib.masking import mask_value
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import tables
 from stars_assets.lib.silver.identity import IDENTIFIER_PATTERNS, MBI_PATTERN

@@ -6,7 +6,7 @@ latest version of each record, typed, with the snapshot it came from.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -94,7 +94,7 @@ def _replace(con: duckdb.DuckDBPyConnection, *tables: tuple[TableSpec, str], als
 
 def build_members(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
     con.execute(AUDIT_DDL)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     _replace(con, (MEMBERS, MEMBERS_SQL), (MEMBER_IDENTIFIERS, MEMBER_IDENTIFIERS_SQL),
              also=((MEMBER_CONFLICTS_SQL[0], {}), (MEMBER_CONFLICTS_SQL[1], {"run_id": run_id, "now": now})))
 

@@ -28,14 +28,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
 from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver import inputs
 from stars_assets.lib.silver.expressions import key_expression
-from stars_assets.lib.silver.identity import IDENTITY_RULES, RESOLVE_JOIN, RESOLVED_COLUMNS, identifier_pattern_params, member_ref_sql
+from stars_assets.lib.silver.identity import (
+    IDENTITY_RULES,
+    RESOLVE_JOIN,
+    RESOLVED_COLUMNS,
+    identifier_pattern_params,
+    member_ref_sql,
+)
 from stars_assets.lib.silver.tables import MEMBER_IDENTIFIERS, MEMBERS, SILVER_FLAGS, SILVER_RECONCILIATION
 from stars_assets.lib.tables import TableSpec, ddl
 from stars_assets.lib.warehouse import in_transaction
@@ -321,7 +327,7 @@ def build_partition(con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: 
 
     union, params = candidates_sql(spec, feeds)
     validated = validated_sql(spec, union, union)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     scope = {"day": day, "files": files}
     validation = {**params, **scope, "future_after_days": FUTURE_AFTER_DAYS, **identifier_pattern_params()}
     window = {**scope, "window_start": day - timedelta(days=DEDUP_WINDOW_DAYS), "window_end": day + timedelta(days=DEDUP_WINDOW_DAYS)}

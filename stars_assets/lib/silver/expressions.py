@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from stars_assets.lib.providers import CodeMapping, TimestampSpec, key_template_parts
 
-
 # Epoch values beyond what a TIMESTAMP holds (years 1..9999) are clamped to its ends, so a
 # vendor's absurd number (the largest 64-bit integer) becomes an absurd time that the window rules
 # quarantine, instead of a conversion error that fails the whole day.

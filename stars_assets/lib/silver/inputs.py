@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 
 import duckdb
@@ -109,7 +109,7 @@ def record(con: duckdb.DuckDBPyConnection, table: str, day: date | None, inputs:
     con.execute(FORGET_SQL, {"table": table, "day": day})
     con.execute(RECORD_SQL, {"table": table, "day": day, "fingerprint": inputs.fingerprint, "depends_on": inputs.depends_on,
                              "files": list(inputs.files), "run_id": run_id,
-                             "now": datetime.now(timezone.utc).replace(tzinfo=None)})
+                             "now": datetime.now(UTC).replace(tzinfo=None)})
 
 
 def _split(entry: str) -> tuple[str, str]:

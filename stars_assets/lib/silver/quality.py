@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 
-from stars_assets.lib.bronze.quality import RuleOutcome
 from stars_assets.lib import vocabulary as v
+from stars_assets.lib.bronze.quality import RuleOutcome
 from stars_assets.lib.masking import mask_identifier
 from stars_assets.lib.silver.events import FUTURE_AFTER_DAYS
 
