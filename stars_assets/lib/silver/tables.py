@@ -145,17 +145,22 @@ RX_FILLS = TableSpec(
     primary_key=("fill_id",),
 )
 
+# The key of the audit tables kept per silver table, provider and delivery day, and the stamp of the run that wrote a row.
+PER_PROVIDER_DAY = (
+    Column("silver_table", "VARCHAR", nullable=False),
+    Column("provider", "VARCHAR", nullable=False),
+    Column("partition_date", "DATE", nullable=False),
+)
+RUN_STAMP = (Column("run_id", "VARCHAR"), Column("recorded_at", "TIMESTAMP"))
+
 SILVER_RECONCILIATION = TableSpec(
     "audit.silver_reconciliation", "Per silver event table, provider and day: rows delivered = loaded + quarantined + duplicates removed.", (
-        Column("silver_table", "VARCHAR", nullable=False),
-        Column("provider", "VARCHAR", nullable=False),
-        Column("partition_date", "DATE", nullable=False),
+        *PER_PROVIDER_DAY,
         Column("rows_delivered", "BIGINT", nullable=False),
         Column("rows_loaded", "BIGINT", nullable=False),
         Column("rows_quarantined", "BIGINT", nullable=False),
         Column("duplicates_removed", "BIGINT", nullable=False),
-        Column("run_id", "VARCHAR"),
-        Column("recorded_at", "TIMESTAMP"),
+        *RUN_STAMP,
     ),
     partition_column="partition_date",
 )
@@ -167,8 +172,7 @@ SILVER_INPUTS = TableSpec(
         Column("fingerprint", "VARCHAR", "sha256 of the logic version, the crosswalk fingerprint and the files", nullable=False),
         Column("depends_on", "VARCHAR", "fingerprint of the member crosswalk the partition resolved members through"),
         Column("source_files", "VARCHAR[]", "<provider>/<file>:<content hash> of every bronze file read, sorted"),
-        Column("run_id", "VARCHAR"),
-        Column("recorded_at", "TIMESTAMP"),
+        *RUN_STAMP,
     ),
 )
 
@@ -179,15 +183,12 @@ SILVER_FLAGS = TableSpec(
     "Loaded silver rows that carry a caveat (a local time the autumn daylight-saving change repeats, read by the "
     "provider's documented rule), per table, provider and day.",
     (
-        Column("silver_table", "VARCHAR", nullable=False),
-        Column("provider", "VARCHAR", nullable=False),
-        Column("partition_date", "DATE", nullable=False),
+        *PER_PROVIDER_DAY,
         Column("source_file", "VARCHAR", nullable=False),
         Column("source_row", "BIGINT", nullable=False),
         Column("flag", "VARCHAR", nullable=False),
         Column("detail", "VARCHAR"),
-        Column("run_id", "VARCHAR"),
-        Column("recorded_at", "TIMESTAMP"),
+        *RUN_STAMP,
     ),
     partition_column="partition_date",
 )
