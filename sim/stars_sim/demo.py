@@ -41,6 +41,7 @@ from stars_sim import generate
 SEED = 7
 MEMBERS = 2000
 DAYS = 120  # enough history that 30/60/90-day closure rates and weekly trajectories are populated
+SNAPSHOT_WEEKS = 8  # weekly snapshots (gold, predictions) of the last completed weeks
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 WORKSPACE = Path(settings.PROJECT_ROOT) / "workspace.yaml"
@@ -106,10 +107,12 @@ def _table_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 
 
 def completed_weeks(start: date, end: date) -> list[str]:
-    """Weekly partition keys (Sundays) whose week ends (Saturday) fall within [start, end]."""
+    """Weekly partition keys (Sundays) whose week ends (Saturday) fall within [start, end], the last
+    SNAPSHOT_WEEKS of them: enough for a trajectory (each snapshot already holds the whole history)."""
     first_saturday = start + timedelta(days=(5 - start.weekday()) % 7)
-    return [(saturday - timedelta(days=6)).isoformat()
-            for saturday in (first_saturday + timedelta(weeks=n) for n in range(DAYS // 7 + 1)) if saturday <= end]
+    weeks = [(saturday - timedelta(days=6)).isoformat()
+             for saturday in (first_saturday + timedelta(weeks=n) for n in range(DAYS // 7 + 1)) if saturday <= end]
+    return weeks[-SNAPSHOT_WEEKS:]
 
 
 def main() -> int:
@@ -132,6 +135,8 @@ def main() -> int:
         ]
         for week in completed_weeks(start, end):
             runs.append(_launch(workspace, instance, "refresh_weekly_snapshots", {"dagster/partition": week}))
+        # The API's member documents, built whole the first time (the store is empty), as of the last day.
+        runs.append(_launch(workspace, instance, "refresh_member_documents", {"dagster/partition": end.isoformat()}))
         evaluations = [evaluation for run in runs for evaluation in _check_evaluations(instance, run)]
     print("3/3 summary")
     checks: Counter[str] = Counter()
