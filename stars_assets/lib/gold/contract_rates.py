@@ -55,6 +55,19 @@ def _improvement_by_contract(improvement_stars: pd.DataFrame | None) -> dict[str
     return {contract: dict(zip(rows["measure_id"], rows["stars"].astype(int))) for contract, rows in rated.groupby("contract_id")}
 
 
+def improvement_stars_by_contract(summaries: pd.DataFrame, star_year: int) -> dict[str, dict[str, int]]:
+    """The improvement measures' stars of `project_summaries` rows, by contract and `star_year`'s measure id."""
+    measures = crosswalk.year_measures(star_year)
+    ids = dict(zip(measures.loc[measures["improvement"], "part"], measures.index[measures["improvement"]]))
+    result = {}
+    for row in summaries.itertuples():
+        stars = {ids[part]: int(getattr(row, f"part_{part.lower()}_improvement_stars")) for part in ids
+                 if pd.notna(getattr(row, f"part_{part.lower()}_improvement_stars", np.nan))}
+        if stars:
+            result[row.contract_id] = stars
+    return result
+
+
 def _thresholds(cut_points: pd.DataFrame) -> dict[str, tuple[bool, int, np.ndarray]]:
     """Per measure (MA-PD or all org types): direction, precision and the 2..5-star thresholds from its bands."""
     bands = cut_points[cut_points["org_type"].isin(["MA-PD", "All"])].sort_values(["measure_id", "stars"])
