@@ -149,3 +149,11 @@ def test_projected_summary_is_for_star_year_2028_with_p_four_plus(gold_week):
     assert event.materialization.metadata["rated_star_year"].value == gold.PROJECTION_STAR_YEAR == 2028
     cut_points = query(warehouse, "SELECT DISTINCT star_year, forecast_error_sd FROM cms.projection_cut_points")
     assert list(cut_points["star_year"]) == [2028] and (cut_points["forecast_error_sd"] > 0).all()
+
+
+def test_projected_summary_rates_the_improvement_measures(gold_week):
+    _, warehouse, _ = gold_week
+    summaries = query(warehouse, "SELECT * FROM gold.contract_projected_summary WHERE as_of_week_end = $w", {"w": WEEK_END})
+    print(summaries[["contract_id", "part_c_improvement_stars", "part_d_improvement_stars", "used_improvement", "projected_summary"]])
+    assert summaries["part_c_improvement_stars"].between(1, 5).all()
+    assert summaries["part_d_improvement_stars"].dropna().between(1, 5).all()

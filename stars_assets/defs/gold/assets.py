@@ -12,7 +12,7 @@ from stars_assets.lib.cms.forecast import PROJECTION_YEARS_AHEAD
 from stars_assets.lib.cms.rating import rules_for
 from stars_assets.lib.cms.tables import available_star_years
 from stars_assets.lib.gold import quality
-from stars_assets.lib.gold.contract_rates import project_measure_stars, project_summaries
+from stars_assets.lib.gold.contract_rates import project_improvement, project_measure_stars, project_summaries
 from stars_assets.lib.gold.facts import (
     CAMPAIGN_EFFECTIVENESS_SQL,
     CARE_GAP_CLOSURE_SQL,
@@ -196,7 +196,8 @@ RATE_CHECKS = {
             description=(
                 "Per plan contract, the CMS summary rating for the star year its measurement-year data will be rated in "
                 "(2028 for 2026), projected over the measures available this week under the forecast cut points (weights, "
-                "reward factor, half-star rounding; no CAI), and P(4+) from cut points simulated with the forecast's "
+                "reward factor, half-star rounding; no CAI), with the improvement measures (C30/D04) from the contract's prior "
+                "scores to this week's and their hold-harmless, and P(4+) from cut points simulated with the forecast's "
                 "back-test error."
             ),
             deps=[CONTRACT_MEASURE_RATES], kinds={"duckdb", "pandas"}, owners=OWNERS, automation_condition=KEEP_CURRENT,
@@ -216,7 +217,13 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
             f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of, **adherence_measure_parameters()}).df()
         cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         rates = project_measure_stars(counts, cut_points, rules)
-        summaries = project_summaries(rates, rules, cut_points, *_forecast_error(cut_points))
+        # Improvement compares each contract's prior scores with this week's. The only prior scores at hand are the
+        # extract's (last published on the measures the plan cannot compute, year to date on C18/CAHPS/C28/C29), so
+        # those show no change and the member-level measures are not eligible until the extract carries their prior year.
+        last_published = rates.loc[rates["source"] == "warehouse_extract", ["contract_id", "measure_id", "rate", "projected_stars"]]
+        last_published = last_published.rename(columns={"rate": "value", "projected_stars": "stars"})
+        improvement = project_improvement(rates, last_published, cut_points, RULES_STAR_YEAR)
+        summaries = project_summaries(rates, rules, cut_points, *_forecast_error(cut_points), improvement_stars=improvement)
         rates.insert(0, "as_of_week_end", as_of)
         summaries.insert(0, "as_of_week_end", as_of)
         with in_transaction(conn):
@@ -249,8 +256,10 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(summaries)),
                   "rated_star_year": PROJECTION_STAR_YEAR,
                   "projected_summary": dg.MetadataValue.md(markdown_preview(
-                      ["contract", "measures", "weighted mean", "reward factor", f"projected {PROJECTION_STAR_YEAR}", "P(4+)"],
-                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor, s.projected_summary,
+                      ["contract", "measures", "weighted mean", "reward factor", "C/D improvement stars",
+                       f"projected {PROJECTION_STAR_YEAR}", "P(4+)"],
+                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor,
+                        f"{s.part_c_improvement_stars:g}/{s.part_d_improvement_stars:g}", s.projected_summary,
                         None if s.p_four_plus_cut_points != s.p_four_plus_cut_points else round(s.p_four_plus_cut_points, 2))
                        for s in summaries.itertuples()]))},
     )

@@ -29,6 +29,7 @@ from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS
 from stars_assets.lib.cms.levers import RANKING_RULE, measure_levers
 from stars_assets.lib.cms.rating import rules_for
+from stars_assets.lib.gold.contract_rates import improvement_stars_by_contract
 from stars_assets.lib.ordinal import SEED, OrdinalParams, format_level
 from stars_assets.lib.ordinal import prediction_quality as quality
 from stars_assets.lib.ordinal.contract_predictions import PREDICTIONS, TRAJECTORY_SQL, contract_predictions
@@ -223,7 +224,7 @@ def measure_levers_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         rates = _read_week(conn, "gold.contract_measure_rates", as_of)
         summaries = _read_week(conn, "gold.contract_projected_summary", as_of)
         cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
-        levers = measure_levers(rates, cut_points, rules)
+        levers = measure_levers(rates, cut_points, rules, fixed_stars=improvement_stars_by_contract(summaries, RULES_STAR_YEAR))
         _replace_week(conn, LEVERS, as_of, levers)
         written = _read_week(conn, LEVERS.qualified_name, as_of)
     # The baseline each lever starts from is the gold projected summary, recomputed: they must agree.

@@ -135,15 +135,18 @@ def distance_to_earn(value: float, threshold: float, inclusive: bool, higher_is_
 
 
 def measure_levers(
-    rates: pd.DataFrame, cut_points: pd.DataFrame, rules: RatingRules, org_type: str = "MA-PD"
+    rates: pd.DataFrame, cut_points: pd.DataFrame, rules: RatingRules, org_type: str = "MA-PD",
+    fixed_stars: Mapping[str, Mapping[str, int]] | None = None,
 ) -> pd.DataFrame:
     """One row per (contract, measure with a projected star below 5), ranked within each contract.
 
     `rates`: rows like gold.contract_measure_rates (contract_id, measure_id, rate, projected_stars;
     measure_code optional) for one week. `cut_points`: cms.cut_points rows of the star year the
     projected stars were computed with (a projected star that disagrees with them is an error).
-    Returns LEVER_COLUMN_NAMES except as_of_week_end.
+    `fixed_stars`: per contract, stars counted in the summary but not levers themselves (the improvement measures,
+    held at their projected stars). Returns LEVER_COLUMN_NAMES except as_of_week_end.
     """
+    fixed_stars = fixed_stars or {}
     missing = [column for column in REQUIRED_RATE_COLUMNS if column not in rates.columns]
     if missing:
         raise ValueError(f"rates lack column(s) {', '.join(missing)}")
@@ -151,7 +154,8 @@ def measure_levers(
     records = []
     for contract_id, rows in rated.groupby("contract_id", sort=True):
         stars = dict(zip(rows["measure_id"], rows["projected_stars"].astype(int)))
-        before = projected_summary(stars, rules)
+        fixed = dict(fixed_stars.get(contract_id, {}))
+        before = projected_summary({**stars, **fixed}, rules)
         codes = dict(zip(rows["measure_id"], rows["measure_code"] if "measure_code" in rows else rows["measure_id"]))
         for measure_id, value in zip(rows["measure_id"], rows["rate"].astype(float)):
             computed = measure_star(measure_id, value, cut_points, org_type)
@@ -165,7 +169,7 @@ def measure_levers(
                 continue
             # Rounded so float noise (89 - 88.4 = 0.6000000000000085) does not break ties in the ranking.
             distance = round(cut.distance, DISTANCE_DECIMALS)
-            after = projected_summary({**stars, measure_id: cut.next_stars}, rules)
+            after = projected_summary({**stars, **fixed, measure_id: cut.next_stars}, rules)
             weight = before.counted_weights.get(measure_id, 0.0)
             unrounded_gain = weight / before.total_weight
             records.append({
