@@ -140,7 +140,7 @@ def main() -> int:
         evaluations = [evaluation for run in runs for evaluation in _check_evaluations(instance, run)]
     print("3/3 summary")
     checks: Counter[str] = Counter()
-    failed_checks = []
+    failed_checks: Counter[str] = Counter()  # check -> partitions (or 1) where it did not pass
     for evaluation in evaluations:
         if evaluation.check_name == "check_reproduction_overall_rating":
             metadata = {k: v.value for k, v in evaluation.metadata.items()}
@@ -149,8 +149,7 @@ def main() -> int:
         outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
         checks[outcome] += 1
         if not evaluation.passed:
-            failed_checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                                 f"{f' {evaluation.partition}' if evaluation.partition else ''} [{evaluation.severity.value}]")
+            failed_checks[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} [{evaluation.severity.value}]"] += 1
     with duckdb.connect(str(settings.warehouse_path()), read_only=True) as con:
         print("  rows per table:")
         for name, count in _table_counts(con):
@@ -168,8 +167,8 @@ def main() -> int:
         info = lake.describe_table(layer, table)
         print(f"    {layer + '.' + table:<42} {info.rows:>10,}  v{info.version}{'  PHI' if info.contains_phi else ''}")
     print("  asset checks: " + ", ".join(f"{n} {k}" for k, n in sorted(checks.items())))
-    for failed in failed_checks:
-        print(f"    {failed}")
+    for failed, times in sorted(failed_checks.items()):
+        print(f"    {failed}: {times} partition{'s' if times > 1 else ''}")
     ok = all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
     print("demo " + ("finished" if ok else "finished with failed runs: see `make dev`"))
     return 0 if ok else 1
