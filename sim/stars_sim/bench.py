@@ -1,6 +1,6 @@
 """make bench: one delivery day at the payer's volume through the project, against plain DuckDB.
 
-    python -m stars_sim.bench [--rows-per-day 28600000] [--day 2026-10-01] [--members 100000]
+    python -m stars_sim.bench [--rows-per-day 28600000] [--day 2026-10-01] [--days 1] [--members 100000]
                                      [--seed 7] [--workdir DIR] [--keep]
 
 Generates one delivery day (outreach rows across ihwa, engage and dialer in the generator's
@@ -17,12 +17,16 @@ side and each in its own child process (so peak resident memory is per step):
   (e) publish one real Dagster run of the daily publish assets (silver outreach events, appointment
               events, appointments, quarantine) writing the day's partitions to an empty Delta lake
   (f) publish again, nothing changed: must write no Delta commit
+  (g) with --days N > 1 only: one real Dagster run of the same assets over the N-day range starting
+      at --day (a single-run backfill), on an empty warehouse; its time per day against (a)
 
 Wall time is measured inside the child around the work (the run, or the reads), so interpreter
 start and imports are not counted; the child's whole process time is printed beside it. Peak
 memory is the child's peak resident set size (wait4's ru_maxrss). The last line is exactly
 `ratio_vs_floor=<a/b> noop_ratio=<c/a> delta_ratio=<d/a> peak_rss_gb=<max over a, c, d>`, followed by
-`publish_ratio=<e/a> noop_publish_commits=<Delta commits written by f>`.
+`publish_ratio=<e/a> noop_publish_commits=<Delta commits written by f>`, and with --days N > 1
+`days=<N> per_day_seconds=<g/N> per_day_ratio=<g/N/a> per_row_ratio=<(g/its rows)/(a/its rows)>` (1.0: the cost
+grows linearly with the days; the first day also holds the warehouse snapshots, so days differ in rows).
 """
 
 from __future__ import annotations
@@ -88,7 +92,7 @@ def step_generate(args) -> None:
         shutil.rmtree(landing)
     began = time.perf_counter()
     summary = generate(
-        landing, seed=args.seed, members=args.members, days=1, start_date=args.day,
+        landing, seed=args.seed, members=args.members, days=args.days, start_date=args.day,
         outreach_rows_per_day=args.rows_per_day, fault_rates={kind: 0.0 for kind in FILE_FAULTS_OFF},
         progress=lambda message: say(f"    {message}"),
     )
@@ -142,11 +146,12 @@ def step_run(args) -> None:
         checks.check_contract_rx_fills,
     ]
     day = args.day.isoformat()
+    last_day = (args.day + dt.timedelta(days=args.range_days - 1)).isoformat()
     began = time.perf_counter()
     result = dg.materialize(
         assets,
         resources=build_resources(warehouse=str(warehouse), landing=str(Path(args.workdir) / "landing")),
-        tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day},
+        tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": last_day},
         raise_on_error=False,
     )
     seconds = time.perf_counter() - began
@@ -299,7 +304,7 @@ def run_child(args, step: str, *extra: str) -> dict:
     """Run one step in a child process; its own wall time, its process time and its peak RSS."""
     command = [sys.executable, "-m", "stars_sim.bench", "--step", step, "--workdir", str(args.workdir),
                "--day", args.day.isoformat(), "--rows-per-day", str(args.rows_per_day),
-               "--members", str(args.members), "--seed", str(args.seed), *extra]
+               "--members", str(args.members), "--seed", str(args.seed), "--days", str(args.days), *extra]
     began = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     result: dict | None = None
@@ -331,7 +336,7 @@ def _landing_matches(args) -> bool:
         return False
     options = json.loads(manifest.read_text())["options"]
     return (options["seed"], options["members"], options["start_date"], options["days"], options["outreach_rows_per_day"]) == (
-        args.seed, args.members, args.day.isoformat(), 1, args.rows_per_day) and all(
+        args.seed, args.members, args.day.isoformat(), args.days, args.rows_per_day) and all(
         options["fault_rates"].get(kind) == 0.0 for kind in FILE_FAULTS_OFF)
 
 
@@ -355,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-day", type=int, default=FULL_DAY_ROWS,
                         help=f"outreach rows in the day across ihwa, engage and dialer (default {FULL_DAY_ROWS:,})")
     parser.add_argument("--day", type=dt.date.fromisoformat, default=dt.date(2026, 10, 1), help="delivery day (default 2026-10-01)")
+    parser.add_argument("--days", type=int, default=1, help="days generated from --day; above 1, also time one run "
+                        "backfilling all of them against the single day (default 1)")
     parser.add_argument("--members", type=int, default=100_000, help="members in the generated world (default 100000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=None, help="where the landing folder and the databases go "
@@ -362,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards (the landing is always kept)")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--range-days", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.workdir = (args.workdir or settings.data_dir() / "bench").resolve()
     if args.step:
@@ -369,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    say(f"bench: {args.rows_per_day:,} outreach rows for {args.day.isoformat()}, {args.members:,} members, "
+    say(f"bench: {args.rows_per_day:,} outreach rows a day for {args.days} day(s) from {args.day.isoformat()}, {args.members:,} members, "
         f"{os.cpu_count()} cores, work folder {args.workdir}")
     _remove_deltas(args)
     if _landing_matches(args):
@@ -392,8 +400,14 @@ def main(argv: list[str] | None = None) -> int:
     delta_files = run_child(args, "delta")
     say("[8/8] (d) re-run after the 1% correction ...")
     delta = run_child(args, "run")
+    backfill = None
+    if args.days > 1:
+        say(f"[+] (g) backfill: one run over the {args.days} days, empty warehouse ...")
+        _remove_deltas(args)
+        backfill = run_child(args, "run", "--fresh", "--range-days", str(args.days))
 
-    for name, result in (("full", full), ("noop", noop), ("delta", delta), ("publish", publish), ("no-change publish", noop_publish)):
+    runs = (("full", full), ("noop", noop), ("delta", delta), ("publish", publish), ("no-change publish", noop_publish))
+    for name, result in runs + ((("backfill", backfill),) if backfill else ()):
         if not result["success"] or result["checks_failed"]:
             say(f"WARNING: the {name} run {'failed' if not result['success'] else 'passed'}; "
                 f"failed checks: {', '.join(result['checks_failed']) or 'none'}")
@@ -406,12 +420,20 @@ def main(argv: list[str] | None = None) -> int:
     say(_line("(d) 1% correction (correction rows)", delta, delta_files["rows"]))
     say(_line("(e) publish the day to the lake", publish))
     say(_line("(f) no-change publish", noop_publish, publish["rows"]))
+    if backfill:
+        say(_line(f"(g) backfill of {args.days} days in one run", backfill))
     say("wall: the run (or the reads) timed inside its process; process: the child process from start to exit")
     say(f"checks evaluated: full {full['checks']}, noop {noop['checks']}, delta {delta['checks']}")
     ratio_vs_floor = full["seconds"] / floor["seconds"]
     noop_ratio = noop["seconds"] / full["seconds"]
     delta_ratio = delta["seconds"] / full["seconds"]
     peak = max(full["peak_rss_gb"], noop["peak_rss_gb"], delta["peak_rss_gb"])
+    if backfill:
+        per_day = backfill["seconds"] / args.days
+        # The first day holds the warehouse's snapshots too: per row is the like-for-like comparison.
+        per_row = (backfill["seconds"] / backfill["rows"]) / (full["seconds"] / day_rows)
+        say(f"g/{args.days} = {per_day:.2f} s a day against a = {full['seconds']:.2f} s for the single day: "
+            f"{per_day / full['seconds']:.3f}; per row read {per_row:.3f} (1.0 is linear)")
     say(f"a/b = {ratio_vs_floor:.2f} (target <= 2.0)   c/a = {noop_ratio:.4f} (<= 0.02)   "
         f"d/a = {delta_ratio:.4f} (<= 0.05)   peak RSS {peak:.2f} GB (<= 4)")
     publish_ratio = publish["seconds"] / full["seconds"]
@@ -423,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.workdir / "lake", ignore_errors=True)
     _remove_deltas(args)
     say(f"ratio_vs_floor={ratio_vs_floor:.3f} noop_ratio={noop_ratio:.4f} delta_ratio={delta_ratio:.4f} peak_rss_gb={peak:.2f} "
-        f"publish_ratio={publish_ratio:.3f} noop_publish_commits={noop_publish['commits']}")
+        f"publish_ratio={publish_ratio:.3f} noop_publish_commits={noop_publish['commits']}"
+        + (f" days={args.days} per_day_seconds={per_day:.3f} per_day_ratio={per_day / full['seconds']:.3f} "
+           f"per_row_ratio={per_row:.3f}" if backfill else ""))
     return 0
 
 

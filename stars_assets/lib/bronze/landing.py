@@ -10,8 +10,10 @@ files still being written. Each entry carries the delivery date its name gives, 
 physical line count and the lines longer than the parser's limit (the parser may lose a line
 far beyond its limit without a trace, so the count is what proves nothing vanished). A gzip
 file is decompressed in the same pass: a file that is not gzip at all and one cut short are
-told apart, and a decompression bomb is stopped at a size limit. All of it is bulk work in C
-(hashlib, zlib, bytes.count): nothing runs per row in Python.
+told apart, and a decompression bomb is stopped at a size limit. The decompressed bytes can be
+written out as they come (`inflate_to`), so the parser reads plain text and the file is
+decompressed once. All of it is bulk work in C (hashlib, zlib, bytes.count): nothing runs per
+row in Python.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class FileScan:
     lines: int | None = None  # physical lines, for line formats
     long_lines: tuple[tuple[int, int], ...] = ()  # (line number, bytes) of lines over MAX_LINE_BYTES
     problem: tuple[str, str] | None = None  # (reason, detail) when the bytes cannot be read at all
+    inflated: Path | None = None  # the decompressed copy of a whole, sound gzip file, when asked for
 
 
 def content_hash(path: Path) -> str:
@@ -165,15 +168,16 @@ class _LineCounter:
         return self.newlines + (1 if self.tail else 0), tuple(self.long_lines)
 
 
-def scan_file(path: Path, compression: str, count_lines: bool) -> FileScan:
-    """Hash a file; count its lines (decompressing a gzip file) when it is in a line format."""
+def scan_file(path: Path, compression: str, count_lines: bool, inflate_to: Path | None = None) -> FileScan:
+    """Hash a file; count its lines (decompressing a gzip file) when it is in a line format; write
+    a gzip file's decompressed bytes to `inflate_to` when given (removed again if the file is unsound)."""
     digest = hashlib.sha256()
     counter = _LineCounter() if count_lines else None
     gzip = compression == "gzip"
     inflater = _Inflater() if gzip else None
     inflated = 0
     problem = None
-    with open(path, "rb") as handle:
+    with open(path, "rb") as handle, (open(inflate_to, "wb") if gzip and inflate_to else _NoOutput()) as out:
         first = True
         for block in iter(lambda: handle.read(_BLOCK_BYTES), b""):
             digest.update(block)
@@ -195,14 +199,32 @@ def scan_file(path: Path, compression: str, count_lines: bool) -> FileScan:
                         break
                     if counter is not None:
                         counter.feed(data)
+                    out.write(data)
             except zlib.error as exc:
                 problem = ("corrupt_gzip", f"gzip data is damaged: {exc}")
     if gzip and problem is None and not first and not inflater.eof:
         problem = ("truncated_gzip", "the gzip stream ends before its end marker (the file was cut short)")
+    copy = None
+    if gzip and inflate_to:
+        if problem is None and not first:
+            copy = Path(inflate_to)
+        else:
+            Path(inflate_to).unlink(missing_ok=True)
     if counter is None:
-        return FileScan(digest.hexdigest(), problem=problem)
+        return FileScan(digest.hexdigest(), problem=problem, inflated=copy)
     lines, long_lines = counter.finish()
-    return FileScan(digest.hexdigest(), lines, long_lines, problem)
+    return FileScan(digest.hexdigest(), lines, long_lines, problem, copy)
+
+
+class _NoOutput:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, data: bytes) -> None:
+        pass
 
 
 class _Inflater:

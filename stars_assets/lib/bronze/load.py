@@ -30,6 +30,7 @@ rejected row or a skipped (header or blank) line: a line the parser lost is quar
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -246,11 +247,9 @@ def load_partition(
         result.mode = "replace"
         to_read = landed
     failed: dict[str, FileRejected] = {}
-    count_lines = provider.format in LINE_FORMATS
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-hash") as hasher:
-        # Scan the next files (hash, line count) while DuckDB reads the current one (hashlib and
-        # zlib release the GIL).
-        pending = {f.relative: hasher.submit(_scan, f, provider.compression, count_lines) for f in to_read}
+    with (tempfile.TemporaryDirectory(prefix="stars-bronze-") as folder,
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-scan") as scanner):
+        pending = _Scans(scanner, provider, to_read, Path(folder))
         while True:
             try:
                 outcomes = _write_partition(con, provider, partition_date, run_id, result.mode, known, to_read,
@@ -267,8 +266,32 @@ def load_partition(
     return result
 
 
-def _scan(landed: LandedFile, compression: str, count_lines: bool) -> tuple[FileScan, str]:
-    return scan_file(landed.path, compression, count_lines), sample_hash(landed.path, landed.size)
+class _Scans:
+    """Scans the next file (hash, line count, a gzip file decompressed to a plain copy) while DuckDB
+    reads the current one (hashlib and zlib release the GIL); only AHEAD files are scanned ahead, so
+    the plain copies waiting on disk stay few. A plain copy is removed once its file is read."""
+
+    AHEAD = 1
+
+    def __init__(self, executor: ThreadPoolExecutor, provider: ProviderConfig, files: list[LandedFile], folder: Path):
+        self._executor, self._files, self._folder = executor, files, folder
+        self._compression = provider.compression
+        self._count_lines = provider.format in LINE_FORMATS
+        self._futures: dict[int, Future] = {}
+
+    def _scan(self, number: int) -> tuple[FileScan, str]:
+        landed = self._files[number]
+        if self._compression == "gzip" and self._count_lines:
+            scan = scan_file(landed.path, self._compression, self._count_lines, inflate_to=self._folder / f"{number}.plain")
+        else:
+            scan = scan_file(landed.path, self._compression, self._count_lines)
+        return scan, sample_hash(landed.path, landed.size)
+
+    def result(self, number: int) -> tuple[FileScan, str]:
+        for ahead in range(number, min(number + 1 + self.AHEAD, len(self._files))):
+            if ahead not in self._futures:
+                self._futures[ahead] = self._executor.submit(self._scan, ahead)
+        return self._futures[number].result()
 
 
 def _not_read_outcome(entry: LandedFile) -> FileOutcome:
@@ -308,7 +331,7 @@ def _sync_not_read(con, provider: ProviderConfig, day: date | None, entries: lis
 
 
 def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id: str, mode: str,
-                     known: dict[str, FileOutcome], to_read: list[LandedFile], pending: dict[str, Future],
+                     known: dict[str, FileOutcome], to_read: list[LandedFile], pending: _Scans,
                      failed: dict[str, FileRejected], not_read: list[LandedFile], log) -> list[FileOutcome]:
     now = datetime.now(UTC).replace(tzinfo=None)
     params = {"provider": provider.name, "day": partition_date, "run_id": run_id, "now": now}
@@ -320,7 +343,7 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id
         if mode == "replace":
             _delete_partition(con, provider, partition_date)
         for number, landed in enumerate(to_read):
-            scan, sample = pending[landed.relative].result()
+            scan, sample = pending.result(number)
             if _changed_since_listed(landed):
                 # The upload goes on while we read: leave the file to a later run, as the listing would have.
                 outcomes.append(FileOutcome(landed.dataset.name, landed.relative, landed.size, landed.modified_at, None,
@@ -344,6 +367,8 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id
                 outcome = _load_file(con, provider, landed, scan, f"stage_{number}", base, params)
                 if outcome.status == "loaded":
                     hashes[scan.content_hash] = landed.relative
+            if scan.inflated is not None:
+                scan.inflated.unlink(missing_ok=True)  # a second pass (see _RetryWithout) reads the file itself
             outcomes.append(outcome)
             if log is not None:
                 log(f"{landed.relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}")
@@ -372,8 +397,11 @@ def _transaction_usable(con) -> bool:
 def _load_file(con, provider: ProviderConfig, landed: LandedFile, scan: FileScan, stage: str, base: dict,
                params: dict) -> FileOutcome:
     """Parse one file and insert its rows and rejects; a file DuckDB cannot read aborts the transaction."""
+    path, reader = landed.path, provider
+    if scan.inflated is not None and scan.inflated.exists():  # read the scan's plain copy: decompress once
+        path, reader = scan.inflated, provider.model_copy(update={"compression": "none"})
     try:
-        staged = stage_file(con, provider, landed.dataset, landed.path, stage)
+        staged = stage_file(con, reader, landed.dataset, path, stage)
         lines_skipped, lines_lost = _account_for_lines(con, provider, staged, scan)
     except (FileRejected, duckdb.Error, RecursionError, ValueError, TypeError, KeyError, IndexError, OSError, MemoryError) as exc:
         # Whatever a vendor's bytes make a parser do, it fails this file only, with a reason naming it.

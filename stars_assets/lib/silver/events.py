@@ -127,7 +127,8 @@ HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE
 # appended makes DuckDB rewrite them all at commit):
 #   1. suspects: hashes that occur twice among the run's rows, or that an older row holds
 #   2. duplicates: of the suspect rows that are valid, the copies after the first (in file and
-#      row order) and the events an older row already holds
+#      row order) and the events an older row already holds; the suspect rows are validated once
+#      (few: repeats only) for this and for the conflicts
 #   3. the valid rows that are not duplicates are inserted
 SUSPECTS_SQL = f"CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT {EVENT_HASH} AS h FROM ({{candidates}}) GROUP BY 1 HAVING count(*) > 1"
 SUSPECTS_SEEN_BEFORE_SQL = f"""
@@ -137,6 +138,7 @@ WHERE {OLDER_ROWS}
   AND hash(o.provider || ':' || o.event_key) IN (SELECT {EVENT_HASH} FROM ({{candidates}}))
 """
 SUSPECT_CANDIDATES_SQL = f"SELECT * FROM ({{candidates}}) WHERE {EVENT_HASH} IN (SELECT h FROM event_suspects)"
+SUSPECT_ROWS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspect_rows AS {validated_suspects}"
 DUPLICATES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_duplicates AS
 WITH suspect_rows AS (
@@ -242,7 +244,7 @@ PARTITION_COUNTS_SQL = """
 SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed
 FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day ORDER BY provider
 """
-TEMP_TABLES = ("event_checked", "event_rejects", "event_suspects", "event_duplicates", "event_conflicts", "event_counts",
+TEMP_TABLES = ("event_checked", "event_rejects", "event_suspects", "event_suspect_rows", "event_duplicates", "event_conflicts", "event_counts",
                "event_reconciled")
 
 
@@ -346,8 +348,9 @@ def build_partition(con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: 
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
             con.execute(SUSPECTS_SEEN_BEFORE_SQL.format(table=table, candidates=union), {**params, **window})
         suspects = validated_sql(spec, SUSPECT_CANDIDATES_SQL.format(candidates=union), union)
-        con.execute(DUPLICATES_SQL.format(table=table, validated_suspects=suspects), {**validation, **window})
-        con.execute(CONFLICTS_SQL.format(table=table, validated_suspects=suspects), {**validation, **window})
+        _execute(con, SUSPECT_ROWS_SQL.format(validated_suspects=suspects), validation)
+        for statement in (DUPLICATES_SQL, CONFLICTS_SQL):
+            _execute(con, statement.format(table=table, validated_suspects="SELECT * FROM event_suspect_rows"), window)
         con.execute(f"DELETE FROM event_duplicates AS d WHERE {NOT_CONFLICTING.format(a='d').replace('NOT EXISTS', 'EXISTS', 1)}")
         con.execute("INSERT INTO event_rejects BY NAME SELECT * FROM event_conflicts")
         # quarantine
