@@ -29,14 +29,32 @@ WORLD_MEMBERS = 1500
 WORLD_SEED = 11
 
 INGEST_ASSETS = [
-    *bronze_assets, silver.members, silver.care_gaps, silver.rx_fills,
-    silver.outreach_events, silver.appointments, silver.quarantine,
+    *bronze_assets,
+    silver.members,
+    silver.care_gaps,
+    silver.rx_fills,
+    silver.outreach_events,
+    silver.appointments,
+    silver.quarantine,
 ]
 
 
 def generate_world(landing: Path, start: date = WORLD_START, days: int = WORLD_DAYS, *extra: str) -> Path:
-    generate.main(["--seed", str(WORLD_SEED), "--members", str(WORLD_MEMBERS), "--days", str(days),
-                   "--start-date", start.isoformat(), "--out", str(landing), *extra])
+    generate.main(
+        [
+            "--seed",
+            str(WORLD_SEED),
+            "--members",
+            str(WORLD_MEMBERS),
+            "--days",
+            str(days),
+            "--start-date",
+            start.isoformat(),
+            "--out",
+            str(landing),
+            *extra,
+        ]
+    )
     return landing
 
 
@@ -119,8 +137,15 @@ def dashboard_world(ingested, tmp_path_factory) -> PublishedWorld:
     with pytest.MonkeyPatch.context() as patch, dg.DagsterInstance.ephemeral() as instance:
         patch.setenv("STARS_LAKE_URI", str(root / "lake"))
         for selection, partition, tags in runs:
-            result = dg.materialize(assets, selection=selection, resources=resources, partition_key=partition, tags=tags,
-                                    instance=instance, raise_on_error=False)
+            result = dg.materialize(
+                assets,
+                selection=selection,
+                resources=resources,
+                partition_key=partition,
+                tags=tags,
+                instance=instance,
+                raise_on_error=False,
+            )
             assert result.success, f"{selection} {partition or tags} failed"
     return PublishedWorld(warehouse, root / "lake")
 
@@ -143,6 +168,7 @@ def postgres_url():
 
 
 # --- ending the test process ---------------------------------------------------------------------
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):

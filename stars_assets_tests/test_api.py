@@ -46,7 +46,10 @@ class ApiWorld:
 
 
 def _build_documents(warehouse: Path, landing: Path, url: str, **partitions) -> dg.ExecuteInProcessResult:
-    resources = {**build_resources(warehouse=str(warehouse), landing=str(landing)), "document_store": DocumentStoreResource(url=url)}
+    resources = {
+        **build_resources(warehouse=str(warehouse), landing=str(landing)),
+        "document_store": DocumentStoreResource(url=url),
+    }
     result = dg.materialize([member_documents], resources=resources, **partitions)
     assert result.success
     return result
@@ -66,17 +69,31 @@ def api_world(world, postgres_url, tmp_path_factory) -> ApiWorld:
     assert ingest(world, warehouse, WORLD_START, NEW_DAY - timedelta(days=1)).success
     resources = build_resources(warehouse=str(warehouse), landing=str(world))
     # The weekly gold rates the plan under the forecast cut points, which are built from every CMS table.
-    cms_tables = [cms_assets.measure_scores, cms_assets.measure_stars, cms_assets.summary_ratings, cms_assets.cai,
-                  cms_assets.cut_points, cms_assets.projection_cut_points]
+    cms_tables = [
+        cms_assets.measure_scores,
+        cms_assets.measure_stars,
+        cms_assets.summary_ratings,
+        cms_assets.cai,
+        cms_assets.cut_points,
+        cms_assets.projection_cut_points,
+    ]
     assert dg.materialize(cms_tables, resources=resources).success
     assert dg.materialize([care_gap_closure, contract_measure_rates], resources=resources, partition_key=GOLD_WEEK).success
     assert dg.materialize([measure_levers_asset], resources=resources, partition_key=GOLD_WEEK).success
     urls = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('store') / 'documents.sqlite'}", "postgresql": postgres_url}
     cursors = {}
     for name, url in urls.items():
-        first = _metadata(_build_documents(warehouse, world, url, tags={
-            "dagster/asset_partition_range_start": WORLD_START.isoformat(),
-            "dagster/asset_partition_range_end": (NEW_DAY - timedelta(days=1)).isoformat()}))
+        first = _metadata(
+            _build_documents(
+                warehouse,
+                world,
+                url,
+                tags={
+                    "dagster/asset_partition_range_start": WORLD_START.isoformat(),
+                    "dagster/asset_partition_range_end": (NEW_DAY - timedelta(days=1)).isoformat(),
+                },
+            )
+        )
         assert first["mode"] == "full" and first["documents_written"] == first["documents_in_store"] > 1000
         cursors[name] = first["last_change_seq"]
     assert ingest(world, warehouse, NEW_DAY, NEW_DAY).success
@@ -113,8 +130,12 @@ def server(request, api_world, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("api-log") / "api.log"
     port = free_port()
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "stars_assets.api", "--port", str(port), "--store-url", url],
-                                   stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stars_assets.api", "--port", str(port), "--store-url", url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -146,10 +167,13 @@ def full_key(server, capsys) -> str:
 
 def _sample_members(warehouse: Path, n: int = 25) -> list[str]:
     """Every k-th member (by id) with at least one care gap and one touch: deterministic and spread out."""
-    ids = query(warehouse, """
+    ids = query(
+        warehouse,
+        """
         SELECT member_id FROM silver.members
         WHERE member_id IN (SELECT member_id FROM silver.care_gaps) AND member_id IN (SELECT member_id FROM silver.outreach_events)
-        ORDER BY member_id""")["member_id"].tolist()
+        ORDER BY member_id""",
+    )["member_id"].tolist()
     return ids[:: max(1, len(ids) // n)][:n]
 
 
@@ -160,8 +184,11 @@ def _ts(value) -> str | None:
 def test_documents_equal_silver_and_gold(server, api_world, full_key):
     wh = api_world.warehouse
     gold_week = query(wh, "SELECT max(as_of_week_end) AS w FROM gold.care_gap_closure")["w"][0]
-    attributed = query(wh, "SELECT gap_id, attributed_channel FROM gold.care_gap_closure WHERE as_of_week_end = $w",
-                       {"w": gold_week}).set_index("gap_id")["attributed_channel"].to_dict()
+    attributed = (
+        query(wh, "SELECT gap_id, attributed_channel FROM gold.care_gap_closure WHERE as_of_week_end = $w", {"w": gold_week})
+        .set_index("gap_id")["attributed_channel"]
+        .to_dict()
+    )
     assert any(v is not None for v in attributed.values())
     levers = query(wh, "SELECT contract_id, measure_id, lever_rank FROM model.measure_levers")
     lever_rank = {(r.contract_id, r.measure_id): r.lever_rank for r in levers.itertuples()}
@@ -171,14 +198,27 @@ def test_documents_equal_silver_and_gold(server, api_world, full_key):
         assert response.status_code == 200
         doc = response.json()
         member = query(wh, "SELECT * FROM silver.members WHERE member_id = $m", {"m": member_id}).iloc[0]
-        assert (doc["member_id"], doc["mbi"], doc["contract_id"], doc["region"]) == (member_id, member.mbi, member.contract_id, member.region)
-        assert doc["cohort"] == {"dual": bool(member.dual_status), "lis": bool(member.lis_status), "diabetes": bool(member.has_diabetes),
-                                 "hypertension": bool(member.has_hypertension), "hyperlipidemia": bool(member.has_hyperlipidemia)}
+        assert (doc["member_id"], doc["mbi"], doc["contract_id"], doc["region"]) == (
+            member_id,
+            member.mbi,
+            member.contract_id,
+            member.region,
+        )
+        assert doc["cohort"] == {
+            "dual": bool(member.dual_status),
+            "lis": bool(member.lis_status),
+            "diabetes": bool(member.has_diabetes),
+            "hypertension": bool(member.has_hypertension),
+            "hyperlipidemia": bool(member.has_hyperlipidemia),
+        }
         by_mbi = server.get(f"/v1/members/{member.mbi}", full_key)
         assert by_mbi.status_code == 200 and by_mbi.json() == doc
 
-        gaps = query(wh, "SELECT gap_id, measure_code, gap_status, open_date, close_date FROM silver.care_gaps WHERE member_id = $m",
-                     {"m": member_id})
+        gaps = query(
+            wh,
+            "SELECT gap_id, measure_code, gap_status, open_date, close_date FROM silver.care_gaps WHERE member_id = $m",
+            {"m": member_id},
+        )
         assert {g["gap_id"] for g in doc["open_gaps"]} == set(gaps.loc[gaps.gap_status == "OPEN", "gap_id"])
         assert {g["gap_id"] for g in doc["closed_gaps"]} == set(gaps.loc[gaps.gap_status == "CLOSED", "gap_id"])
         for gap in doc["open_gaps"] + doc["closed_gaps"]:
@@ -187,19 +227,29 @@ def test_documents_equal_silver_and_gold(server, api_world, full_key):
             assert gap["attributed_channel"] == attributed.get(gap["gap_id"])
             checked_attributions += gap["attributed_channel"] is not None
 
-        expected_priorities = sorted((lever_rank[(member.contract_id, g.cms_measure_id)], g.measure_code)
-                                     for g in query(wh, "SELECT DISTINCT measure_code, cms_measure_id FROM silver.care_gaps "
-                                                        "WHERE member_id = $m AND gap_status = 'OPEN'", {"m": member_id}).itertuples()
-                                     if (member.contract_id, g.cms_measure_id) in lever_rank)
+        expected_priorities = sorted(
+            (lever_rank[(member.contract_id, g.cms_measure_id)], g.measure_code)
+            for g in query(
+                wh,
+                "SELECT DISTINCT measure_code, cms_measure_id FROM silver.care_gaps WHERE member_id = $m AND gap_status = 'OPEN'",
+                {"m": member_id},
+            ).itertuples()
+            if (member.contract_id, g.cms_measure_id) in lever_rank
+        )
         assert [(p["lever_rank"], p["measure_code"]) for p in doc["priority_measures"]] == expected_priorities
         checked_priorities += bool(expected_priorities)
 
-        touches = query(wh, """
+        touches = query(
+            wh,
+            """
             SELECT channel, count(*) AS touches, max(event_ts) AS last_ts, arg_max(event_type, (event_ts, event_id)) AS outcome,
                    bool_or(event_type = 'OPTED_OUT') AS opted_out
-            FROM silver.outreach_events WHERE member_id = $m GROUP BY 1 ORDER BY 1""", {"m": member_id})
+            FROM silver.outreach_events WHERE member_id = $m GROUP BY 1 ORDER BY 1""",
+            {"m": member_id},
+        )
         assert [(t["channel"], t["touches"], t["last_touch_at"], t["outcome"]) for t in doc["last_touches"]] == [
-            (r.channel, r.touches, _ts(r.last_ts), r.outcome) for r in touches.itertuples()]
+            (r.channel, r.touches, _ts(r.last_ts), r.outcome) for r in touches.itertuples()
+        ]
         assert [o["channel"] for o in doc["opt_outs"]] == touches.loc[touches.opted_out, "channel"].tolist()
         assert doc["last_touch_at"] == _ts(touches.last_ts.max())
 
@@ -257,7 +307,9 @@ def test_audit_rows_written_and_logs_free_of_member_ids(server, api_world, capsy
     ]
     log = server.log_path.read_text()
     assert "GET /v1/members/{member_ref} 200" in log
-    mbis = query(api_world.warehouse, "SELECT mbi FROM silver.members WHERE member_id IN (SELECT unnest($m))", {"m": members})["mbi"]
+    mbis = query(api_world.warehouse, "SELECT mbi FROM silver.members WHERE member_id IN (SELECT unnest($m))", {"m": members})[
+        "mbi"
+    ]
     for identifier in [*members, *mbis, *(m["member_id"] for m in audience)]:
         assert identifier not in log
 
@@ -277,19 +329,32 @@ def _audience(server: Server, key: str, **params) -> list[dict]:
 def test_audiences_honour_opt_outs_and_recent_touches(server, api_world, full_key, channel, measure, days):
     as_of = NEW_DAY + timedelta(days=1)
     cutoff = datetime(as_of.year, as_of.month, as_of.day) - timedelta(days=days)
-    expected = query(api_world.warehouse, """
+    expected = query(
+        api_world.warehouse,
+        """
         WITH last_touch AS (SELECT member_id, max(event_ts) AS ts FROM silver.outreach_events GROUP BY 1),
         opted_out AS (SELECT DISTINCT member_id FROM silver.outreach_events WHERE channel = $channel AND event_type = 'OPTED_OUT')
         SELECT DISTINCT m.member_id
         FROM silver.members AS m JOIN silver.care_gaps AS g USING (member_id) LEFT JOIN last_touch AS t USING (member_id)
         WHERE m.enrollment_end IS NULL AND g.gap_status = 'OPEN' AND ($measure IS NULL OR g.measure_code = $measure)
           AND m.member_id NOT IN (SELECT member_id FROM opted_out) AND (t.ts IS NULL OR t.ts < $cutoff)""",
-        {"channel": channel, "measure": measure, "cutoff": cutoff})["member_id"]
-    opted_out = set(query(api_world.warehouse, "SELECT member_id FROM silver.outreach_events WHERE channel = $c AND event_type = 'OPTED_OUT'",
-                          {"c": channel})["member_id"])
+        {"channel": channel, "measure": measure, "cutoff": cutoff},
+    )["member_id"]
+    opted_out = set(
+        query(
+            api_world.warehouse,
+            "SELECT member_id FROM silver.outreach_events WHERE channel = $c AND event_type = 'OPTED_OUT'",
+            {"c": channel},
+        )["member_id"]
+    )
     assert opted_out, "the world has no opt-outs on this channel: the test could not fail"
 
-    params = {"channel": channel, "not_touched_days": days, "as_of": as_of.isoformat(), **({"measure": measure} if measure else {})}
+    params = {
+        "channel": channel,
+        "not_touched_days": days,
+        "as_of": as_of.isoformat(),
+        **({"measure": measure} if measure else {}),
+    }
     audience = _audience(server, full_key, **params)
     ids = [m["member_id"] for m in audience]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
@@ -300,7 +365,9 @@ def test_audiences_honour_opt_outs_and_recent_touches(server, api_world, full_ke
 
     contract, region = audience[0]["contract_id"], audience[0]["region"]
     narrowed = _audience(server, full_key, contract=contract, region=region, **params)
-    assert {m["member_id"] for m in narrowed} == {m["member_id"] for m in audience if (m["contract_id"], m["region"]) == (contract, region)}
+    assert {m["member_id"] for m in narrowed} == {
+        m["member_id"] for m in audience if (m["contract_id"], m["region"]) == (contract, region)
+    }
     assert server.get("/v1/audiences", full_key, channel=channel, cursor="garbage").status_code == 422
 
 
@@ -315,9 +382,15 @@ def test_change_feed_returns_exactly_the_members_of_the_new_day(server, api_worl
         cursor = page["next_cursor"]
     seqs = [c["seq"] for c in changed]
     assert seqs == sorted(seqs) and all(s > state.cursor_before_new_day for s in seqs)
-    touched = set(query(api_world.warehouse, """
+    touched = set(
+        query(
+            api_world.warehouse,
+            """
         SELECT member_id FROM silver.outreach_events WHERE partition_date = $d
-        UNION SELECT member_id FROM silver.appointment_events WHERE partition_date = $d""", {"d": NEW_DAY})["member_id"])
+        UNION SELECT member_id FROM silver.appointment_events WHERE partition_date = $d""",
+            {"d": NEW_DAY},
+        )["member_id"]
+    )
     assert touched
     assert {c["member_id"] for c in changed} == touched
     assert len(changed) == state.new_day_written

@@ -21,17 +21,22 @@ def test_every_bronze_run_and_check_succeeds(ingested):
     assert len(reconciliation) == 6 * WORLD_DAYS
     assert {(e.asset_key.path[-1], e.partition) for e in reconciliation} == {
         (p, (WORLD_START + timedelta(days=n)).isoformat())
-        for p in ("ihwa", "engage", "dialer", "emr_north", "emr_south", "edw") for n in range(WORLD_DAYS)}
+        for p in ("ihwa", "engage", "dialer", "emr_north", "emr_south", "edw")
+        for n in range(WORLD_DAYS)
+    }
     assert all(e.passed for e in reconciliation)
 
 
 def test_every_format_is_parsed(ingested):
-    counts = query(ingested.warehouse, """
+    counts = query(
+        ingested.warehouse,
+        """
         SELECT 'ihwa' AS t, count(*) AS n FROM bronze.ihwa UNION ALL SELECT 'engage', count(*) FROM bronze.engage
         UNION ALL SELECT 'dialer', count(*) FROM bronze.dialer UNION ALL SELECT 'emr_north', count(*) FROM bronze.emr_north
         UNION ALL SELECT 'emr_south', count(*) FROM bronze.emr_south UNION ALL SELECT 'edw_members', count(*) FROM bronze.edw_members
         UNION ALL SELECT 'edw_care_gaps', count(*) FROM bronze.edw_care_gaps UNION ALL SELECT 'edw_rx_fills', count(*) FROM bronze.edw_rx_fills
-        UNION ALL SELECT 'edw_contract_quality', count(*) FROM bronze.edw_contract_quality""").set_index("t")["n"]
+        UNION ALL SELECT 'edw_contract_quality', count(*) FROM bronze.edw_contract_quality""",
+    ).set_index("t")["n"]
     assert (counts > 0).all(), counts.to_dict()
     # Loaded rows per outreach file equal the truth's events in that file that are not rejected
     # in bronze, plus the duplicate copies the vendor sent (silver removes those).
@@ -48,9 +53,13 @@ def test_file_level_faults_match_the_generator(ingested):
     faults = read_truth(ingested.landing, "faults")
     manifest = query(ingested.warehouse, "SELECT file_path, status, reason, extra_columns FROM audit.file_manifest")
     expected = set(
-        faults.loc[faults["expected_reason"].isin(FILE_LEVEL_REASONS), ["file_name", "expected_reason"]].itertuples(index=False, name=None)
+        faults.loc[faults["expected_reason"].isin(FILE_LEVEL_REASONS), ["file_name", "expected_reason"]].itertuples(
+            index=False, name=None
+        )
     )
-    quarantined = set(manifest.loc[manifest["status"] == "quarantined", ["file_path", "reason"]].itertuples(index=False, name=None))
+    quarantined = set(
+        manifest.loc[manifest["status"] == "quarantined", ["file_path", "reason"]].itertuples(index=False, name=None)
+    )
     assert expected, "the default world injects every file-level fault"
     assert {reason for _, reason in expected} == FILE_LEVEL_REASONS
     assert quarantined == expected
@@ -68,10 +77,13 @@ def test_row_level_bronze_faults_match_the_generator(ingested):
     faults = read_truth(ingested.landing, "faults")
     expected = set(
         faults.loc[faults["expected_reason"] == "wrong_field_count", ["file_name", "source_row"]]
-        .astype({"source_row": int}).itertuples(index=False, name=None)
+        .astype({"source_row": int})
+        .itertuples(index=False, name=None)
     )
-    rejected = query(ingested.warehouse,
-                     "SELECT source_file, source_row, reason, raw_text FROM audit.quarantine WHERE layer = 'bronze' AND source_row IS NOT NULL")
+    rejected = query(
+        ingested.warehouse,
+        "SELECT source_file, source_row, reason, raw_text FROM audit.quarantine WHERE layer = 'bronze' AND source_row IS NOT NULL",
+    )
     assert expected
     assert set(rejected["reason"]) == {"wrong_field_count"}
     assert set(rejected[["source_file", "source_row"]].astype({"source_row": int}).itertuples(index=False, name=None)) == expected
@@ -80,7 +92,10 @@ def test_row_level_bronze_faults_match_the_generator(ingested):
 
 def test_lineage_points_at_the_source_row(ingested):
     """A bronze row's source file and row lead back to the same record on disk."""
-    sample = query(ingested.warehouse, "SELECT record_id, _source_file, _source_row FROM bronze.ihwa ORDER BY _source_file, _source_row DESC LIMIT 20")
+    sample = query(
+        ingested.warehouse,
+        "SELECT record_id, _source_file, _source_row FROM bronze.ihwa ORDER BY _source_file, _source_row DESC LIMIT 20",
+    )
     for record_id, source_file, source_row in sample.itertuples(index=False):
         lines = (ingested.landing / source_file).read_text(encoding="utf-8").splitlines()
         assert lines[source_row - 1].split("|")[0] == record_id
@@ -103,8 +118,12 @@ def test_materialization_metadata_is_complete_and_masked(ingested):
 
 def _bronze_snapshot(warehouse, day: date):
     return {
-        table: query(warehouse, f"SELECT * EXCLUDE (_ingested_at) FROM bronze.{table} WHERE _partition_date = $day "
-                                "ORDER BY _source_file, _source_row", {"day": day})
+        table: query(
+            warehouse,
+            f"SELECT * EXCLUDE (_ingested_at) FROM bronze.{table} WHERE _partition_date = $day "
+            "ORDER BY _source_file, _source_row",
+            {"day": day},
+        )
         for table in ("ihwa", "engage", "dialer", "emr_north", "emr_south")
     }
 
@@ -114,18 +133,31 @@ def test_rerunning_a_partition_gives_identical_tables(ingested, tmp_path):
     shutil.copy(ingested.warehouse, warehouse)
     day = WORLD_START
     before = _bronze_snapshot(warehouse, day)
-    quarantine_before = query(warehouse, "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine WHERE layer = 'bronze' "
-                                         "AND partition_date = $day ORDER BY ALL", {"day": day})
+    quarantine_before = query(
+        warehouse,
+        "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine WHERE layer = 'bronze' "
+        "AND partition_date = $day ORDER BY ALL",
+        {"day": day},
+    )
     result = ingest(ingested.landing, warehouse, day, day, assets=bronze_assets)
     assert result.success
     after = _bronze_snapshot(warehouse, day)
     for table in before:
         assert before[table].equals(after[table]), table
-    quarantine_after = query(warehouse, "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine WHERE layer = 'bronze' "
-                                        "AND partition_date = $day ORDER BY ALL", {"day": day})
+    quarantine_after = query(
+        warehouse,
+        "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine WHERE layer = 'bronze' "
+        "AND partition_date = $day ORDER BY ALL",
+        {"day": day},
+    )
     assert quarantine_before.equals(quarantine_after)
     other_days = query(warehouse, "SELECT count(*) AS n FROM bronze.engage WHERE _partition_date <> $day", {"day": day})["n"][0]
-    assert other_days == query(ingested.warehouse, "SELECT count(*) AS n FROM bronze.engage WHERE _partition_date <> $day", {"day": day})["n"][0]
+    assert (
+        other_days
+        == query(ingested.warehouse, "SELECT count(*) AS n FROM bronze.engage WHERE _partition_date <> $day", {"day": day})["n"][
+            0
+        ]
+    )
 
 
 def test_the_ui_lists_six_daily_partitioned_bronze_assets():

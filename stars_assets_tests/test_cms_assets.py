@@ -12,12 +12,18 @@ from stars_assets.lib.cms import rating, reproduction, tables
 
 YEAR_DIR = settings.cms_reference_dir(2026)
 CMS_ASSETS = [
-    assets.measure_scores, assets.measure_stars, assets.summary_ratings,
-    assets.cut_points, assets.cai, assets.overall_ratings_recomputed,
+    assets.measure_scores,
+    assets.measure_stars,
+    assets.summary_ratings,
+    assets.cut_points,
+    assets.cai,
+    assets.overall_ratings_recomputed,
 ]
 CMS_CHECKS = [
-    checks.check_reproduction_overall_rating, checks.check_validity_measure_stars,
-    checks.check_completeness_cut_points, checks.check_uniqueness_contract_id,
+    checks.check_reproduction_overall_rating,
+    checks.check_validity_measure_stars,
+    checks.check_completeness_cut_points,
+    checks.check_uniqueness_contract_id,
 ]
 # Contracts x measures of the published 2023-2026 tables (874x40, 857x42, 789x42, 769x45); CAI is published
 # for 2025 and 2026; CMS's cut-point files only for 2026.
@@ -49,7 +55,10 @@ def test_materialize_writes_every_cms_table(materialized):
         for table, rows in EXPECTED_ROWS.items():
             assert connection.execute(f"select count(*) from cms.{table}").fetchone()[0] == rows, table
         # NaN scores land as SQL NULL, so analysts can filter with IS NULL.
-        assert connection.execute("select count(*) from cms.measure_scores where value is null and reason is null").fetchone()[0] == 0
+        assert (
+            connection.execute("select count(*) from cms.measure_scores where value is null and reason is null").fetchone()[0]
+            == 0
+        )
 
 
 def test_materialization_metadata(materialized):

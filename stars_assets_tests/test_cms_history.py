@@ -79,6 +79,7 @@ def test_reproduction_fails_with_another_years_weights(history):
     as_2026_ids = keyed[keyed["measure_key"].isin(crosswalk.ids_by_key(2026))].copy()
     as_2026_ids["measure_id"] = as_2026_ids["measure_key"].map(crosswalk.ids_by_key(2026))
     summary = history["summary_ratings"].query("star_year == 2025")
-    recomputed = rating.overall_ratings(as_2026_ids[stars.columns], history["cai"].query("star_year == 2025"), summary,
-                                        rules=rating.rules_for(2026))
+    recomputed = rating.overall_ratings(
+        as_2026_ids[stars.columns], history["cai"].query("star_year == 2025"), summary, rules=rating.rules_for(2026)
+    )
     assert not reproduction.compare_overall_ratings(recomputed, summary).passed()

@@ -39,8 +39,14 @@ def cut_points(cms_2026) -> pd.DataFrame:
 @pytest.mark.parametrize(
     "unrounded, rounded",
     [
-        (3.75, 4.0), (3.7499, 3.5), (3.749999, 3.5), (3.25, 3.5), (3.2499, 3.0),
-        (4.0, 4.0), (4.24, 4.0), (1.25, 1.5),
+        (3.75, 4.0),
+        (3.7499, 3.5),
+        (3.749999, 3.5),
+        (3.25, 3.5),
+        (3.2499, 3.0),
+        (4.0, 4.0),
+        (4.24, 4.0),
+        (1.25, 1.5),
         (3.7499999999999996, 4.0),  # 3.75 carrying float error still rounds up
     ],
 )
@@ -126,7 +132,15 @@ def test_reward_factor_thresholds_depend_on_the_measures_included():
 
 def test_cai_values_by_category():
     assert [rating.cai_value(category) for category in range(1, 10)] == [
-        -0.063262, -0.040422, -0.017803, 0.003256, 0.018790, 0.045683, 0.058145, 0.101257, 0.145515
+        -0.063262,
+        -0.040422,
+        -0.017803,
+        0.003256,
+        0.018790,
+        0.045683,
+        0.058145,
+        0.101257,
+        0.145515,
     ]
     assert rating.cai_value(None) == 0.0
     assert rating.cai_value(pd.NA) == 0.0
@@ -184,9 +198,11 @@ def test_measure_star_matches_published_stars_for_cut_point_measures(cms_2026, c
 
     CAHPS measures (C03, C22-C27, D05, D06) are left out: their stars also depend on significance tests.
     """
-    scores = cms_2026["measure_scores"].merge(
-        cms_2026["measure_stars"][["contract_id", "measure_id", "stars"]], on=["contract_id", "measure_id"]
-    ).merge(cms_2026["summary_ratings"], on="contract_id")
+    scores = (
+        cms_2026["measure_scores"]
+        .merge(cms_2026["measure_stars"][["contract_id", "measure_id", "stars"]], on=["contract_id", "measure_id"])
+        .merge(cms_2026["summary_ratings"], on="contract_id")
+    )
     sample = scores[
         scores["measure_id"].isin(["C01", "C12", "C18", "C28", "D02", "D08", "D11"])
         & scores["value"].notna()

@@ -39,9 +39,7 @@ def test_star_years_come_from_folder_names():
 def test_overall_ratings_2026_count_and_distribution(summary):
     rated = summary["overall"].dropna()
     assert len(rated) == 516
-    assert rated.value_counts().sort_index().to_dict() == {
-        2.0: 2, 2.5: 21, 3.0: 111, 3.5: 175, 4.0: 116, 4.5: 73, 5.0: 18
-    }
+    assert rated.value_counts().sort_index().to_dict() == {2.0: 2, 2.5: 21, 3.0: 111, 3.5: 175, 4.0: 116, 4.5: 73, 5.0: 18}
     # Every contract without a numeric overall rating says why.
     assert summary.loc[summary["overall"].isna(), "overall_reason"].notna().all()
     assert set(summary["overall_reason"].dropna()) == {"not_enough_data", "too_new", "not_applicable"}
@@ -70,7 +68,13 @@ def test_percent_and_plain_numbers_are_parsed(scores):
 
 def test_reason_codes_are_kept(scores, stars):
     assert set(scores["reason"].dropna()) == {
-        "too_new", "not_enough_data", "not_required", "too_small", "star_only", "no_data", "data_issue",
+        "too_new",
+        "not_enough_data",
+        "not_required",
+        "too_small",
+        "star_only",
+        "no_data",
+        "data_issue",
         "benefit_not_offered",
     }
     issue = scores[scores["reason"] == "data_issue"].iloc[0]
@@ -134,7 +138,10 @@ def test_parse_value(text, value, reason):
 )
 def test_parse_cut_point(text, lower, upper, lower_inclusive, upper_inclusive):
     assert tables.parse_cut_point(text) == {
-        "lower": lower, "upper": upper, "lower_inclusive": lower_inclusive, "upper_inclusive": upper_inclusive
+        "lower": lower,
+        "upper": upper,
+        "lower_inclusive": lower_inclusive,
+        "upper_inclusive": upper_inclusive,
     }
 
 

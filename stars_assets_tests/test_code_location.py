@@ -25,15 +25,22 @@ def _env(tmp_path: Path, **extra: str) -> dict:
 
 
 def test_definitions_validate(tmp_path):
-    result = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-                            cwd=PROJECT, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stars_assets" in result.stdout + result.stderr
 
 
 def test_dg_check_defs(tmp_path):
-    result = subprocess.run([str(BIN / "dg"), "check", "defs"], cwd=PROJECT, env=_env(tmp_path),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(BIN / "dg"), "check", "defs"], cwd=PROJECT, env=_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -80,13 +87,34 @@ def test_a_seventh_vendor_needs_only_a_yaml_file(world, tmp_path):
     shutil.copy(source, landing / "callwave" / f"callwave_{day}.csv")
     env = _env(tmp_path, STARS_PROVIDERS_DIR=str(providers))
 
-    listed = subprocess.run([str(BIN / "dagster"), "asset", "list", "-m", "stars_assets.definitions"],
-                            cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    listed = subprocess.run(
+        [str(BIN / "dagster"), "asset", "list", "-m", "stars_assets.definitions"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "bronze/callwave" in listed.stdout, listed.stdout + listed.stderr
 
-    run = subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "stars_assets.definitions",
-                          "--select", "bronze/callwave", "--partition", WORLD_START.isoformat()],
-                         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "stars_assets.definitions",
+            "--select",
+            "bronze/callwave",
+            "--partition",
+            WORLD_START.isoformat(),
+        ],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:

@@ -67,8 +67,10 @@ def test_engine_backtest_reproduces_most_published_cut_points_and_stars(engine_b
 def test_engine_is_worse_with_the_measures_direction_reversed(history):
     year = history.scores[history.scores["star_year"] == 2026]
     specs = backtest.specs_for(history)[2026]
-    reversed_specs = {key: cutpoints.MeasureSpec(key, not spec.higher_is_better, spec.method, spec.decimals, spec.percent_scale)
-                      for key, spec in specs.items()}
+    reversed_specs = {
+        key: cutpoints.MeasureSpec(key, not spec.higher_is_better, spec.method, spec.decimals, spec.percent_scale)
+        for key, spec in specs.items()
+    }
     published = history.thresholds[history.thresholds["star_year"] == 2026]
     right = backtest.threshold_comparison(cutpoints.year_cut_points(year, specs, 2026), published)
     wrong = backtest.threshold_comparison(cutpoints.year_cut_points(year, reversed_specs, 2026), published)

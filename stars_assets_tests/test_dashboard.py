@@ -53,8 +53,12 @@ def assert_frames_match(shown: pd.DataFrame, expected: pd.DataFrame, key: list[s
 
 def members(warehouse) -> set[str]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {value for (value,) in con.execute("SELECT member_id FROM silver.members UNION SELECT mbi FROM silver.members "
-                                                  "WHERE mbi IS NOT NULL").fetchall()}
+        return {
+            value
+            for (value,) in con.execute(
+                "SELECT member_id FROM silver.members UNION SELECT mbi FROM silver.members WHERE mbi IS NOT NULL"
+            ).fetchall()
+        }
 
 
 CAMPAIGN_SQL = """
@@ -69,8 +73,9 @@ GROUP BY 1
 
 def test_campaign_page_by_channel_equals_the_lake(lake):
     app = run_page("campaign.py")
-    expected = on_lake(lake, CAMPAIGN_SQL.format(column="channel", level="channel", where=""),
-                       campaign="gold/campaign_effectiveness")
+    expected = on_lake(
+        lake, CAMPAIGN_SQL.format(column="channel", level="channel", where=""), campaign="gold/campaign_effectiveness"
+    )
     assert len(expected) >= 3
     assert_frames_match(app.dataframe[0].value, expected, ["channel"])
     assert [title.value for title in app.title] == ["Campaign effectiveness"]
@@ -78,12 +83,21 @@ def test_campaign_page_by_channel_equals_the_lake(lake):
 
 
 def test_campaign_drill_path_from_the_url(lake):
-    first = on_lake(lake, "SELECT channel, region FROM campaign GROUP BY ALL ORDER BY count(*) DESC LIMIT 1",
-                    campaign="gold/campaign_effectiveness").iloc[0]
+    first = on_lake(
+        lake,
+        "SELECT channel, region FROM campaign GROUP BY ALL ORDER BY count(*) DESC LIMIT 1",
+        campaign="gold/campaign_effectiveness",
+    ).iloc[0]
     app = run_page("campaign.py", channel=first["channel"], region=first["region"], cohort="chronic_condition")
-    expected = on_lake(lake, CAMPAIGN_SQL.format(column="chronic_condition", level="cohort",
-                                                 where=f"AND channel = '{first['channel']}' AND region = '{first['region']}'"),
-                       campaign="gold/campaign_effectiveness")
+    expected = on_lake(
+        lake,
+        CAMPAIGN_SQL.format(
+            column="chronic_condition",
+            level="cohort",
+            where=f"AND channel = '{first['channel']}' AND region = '{first['region']}'",
+        ),
+        campaign="gold/campaign_effectiveness",
+    )
     assert_frames_match(app.dataframe[0].value, expected, ["cohort"])
     assert app.selectbox(key="campaign_channel").value == first["channel"]
     assert app.selectbox(key="campaign_region").value == first["region"]
@@ -97,10 +111,13 @@ def test_a_filter_changes_the_url_and_the_figures(lake):
     app.selectbox(key="campaign_channel").set_value(channel).run()
     assert not app.exception
     assert app.query_params["channel"] == channel and app.query_params["week"] == week
-    expected = on_lake(lake, f"""
+    expected = on_lake(
+        lake,
+        f"""
         SELECT region, sum(members_targeted) AS members_touched, sum(members_reached) AS members_reached
         FROM campaign WHERE as_of_week_end = DATE '{week}' AND channel = '{channel}' GROUP BY 1""",
-                       campaign="gold/campaign_effectiveness")
+        campaign="gold/campaign_effectiveness",
+    )
     assert_frames_match(app.dataframe[0].value, expected, ["region"])
 
 
@@ -117,14 +134,22 @@ def test_campaign_view_drills_down_and_back_up():
 def test_care_gap_page_equals_the_lake(lake):
     app = run_page("care_gaps.py")
     week_filter = "as_of_week_end = (SELECT max(as_of_week_end) FROM gaps)"
-    by_cell = on_lake(lake, f"""
+    by_cell = on_lake(
+        lake,
+        f"""
         SELECT contract_id, measure_code, count(*) FILTER (WHERE NOT is_closed) AS open,
                count(*) FILTER (WHERE is_closed) AS closed, count(*) AS gaps
-        FROM gaps WHERE {week_filter} GROUP BY ALL""", gaps="gold/care_gap_closure")
+        FROM gaps WHERE {week_filter} GROUP BY ALL""",
+        gaps="gold/care_gap_closure",
+    )
     assert_frames_match(app.dataframe[0].value, by_cell, ["contract_id", "measure_code"])
-    channels = on_lake(lake, f"""
+    channels = on_lake(
+        lake,
+        f"""
         SELECT coalesce(attributed_channel, 'UNATTRIBUTED') AS attributed_channel, count(*) AS closures
-        FROM gaps WHERE {week_filter} AND is_closed GROUP BY 1""", gaps="gold/care_gap_closure")
+        FROM gaps WHERE {week_filter} AND is_closed GROUP BY 1""",
+        gaps="gold/care_gap_closure",
+    )
     assert_frames_match(app.dataframe[1].value, channels, ["attributed_channel"])
     assert len(app.get("vega_lite_chart")) == 4
 
@@ -135,10 +160,13 @@ def test_care_gap_page_for_one_contract_and_measure(lake):
     app.selectbox(key="gaps_contract").set_value(contract).run()
     shown = app.dataframe[0].value
     assert set(shown["contract_id"]) == {contract}
-    expected = on_lake(lake, f"""
+    expected = on_lake(
+        lake,
+        f"""
         SELECT contract_id, measure_code, count(*) AS gaps FROM gaps
         WHERE as_of_week_end = (SELECT max(as_of_week_end) FROM gaps) AND contract_id = '{contract}' GROUP BY ALL""",
-                       gaps="gold/care_gap_closure")
+        gaps="gold/care_gap_closure",
+    )
     assert_frames_match(shown, expected, ["measure_code"])
 
 
@@ -147,20 +175,35 @@ def test_contract_outlook_equals_the_lake(lake, model):
     app = run_page("outlook.py")
     contract = app.selectbox(key="outlook_contract").value
     app.radio(key="outlook_model").set_value(model).run()
-    rows = on_lake(lake, f"""
+    rows = on_lake(
+        lake,
+        f"""
         SELECT as_of_week_end, expected_stars, p_four_plus, projected_summary, reward_factor FROM p
-        WHERE contract_id = '{contract}' AND model = '{model}' ORDER BY as_of_week_end""", p="model/contract_predictions")
+        WHERE contract_id = '{contract}' AND model = '{model}' ORDER BY as_of_week_end""",
+        p="model/contract_predictions",
+    )
     assert len(rows) == 2
     shown = app.dataframe[0].value
-    assert_frames_match(shown.assign(as_of_week_end=pd.to_datetime(shown["as_of_week_end"])),
-                        rows.assign(as_of_week_end=pd.to_datetime(rows["as_of_week_end"])), ["as_of_week_end"])
+    assert_frames_match(
+        shown.assign(as_of_week_end=pd.to_datetime(shown["as_of_week_end"])),
+        rows.assign(as_of_week_end=pd.to_datetime(rows["as_of_week_end"])),
+        ["as_of_week_end"],
+    )
     latest = rows.iloc[-1]
-    assert [m.value for m in app.metric] == [f"{latest['expected_stars']:.2f} stars", f"{latest['p_four_plus']:.1%}",
-                                              f"{latest['projected_summary']:g} stars", f"+{latest['reward_factor']:g}"]
+    assert [m.value for m in app.metric] == [
+        f"{latest['expected_stars']:.2f} stars",
+        f"{latest['p_four_plus']:.1%}",
+        f"{latest['projected_summary']:g} stars",
+        f"+{latest['reward_factor']:g}",
+    ]
     assert (shown["stars_low"] <= shown["expected_stars"]).all() and (shown["expected_stars"] <= shown["stars_high"]).all()
-    levers = on_lake(lake, f"""
+    levers = on_lake(
+        lake,
+        f"""
         SELECT lever_rank, measure_id, rounded_gain FROM l WHERE contract_id = '{contract}'
-          AND as_of_week_end = (SELECT max(as_of_week_end) FROM l)""", l="model/measure_levers")
+          AND as_of_week_end = (SELECT max(as_of_week_end) FROM l)""",
+        l="model/measure_levers",
+    )
     shown_levers = app.dataframe[1].value
     assert list(shown_levers["measure_id"]) == list(levers.sort_values(["lever_rank", "measure_id"])["measure_id"])
     assert_frames_match(shown_levers, levers, ["lever_rank", "measure_id"])
@@ -179,8 +222,18 @@ def test_predictor_equals_stars_predict(lake, dashboard_world, model):
     app.run()
     assert not app.exception
     cli = subprocess.run(
-        [sys.executable, "-m", "stars_assets.cli.predict", *[f"--{k}={v}" for k, v in INPUTS.items()], "--model", model, "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "stars_assets.cli.predict",
+            *[f"--{k}={v}" for k, v in INPUTS.items()],
+            "--model",
+            model,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "STARS_WAREHOUSE": str(dashboard_world.warehouse), "STARS_LAKE_URI": str(lake)},
     )
     report = json.loads(cli.stdout)
@@ -215,24 +268,36 @@ def test_predictor_reward_factor_toggle(lake):
 
 def test_quality_page_equals_the_lake(lake):
     app = run_page("quality.py")
-    expected = on_lake(lake, "SELECT delivery_date, provider, reason, sum(rows) AS rows FROM q GROUP BY ALL",
-                       q="quality/quarantine_summary")
+    expected = on_lake(
+        lake, "SELECT delivery_date, provider, reason, sum(rows) AS rows FROM q GROUP BY ALL", q="quality/quarantine_summary"
+    )
     assert len(expected) > 0
     shown = app.dataframe[0].value
-    assert_frames_match(shown.assign(delivery_date=pd.to_datetime(shown["delivery_date"])),
-                        expected.assign(delivery_date=pd.to_datetime(expected["delivery_date"])),
-                        ["delivery_date", "provider", "reason"])
-    outcomes = on_lake(lake, """
+    assert_frames_match(
+        shown.assign(delivery_date=pd.to_datetime(shown["delivery_date"])),
+        expected.assign(delivery_date=pd.to_datetime(expected["delivery_date"])),
+        ["delivery_date", "provider", "reason"],
+    )
+    outcomes = on_lake(
+        lake,
+        """
         SELECT CAST(evaluated_at AS DATE) AS day,
                CASE WHEN passed THEN 'passed' ELSE 'failed ' || lower(severity) END AS outcome, count(*) AS evaluations
-        FROM c GROUP BY ALL""", c="quality/check_outcomes")
+        FROM c GROUP BY ALL""",
+        c="quality/check_outcomes",
+    )
     assert outcomes["evaluations"].sum() > 10
     shown = app.dataframe[1].value
-    assert_frames_match(shown.assign(day=pd.to_datetime(shown["day"])), outcomes.assign(day=pd.to_datetime(outcomes["day"])),
-                        ["day", "outcome"])
-    freshness = on_lake(lake, """
+    assert_frames_match(
+        shown.assign(day=pd.to_datetime(shown["day"])), outcomes.assign(day=pd.to_datetime(outcomes["day"])), ["day", "outcome"]
+    )
+    freshness = on_lake(
+        lake,
+        """
         SELECT provider, hours_since, sla_hours, is_fresh FROM f
-        QUALIFY row_number() OVER (PARTITION BY provider ORDER BY evaluated_at DESC) = 1""", f="quality/delivery_freshness")
+        QUALIFY row_number() OVER (PARTITION BY provider ORDER BY evaluated_at DESC) = 1""",
+        f="quality/delivery_freshness",
+    )
     assert len(freshness) >= 5
     assert_frames_match(app.dataframe[3].value, freshness, ["provider"])
     assert len(app.get("vega_lite_chart")) == 3

@@ -30,8 +30,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 STARTUP_SECONDS = 90
 PAGE_SECONDS = 120
 # Ids in the shape the plan uses (M + digits) and the MBI format (11 characters, CMS's alphabet without S L O I B Z).
-ID_PATTERNS = [re.compile(r"\bM\d{6,}\b"), re.compile(r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d"
-                                                      r"[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y]{2}\d{2}\b")]
+ID_PATTERNS = [
+    re.compile(r"\bM\d{6,}\b"),
+    re.compile(
+        r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d"
+        r"[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y]{2}\d{2}\b"
+    ),
+]
 PAGE_STATE_JS = """(() => {
   const app = document.querySelector('[data-testid="stApp"]');
   return JSON.stringify({
@@ -100,8 +105,9 @@ def dashboard(dashboard_world, tmp_path_factory):
     port = free_port()
     env = {**os.environ, "STARS_LAKE_URI": str(dashboard_world.lake)}
     log = (tmp_path_factory.mktemp("dashboard") / "streamlit.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "stars_assets.dashboard", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "stars_assets.dashboard", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/_stcore/health", STARTUP_SECONDS)
         yield f"http://127.0.0.1:{port}"
@@ -115,9 +121,20 @@ def dashboard(dashboard_world, tmp_path_factory):
 def browser(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium")
     process = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         active = profile / "DevToolsActivePort"
@@ -163,8 +180,12 @@ def test_page_renders_in_chromium_without_member_ids(dashboard, browser, dashboa
     assert page["charts"] >= 1
     text = page["text"]
     with duckdb.connect(str(dashboard_world.warehouse), read_only=True) as con:
-        known = [value for (value,) in con.execute(
-            "SELECT member_id FROM silver.members UNION SELECT mbi FROM silver.members WHERE mbi IS NOT NULL "
-            "UNION SELECT vendor_ref FROM silver.members WHERE vendor_ref IS NOT NULL").fetchall()]
+        known = [
+            value
+            for (value,) in con.execute(
+                "SELECT member_id FROM silver.members UNION SELECT mbi FROM silver.members WHERE mbi IS NOT NULL "
+                "UNION SELECT vendor_ref FROM silver.members WHERE vendor_ref IS NOT NULL"
+            ).fetchall()
+        ]
     assert not [value for value in known if value in text]
     assert not [pattern.pattern for pattern in ID_PATTERNS if pattern.search(text)]

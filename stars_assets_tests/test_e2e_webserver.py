@@ -40,7 +40,9 @@ LOCATION = {"repositoryLocationName": "stars_assets", "repositoryName": "__repos
 INSTANCE_CONFIG = PROJECT_ROOT / "dagster.yaml"
 SCREENSHOT = PROJECT_ROOT / "docs" / "asset-graph.png"
 CHROMIUM_INSTALL = "apt-get update && apt-get install -y chromium"
-DIALER_HEADER = '"Call ID","Member Ref","Campaign","Call Start","Disposition","Duration Sec","Agent Type","Measure","Agent Name"\r\n'
+DIALER_HEADER = (
+    '"Call ID","Member Ref","Campaign","Call Start","Disposition","Duration Sec","Agent Type","Measure","Agent Name"\r\n'
+)
 IHWA_HEADER = "RECORD_ID|MBI|VISIT_ID|VISIT_STATUS|STATUS_DATE|STATUS_TIME|GAP_CODES|NURSE_NAME\n"
 MEMBER_REFS = [f"VR0000000{n}" for n in range(5)]
 TODAY = datetime.now(UTC).date()  # partitions are UTC days
@@ -74,8 +76,14 @@ class DagsterStack:
             self.logs[name] = self.root / f"{name}.log"
             with self.logs[name].open("w") as log:
                 # A session of its own, so stopping it also stops the code servers and run workers it started.
-                self.processes[name] = subprocess.Popen([str(part) for part in command], cwd=PROJECT_ROOT, env=env,
-                                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                self.processes[name] = subprocess.Popen(
+                    [str(part) for part in command],
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
 
     def stop(self) -> None:
         """SIGTERM to each process group started here, then SIGKILL to whatever is left of it."""
@@ -122,8 +130,10 @@ class DagsterStack:
 
     def location_loaded(self) -> bool:
         try:
-            data = self.graphql("{ workspaceOrError { ... on Workspace { locationEntries { loadStatus "
-                                "locationOrLoadError { __typename ... on PythonError { message } } } } } }")
+            data = self.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus "
+                "locationOrLoadError { __typename ... on PythonError { message } } } } } }"
+            )
         except (urllib.error.URLError, ConnectionError):
             return False
         (entry,) = data["workspaceOrError"]["locationEntries"]
@@ -133,13 +143,17 @@ class DagsterStack:
 
     def start_sensor(self, name: str) -> None:
         selector = {**LOCATION, "sensorName": name}
-        state = self.graphql("query Sensor($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { "
-                             "... on Sensor { sensorState { status } } } }", selector=selector)["sensorOrError"]
+        state = self.graphql(
+            "query Sensor($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { "
+            "... on Sensor { sensorState { status } } } }",
+            selector=selector,
+        )["sensorOrError"]
         if state["sensorState"]["status"] == "RUNNING":
             return
         started = self.graphql(
             "mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename "
-            "... on Sensor { sensorState { status } } ... on PythonError { message } } }", selector=selector,
+            "... on Sensor { sensorState { status } } ... on PythonError { message } } }",
+            selector=selector,
         )["startSensor"]
         assert started == {"__typename": "Sensor", "sensorState": {"status": "RUNNING"}}, started
 
@@ -152,16 +166,23 @@ class DagsterStack:
         return data["runsOrError"]["results"]
 
     def run_messages(self, run_id: str) -> list[str]:
-        data = self.graphql("query Logs($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events { "
-                            "... on MessageEvent { message } } } } }", runId=run_id)
+        data = self.graphql(
+            "query Logs($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events { "
+            "... on MessageEvent { message } } } } }",
+            runId=run_id,
+        )
         return [event.get("message") or "" for event in data["logsForRun"]["events"]]
 
     def run_of_partition(self, provider: str, day: date) -> dict | None:
         """The finished sensor run for the provider's day; fails as soon as one failed."""
-        runs = [run for run in self.runs(**{"stars/provider": provider})
-                if {"key": "dagster/partition", "value": day.isoformat()} in run["tags"]]
-        assert all(run["status"] in ("SUCCESS", "QUEUED", "NOT_STARTED", "STARTING", "STARTED") for run in runs), \
+        runs = [
+            run
+            for run in self.runs(**{"stars/provider": provider})
+            if {"key": "dagster/partition", "value": day.isoformat()} in run["tags"]
+        ]
+        assert all(run["status"] in ("SUCCESS", "QUEUED", "NOT_STARTED", "STARTING", "STARTED") for run in runs), (
             f"{runs}\n{self.log_tail()}"
+        )
         return next((run for run in runs if run["status"] == "SUCCESS"), None)
 
 
@@ -188,8 +209,11 @@ def seed_members(stack: DagsterStack, day: date) -> None:
             ) TO '{path}' (FORMAT parquet)
         """)
     edw = next(provider for provider in load_registry() if provider.name == "edw")
-    seeded = dg.materialize([build_bronze_asset(edw), silver.members], partition_key=day.isoformat(),
-                            resources=build_resources(warehouse=str(stack.warehouse), landing=str(stack.landing)))
+    seeded = dg.materialize(
+        [build_bronze_asset(edw), silver.members],
+        partition_key=day.isoformat(),
+        resources=build_resources(warehouse=str(stack.warehouse), landing=str(stack.landing)),
+    )
     assert seeded.success
 
 
@@ -215,15 +239,18 @@ def deliver(path: Path, text: str) -> None:
 
 def manifest(stack: DagsterStack, provider: str) -> list[tuple]:
     with duckdb.connect(str(stack.warehouse), read_only=True) as con:
-        return con.execute("SELECT partition_date, file_path, status FROM audit.file_manifest WHERE provider = $p "
-                           "ORDER BY 1", {"p": provider}).fetchall()
+        return con.execute(
+            "SELECT partition_date, file_path, status FROM audit.file_manifest WHERE provider = $p ORDER BY 1", {"p": provider}
+        ).fetchall()
 
 
 def test_a_sensor_turned_on_through_graphql_runs_a_dropped_file(stack):
     day = TODAY - timedelta(days=2)
     name = f"dialer_calls_{day:%Y%m%d}.csv"
-    calls = "".join(f'"C{n}","{ref}","FALL","{day} 1{n}:15:00","CONNECTED","95","LIVE","BCS","Pat Lee"\r\n'
-                    for n, ref in enumerate(MEMBER_REFS[:2]))
+    calls = "".join(
+        f'"C{n}","{ref}","FALL","{day} 1{n}:15:00","CONNECTED","95","LIVE","BCS","Pat Lee"\r\n'
+        for n, ref in enumerate(MEMBER_REFS[:2])
+    )
     deliver(stack.landing / "dialer" / name, DIALER_HEADER + calls)
 
     stack.start_sensor(file_arrival_sensor_name("dialer"))
@@ -231,8 +258,10 @@ def test_a_sensor_turned_on_through_graphql_runs_a_dropped_file(stack):
     stack.wait_for("the sensor's run to succeed", lambda: stack.run_of_partition("dialer", day), timeout=180)
     assert manifest(stack, "dialer") == [(day, f"dialer/{name}", "loaded")]
     with duckdb.connect(str(stack.warehouse), read_only=True) as con:
-        events = con.execute("SELECT member_id, channel, event_type FROM silver.outreach_events "
-                             "WHERE partition_date = $day ORDER BY 1", {"day": day}).fetchall()
+        events = con.execute(
+            "SELECT member_id, channel, event_type FROM silver.outreach_events WHERE partition_date = $day ORDER BY 1",
+            {"day": day},
+        ).fetchall()
     assert events == [("M100000000", "LIVE_CALL", "REACHED"), ("M100000001", "LIVE_CALL", "REACHED")]
 
 
@@ -243,34 +272,47 @@ def test_backfills_sensors_and_the_warehouse_pool_never_collide(stack):
     every step in one process the backfill takes seconds, shorter than a sensor's tick interval."""
     days = [TODAY - timedelta(days=offset) for offset in range(20, 6, -1)]
     for day in days:  # one visit a day (identical files would be skipped as re-deliveries)
-        deliver(stack.landing / "ihwa" / f"IHWA_ASSESSMENTS_{day:%Y%m%d}.txt",
-                IHWA_HEADER + f"IH{day:%Y%m%d}01|1EG4TE5MK70|V{day:%d}|SCH|{day:%m/%d/%Y}|09:30|BCS|Ana Peña\n")
+        deliver(
+            stack.landing / "ihwa" / f"IHWA_ASSESSMENTS_{day:%Y%m%d}.txt",
+            IHWA_HEADER + f"IH{day:%Y%m%d}01|1EG4TE5MK70|V{day:%d}|SCH|{day:%m/%d/%Y}|09:30|BCS|Ana Peña\n",
+        )
 
     launched = stack.graphql(
         "mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) { "
         "__typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }",
-        params={"partitionNames": [day.isoformat() for day in days],
-                "assetSelection": [{"path": ["bronze", provider.name]} for provider in load_registry()]},
+        params={
+            "partitionNames": [day.isoformat() for day in days],
+            "assetSelection": [{"path": ["bronze", provider.name]} for provider in load_registry()],
+        },
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill = {"dagster/backfill": launched["backfillId"]}
-    stack.wait_for("the backfill's run to start",
-                   lambda: any(run["status"] == "STARTED" for run in stack.runs(**backfill)), timeout=180)
+    stack.wait_for(
+        "the backfill's run to start", lambda: any(run["status"] == "STARTED" for run in stack.runs(**backfill)), timeout=180
+    )
 
     sensor_day = days[-1]  # a day the backfill rewrites too
     deliver(stack.landing / "dialer" / f"dialer_calls_{sensor_day:%Y%m%d}.csv", DIALER_HEADER)
     arrival_run = stack.graphql(
         "mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename "
         "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }",
-        params={"selector": {**LOCATION, "jobName": "load_dialer_arrivals"},
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": sensor_day.isoformat()},
-                                               {"key": "stars/provider", "value": "dialer"}]}},
+        params={
+            "selector": {**LOCATION, "jobName": "load_dialer_arrivals"},
+            "executionMetadata": {
+                "tags": [
+                    {"key": "dagster/partition", "value": sensor_day.isoformat()},
+                    {"key": "stars/provider", "value": "dialer"},
+                ]
+            },
+        },
     )["launchRun"]
     assert arrival_run["__typename"] == "LaunchRunSuccess", arrival_run
 
     def backfill_status():
-        status = stack.graphql("query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) { "
-                               "... on PartitionBackfill { status } } }", id=launched["backfillId"])
+        status = stack.graphql(
+            "query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }",
+            id=launched["backfillId"],
+        )
         finished = status["partitionBackfillOrError"]["status"]
         return finished if finished.startswith("COMPLETED") or finished in ("FAILED", "CANCELED") else None
 
@@ -282,8 +324,7 @@ def test_backfills_sensors_and_the_warehouse_pool_never_collide(stack):
         messages = stack.run_messages(run["runId"])
         assert any(m.startswith("Executing steps in process") for m in messages), messages[:20]
         assert not any("multiprocess executor" in m for m in messages)
-    sensor_run = stack.wait_for("the arrival run to succeed", lambda: stack.run_of_partition("dialer", sensor_day),
-                                timeout=180)
+    sensor_run = stack.wait_for("the arrival run to succeed", lambda: stack.run_of_partition("dialer", sensor_day), timeout=180)
 
     assert sensor_run["creationTime"] < max(run["endTime"] for run in backfill_runs), "the runs did not overlap"
     assert [(day, status) for day, _, status in manifest(stack, "ihwa")] == [(day, "loaded") for day in days]
@@ -296,8 +337,8 @@ def png_pixels(data: bytes) -> np.ndarray:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     position, compressed = 8, bytearray()
     while position < len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        body = data[position + 8:position + 8 + length]
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        body = data[position + 8 : position + 8 + length]
         position += 12 + length
         if kind == b"IHDR":
             width, height, depth, color_type = struct.unpack(">IIBB", body[:10])
@@ -346,11 +387,24 @@ def test_screenshot_of_the_asset_graph(stack):
     expanded = ",".join(f"global@global:{group}" for group in ("bronze", "silver"))
     shot = stack.root / "asset-graph.png"
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", f"--user-data-dir={stack.root / 'chromium'}",
-         "--hide-scrollbars", "--window-size=1600,2400", "--virtual-time-budget=30000", f"--screenshot={shot}",
-         f"http://127.0.0.1:{stack.port}/asset-groups?expanded={expanded}"],
-        check=True, capture_output=True, timeout=120,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={stack.root / 'chromium'}",
+            "--hide-scrollbars",
+            "--window-size=1600,2400",
+            "--virtual-time-budget=30000",
+            f"--screenshot={shot}",
+            f"http://127.0.0.1:{stack.port}/asset-groups?expanded={expanded}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
 
     pixels = png_pixels(shot.read_bytes())

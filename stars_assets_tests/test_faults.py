@@ -31,7 +31,9 @@ from stars_assets_tests.conftest import WORLD_START, generate_world, ingest, que
 PROVIDERS = {p.name: p for p in load_registry()}
 DAY = date(2026, 10, 1)
 YMD = DAY.strftime("%Y%m%d")
-DIALER_HEADER = '"Call ID","Member Ref","Campaign","Call Start","Disposition","Duration Sec","Agent Type","Measure","Agent Name"\r\n'
+DIALER_HEADER = (
+    '"Call ID","Member Ref","Campaign","Call Start","Disposition","Duration Sec","Agent Type","Measure","Agent Name"\r\n'
+)
 
 
 def dialer_row(call_id: str, agent_name: str = "Pat Lee") -> str:
@@ -39,8 +41,16 @@ def dialer_row(call_id: str, agent_name: str = "Pat Lee") -> str:
 
 
 def engage_line(event_id: str, **extra) -> str:
-    record = {"event_id": event_id, "member_id": "M100000000", "channel": "sms", "event": "sent",
-              "ts": 1790850000000, "campaign_id": "c1", "measure": None, **extra}
+    record = {
+        "event_id": event_id,
+        "member_id": "M100000000",
+        "channel": "sms",
+        "event": "sent",
+        "ts": 1790850000000,
+        "campaign_id": "c1",
+        "measure": None,
+        **extra,
+    }
     return json.dumps(record) + "\n"
 
 
@@ -87,8 +97,8 @@ SILVER_STATE = {
     "appointments": "SELECT * EXCLUDE (updated_at) FROM silver.appointments ORDER BY ALL",
     # A silver quarantine row keeps its bronze row as raw text, with the time bronze ingested it.
     "quarantine": "SELECT * EXCLUDE (run_id, recorded_at, raw_text), "
-                  "regexp_replace(raw_text, '\"_ingested_at\":\"[^\"]*\"', '') "
-                  "FROM audit.quarantine ORDER BY ALL",
+    'regexp_replace(raw_text, \'"_ingested_at":"[^"]*"\', \'\') '
+    "FROM audit.quarantine ORDER BY ALL",
     "reconciliation": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.silver_reconciliation ORDER BY ALL",
 }
 
@@ -98,7 +108,7 @@ OUTREACH_STATE = {
     "outreach_events": SILVER_STATE["outreach_events"],
     "quarantine": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine WHERE dataset = 'outreach_events' ORDER BY ALL",
     "reconciliation": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.silver_reconciliation "
-                      "WHERE silver_table = 'outreach_events' ORDER BY ALL",
+    "WHERE silver_table = 'outreach_events' ORDER BY ALL",
     "inputs": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.silver_inputs WHERE silver_table = 'outreach_events' ORDER BY ALL",
 }
 
@@ -120,9 +130,11 @@ def test_a_run_killed_inside_a_silver_write_keeps_the_committed_state_and_the_ne
     committed = silver_state(warehouse, OUTREACH_STATE)
 
     marker = tmp_path / "inside_silver_write"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(landing), str(warehouse), str(marker),
-                              first.isoformat(), last.isoformat()],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(landing), str(warehouse), str(marker), first.isoformat(), last.isoformat()],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():
@@ -138,8 +150,9 @@ def test_a_run_killed_inside_a_silver_write_keeps_the_committed_state_and_the_ne
     # The killed transaction left nothing: the outreach partitions are exactly what was committed
     # before (steps of the killed run that finished before it, bronze and appointments, committed).
     assert_same(silver_state(warehouse, OUTREACH_STATE), committed)
-    assert query(warehouse, "SELECT count(*) AS n FROM silver.outreach_events WHERE partition_date = $d",
-                 {"d": last})["n"][0] == 0
+    assert (
+        query(warehouse, "SELECT count(*) AS n FROM silver.outreach_events WHERE partition_date = $d", {"d": last})["n"][0] == 0
+    )
 
     # The next run converges to what one clean run over the three days writes.
     assert ingest(landing, warehouse, first, last).success
@@ -159,17 +172,26 @@ def test_bad_files_are_quarantined_with_a_reason_and_the_rest_of_the_partition_l
     land(dialer / f"dialer_calls_{YMD}_02.csv", b"")  # zero bytes
     land(dialer / f"dialer_calls_{YMD}_03.csv", bytes(range(256)) * 64)  # binary under a vendor's extension
     land(dialer / f"dialer_calls_{YMD}_04.csv", DIALER_HEADER + dialer_row("C4", long_name) + dialer_row("C5"))
-    land(dialer / f"dialer_calls_{YMD}_05.csv",  # the last field's quote is never closed
-         DIALER_HEADER + dialer_row("C6") + '"C7","VR0000000A","FALL","2026-10-01 10:15:00","CONNECTED","95","LIVE","BCS","Pat\r\n')
-    land(engage / f"engage_events_{YMD}_00.jsonl.gz", gzip.compress((engage_line("e1") + engage_line("e2", note=long_name)).encode()))
+    land(
+        dialer / f"dialer_calls_{YMD}_05.csv",  # the last field's quote is never closed
+        DIALER_HEADER
+        + dialer_row("C6")
+        + '"C7","VR0000000A","FALL","2026-10-01 10:15:00","CONNECTED","95","LIVE","BCS","Pat\r\n',
+    )
+    land(
+        engage / f"engage_events_{YMD}_00.jsonl.gz",
+        gzip.compress((engage_line("e1") + engage_line("e2", note=long_name)).encode()),
+    )
     land(engage / f"engage_events_{YMD}_01.jsonl.gz", gzip.compress((engage_line("e3") * 2000).encode())[:-400])  # truncated
     land(engage / f"engage_events_{YMD}_02.jsonl.gz", gzip.compress(("not json\n" + engage_line("e4")).encode()))
     land(engage / f"engage_events_{YMD}_03.jsonl.gz", b"\x00" * 1000)  # binary, not gzip
 
     result = materialize_bronze(landing, warehouse, "dialer", "engage")
     assert result.success
-    manifest = query(warehouse, "SELECT file_path, status, reason, detail, rows_loaded, rows_rejected FROM audit.file_manifest "
-                                "ORDER BY file_path").set_index("file_path")
+    manifest = query(
+        warehouse,
+        "SELECT file_path, status, reason, detail, rows_loaded, rows_rejected FROM audit.file_manifest ORDER BY file_path",
+    ).set_index("file_path")
     quarantined = manifest[manifest["status"] == "quarantined"]
     assert dict(quarantined["reason"]) == {
         f"dialer/dialer_calls_{YMD}_02.csv": "empty_file",
@@ -181,13 +203,20 @@ def test_bad_files_are_quarantined_with_a_reason_and_the_rest_of_the_partition_l
 
     loaded = manifest[manifest["status"] == "loaded"]
     assert dict(loaded["rows_loaded"]) == {
-        f"dialer/dialer_calls_{YMD}.csv": 2, f"dialer/dialer_calls_{YMD}_04.csv": 2, f"dialer/dialer_calls_{YMD}_05.csv": 1,
-        f"engage/engage_events_{YMD}_00.jsonl.gz": 2, f"engage/engage_events_{YMD}_02.jsonl.gz": 1,
+        f"dialer/dialer_calls_{YMD}.csv": 2,
+        f"dialer/dialer_calls_{YMD}_04.csv": 2,
+        f"dialer/dialer_calls_{YMD}_05.csv": 1,
+        f"engage/engage_events_{YMD}_00.jsonl.gz": 2,
+        f"engage/engage_events_{YMD}_02.jsonl.gz": 1,
     }
     # A 100,000-character field is data (lines up to 4 MB are read): kept whole, lineage intact.
-    assert query(warehouse, "SELECT length(agent_name) AS n, _source_row FROM bronze.dialer WHERE call_id = 'C4'").values.tolist() == [[100_000, 2]]
+    assert query(
+        warehouse, "SELECT length(agent_name) AS n, _source_row FROM bronze.dialer WHERE call_id = 'C4'"
+    ).values.tolist() == [[100_000, 2]]
     assert query(warehouse, "SELECT length(_extra) AS n FROM bronze.engage WHERE event_id = 'e2'")["n"][0] > 100_000
-    rows = query(warehouse, "SELECT source_file, source_row, reason FROM audit.quarantine WHERE source_row IS NOT NULL ORDER BY ALL")
+    rows = query(
+        warehouse, "SELECT source_file, source_row, reason FROM audit.quarantine WHERE source_row IS NOT NULL ORDER BY ALL"
+    )
     assert rows.values.tolist() == [
         [f"dialer/dialer_calls_{YMD}_05.csv", 3, "malformed_quoting"],
         [f"engage/engage_events_{YMD}_02.jsonl.gz", 1, "malformed_json"],
@@ -197,8 +226,10 @@ def test_bad_files_are_quarantined_with_a_reason_and_the_rest_of_the_partition_l
 
     # Nothing changed: a second run reads nothing and writes nothing.
     again = materialize_bronze(landing, warehouse, "dialer", "engage")
-    modes = {(e.asset_key.path[1], e.partition): e.materialization.metadata["mode"].value
-             for e in again.get_asset_materialization_events()}
+    modes = {
+        (e.asset_key.path[1], e.partition): e.materialization.metadata["mode"].value
+        for e in again.get_asset_materialization_events()
+    }
     assert modes == {("dialer", DAY.isoformat()): "unchanged", ("engage", DAY.isoformat()): "unchanged"}
 
 
@@ -215,8 +246,9 @@ def test_a_file_still_being_written_waits_until_it_has_settled(tmp_path):
     second = scan_arrivals(PROVIDERS["dialer"], folder, first.cursor, now=time.time(), partition_is_open=partition_open)
     assert second.arrivals == [] and second.waiting == [path.name]
 
-    settled = scan_arrivals(PROVIDERS["dialer"], folder, second.cursor, now=time.time() + SETTLE_SECONDS + 1,
-                            partition_is_open=partition_open)
+    settled = scan_arrivals(
+        PROVIDERS["dialer"], folder, second.cursor, now=time.time() + SETTLE_SECONDS + 1, partition_is_open=partition_open
+    )
     assert [[f.name for f in a.files] for a in settled.arrivals] == [[path.name]]
     assert settled.arrivals[0].files[0].size == path.stat().st_size  # the whole file, not a prefix
 
@@ -245,7 +277,9 @@ def test_hostile_header_and_json_key_load_as_data_and_never_reach_sql_text(tmp_p
     landing = tmp_path / "landing"
     header = DIALER_HEADER.rstrip("\r\n") + ',"' + HOSTILE.replace('"', '""') + '"\r\n'
     land(landing / "dialer" / f"dialer_calls_{YMD}.csv", header + dialer_row("C1").rstrip("\r\n") + ',"payload"\r\n')
-    land(landing / "engage" / f"engage_events_{YMD}_00.jsonl.gz", gzip.compress(engage_line("e1", **{HOSTILE: "payload"}).encode()))
+    land(
+        landing / "engage" / f"engage_events_{YMD}_00.jsonl.gz", gzip.compress(engage_line("e1", **{HOSTILE: "payload"}).encode())
+    )
 
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as raw:
         con = RecordingConnection(raw)

@@ -25,13 +25,31 @@ def gold_week(ingested, tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("gold") / "warehouse.duckdb"
     shutil.copy(ingested.warehouse, warehouse)
     result = dg.materialize(
-        [measure_scores, measure_stars, summary_ratings, cai, cut_points, projection_cut_points,
-         gold.care_gap_closure, gold.campaign_effectiveness, gold.contract_measure_rates],
+        [
+            measure_scores,
+            measure_stars,
+            summary_ratings,
+            cai,
+            cut_points,
+            projection_cut_points,
+            gold.care_gap_closure,
+            gold.campaign_effectiveness,
+            gold.contract_measure_rates,
+        ],
         resources=build_resources(warehouse=str(warehouse), landing=str(ingested.landing)),
         partition_key=WEEK,
-        selection=[measure_scores.key, measure_stars.key, summary_ratings.key, cai.key, cut_points.key, projection_cut_points.key,
-                   gold.CARE_GAP_CLOSURE, gold.CAMPAIGN_EFFECTIVENESS,
-                   gold.CONTRACT_MEASURE_RATES, gold.CONTRACT_PROJECTED_SUMMARY],
+        selection=[
+            measure_scores.key,
+            measure_stars.key,
+            summary_ratings.key,
+            cai.key,
+            cut_points.key,
+            projection_cut_points.key,
+            gold.CARE_GAP_CLOSURE,
+            gold.CAMPAIGN_EFFECTIVENESS,
+            gold.CONTRACT_MEASURE_RATES,
+            gold.CONTRACT_PROJECTED_SUMMARY,
+        ],
         raise_on_error=False,
     )
     return ingested.landing, warehouse, result
@@ -40,8 +58,9 @@ def gold_week(ingested, tmp_path_factory):
 def _expected_gaps(landing) -> pd.DataFrame:
     """Gaps of the week as the warehouse's latest gap list knows them (closed before its date)."""
     gaps = read_truth(landing, "care_gaps")
-    latest_list = max(datetime.strptime(p.name[len("care_gaps_"):][:8], "%Y%m%d").date()
-                      for p in (landing / "edw").glob("care_gaps_*.parquet"))
+    latest_list = max(
+        datetime.strptime(p.name[len("care_gaps_") :][:8], "%Y%m%d").date() for p in (landing / "edw").glob("care_gaps_*.parquet")
+    )
     for column in ("open_date", "close_date"):
         gaps[column] = pd.to_datetime(gaps[column]).dt.date
     gaps = gaps[(gaps["measurement_year"] == WEEK_END.year) & (gaps["open_date"] <= min(WEEK_END, latest_list))]
@@ -70,14 +89,18 @@ def test_gold_run_and_checks_succeed(gold_week):
 def test_closure_facts_match_the_truth(gold_week):
     landing, warehouse, _ = gold_week
     gaps = _expected_gaps(landing)
-    actual = query(warehouse, "SELECT * FROM gold.care_gap_closure WHERE as_of_week_end = $w", {"w": WEEK_END}).set_index("gap_id")
+    actual = query(warehouse, "SELECT * FROM gold.care_gap_closure WHERE as_of_week_end = $w", {"w": WEEK_END}).set_index(
+        "gap_id"
+    )
     assert set(actual.index) == set(gaps["gap_id"])
     expected = gaps.set_index("gap_id")
     assert (actual["is_closed"] == expected.loc[actual.index, "is_closed"]).all()
     closed = expected[expected["is_closed"]]
     assert len(closed) > 0
     assert (pd.to_datetime(actual.loc[closed.index, "close_date"]).dt.date == closed["close_date"]).all()
-    assert (actual.loc[closed.index, "days_to_close"] == [(c - o).days for c, o in zip(closed["close_date"], closed["open_date"])]).all()
+    assert (
+        actual.loc[closed.index, "days_to_close"] == [(c - o).days for c, o in zip(closed["close_date"], closed["open_date"])]
+    ).all()
 
     touches = _expected_touches(landing, gaps)
     per_gap = touches.groupby("gap_id").size()
@@ -93,11 +116,18 @@ def test_attributed_channel_is_the_last_reaching_touch_within_90_days(gold_week)
     landing, warehouse, _ = gold_week
     gaps = _expected_gaps(landing)
     touches = _expected_touches(landing, gaps)
-    reaching = touches[touches["is_closed"] & touches["event_type"].isin(REACHING)
-                       & (touches["day"] >= touches["close_date"] - timedelta(days=90))]
+    reaching = touches[
+        touches["is_closed"]
+        & touches["event_type"].isin(REACHING)
+        & (touches["day"] >= touches["close_date"] - timedelta(days=90))
+    ]
     expected = reaching.sort_values("event_ts").groupby("gap_id")["channel"].last()
-    actual = query(warehouse, "SELECT gap_id, attributed_channel FROM gold.care_gap_closure "
-                              "WHERE as_of_week_end = $w AND attributed_channel IS NOT NULL", {"w": WEEK_END})
+    actual = query(
+        warehouse,
+        "SELECT gap_id, attributed_channel FROM gold.care_gap_closure "
+        "WHERE as_of_week_end = $w AND attributed_channel IS NOT NULL",
+        {"w": WEEK_END},
+    )
     assert len(expected) > 0
     assert dict(actual.itertuples(index=False, name=None)) == expected.to_dict()
 
@@ -106,13 +136,20 @@ def test_campaign_figures_match_the_truth(gold_week):
     landing, warehouse, _ = gold_week
     touches = _expected_touches(landing, _expected_gaps(landing))
     expected = touches.groupby(["channel", "measure_code"]).agg(members=("member_id", "nunique"), attempts=("event_key", "size"))
-    actual = query(warehouse, "SELECT channel, measure_code, sum(members_targeted) AS members, sum(attempts) AS attempts "
-                              "FROM gold.campaign_effectiveness WHERE as_of_week_end = $w GROUP BY ALL", {"w": WEEK_END})
+    actual = query(
+        warehouse,
+        "SELECT channel, measure_code, sum(members_targeted) AS members, sum(attempts) AS attempts "
+        "FROM gold.campaign_effectiveness WHERE as_of_week_end = $w GROUP BY ALL",
+        {"w": WEEK_END},
+    )
     actual = actual.set_index(["channel", "measure_code"]).sort_index()
     assert actual.astype(int).to_dict() == expected.sort_index().astype(int).to_dict()
     reached = touches[touches["event_type"].isin(REACHING)].groupby("channel")["member_id"].nunique()
-    actual_reached = query(warehouse, "SELECT channel, sum(members_reached) AS n FROM gold.campaign_effectiveness "
-                                      "WHERE as_of_week_end = $w GROUP BY 1", {"w": WEEK_END}).set_index("channel")["n"]
+    actual_reached = query(
+        warehouse,
+        "SELECT channel, sum(members_reached) AS n FROM gold.campaign_effectiveness WHERE as_of_week_end = $w GROUP BY 1",
+        {"w": WEEK_END},
+    ).set_index("channel")["n"]
     # A member reached on one measure's touches is counted once per measure, so per channel the
     # gold sum is at least the distinct members the truth shows reached.
     assert (actual_reached.reindex(reached.index) >= reached).all()
@@ -122,19 +159,28 @@ def test_contract_measure_rates_follow_the_gap_list(gold_week):
     landing, warehouse, _ = gold_week
     gaps = _expected_gaps(landing)
     members = read_truth(landing, "members")[["member_id", "contract_id"]]
-    expected = gaps.merge(members, on="member_id").groupby(["contract_id", "cms_measure_id"]).agg(
-        numerator=("is_closed", "sum"), denominator=("gap_id", "size"))
-    actual = query(warehouse, "SELECT contract_id, measure_id AS cms_measure_id, numerator, denominator FROM gold.contract_measure_rates "
-                              "WHERE as_of_week_end = $w AND source = 'member_level' AND measure_id LIKE 'C%'", {"w": WEEK_END})
+    expected = (
+        gaps.merge(members, on="member_id")
+        .groupby(["contract_id", "cms_measure_id"])
+        .agg(numerator=("is_closed", "sum"), denominator=("gap_id", "size"))
+    )
+    actual = query(
+        warehouse,
+        "SELECT contract_id, measure_id AS cms_measure_id, numerator, denominator FROM gold.contract_measure_rates "
+        "WHERE as_of_week_end = $w AND source = 'member_level' AND measure_id LIKE 'C%'",
+        {"w": WEEK_END},
+    )
     actual = actual.set_index(["contract_id", "cms_measure_id"]).sort_index()
     assert actual.astype(int).to_dict() == expected.sort_index().astype(int).to_dict()
 
 
 def test_gold_materializations_carry_column_lineage_to_silver(gold_week):
     _, _, result = gold_week
-    lineage = {e.asset_key: e.materialization.metadata["dagster/column_lineage"].value
-               for e in result.get_asset_materialization_events()
-               if "dagster/column_lineage" in e.materialization.metadata}
+    lineage = {
+        e.asset_key: e.materialization.metadata["dagster/column_lineage"].value
+        for e in result.get_asset_materialization_events()
+        if "dagster/column_lineage" in e.materialization.metadata
+    }
     closure = lineage[gold.CARE_GAP_CLOSURE].deps_by_column
     assert {d.asset_key for d in closure["attributed_channel"]} == {gold.SILVER["outreach_events"], gold.SILVER["care_gaps"]}
     assert gold.SILVER["members"] in {d.asset_key for d in lineage[gold.CAMPAIGN_EFFECTIVENESS].deps_by_column["age_band"]}
@@ -154,6 +200,10 @@ def test_projected_summary_is_for_star_year_2028_with_p_four_plus(gold_week):
 def test_projected_summary_rates_the_improvement_measures(gold_week):
     _, warehouse, _ = gold_week
     summaries = query(warehouse, "SELECT * FROM gold.contract_projected_summary WHERE as_of_week_end = $w", {"w": WEEK_END})
-    print(summaries[["contract_id", "part_c_improvement_stars", "part_d_improvement_stars", "used_improvement", "projected_summary"]])
+    print(
+        summaries[
+            ["contract_id", "part_c_improvement_stars", "part_d_improvement_stars", "used_improvement", "projected_summary"]
+        ]
+    )
     assert summaries["part_c_improvement_stars"].between(1, 5).all()
     assert summaries["part_d_improvement_stars"].dropna().between(1, 5).all()

@@ -26,17 +26,23 @@ def reproduced_2026() -> pd.DataFrame:
     summary = tables.summary_ratings(settings.cms_reference_dir(2026))
     pdp = set(summary.loc[summary["organization_type"].fillna("").str.contains("PDP"), "contract_id"])
     scores = improvement.improvement_scores(prior, current, 2025, 2026)
-    rated = improvement.improvement_stars(scores[~scores["contract_id"].isin(pdp)], tables.cut_points(settings.cms_reference_dir(2026)))
-    return rated.merge(published[["contract_id", "measure_id", "stars"]], on=["contract_id", "measure_id"],
-                       suffixes=("", "_published")).dropna(subset=["stars", "stars_published"])
+    rated = improvement.improvement_stars(
+        scores[~scores["contract_id"].isin(pdp)], tables.cut_points(settings.cms_reference_dir(2026))
+    )
+    return rated.merge(
+        published[["contract_id", "measure_id", "stars"]], on=["contract_id", "measure_id"], suffixes=("", "_published")
+    ).dropna(subset=["stars", "stars_published"])
 
 
 def test_improvement_reproduces_published_2026_stars(reproduced_2026):
-    compared = reproduced_2026.assign(exact=lambda t: t["stars"] == t["stars_published"],
-                                      within_one=lambda t: (t["stars"] - t["stars_published"]).abs() <= 1)
+    compared = reproduced_2026.assign(
+        exact=lambda t: t["stars"] == t["stars_published"], within_one=lambda t: (t["stars"] - t["stars_published"]).abs() <= 1
+    )
     by_part = compared.groupby("part")[["exact", "within_one"]].mean().round(3)
-    print(f"\n2026 improvement stars from 2025 -> 2026 scores (n={len(compared)}, denominator "
-          f"{improvement.ASSUMED_DENOMINATOR}):\n{by_part.to_string()}")
+    print(
+        f"\n2026 improvement stars from 2025 -> 2026 scores (n={len(compared)}, denominator "
+        f"{improvement.ASSUMED_DENOMINATOR}):\n{by_part.to_string()}"
+    )
     assert set(by_part.index) == {"C", "D"} and len(compared) > 500
     # Guessing 3 stars for everyone matches 35% (C) and 39% (D) exact, 80% and 76% within one: a broken test or sign fails.
     assert (by_part["exact"] > 0.4).all() and (by_part["within_one"] > 0.8).all()
@@ -77,8 +83,13 @@ def test_projected_summary_counts_improvement(cms_history):
     ids = crosswalk.ids_by_key(2026)
     rated_ids = [ids[key] for key in measures.index if ids[key] in set(bands["measure_id"])]
     prior = pd.DataFrame({"contract_id": "H9999", "measure_id": rated_ids, "value": 60.0, "stars": pd.NA})
-    counts = prior.assign(measure_code=prior["measure_id"], source="test", numerator=None, denominator=100.0,
-                          rate=[90.0 if measures.loc[crosswalk.keys_by_id(2026)[m], "higher_is_better"] else 30.0 for m in rated_ids])
+    counts = prior.assign(
+        measure_code=prior["measure_id"],
+        source="test",
+        numerator=None,
+        denominator=100.0,
+        rate=[90.0 if measures.loc[crosswalk.keys_by_id(2026)[m], "higher_is_better"] else 30.0 for m in rated_ids],
+    )
     rates = project_measure_stars(counts.drop(columns=["value", "stars"]), bands, rules)
     improved = project_improvement(rates, prior, bands, 2026)
     assert set(improved["part"]) == {"C", "D"} and (improved["stars"] == 5).all()

@@ -27,19 +27,39 @@ def lake_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli") / "lake"
     with duckdb.connect() as con:
         con.execute("CREATE SCHEMA gold; CREATE SCHEMA silver")
-        con.execute("CREATE TABLE gold.campaign_effectiveness AS SELECT * FROM (VALUES "
-                    "(DATE '2026-10-31', 'SMS', 100), (DATE '2026-10-31', 'IVR', 40), (DATE '2026-11-07', 'SMS', 120)) "
-                    "AS t(as_of_week_end, channel, attempts)")
-        con.execute("CREATE TABLE silver.outreach_events AS SELECT 'member-' || i AS member_id, DATE '2026-11-01' AS partition_date "
-                    "FROM range(5) AS r(i)")
+        con.execute(
+            "CREATE TABLE gold.campaign_effectiveness AS SELECT * FROM (VALUES "
+            "(DATE '2026-10-31', 'SMS', 100), (DATE '2026-10-31', 'IVR', 40), (DATE '2026-11-07', 'SMS', 120)) "
+            "AS t(as_of_week_end, channel, attempts)"
+        )
+        con.execute(
+            "CREATE TABLE silver.outreach_events AS SELECT 'member-' || i AS member_id, DATE '2026-11-01' AS partition_date "
+            "FROM range(5) AS r(i)"
+        )
 
         def publish_campaign():
-            return lake.publish_query(con, "SELECT * FROM gold.campaign_effectiveness", "gold", "campaign_effectiveness",
-                                      contains_phi=False, partition_column="as_of_week_end", partitions=WEEKS, root=str(root))
+            return lake.publish_query(
+                con,
+                "SELECT * FROM gold.campaign_effectiveness",
+                "gold",
+                "campaign_effectiveness",
+                contains_phi=False,
+                partition_column="as_of_week_end",
+                partitions=WEEKS,
+                root=str(root),
+            )
 
         publish_campaign()
-        lake.publish_query(con, "SELECT * FROM silver.outreach_events", "silver", "outreach_events", contains_phi=True,
-                           partition_column="partition_date", partitions=[date(2026, 11, 1)], root=str(root))
+        lake.publish_query(
+            con,
+            "SELECT * FROM silver.outreach_events",
+            "silver",
+            "outreach_events",
+            contains_phi=True,
+            partition_column="partition_date",
+            partitions=[date(2026, 11, 1)],
+            root=str(root),
+        )
         time.sleep(0.05)
         between = datetime.now(UTC)
         time.sleep(0.05)
@@ -49,8 +69,13 @@ def lake_root(tmp_path_factory):
 
 
 def run(root, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([STARS_LAKE, "--root", str(root), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "STARS_LAKE_URI": "/nonexistent"})
+    return subprocess.run(
+        [STARS_LAKE, "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "STARS_LAKE_URI": "/nonexistent"},
+    )
 
 
 def test_tables_lists_versions_and_phi(lake_root):
@@ -69,7 +94,9 @@ def test_history_shows_each_commit_with_its_partitions(lake_root):
     assert shown.returncode == 0, shown.stderr
     history = json.loads(shown.stdout)
     assert [(h["version"], h["partitions"], h["rows_written"]) for h in history] == [
-        (1, "2026-11-07", 1), (0, "2026-10-31, 2026-11-07", 3)]
+        (1, "2026-11-07", 1),
+        (0, "2026-10-31, 2026-11-07", 3),
+    ]
 
 
 def test_read_as_of_a_version_and_a_time_returns_the_earlier_rows(lake_root):
@@ -85,8 +112,10 @@ def test_read_as_of_a_version_and_a_time_returns_the_earlier_rows(lake_root):
 
 def test_sql_sees_every_table_as_a_layer_qualified_view_as_of_a_time(lake_root):
     root, between = lake_root
-    query = ("SELECT sum(attempts) AS attempts, (SELECT count(*) FROM silver.outreach_events) AS events "
-             "FROM gold.campaign_effectiveness")
+    query = (
+        "SELECT sum(attempts) AS attempts, (SELECT count(*) FROM silver.outreach_events) AS events "
+        "FROM gold.campaign_effectiveness"
+    )
     assert json.loads(run(root, "sql", query, "--json").stdout) == [{"attempts": 1139, "events": 5}]
     earlier = run(root, "sql", query, "--as-of", between.isoformat(), "--json")
     assert earlier.returncode == 0, earlier.stderr
@@ -95,11 +124,13 @@ def test_sql_sees_every_table_as_a_layer_qualified_view_as_of_a_time(lake_root):
 
 def test_errors_exit_2_with_a_message(lake_root):
     root, _ = lake_root
-    for args, message in ((["read", "gold.nothing"], "no lake table gold.nothing"),
-                          (["read", "gold.campaign_effectiveness", "--version", "7"], "versions 0..1"),
-                          (["read", "gold.campaign_effectiveness", "--as-of", "2020-01-01"], "did not exist yet"),
-                          (["history", "nothing"], "<layer>.<table>"),
-                          (["sql", "SELECT * FROM gold.nothing"], "query failed")):
+    for args, message in (
+        (["read", "gold.nothing"], "no lake table gold.nothing"),
+        (["read", "gold.campaign_effectiveness", "--version", "7"], "versions 0..1"),
+        (["read", "gold.campaign_effectiveness", "--as-of", "2020-01-01"], "did not exist yet"),
+        (["history", "nothing"], "<layer>.<table>"),
+        (["sql", "SELECT * FROM gold.nothing"], "query failed"),
+    ):
         failed = run(root, *args)
         assert failed.returncode == 2, args
         assert message in failed.stderr, (args, failed.stderr)
@@ -109,6 +140,9 @@ def test_vacuum_is_explicit_and_logged(lake_root, tmp_path):
     root, _ = lake_root
     dry = run(root, "vacuum", "gold.campaign_effectiveness", "--older-than", "0", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "gold.campaign_effectiveness: 1 files would be deleted" in dry.stdout and "vacuum gold.campaign_effectiveness" in dry.stderr
+    assert (
+        "gold.campaign_effectiveness: 1 files would be deleted" in dry.stdout
+        and "vacuum gold.campaign_effectiveness" in dry.stderr
+    )
     # A dry run deletes nothing: the earlier version still reads.
     assert run(root, "read", "gold.campaign_effectiveness", "--version", "0").returncode == 0

@@ -44,8 +44,10 @@ def test_a_backfill_publishes_while_another_process_reads(world, tmp_path, monke
     stop, reads = tmp_path / "stop", tmp_path / "reads.jsonl"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(root), str(stop), str(reads)], stderr=subprocess.PIPE, text=True)
     try:
-        results = [ingest(world, tmp_path / "warehouse.duckdb", day, day, assets=[*INGEST_ASSETS, *PUBLISHED])
-                   for day in (WORLD_START + timedelta(days=n) for n in range(BACKFILL_DAYS))]
+        results = [
+            ingest(world, tmp_path / "warehouse.duckdb", day, day, assets=[*INGEST_ASSETS, *PUBLISHED])
+            for day in (WORLD_START + timedelta(days=n) for n in range(BACKFILL_DAYS))
+        ]
     finally:
         stop.touch()
         _, errors = reader.communicate(timeout=120)
@@ -55,8 +57,10 @@ def test_a_backfill_publishes_while_another_process_reads(world, tmp_path, monke
 
     observed = [json.loads(line) for line in reads.read_text().splitlines()]
     for layer, table in TABLES:
-        rows_at = {v: lake.read_table(layer, table, version=v, root=str(root)).num_rows
-                   for v in range(lake.open_table(layer, table, root=str(root)).version() + 1)}
+        rows_at = {
+            v: lake.read_table(layer, table, version=v, root=str(root)).num_rows
+            for v in range(lake.open_table(layer, table, root=str(root)).version() + 1)
+        }
         seen = [o for o in observed if o["table"] == table]
         assert seen, f"the reader never saw {table}"
         assert all(rows_at[o["version"]] == o["rows"] for o in seen), table

@@ -22,15 +22,18 @@ SOURCE = "SELECT * FROM silver.events"
 def warehouse(tmp_path):
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute("CREATE SCHEMA silver")
-        con.execute("CREATE TABLE silver.events AS SELECT DATE '2026-10-27' + (i % 3)::INTEGER AS partition_date, i AS event_no, "
-                    "'member-' || i AS member_id, [i, i + 1] AS codes, TIMESTAMP '2026-10-27 08:00' + to_minutes(i) AS event_ts "
-                    "FROM range(30) AS r(i)")
+        con.execute(
+            "CREATE TABLE silver.events AS SELECT DATE '2026-10-27' + (i % 3)::INTEGER AS partition_date, i AS event_no, "
+            "'member-' || i AS member_id, [i, i + 1] AS codes, TIMESTAMP '2026-10-27 08:00' + to_minutes(i) AS event_ts "
+            "FROM range(30) AS r(i)"
+        )
         yield con
 
 
 def _publish(con, root, days=DAYS):
-    return lake.publish_query(con, SOURCE, "silver", "events", contains_phi=True, partition_column="partition_date",
-                              partitions=days, root=str(root))
+    return lake.publish_query(
+        con, SOURCE, "silver", "events", contains_phi=True, partition_column="partition_date", partitions=days, root=str(root)
+    )
 
 
 def _rows_by_day(table) -> dict[str, int]:
@@ -82,10 +85,13 @@ def test_an_added_nullable_column_is_merged(warehouse, tmp_path):
     assert channels[2] == "SMS" and channels[0] is None  # 2026-10-29 republished; 2026-10-27 kept, null in the new column
 
 
-@pytest.mark.parametrize("change, column", [
-    ("ALTER TABLE silver.events ALTER COLUMN event_no TYPE VARCHAR", "event_no"),
-    ("ALTER TABLE silver.events DROP COLUMN member_id", "member_id"),
-])
+@pytest.mark.parametrize(
+    "change, column",
+    [
+        ("ALTER TABLE silver.events ALTER COLUMN event_no TYPE VARCHAR", "event_no"),
+        ("ALTER TABLE silver.events DROP COLUMN member_id", "member_id"),
+    ],
+)
 def test_an_incompatible_change_fails_naming_the_column(warehouse, tmp_path, change, column):
     _publish(warehouse, tmp_path / "lake")
     warehouse.execute(change)
@@ -102,7 +108,18 @@ def test_time_travel_by_version_and_by_timestamp(warehouse, tmp_path):
     time.sleep(0.05)
     warehouse.execute("UPDATE silver.events SET member_id = 'later' WHERE partition_date = DATE '2026-10-28'")
     _publish(warehouse, tmp_path / "lake")
-    earlier = {"member-1", "member-4", "member-7", "member-10", "member-13", "member-16", "member-19", "member-22", "member-25", "member-28"}
+    earlier = {
+        "member-1",
+        "member-4",
+        "member-7",
+        "member-10",
+        "member-13",
+        "member-16",
+        "member-19",
+        "member-22",
+        "member-25",
+        "member-28",
+    }
 
     def day_two_members(table):
         return set(table.filter(pc.equal(table.column("partition_date"), DAYS[1])).column("member_id").to_pylist())
@@ -132,8 +149,15 @@ def test_tables_are_listed_and_described(warehouse, tmp_path):
 def test_a_locked_warehouse_is_waited_for_naming_the_holder(tmp_path):
     database = str(tmp_path / "warehouse.duckdb")
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({database!r}); print('open', flush=True); sys.stdin.readline()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({database!r}); print('open', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         waits = []
@@ -154,8 +178,15 @@ def test_a_locked_warehouse_is_waited_for_naming_the_holder(tmp_path):
 def test_a_lock_held_past_the_bound_fails(tmp_path):
     database = str(tmp_path / "warehouse.duckdb")
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({database!r}); print('open', flush=True); sys.stdin.readline()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({database!r}); print('open', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         waits = []

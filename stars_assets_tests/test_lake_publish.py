@@ -53,8 +53,11 @@ class Published:
 
 
 def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    return {event.asset_key.to_user_string(): {k: v.value for k, v in event.materialization.metadata.items()}
-            for event in result.get_asset_materialization_events() if event.asset_key.path[0] == "publish"}
+    return {
+        event.asset_key.to_user_string(): {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.path[0] == "publish"
+    }
 
 
 def test_every_silver_and_quality_table_is_published_with_passing_checks(published):
@@ -81,7 +84,8 @@ def test_lake_rows_equal_the_warehouse(published):
             lake_rows, only_lake, only_warehouse = con.execute(
                 f"SELECT (SELECT count(*) FROM in_lake), "
                 f"(SELECT count(*) FROM (SELECT {columns} FROM in_lake EXCEPT ALL SELECT {columns} FROM silver.{table})), "
-                f"(SELECT count(*) FROM (SELECT {columns} FROM silver.{table} EXCEPT ALL SELECT {columns} FROM in_lake))").fetchall()[0]
+                f"(SELECT count(*) FROM (SELECT {columns} FROM silver.{table} EXCEPT ALL SELECT {columns} FROM in_lake))"
+            ).fetchall()[0]
             con.unregister("in_lake")
             assert lake_rows > 0 and only_lake == 0 and only_warehouse == 0, table
         summary = lake.read_table("quality", "quarantine_summary", root=str(root)).to_pandas()
@@ -103,8 +107,9 @@ def test_changing_a_partition_publishes_a_new_version_and_the_earlier_one_still_
     day = WORLD_START + timedelta(days=3)
     before = lake.open_table("silver", "outreach_events", root=str(published.root))
     with duckdb.connect(str(published.warehouse)) as con:
-        changed = con.execute("UPDATE silver.outreach_events SET channel = 'MAIL' WHERE partition_date = $day AND channel <> 'MAIL'",
-                              {"day": day}).fetchall()[0][0]
+        changed = con.execute(
+            "UPDATE silver.outreach_events SET channel = 'MAIL' WHERE partition_date = $day AND channel <> 'MAIL'", {"day": day}
+        ).fetchall()[0][0]
     assert changed > 0
     outreach = next(a for a in SILVER_PUBLISHED if next(iter(a.keys)).path[1:] == ["silver", "outreach_events"])
     result = ingest(published.landing, published.warehouse, day, day, assets=[outreach])

@@ -21,7 +21,8 @@ def rates_of(cut_points: pd.DataFrame, contracts: dict[str, dict[str, float]]) -
     """gold.contract_measure_rates-shaped rows, stars projected with the 2026 cut points."""
     rows = [
         (contract_id, measure_id, measure_id, float(rate), measure_star(measure_id, rate, cut_points))
-        for contract_id, measures in contracts.items() for measure_id, rate in measures.items()
+        for contract_id, measures in contracts.items()
+        for measure_id, rate in measures.items()
     ]
     frame = pd.DataFrame(rows, columns=["contract_id", "measure_id", "measure_code", "rate", "projected_stars"])
     return frame.astype({"projected_stars": "Int64"})
@@ -30,8 +31,18 @@ def rates_of(cut_points: pd.DataFrame, contracts: dict[str, dict[str, float]]) -
 # Stars: C01 3, C02 4, C11 3, C12 3, C14 3, C18 3, C20 3, D08 3, D09 3, D10 2, C22 4 and C26 at 5.
 # Weights 1+1+1+3+3+3+1+3+3+3+2+2 = 26; weighted mean 82/26 = 3.1538 -> 3.0 (no reward factor below 3.65).
 CONTRACT = {
-    "C01": 75.2, "C02": 72, "C11": 79, "C12": 86, "C14": 78, "C18": 9.6, "C20": 60,
-    "D08": 88.4, "D09": 90, "D10": 86, "C22": 83, "C26": 90,
+    "C01": 75.2,
+    "C02": 72,
+    "C11": 79,
+    "C12": 86,
+    "C14": 78,
+    "C18": 9.6,
+    "C20": 60,
+    "D08": 88.4,
+    "D09": 90,
+    "D10": 86,
+    "C22": 83,
+    "C26": 90,
 }
 
 
@@ -107,11 +118,33 @@ def test_distance_to_earn_uses_cms_half_up_rounding(levers):
 def test_half_star_jump_only_when_the_unrounded_summary_crosses_a_quarter_boundary(cut_points):
     contracts = {
         # mean 76/24 = 3.167: +3/24 -> 3.292 crosses 3.25 (3.0 -> 3.5); +1/24 -> 3.208 does not
-        "H2001": {"C01": 75, "C02": 72, "C11": 81, "C12": 86, "C14": 78, "C18": 9.6, "C20": 60,
-                  "D08": 88, "D09": 90, "D10": 88, "C22": 83},
+        "H2001": {
+            "C01": 75,
+            "C02": 72,
+            "C11": 81,
+            "C12": 86,
+            "C14": 78,
+            "C18": 9.6,
+            "C20": 60,
+            "D08": 88,
+            "D09": 90,
+            "D10": 88,
+            "C22": 83,
+        },
         # mean 79/23 = 3.435 (3.5): even C12 from 1 to 2 stars (+3/23) stops at 3.565, short of 3.75
-        "H2002": {"C01": 80, "C02": 75, "C11": 85, "C12": 50, "C14": 85, "C20": 75, "D08": 90, "D09": 92,
-                  "D10": 91, "C22": 83, "C23": 80},
+        "H2002": {
+            "C01": 80,
+            "C02": 75,
+            "C11": 85,
+            "C12": 50,
+            "C14": 85,
+            "C20": 75,
+            "D08": 90,
+            "D09": 92,
+            "D10": 91,
+            "C22": 83,
+            "C23": 80,
+        },
     }
     levers = measure_levers(rates_of(cut_points, contracts), cut_points, RULES_2026)
     assert len(levers) > 15
@@ -130,17 +163,39 @@ def test_half_star_jump_only_when_the_unrounded_summary_crosses_a_quarter_bounda
 
 
 def test_a_higher_star_can_lower_the_rounded_summary_through_the_reward_factor_and_the_check_allows_it():
-    stars = {"C01": 5, "C02": 2, "C11": 2, "C12": 5, "C14": 5, "C18": 2, "C20": 4, "D08": 4, "D09": 5, "D10": 5,
-             "C22": 4, "C23": 3, "C24": 4, "C26": 4}
+    stars = {
+        "C01": 5,
+        "C02": 2,
+        "C11": 2,
+        "C12": 5,
+        "C14": 5,
+        "C18": 2,
+        "C20": 4,
+        "D08": 4,
+        "D09": 5,
+        "D10": 5,
+        "C22": 4,
+        "C23": 3,
+        "C24": 4,
+        "C26": 4,
+    }
     before = projected_summary(stars, RULES_2026)
     after = projected_summary({**stars, "C20": 5}, RULES_2026)
     assert after.weighted_mean > before.weighted_mean
     assert (before.reward_factor, after.reward_factor) == (0.3, 0.0)  # variance crosses the 70th percentile
     assert (before.rating, after.rating) == (4.5, 4.0)
-    row = pd.DataFrame([{
-        "contract_id": "H3001", "measure_id": "C20", "unrounded_gain": 1 / 30, "rounded_gain": -0.5,
-        "reward_factor_before": 0.3, "reward_factor_after": 0.0,
-    }])
+    row = pd.DataFrame(
+        [
+            {
+                "contract_id": "H3001",
+                "measure_id": "C20",
+                "unrounded_gain": 1 / 30,
+                "rounded_gain": -0.5,
+                "reward_factor_before": 0.3,
+                "reward_factor_after": 0.0,
+            }
+        ]
+    )
     verdict = quality.lever_gains_not_negative(row)
     assert verdict.passed and verdict.metadata["rounded_losses_from_reward_factor"] == 1
     assert not quality.lever_gains_not_negative(row.assign(reward_factor_after=0.3)).passed

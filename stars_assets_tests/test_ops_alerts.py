@@ -61,13 +61,20 @@ def evaluate_check_sensor(instance, cursor):
     return alert_on_failed_asset_checks.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
-@dg.asset(check_specs=[dg.AssetCheckSpec("check_validity_member_ids", asset="enrollment"),
-                       dg.AssetCheckSpec("check_uniqueness_ids", asset="enrollment")])
+@dg.asset(
+    check_specs=[
+        dg.AssetCheckSpec("check_validity_member_ids", asset="enrollment"),
+        dg.AssetCheckSpec("check_uniqueness_ids", asset="enrollment"),
+    ]
+)
 def enrollment():
     yield dg.Output(None)
-    yield dg.AssetCheckResult(check_name="check_validity_member_ids", passed=False,
-                              description=f"member {MEMBER_ID} (MBI {MBI}) is not enrolled",
-                              metadata={"rows_failed": 3, "examples": [MEMBER_ID]})
+    yield dg.AssetCheckResult(
+        check_name="check_validity_member_ids",
+        passed=False,
+        description=f"member {MEMBER_ID} (MBI {MBI}) is not enrolled",
+        metadata={"rows_failed": 3, "examples": [MEMBER_ID]},
+    )
     yield dg.AssetCheckResult(check_name="check_uniqueness_ids", passed=True)
 
 
@@ -97,7 +104,11 @@ def test_a_failed_check_writes_one_masked_alert_and_posts_it_once(instance, webh
     dg.materialize([build_bronze_asset(dialer)], partition_key="2026-10-01", instance=instance, resources=build_resources())
     evaluate_check_sensor(instance, first.cursor)
     warning = written_alerts()[-1]
-    assert (warning["asset"], warning["check"], warning["severity"]) == ("bronze/dialer", "check_validity_rows_quarantined", "WARN")
+    assert (warning["asset"], warning["check"], warning["severity"]) == (
+        "bronze/dialer",
+        "check_validity_rows_quarantined",
+        "WARN",
+    )
     assert warning["partition"] == "2026-10-01" and warning["counts"]["files_quarantined"] == 1
     assert len(written_alerts()) == 2 and posted[-1] == warning
 
@@ -126,10 +137,13 @@ def test_a_failed_run_writes_one_masked_alert(instance, webhook):
 
 
 def test_a_range_run_reports_its_range_and_an_unreachable_webhook_is_reported_not_raised():
-    assert run_partition({"dagster/asset_partition_range_start": "2026-11-15",
-                          "dagster/asset_partition_range_end": "2026-11-21"}) == "2026-11-15...2026-11-21"
-    alert = check_failure_alert(run_id="r1", job="j", asset="a", check="c", partition=None, severity="WARN",
-                                description=None, metadata={}, occurred_at=0)
+    assert (
+        run_partition({"dagster/asset_partition_range_start": "2026-11-15", "dagster/asset_partition_range_end": "2026-11-21"})
+        == "2026-11-15...2026-11-21"
+    )
+    alert = check_failure_alert(
+        run_id="r1", job="j", asset="a", check="c", partition=None, severity="WARN", description=None, metadata={}, occurred_at=0
+    )
     assert post_alert("http://127.0.0.1:9/alerts", alert).startswith("alert webhook POST failed")
 
 

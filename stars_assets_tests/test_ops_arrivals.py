@@ -35,7 +35,9 @@ def scan(folder: Path, cursor: str | None, open_until: date = date(2026, 12, 31)
 
 def test_new_files_are_grouped_into_one_run_per_partition(tmp_path):
     land(tmp_path, "dialer_calls_20261001.csv")
-    land(tmp_path, "dialer_calls_20261001_02.csv", HEADER + '"C2","VR0000000A","","2026-10-01 09:00:00","BUSY","","LIVE","",""\r\n')
+    land(
+        tmp_path, "dialer_calls_20261001_02.csv", HEADER + '"C2","VR0000000A","","2026-10-01 09:00:00","BUSY","","LIVE","",""\r\n'
+    )
     land(tmp_path, "dialer_calls_20261002.csv")
     land(tmp_path, "README.txt", "not a delivery")
 
@@ -46,7 +48,11 @@ def test_new_files_are_grouped_into_one_run_per_partition(tmp_path):
         (date(2026, 10, 2), ["dialer_calls_20261002.csv"]),
     ]
     assert [a.run_key.split(":")[:2] for a in result.arrivals] == [["dialer", "2026-10-01"], ["dialer", "2026-10-02"]]
-    assert sorted(read_cursor(result.cursor)) == ["dialer_calls_20261001.csv", "dialer_calls_20261001_02.csv", "dialer_calls_20261002.csv"]
+    assert sorted(read_cursor(result.cursor)) == [
+        "dialer_calls_20261001.csv",
+        "dialer_calls_20261001_02.csv",
+        "dialer_calls_20261002.csv",
+    ]
     assert scan(tmp_path, result.cursor).arrivals == []
 
 
@@ -69,7 +75,9 @@ def test_a_late_file_for_an_old_day_runs_that_day_only(tmp_path):
     land(tmp_path, "dialer_calls_20261005.csv")
     cursor = scan(tmp_path, None).cursor
 
-    land(tmp_path, "dialer_calls_20261001_02.csv", HEADER + '"C3","VR0000000C","","2026-10-01 11:00:00","BUSY","","LIVE","",""\r\n')
+    land(
+        tmp_path, "dialer_calls_20261001_02.csv", HEADER + '"C3","VR0000000C","","2026-10-01 11:00:00","BUSY","","LIVE","",""\r\n'
+    )
     (late,) = scan(tmp_path, cursor).arrivals
     assert late.partition_date == date(2026, 10, 1)
     assert [f.name for f in late.files] == ["dialer_calls_20261001_02.csv"]
@@ -82,8 +90,7 @@ def test_files_still_uploading_or_for_unopened_days_wait_for_a_later_tick(tmp_pa
     assert result.arrivals == [] and result.waiting == ["dialer_calls_20261003.csv", "dialer_calls_20261231.csv"]
     assert read_cursor(result.cursor) == {}
 
-    later = scan_arrivals(DIALER, tmp_path, result.cursor, now=time.time() + SETTLE_SECONDS,
-                          partition_is_open=lambda day: True)
+    later = scan_arrivals(DIALER, tmp_path, result.cursor, now=time.time() + SETTLE_SECONDS, partition_is_open=lambda day: True)
     assert [a.partition_date for a in later.arrivals] == [date(2026, 10, 3), date(2026, 12, 31)]
 
 
@@ -107,8 +114,9 @@ def project(tmp_path, monkeypatch):
 def evaluate(definitions: dg.Definitions, instance: dg.DagsterInstance, provider: str, cursor: str | None):
     sensor = definitions.resolve_sensor_def(file_arrival_sensor_name(provider))
     repository = definitions.get_repository_def()
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repository,
-                                      resources=repository.get_top_level_resources())
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, repository_def=repository, resources=repository.get_top_level_resources()
+    )
     return sensor.evaluate_tick(context)
 
 
@@ -128,7 +136,11 @@ def test_sensor_requests_bronze_and_its_silver_for_new_partitions_and_keeps_a_cu
     redelivered = evaluate(definitions, instance, "dialer", tick.cursor)
     assert redelivered.run_requests == []
 
-    land(landing / "dialer", "dialer_calls_20261001_02.csv", HEADER + '"C4","VR0000000D","","2026-10-01 12:00:00","BUSY","","LIVE","",""\r\n')
+    land(
+        landing / "dialer",
+        "dialer_calls_20261001_02.csv",
+        HEADER + '"C4","VR0000000D","","2026-10-01 12:00:00","BUSY","","LIVE","",""\r\n',
+    )
     late = evaluate(definitions, instance, "dialer", redelivered.cursor)
     assert [r.partition_key for r in late.run_requests] == ["2026-10-01"]
     assert late.run_requests[0].run_key not in {r.run_key for r in tick.run_requests}
@@ -162,13 +174,16 @@ def test_a_sensor_turned_on_after_a_load_requests_nothing_for_loaded_files(inges
         cursors = {}
         for provider in load_registry():
             sensor = definitions.resolve_sensor_def(file_arrival_sensor_name(provider.name))
-            tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources, repository_def=repository))
+            tick = sensor.evaluate_tick(
+                dg.build_sensor_context(instance=instance, resources=resources, repository_def=repository)
+            )
             assert tick.run_requests == [], provider.name
             cursors[provider.name] = tick.cursor
 
         new_day = ingested.last_day + timedelta(days=1)
         land(landing / "dialer", f"dialer_calls_{new_day:%Y%m%d}.csv")
         sensor = definitions.resolve_sensor_def(file_arrival_sensor_name("dialer"))
-        tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursors["dialer"], resources=resources,
-                                                            repository_def=repository))
+        tick = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=cursors["dialer"], resources=resources, repository_def=repository)
+        )
     assert [request.partition_key for request in tick.run_requests] == [new_day.isoformat()]

@@ -28,9 +28,13 @@ def definitions(tmp_path, monkeypatch):
 def update_silver(world, warehouse, instance, first: date, last: date) -> bool:
     """The silver gold reads, for the dates, recorded in the instance (bronze is already in the warehouse)."""
     selection = dg.AssetSelection.assets(silver.outreach_events, silver.appointments, silver.members, silver.care_gaps)
-    return dg.materialize(INGEST_ASSETS, selection=selection, instance=instance,
-                          tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
-                          resources=build_resources(warehouse=str(warehouse), landing=str(world))).success
+    return dg.materialize(
+        INGEST_ASSETS,
+        selection=selection,
+        instance=instance,
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+        resources=build_resources(warehouse=str(warehouse), landing=str(world)),
+    ).success
 
 
 def requested(result) -> dict[dg.AssetKey, set[str]]:
@@ -43,19 +47,20 @@ def test_a_new_silver_partition_makes_the_latest_weeks_gold_materialize(world, t
     with dg.instance_for_test() as instance:
         start = dg.evaluate_automation_conditions(defs=definitions, instance=instance, evaluation_time=NOW)
         assert update_silver(world, warehouse, instance, *WEEK_DAYS)
-        first = dg.evaluate_automation_conditions(defs=definitions, instance=instance, evaluation_time=NOW,
-                                                  cursor=start.cursor)
+        first = dg.evaluate_automation_conditions(defs=definitions, instance=instance, evaluation_time=NOW, cursor=start.cursor)
         assert requested(first) == {key: {WEEK} for key in GOLD}  # the week's silver is all there: build it
 
-        built = dg.materialize([care_gap_closure, campaign_effectiveness], partition_key=WEEK, instance=instance,
-                               resources=build_resources(warehouse=str(warehouse), landing=str(world)))
+        built = dg.materialize(
+            [care_gap_closure, campaign_effectiveness],
+            partition_key=WEEK,
+            instance=instance,
+            resources=build_resources(warehouse=str(warehouse), landing=str(world)),
+        )
         assert built.success
-        settled = dg.evaluate_automation_conditions(defs=definitions, instance=instance, evaluation_time=NOW,
-                                                    cursor=first.cursor)
+        settled = dg.evaluate_automation_conditions(defs=definitions, instance=instance, evaluation_time=NOW, cursor=first.cursor)
         assert requested(settled) == {}  # up to date: nothing to do
 
         # A late file re-runs one delivery date of the week: silver changes, so the week's gold is rebuilt.
         assert update_silver(world, warehouse, instance, date(2026, 10, 30), date(2026, 10, 30))
-        after = dg.evaluate_automation_conditions(defs=definitions, instance=instance, evaluation_time=NOW,
-                                                  cursor=settled.cursor)
+        after = dg.evaluate_automation_conditions(defs=definitions, instance=instance, evaluation_time=NOW, cursor=settled.cursor)
         assert requested(after) == {key: {WEEK} for key in GOLD}

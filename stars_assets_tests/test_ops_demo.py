@@ -20,12 +20,19 @@ def test_a_demo_run_is_attached_to_its_job_in_the_code_location(tmp_path, monkey
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance, \
-            WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(demo.WORKSPACE)])) as workspace:
-        run = demo._launch(workspace, instance, "ingest_daily_deliveries",
-                           {demo.RANGE_START_TAG: DAY.isoformat(), demo.RANGE_END_TAG: DAY.isoformat()})
-        listed = instance.get_runs(filters=dg.RunsFilter(job_name="ingest_daily_deliveries",
-                                                         tags={REPOSITORY_LABEL_TAG: "__repository__@stars_assets"}))
+    with (
+        dg.DagsterInstance.from_config(str(home)) as instance,
+        WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(demo.WORKSPACE)])) as workspace,
+    ):
+        run = demo._launch(
+            workspace,
+            instance,
+            "ingest_daily_deliveries",
+            {demo.RANGE_START_TAG: DAY.isoformat(), demo.RANGE_END_TAG: DAY.isoformat()},
+        )
+        listed = instance.get_runs(
+            filters=dg.RunsFilter(job_name="ingest_daily_deliveries", tags={REPOSITORY_LABEL_TAG: "__repository__@stars_assets"})
+        )
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert [r.run_id for r in listed] == [run.run_id]  # what the job's Runs tab in the UI asks for
     assert run.remote_job_origin.location_name == "stars_assets"

@@ -49,13 +49,18 @@ def test_observed_folders_pass_or_fail_their_freshness_checks_by_sla(tmp_path, m
         for observation in first.asset_events:
             instance.report_runless_asset_event(observation)
         # Nothing changed: the next tick records nothing (the folders are re-observed hourly).
-        again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor,
-                                               resources={"landing": definitions.resources["landing"]}))
+        again = sensor(
+            dg.build_sensor_context(
+                instance=instance, cursor=first.cursor, resources={"landing": definitions.resources["landing"]}
+            )
+        )
         assert again.asset_events == []
 
         checks = definitions.resolve_implicit_global_asset_job_def().get_subset(
-            asset_check_selection={key for check in definitions.asset_checks for key in check.check_keys
-                                   if key.asset_key.path[0] == "landing"})
+            asset_check_selection={
+                key for check in definitions.asset_checks for key in check.check_keys if key.asset_key.path[0] == "landing"
+            }
+        )
         result = checks.execute_in_process(instance=instance)
     evaluations = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
 

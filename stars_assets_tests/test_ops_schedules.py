@@ -26,8 +26,9 @@ def project(tmp_path_factory):
 def tick(project, name: str, at: datetime):
     definitions, instance = project
     schedule = definitions.resolve_schedule_def(name)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
-                                        repository_def=definitions.get_repository_def())
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at, repository_def=definitions.get_repository_def()
+    )
     return schedule, schedule.evaluate_tick(context)
 
 
@@ -57,6 +58,9 @@ def test_weekly_schedule_backfills_the_last_seven_days_as_one_range_run(project)
 def test_every_asset_of_the_backfilled_job_that_is_partitioned_runs_a_range_in_one_step(project):
     definitions, _ = project
     graph = definitions.resolve_asset_graph()
-    partitioned = [graph.get(key) for key in dg.AssetSelection.groups("bronze", "silver").resolve(graph)
-                   if graph.get(key).partitions_def is not None]
+    partitioned = [
+        graph.get(key)
+        for key in dg.AssetSelection.groups("bronze", "silver").resolve(graph)
+        if graph.get(key).partitions_def is not None
+    ]
     assert partitioned and all(node.backfill_policy == dg.BackfillPolicy.single_run() for node in partitioned)

@@ -107,9 +107,10 @@ def test_a_step_that_would_pass_100_percent_is_capped():
     assert gains.loc["readmission", "applied_step"] == pytest.approx(-1.0)
     assert gains.loc["cahps", "applied_step"] == pytest.approx(0.1)
     assert gains["capped"].all()
-    capped_gain = seed_by_hand(inputs(hedis=100.0, adherence=99.0, readmission=1.0, cahps=4.9))[1] - seed_by_hand(
-        inputs(hedis=98.0, adherence=99.0, readmission=1.0, cahps=4.9)
-    )[1]
+    capped_gain = (
+        seed_by_hand(inputs(hedis=100.0, adherence=99.0, readmission=1.0, cahps=4.9))[1]
+        - seed_by_hand(inputs(hedis=98.0, adherence=99.0, readmission=1.0, cahps=4.9))[1]
+    )
     assert gains.loc["hedis", "gain"] == pytest.approx(capped_gain)
     at_the_top = levers(SEED, inputs(hedis=100.0), top=None).set_index("input")
     assert at_the_top.loc["hedis", "gain"] == 0.0
@@ -218,7 +219,10 @@ def test_composite_inputs_follow_the_documented_definitions():
         "rates": {"C01": 70, "C02": 60, "D08": 85},
         "stars": {"C22": 3, "C23": 4, "C24": 3},
     }
-    partial = {"rates": {"C01": 70, "C11": 80, "C20": 65, "D08": 85, "D10": 90, "C18": 9}, "stars": {"C22": 3, "C23": 4, "D05": 2, "D06": 5}}
+    partial = {
+        "rates": {"C01": 70, "C11": 80, "C20": 65, "D08": 85, "D10": 90, "C18": 9},
+        "stars": {"C22": 3, "C23": 4, "D05": 2, "D06": 5},
+    }
     rows = measure_rows("H0001", **FULL_CONTRACT) + measure_rows("H0002", **thin) + measure_rows("H0003", **partial)
     result = composite_inputs(pd.DataFrame(rows))
     full = result.loc["H0001"]
@@ -235,11 +239,14 @@ def test_composite_inputs_follow_the_documented_definitions():
 
 
 def test_contract_inputs_from_measure_rates_uses_projected_stars_for_cahps():
-    rows = [
-        {"contract_id": "H9001", "measure_id": m, "rate": r, "projected_stars": 3} for m, r in FULL_CONTRACT["rates"].items()
-    ] + [
-        {"contract_id": "H9001", "measure_id": m, "rate": 88.0, "projected_stars": s} for m, s in FULL_CONTRACT["stars"].items()
-    ] + [{"contract_id": "H9002", "measure_id": "C01", "rate": 70.0, "projected_stars": None}]
+    rows = (
+        [{"contract_id": "H9001", "measure_id": m, "rate": r, "projected_stars": 3} for m, r in FULL_CONTRACT["rates"].items()]
+        + [
+            {"contract_id": "H9001", "measure_id": m, "rate": 88.0, "projected_stars": s}
+            for m, s in FULL_CONTRACT["stars"].items()
+        ]
+        + [{"contract_id": "H9002", "measure_id": "C01", "rate": 70.0, "projected_stars": None}]
+    )
     result = contract_inputs_from_measure_rates(pd.DataFrame(rows))
     expected = composite_inputs(pd.DataFrame(measure_rows("H9001", **FULL_CONTRACT)))
     assert result.loc["H9001", list(INPUT_NAMES)].tolist() == pytest.approx(expected.loc["H9001", list(INPUT_NAMES)].tolist())
@@ -309,6 +316,8 @@ def test_fit_on_the_2026_tables(cms_2026):
     assert validation.baseline_level == 3.5
     assert validation.confusion.to_numpy().sum() == len(cms_2026.frame)
     assert validation.calibration["observed_count"].sum() == len(cms_2026.frame)
-    assert (validation.calibration["mean_predicted_probability"] - validation.calibration["observed_frequency"]).abs().max() < 0.05
+    assert (
+        validation.calibration["mean_predicted_probability"] - validation.calibration["observed_frequency"]
+    ).abs().max() < 0.05
     assert 0.3 < result.pseudo_r2 < 1
     assert result.aic == pytest.approx(2 * (4 + 5) - 2 * result.log_likelihood)

@@ -84,8 +84,10 @@ def test_p_four_plus_follows_the_cut_point_error(cms_history):
     bands = forecast.projection_cut_points(cms_history, tables.cut_points(settings.cms_reference_dir(2026)), 2028)
     rules = rating.rules_for(2026)
     contract = {"C01": 84, "C02": 79, "C11": 86, "C12": 91, "C14": 86, "C20": 79, "C18": 7, "D08": 92, "D09": 93, "D10": 93}
-    counts = pd.DataFrame([("H9999", m, m, "test", r, 100.0, float(r)) for m, r in contract.items()],
-                          columns=["contract_id", "measure_id", "measure_code", "source", "numerator", "denominator", "rate"])
+    counts = pd.DataFrame(
+        [("H9999", m, m, "test", r, 100.0, float(r)) for m, r in contract.items()],
+        columns=["contract_id", "measure_id", "measure_code", "source", "numerator", "denominator", "rate"],
+    )
     rates = project_measure_stars(counts, bands, rules)
     summary = project_summaries(rates, rules, bands, 0.0, 1e-9).set_index("contract_id")
     assert summary.loc["H9999", "projected_summary"] >= 4

@@ -44,7 +44,12 @@ HISTORIES = {
     "two_fills_same_day": [(date(2026, 3, 1), 30), (date(2026, 3, 1), 30)],
     "short_period": [(date(2026, 11, 1), 30), (date(2026, 11, 20), 30)],
     "supply_past_period_end": [(date(2026, 10, 1), 90), (date(2026, 12, 1), 90)],
-    "chain_restarts_after_gap": [(date(2026, 1, 1), 30), (date(2026, 1, 15), 30), (date(2026, 6, 1), 30), (date(2026, 6, 10), 30)],
+    "chain_restarts_after_gap": [
+        (date(2026, 1, 1), 30),
+        (date(2026, 1, 15), 30),
+        (date(2026, 6, 1), 30),
+        (date(2026, 6, 10), 30),
+    ],
     "adherent_quarterly": [(date(2026, 1, 5), 90), (date(2026, 4, 1), 90), (date(2026, 6, 28), 90), (date(2026, 9, 30), 90)],
 }
 

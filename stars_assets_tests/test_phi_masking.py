@@ -32,13 +32,18 @@ def recorded(tmp_path_factory, monkeypatch_module):
 
     definitions = defs()
     runs = [
-        ("ingest_daily_deliveries", {RANGE_START_TAG: START.isoformat(), RANGE_END_TAG: (START + timedelta(days=DAYS - 1)).isoformat()}),
+        (
+            "ingest_daily_deliveries",
+            {RANGE_START_TAG: START.isoformat(), RANGE_END_TAG: (START + timedelta(days=DAYS - 1)).isoformat()},
+        ),
         ("refresh_cms_reference_and_model", {}),
         ("refresh_weekly_snapshots", {"dagster/partition": WEEK}),
     ]
     with dg.instance_for_test() as instance:
-        results = [definitions.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
-                   for job, tags in runs]
+        results = [
+            definitions.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+            for job, tags in runs
+        ]
         entries = [entry for result in results for entry in instance.all_logs(result.run_id)]
         yield landing, results, entries
 
@@ -102,10 +107,20 @@ def test_no_member_identifier_or_birth_date_in_metadata_or_logs(recorded):
 
 def test_no_phi_column_in_clear_in_any_preview(recorded):
     _, results, _ = recorded
-    previews = [value.value for r in results for e in r.get_asset_materialization_events()
-                for value in e.materialization.metadata.values() if isinstance(value, dg.MarkdownMetadataValue)]
-    previews += [value.value for r in results for e in r.get_asset_check_evaluations()
-                 for value in e.metadata.values() if isinstance(value, dg.MarkdownMetadataValue)]
+    previews = [
+        value.value
+        for r in results
+        for e in r.get_asset_materialization_events()
+        for value in e.materialization.metadata.values()
+        if isinstance(value, dg.MarkdownMetadataValue)
+    ]
+    previews += [
+        value.value
+        for r in results
+        for e in r.get_asset_check_evaluations()
+        for value in e.metadata.values()
+        if isinstance(value, dg.MarkdownMetadataValue)
+    ]
     assert any("birth_date" in p for p in previews) and any("has_diabetes" in p for p in previews)
     assert [cell for p in previews for cell in _clear_phi_cells(p)] == []
 

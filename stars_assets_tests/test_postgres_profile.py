@@ -25,7 +25,10 @@ def postgres_instance(postgres_url, tmp_path, monkeypatch):
     dagster_home.mkdir()
     shutil.copy(settings.PROJECT_ROOT / "dagster.postgres.yaml", dagster_home / "dagster.yaml")
     # dagster-postgres runs on psycopg2; SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, so name the driver.
-    monkeypatch.setenv("STARS_DAGSTER_POSTGRES_URL", postgres_url.replace("postgresql://", "postgresql+psycopg2://").rsplit("/", 1)[0] + "/dagster")
+    monkeypatch.setenv(
+        "STARS_DAGSTER_POSTGRES_URL",
+        postgres_url.replace("postgresql://", "postgresql+psycopg2://").rsplit("/", 1)[0] + "/dagster",
+    )
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     with dg.DagsterInstance.get() as instance:
         yield instance
@@ -43,10 +46,13 @@ def test_dagster_run_recorded_in_postgres(postgres_instance, postgres_url, inges
     documents_db = postgres_url.rsplit("/", 1)[0] + "/documents"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE documents")
-    resources = {**build_resources(warehouse=str(ingested.warehouse), landing=str(ingested.landing)),
-                 "document_store": DocumentStoreResource(url=documents_db)}
-    result = dg.materialize([member_documents], resources=resources, instance=postgres_instance,
-                            partition_key=WORLD_START.isoformat())
+    resources = {
+        **build_resources(warehouse=str(ingested.warehouse), landing=str(ingested.landing)),
+        "document_store": DocumentStoreResource(url=documents_db),
+    }
+    result = dg.materialize(
+        [member_documents], resources=resources, instance=postgres_instance, partition_key=WORLD_START.isoformat()
+    )
     assert result.success
 
     run = postgres_instance.get_run_by_id(result.run_id)

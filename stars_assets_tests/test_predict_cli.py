@@ -48,9 +48,7 @@ def test_json_output_matches_the_library(no_warehouse):
     report = json.loads(result.stdout)
     assert {"probabilities", "expected_stars", "p_four_plus", "levers"} <= set(report)
     prediction = predict(SEED, EXAMPLE_INPUTS)
-    assert report["probabilities"] == pytest.approx(
-        {f"{level:g}": p for level, p in prediction.probabilities.iloc[0].items()}
-    )
+    assert report["probabilities"] == pytest.approx({f"{level:g}": p for level, p in prediction.probabilities.iloc[0].items()})
     assert sum(report["probabilities"].values()) == pytest.approx(1.0)
     assert report["expected_stars"] == pytest.approx(prediction.expected_stars.iloc[0])
     assert report["p_four_plus"] == pytest.approx(prediction.p_four_plus.iloc[0])
@@ -95,8 +93,14 @@ def test_model_fitted_reads_the_parameters_the_model_asset_stored(tmp_path, fitt
     "args, message",
     [
         (["--cahps", "3.6", "--adherence", "86", "--readmission", "14"], "the following arguments are required: --hedis"),
-        (["--hedis", "140", "--cahps", "3.6", "--adherence", "86", "--readmission", "14"], "hedis = 140 is outside its valid range 0..100"),
-        (["--hedis", "72", "--cahps", "6", "--adherence", "86", "--readmission", "14"], "cahps = 6 is outside its valid range 1..5"),
+        (
+            ["--hedis", "140", "--cahps", "3.6", "--adherence", "86", "--readmission", "14"],
+            "hedis = 140 is outside its valid range 0..100",
+        ),
+        (
+            ["--hedis", "72", "--cahps", "6", "--adherence", "86", "--readmission", "14"],
+            "cahps = 6 is outside its valid range 1..5",
+        ),
         (["--hedis", "abc", "--cahps", "3.6", "--adherence", "86", "--readmission", "14"], "invalid float value: 'abc'"),
         (["--hedis", "nan", "--cahps", "3.6", "--adherence", "86", "--readmission", "14"], "hedis"),
         ([*EXAMPLE, "--model", "best"], "invalid choice: 'best'"),

@@ -35,10 +35,24 @@ CAHPS = {"C22": 83, "C23": 81, "C24": 90, "C26": 86, "C27": 87, "D05": 87, "D06"
 
 # Two of the plan's contracts: H1111 a solid 4-star-ish plan, H2222 weaker with high readmissions.
 WEEK_1_RATES = {
-    "H1111": {"C01": 77, "C02": 72, "C11": 81, "C12": 86, "C14": 78, "C20": 65, "C18": 9.6,
-              "D08": 88.4, "D09": 90, "D10": 89} | CAHPS,
-    "H2222": {"C01": 68, "C02": 60, "C11": 70, "C12": 75, "C14": 70, "C20": 50, "C18": 12.4,
-              "D08": 84, "D09": 86, "D10": 85, "C22": 79, "C23": 78, "C24": 88, "C26": 85},
+    "H1111": {"C01": 77, "C02": 72, "C11": 81, "C12": 86, "C14": 78, "C20": 65, "C18": 9.6, "D08": 88.4, "D09": 90, "D10": 89}
+    | CAHPS,
+    "H2222": {
+        "C01": 68,
+        "C02": 60,
+        "C11": 70,
+        "C12": 75,
+        "C14": 70,
+        "C20": 50,
+        "C18": 12.4,
+        "D08": 84,
+        "D09": 86,
+        "D10": 85,
+        "C22": 79,
+        "C23": 78,
+        "C24": 88,
+        "C26": 85,
+    },
 }
 # A week later both contracts closed gaps: H1111's D08 crosses 89, H2222's C12 crosses 77.
 WEEK_2_RATES = {
@@ -56,8 +70,11 @@ def cut_points(cms_history) -> pd.DataFrame:
 def gold_rows(cut_points: pd.DataFrame, contracts: dict[str, dict[str, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """gold.contract_measure_rates and gold.contract_projected_summary rows, through the gold lib functions."""
     counts = pd.DataFrame(
-        [(contract_id, measure_id, measure_id, "test", rate * 10, 1000.0, float(rate))
-         for contract_id, measures in contracts.items() for measure_id, rate in measures.items()],
+        [
+            (contract_id, measure_id, measure_id, "test", rate * 10, 1000.0, float(rate))
+            for contract_id, measures in contracts.items()
+            for measure_id, rate in measures.items()
+        ],
         columns=["contract_id", "measure_id", "measure_code", "source", "numerator", "denominator", "rate"],
     )
     rates = project_measure_stars(counts, cut_points, RULES_2026)
@@ -67,7 +84,9 @@ def gold_rows(cut_points: pd.DataFrame, contracts: dict[str, dict[str, float]]) 
 # --- lib: contract_predictions ------------------------------------------------------------------
 
 HALF_STAR_MODEL = OrdinalParams(
-    name="fitted", levels=(2.5, 3.0, 3.5, 4.0, 4.5, 5.0), cuts=(68.0, 73.0, 77.5, 80.5, 84.0),
+    name="fitted",
+    levels=(2.5, 3.0, 3.5, 4.0, 4.5, 5.0),
+    cuts=(68.0, 73.0, 77.5, 80.5, 84.0),
     betas={"hedis": 0.27, "cahps": 2.5, "adherence": 0.55, "readmission": -0.13},
 )
 
@@ -114,9 +133,14 @@ def test_prediction_checks_catch_bad_rows(cut_points):
 # --- materialized for real ------------------------------------------------------------------------
 
 UPSTREAM = [
-    cms_assets.measure_scores, cms_assets.measure_stars, cms_assets.summary_ratings, cms_assets.cut_points,
-    cms_assets.cai, cms_assets.projection_cut_points,
-    model_assets.cms_training_set, model_assets.star_rating_model,
+    cms_assets.measure_scores,
+    cms_assets.measure_stars,
+    cms_assets.summary_ratings,
+    cms_assets.cut_points,
+    cms_assets.cai,
+    cms_assets.projection_cut_points,
+    model_assets.cms_training_set,
+    model_assets.star_rating_model,
 ]
 WEEKLY = [predictions.contract_predictions_asset, predictions.measure_levers_asset]
 
@@ -229,5 +253,8 @@ def test_the_code_location_discovers_both_weekly_assets():
         assert node.group_name == "model" and node.owners == ["team:stars-analytics"]
         assert node.partitions_def == predictions.weekly_partitions
     assert graph.get(predictions.CONTRACT_PREDICTIONS).parent_keys == {
-        predictions.CONTRACT_MEASURE_RATES, predictions.CONTRACT_PROJECTED_SUMMARY, predictions.STAR_RATING_MODEL}
+        predictions.CONTRACT_MEASURE_RATES,
+        predictions.CONTRACT_PROJECTED_SUMMARY,
+        predictions.STAR_RATING_MODEL,
+    }
     assert predictions.CUT_POINTS in graph.get(predictions.MEASURE_LEVERS).parent_keys

@@ -47,7 +47,11 @@ def _write_variant(tmp_path: Path, edit) -> Path:
     [
         (lambda c: c.update(format="xlsx"), "format", "delimited"),
         (lambda c: c.pop("outreach"), "(top level)", "outreach mapping"),
-        (lambda c: c["datasets"][0]["columns"][0].update(source='Call ID"; DROP TABLE x; --'), "datasets.0.columns.0.source", "not allowed"),
+        (
+            lambda c: c["datasets"][0]["columns"][0].update(source='Call ID"; DROP TABLE x; --'),
+            "datasets.0.columns.0.source",
+            "not allowed",
+        ),
         (lambda c: c["datasets"][0]["columns"][0].update(column="call id;"), "datasets.0.columns.0.column", "identifier"),
         (lambda c: c["outreach"]["event_type"].update(column="no_such_column"), "(top level)", "no_such_column"),
         (lambda c: c["outreach"]["event_type"]["codes"].update(CONNECTED="HAPPY"), "outreach", "HAPPY"),

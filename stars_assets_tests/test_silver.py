@@ -32,8 +32,11 @@ SILVER_APPOINTMENT_REASONS = {"unknown_member", "malformed_member_id", "future_t
 
 def _truth_events(truth: pd.DataFrame) -> set[tuple]:
     loaded = truth[truth["expected"] == "loaded"]
-    return set(loaded[EVENT_COLUMNS].assign(event_ts=pd.to_datetime(loaded["event_ts"]).dt.tz_localize(None))
-               .itertuples(index=False, name=None))
+    return set(
+        loaded[EVENT_COLUMNS]
+        .assign(event_ts=pd.to_datetime(loaded["event_ts"]).dt.tz_localize(None))
+        .itertuples(index=False, name=None)
+    )
 
 
 def _silver_events(warehouse) -> set[tuple]:
@@ -66,11 +69,17 @@ def test_measure_codes_and_lineage_follow_the_truth(ingested):
 
 def test_silver_quarantine_holds_exactly_the_injected_faults(ingested):
     truth = read_truth(ingested.landing, "outreach_events")
-    expected = set(truth.loc[truth["expected"].isin(SILVER_OUTREACH_REASONS), ["file_name", "source_row", "expected"]]
-                   .astype({"source_row": int}).itertuples(index=False, name=None))
-    actual = set(query(ingested.warehouse,
-                       "SELECT source_file, source_row, reason FROM audit.quarantine "
-                       "WHERE layer = 'silver' AND dataset = 'outreach_events'").itertuples(index=False, name=None))
+    expected = set(
+        truth.loc[truth["expected"].isin(SILVER_OUTREACH_REASONS), ["file_name", "source_row", "expected"]]
+        .astype({"source_row": int})
+        .itertuples(index=False, name=None)
+    )
+    actual = set(
+        query(
+            ingested.warehouse,
+            "SELECT source_file, source_row, reason FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'outreach_events'",
+        ).itertuples(index=False, name=None)
+    )
     assert {reason for *_, reason in expected} == SILVER_OUTREACH_REASONS
     assert actual == expected
 
@@ -78,13 +87,14 @@ def test_silver_quarantine_holds_exactly_the_injected_faults(ingested):
 def test_duplicates_are_removed_and_reconciled(ingested):
     faults = read_truth(ingested.landing, "faults")
     duplicates = faults[(faults["fault_kind"] == "duplicate_event") & faults["provider"].isin(["ihwa", "engage", "dialer"])]
-    totals = query(ingested.warehouse,
-                   "SELECT sum(rows_delivered) AS delivered, sum(rows_loaded) AS loaded, sum(rows_quarantined) AS quarantined, "
-                   "sum(duplicates_removed) AS duplicates FROM audit.silver_reconciliation WHERE silver_table = 'outreach_events'").iloc[0]
+    totals = query(
+        ingested.warehouse,
+        "SELECT sum(rows_delivered) AS delivered, sum(rows_loaded) AS loaded, sum(rows_quarantined) AS quarantined, "
+        "sum(duplicates_removed) AS duplicates FROM audit.silver_reconciliation WHERE silver_table = 'outreach_events'",
+    ).iloc[0]
     assert totals["duplicates"] == len(duplicates) > 0
     assert totals["delivered"] == totals["loaded"] + totals["quarantined"] + totals["duplicates"]
-    checks = {e.check_name: e.passed for e in ingested.result.get_asset_check_evaluations()
-              if e.asset_key == silver.OUTREACH_KEY}
+    checks = {e.check_name: e.passed for e in ingested.result.get_asset_check_evaluations() if e.asset_key == silver.OUTREACH_KEY}
     assert checks == {name: True for name in silver.OUTREACH_CHECKS}
 
 
@@ -92,18 +102,31 @@ def test_appointments_equal_the_ground_truth(ingested):
     truth = read_truth(ingested.landing, "appointment_events")
     loaded = truth[truth["expected"] == "loaded"]
     expected = set(loaded[["provider", "event_key", "appointment_key", "member_id", "status"]].itertuples(index=False, name=None))
-    actual = set(query(ingested.warehouse, "SELECT provider, event_key, appointment_key, member_id, status FROM silver.appointment_events")
-                 .itertuples(index=False, name=None))
+    actual = set(
+        query(
+            ingested.warehouse, "SELECT provider, event_key, appointment_key, member_id, status FROM silver.appointment_events"
+        ).itertuples(index=False, name=None)
+    )
     assert actual == expected
-    rejected = set(truth.loc[truth["expected"].isin(SILVER_APPOINTMENT_REASONS), ["file_name", "source_row", "expected"]]
-                   .astype({"source_row": int}).itertuples(index=False, name=None))
-    quarantined = set(query(ingested.warehouse, "SELECT source_file, source_row, reason FROM audit.quarantine "
-                                                "WHERE layer = 'silver' AND dataset = 'appointment_events'").itertuples(index=False, name=None))
+    rejected = set(
+        truth.loc[truth["expected"].isin(SILVER_APPOINTMENT_REASONS), ["file_name", "source_row", "expected"]]
+        .astype({"source_row": int})
+        .itertuples(index=False, name=None)
+    )
+    quarantined = set(
+        query(
+            ingested.warehouse,
+            "SELECT source_file, source_row, reason FROM audit.quarantine "
+            "WHERE layer = 'silver' AND dataset = 'appointment_events'",
+        ).itertuples(index=False, name=None)
+    )
     assert rejected and quarantined == rejected
 
     final = read_truth(ingested.landing, "appointments")
     states = query(ingested.warehouse, "SELECT appointment_key, member_id, status FROM silver.appointments")
-    assert set(states.itertuples(index=False, name=None)) == set(final[["appointment_key", "member_id", "status"]].itertuples(index=False, name=None))
+    assert set(states.itertuples(index=False, name=None)) == set(
+        final[["appointment_key", "member_id", "status"]].itertuples(index=False, name=None)
+    )
 
 
 def test_a_second_overlapping_window_adds_nothing_twice(ingested, tmp_path):
@@ -138,8 +161,10 @@ def test_a_failing_blocking_check_stops_downstream_assets(ingested, tmp_path):
     shutil.copy(ingested.warehouse, warehouse)
     # Corrupt silver: an event already present on another day is copied onto a day outside the run.
     with duckdb.connect(str(warehouse)) as con:
-        con.execute("INSERT INTO silver.outreach_events SELECT * REPLACE (DATE '2026-01-05' AS partition_date) "
-                    "FROM silver.outreach_events LIMIT 1")
+        con.execute(
+            "INSERT INTO silver.outreach_events SELECT * REPLACE (DATE '2026-01-05' AS partition_date) "
+            "FROM silver.outreach_events LIMIT 1"
+        )
     day = WORLD_START + timedelta(days=2)
     result = dg.materialize(
         [silver.outreach_events, downstream_of_outreach],
@@ -165,6 +190,9 @@ def test_outreach_before_any_enrollment_snapshot_is_quarantined_not_crashed(worl
     assert silver.OUTREACH_KEY in materialized
     coverage = [e for e in result.get_asset_check_evaluations() if e.check_name == "check_validity_member_id_coverage"]
     assert len(coverage) == 1 and not coverage[0].passed
-    counts = query(warehouse, "SELECT (SELECT count(*) FROM silver.outreach_events) AS loaded, "
-                              "(SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND reason = 'unknown_member') AS unknown")
+    counts = query(
+        warehouse,
+        "SELECT (SELECT count(*) FROM silver.outreach_events) AS loaded, "
+        "(SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND reason = 'unknown_member') AS unknown",
+    )
     assert counts["loaded"][0] == 0 and counts["unknown"][0] > 0

@@ -41,8 +41,11 @@ def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
             f"INSERT INTO bronze.edw_members VALUES ('{member}', '{n}EG4TE5MK7{n}', 'VR0000000{n}', '1950-0{n}-15', 'F', "
             f"'H{n}{n}{n}{n}', 'NORTH', 'false', 'true', '2024-01-01', NULL, 'true', 'false', 'true', {LINEAGE.format('members', n)})"
         )
-    gaps = [("G1", "BCS", "C01", "OPEN", "NULL", "NULL"), ("G2", "COL", "C02", "CLOSED", "'2026-03-01'", "'CLAIM'"),
-            ("G3", "CBP", "C14", "OPEN", "NULL", "NULL")]
+    gaps = [
+        ("G1", "BCS", "C01", "OPEN", "NULL", "NULL"),
+        ("G2", "COL", "C02", "CLOSED", "'2026-03-01'", "'CLAIM'"),
+        ("G3", "CBP", "C14", "OPEN", "NULL", "NULL"),
+    ]
     for n, (gap, measure, cms_id, status, closed, source) in enumerate(gaps, start=1):
         con.execute(
             f"INSERT INTO bronze.edw_care_gaps VALUES ('{gap}', '{MEMBER_IDS[n - 1]}', '{measure}', '{cms_id}', '2026', '{status}', "
@@ -57,7 +60,11 @@ def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     build_care_gaps(con)
     build_rx_fills(con)
     for n, (provider, channel, event_type, measures) in enumerate(
-        [("ihwa", "IN_HOME", "COMPLETED", "['COL']"), ("engage", "SMS", "DELIVERED", "[]"), ("dialer", "LIVE_CALL", "REACHED", "['BCS', 'CBP']")],
+        [
+            ("ihwa", "IN_HOME", "COMPLETED", "['COL']"),
+            ("engage", "SMS", "DELIVERED", "[]"),
+            ("dialer", "LIVE_CALL", "REACHED", "['BCS', 'CBP']"),
+        ],
         start=1,
     ):
         con.execute(
@@ -66,8 +73,11 @@ def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
             f"'{provider}/file_20260102.csv', {n}, DATE '2026-01-02', 'hash', TIMESTAMP '2026-01-02 06:00')"
         )
     for n, (provider, appointment, status, booked) in enumerate(
-        [("emr_north", "A1", "BOOKED", "TIMESTAMP '2026-01-02 09:00'"), ("emr_north", "A1", "COMPLETED", "NULL"),
-         ("emr_south", "B1", "BOOKED", "TIMESTAMP '2026-01-02 10:00'")],
+        [
+            ("emr_north", "A1", "BOOKED", "TIMESTAMP '2026-01-02 09:00'"),
+            ("emr_north", "A1", "COMPLETED", "NULL"),
+            ("emr_south", "B1", "BOOKED", "TIMESTAMP '2026-01-02 10:00'"),
+        ],
         start=1,
     ):
         con.execute(
@@ -139,31 +149,62 @@ BAD_ROWS = {
     "source_row_zero": ("outreach_events", {"source_row": "0"}, {"source_row: greater_than(0)": 1}),
     "unknown_status": ("appointment_events", {"status": "'PENDING'"}, {"status: isin": 1}),
     "missing_start_ts": ("appointment_events", {"start_ts": "NULL"}, {"start_ts: not_nullable": 1}),
-    "unknown_emr": ("appointment_events", {"provider": "'emr_west'"},
-                    {"provider: isin": 1, "table: appointment_key does not start with '<provider>:'": 1}),
-    "key_of_another_emr": ("appointment_events", {"appointment_key": "'emr_south:A1'"},
-                           {"table: appointment_key does not start with '<provider>:'": 1}),
-    "more_reschedules_than_events": ("appointments", {"appointment_key": "'emr_north:A2'", "reschedules": "3"},
-                                     {"table: more reschedules than events": 1}),
-    "no_events": ("appointments", {"appointment_key": "'emr_north:A3'", "events": "0", "reschedules": "0"},
-                  {"events: greater_than_or_equal_to(1)": 1}),
-    "state_hash_not_md5": ("appointments", {"appointment_key": "'emr_north:A4'", "state_hash": "'abc'"}, {"state_hash: str_matches": 1}),
+    "unknown_emr": (
+        "appointment_events",
+        {"provider": "'emr_west'"},
+        {"provider: isin": 1, "table: appointment_key does not start with '<provider>:'": 1},
+    ),
+    "key_of_another_emr": (
+        "appointment_events",
+        {"appointment_key": "'emr_south:A1'"},
+        {"table: appointment_key does not start with '<provider>:'": 1},
+    ),
+    "more_reschedules_than_events": (
+        "appointments",
+        {"appointment_key": "'emr_north:A2'", "reschedules": "3"},
+        {"table: more reschedules than events": 1},
+    ),
+    "no_events": (
+        "appointments",
+        {"appointment_key": "'emr_north:A3'", "events": "0", "reschedules": "0"},
+        {"events: greater_than_or_equal_to(1)": 1},
+    ),
+    "state_hash_not_md5": (
+        "appointments",
+        {"appointment_key": "'emr_north:A4'", "state_hash": "'abc'"},
+        {"state_hash: str_matches": 1},
+    ),
     "duplicate_member": ("members", {}, {"member_id: multiple_fields_uniqueness": 2}),
     "malformed_mbi": ("members", {"member_id": "'M000000009'", "mbi": "'1SG4TE5MK73'"}, {"mbi: str_matches": 1}),
     "malformed_vendor_ref": ("members", {"member_id": "'M000000009'", "vendor_ref": "'vr-12'"}, {"vendor_ref: str_matches": 1}),
     "member_contract_id": ("members", {"member_id": "'M000000009'", "contract_id": "'X1'"}, {"contract_id: str_matches": 1}),
-    "enrollment_ends_before_start": ("members", {"member_id": "'M000000009'", "enrollment_end": "DATE '2023-12-31'"},
-                                     {"table: enrollment_end is before enrollment_start": 1}),
+    "enrollment_ends_before_start": (
+        "members",
+        {"member_id": "'M000000009'", "enrollment_end": "DATE '2023-12-31'"},
+        {"table: enrollment_end is before enrollment_start": 1},
+    ),
     "duplicate_gap": ("care_gaps", {}, {"gap_id: multiple_fields_uniqueness": 2}),
-    "unknown_measure": ("care_gaps", {"gap_id": "'G9'", "measure_code": "'XYZ'"},
-                        {"measure_code: isin": 1, "table: cms_measure_id does not belong to measure_code": 1}),
-    "cms_id_of_another_measure": ("care_gaps", {"gap_id": "'G9'", "cms_measure_id": "'C02'"},
-                                  {"table: cms_measure_id does not belong to measure_code": 1}),
+    "unknown_measure": (
+        "care_gaps",
+        {"gap_id": "'G9'", "measure_code": "'XYZ'"},
+        {"measure_code: isin": 1, "table: cms_measure_id does not belong to measure_code": 1},
+    ),
+    "cms_id_of_another_measure": (
+        "care_gaps",
+        {"gap_id": "'G9'", "cms_measure_id": "'C02'"},
+        {"table: cms_measure_id does not belong to measure_code": 1},
+    ),
     "missing_open_date": ("care_gaps", {"gap_id": "'G9'", "open_date": "NULL"}, {"open_date: not_nullable": 1}),
-    "closed_before_opened": ("care_gaps", {"gap_id": "'G9'", "gap_status": "'CLOSED'", "close_date": "DATE '2025-12-31'"},
-                             {"table: close_date is before open_date": 1}),
-    "measurement_year_out_of_range": ("care_gaps", {"gap_id": "'G9'", "measurement_year": "1999"},
-                                      {"measurement_year: in_range(2000, 2099)": 1}),
+    "closed_before_opened": (
+        "care_gaps",
+        {"gap_id": "'G9'", "gap_status": "'CLOSED'", "close_date": "DATE '2025-12-31'"},
+        {"table: close_date is before open_date": 1},
+    ),
+    "measurement_year_out_of_range": (
+        "care_gaps",
+        {"gap_id": "'G9'", "measurement_year": "1999"},
+        {"measurement_year: in_range(2000, 2099)": 1},
+    ),
     "duplicate_fill": ("rx_fills", {}, {"fill_id: multiple_fields_uniqueness": 2}),
     "unknown_drug_class": ("rx_fills", {"fill_id": "'F9'", "drug_class": "'OPIOID'"}, {"drug_class: isin": 1}),
     "zero_days_supply": ("rx_fills", {"fill_id": "'F9'", "days_supply": "0"}, {"days_supply: in_range(1, 365)": 1}),
@@ -214,9 +255,17 @@ def test_unreadable_boolean_in_bronze_fails_the_members_contract(warehouse):
 @pytest.mark.parametrize(
     "table, replacements, warning",
     [
-        ("outreach_events", {"measure_codes": "['BCS', 'D08']"}, "table: measure_codes names a measure that is not a care-gap measure"),
+        (
+            "outreach_events",
+            {"measure_codes": "['BCS', 'D08']"},
+            "table: measure_codes names a measure that is not a care-gap measure",
+        ),
         ("appointment_events", {"measure_code": "'FLU'"}, "table: measure_code is not a care-gap measure"),
-        ("care_gaps", {"gap_id": "'G9'", "gap_status": "'CLOSED'", "close_date": "NULL"}, "table: gap_status disagrees with close_date"),
+        (
+            "care_gaps",
+            {"gap_id": "'G9'", "gap_status": "'CLOSED'", "close_date": "NULL"},
+            "table: gap_status disagrees with close_date",
+        ),
     ],
 )
 def test_warning_rules_are_reported_without_failing(warehouse, table, replacements, warning):
@@ -288,8 +337,12 @@ def test_validates_from_a_path_read_only(warehouse_file):
 # --- the asset checks ---------------------------------------------------------------------
 
 CONTRACT_CHECKS = [
-    checks.check_contract_outreach_events, checks.check_contract_appointment_events, checks.check_contract_appointments,
-    checks.check_contract_members, checks.check_contract_care_gaps, checks.check_contract_rx_fills,
+    checks.check_contract_outreach_events,
+    checks.check_contract_appointment_events,
+    checks.check_contract_appointments,
+    checks.check_contract_members,
+    checks.check_contract_care_gaps,
+    checks.check_contract_rx_fills,
 ]
 
 
@@ -325,7 +378,9 @@ def test_blocking_contract_check_in_a_real_run(warehouse_file, broken):
     """A stand-in silver/rx_fills asset built by the real silver SQL; gold downstream runs only if the contract holds."""
     if broken:
         with duckdb.connect(str(warehouse_file)) as con:
-            con.execute(f"INSERT INTO bronze.edw_rx_fills VALUES ('F4', 'M000000001', 'STATIN', '2026-01-04', '0', {LINEAGE.format('rx_fills', 4)})")
+            con.execute(
+                f"INSERT INTO bronze.edw_rx_fills VALUES ('F4', 'M000000001', 'STATIN', '2026-01-04', '0', {LINEAGE.format('rx_fills', 4)})"
+            )
 
     @dg.asset(key=["silver", "rx_fills"])
     def rx_fills(duckdb: DuckDBResource) -> None:

@@ -52,18 +52,28 @@ DELTA_SHARE = 0.01
 DELTA_SUFFIX = "correction"
 RESULT_PREFIX = "BENCH_RESULT "
 # Every file-level fault off: the floor and the project read the same rows.
-FILE_FAULTS_OFF = ("redelivered_file", "late_file", "wrong_encoding", "truncated_gzip", "empty_file",
-                   "added_column", "missing_required_column")
+FILE_FAULTS_OFF = (
+    "redelivered_file",
+    "late_file",
+    "wrong_encoding",
+    "truncated_gzip",
+    "empty_file",
+    "added_column",
+    "missing_required_column",
+)
 OUTREACH = ("ihwa", "engage", "dialer")
 
 # (table, reader) per dataset of the floor: each reads every file of the day in one statement.
 FLOOR_READS = {
-    "ihwa": ("ihwa/IHWA_ASSESSMENTS_{ymd}*.txt",
-             "read_csv($files, delim = '|', quote = '', header = true, all_varchar = true, ignore_errors = true)"),
-    "dialer": ("dialer/dialer_calls_{ymd}*.csv",
-               "read_csv($files, delim = ',', quote = '\"', header = true, all_varchar = true, ignore_errors = true)"),
-    "engage": ("engage/engage_events_{ymd}_*.jsonl.gz",
-               "read_json($files, format = 'newline_delimited', compression = 'gzip')"),
+    "ihwa": (
+        "ihwa/IHWA_ASSESSMENTS_{ymd}*.txt",
+        "read_csv($files, delim = '|', quote = '', header = true, all_varchar = true, ignore_errors = true)",
+    ),
+    "dialer": (
+        "dialer/dialer_calls_{ymd}*.csv",
+        "read_csv($files, delim = ',', quote = '\"', header = true, all_varchar = true, ignore_errors = true)",
+    ),
+    "engage": ("engage/engage_events_{ymd}_*.jsonl.gz", "read_json($files, format = 'newline_delimited', compression = 'gzip')"),
     "emr_north": ("emr_north/SIU_{ymd}*.hl7", "read_text($files)"),
     "emr_south": ("emr_south/appointments_{ymd}*.json", "read_json($files)"),
     "edw_members": ("edw/members_{ymd}*.parquet", "read_parquet($files)"),
@@ -92,12 +102,22 @@ def step_generate(args) -> None:
         shutil.rmtree(landing)
     began = time.perf_counter()
     summary = generate(
-        landing, seed=args.seed, members=args.members, days=args.days, start_date=args.day,
-        outreach_rows_per_day=args.rows_per_day, fault_rates={kind: 0.0 for kind in FILE_FAULTS_OFF},
+        landing,
+        seed=args.seed,
+        members=args.members,
+        days=args.days,
+        start_date=args.day,
+        outreach_rows_per_day=args.rows_per_day,
+        fault_rates={kind: 0.0 for kind in FILE_FAULTS_OFF},
         progress=lambda message: say(f"    {message}"),
     )
-    report({"seconds": time.perf_counter() - began, "rows": sum(summary.rows_by_provider.values()),
-            "rows_by_provider": summary.rows_by_provider})
+    report(
+        {
+            "seconds": time.perf_counter() - began,
+            "rows": sum(summary.rows_by_provider.values()),
+            "rows_by_provider": summary.rows_by_provider,
+        }
+    )
 
 
 def _landed(landing: Path, pattern: str) -> list[str]:
@@ -139,10 +159,18 @@ def step_run(args) -> None:
     if args.fresh:
         _remove_database(warehouse)
     assets = [
-        *bronze_assets, silver.members, silver.care_gaps, silver.rx_fills, silver.outreach_events,
-        silver.appointments, silver.quarantine,
-        checks.check_contract_outreach_events, checks.check_contract_appointment_events,
-        checks.check_contract_appointments, checks.check_contract_members, checks.check_contract_care_gaps,
+        *bronze_assets,
+        silver.members,
+        silver.care_gaps,
+        silver.rx_fills,
+        silver.outreach_events,
+        silver.appointments,
+        silver.quarantine,
+        checks.check_contract_outreach_events,
+        checks.check_contract_appointment_events,
+        checks.check_contract_appointments,
+        checks.check_contract_members,
+        checks.check_contract_care_gaps,
         checks.check_contract_rx_fills,
     ]
     day = args.day.isoformat()
@@ -168,8 +196,9 @@ def step_run(args) -> None:
             say(f"    {event.message}")
         elif event.is_step_failure:
             say(f"    step failed: {event.step_key}: {event.event_specific_data.error.message.strip()[:300]}")
-    report({"seconds": seconds, "rows": rows_read, "success": result.success, "checks": len(evaluations),
-            "checks_failed": failed})
+    report(
+        {"seconds": seconds, "rows": rows_read, "success": result.success, "checks": len(evaluations), "checks_failed": failed}
+    )
 
 
 def step_publish(args) -> None:
@@ -189,18 +218,29 @@ def step_publish(args) -> None:
     began = time.perf_counter()
     result = dg.materialize(
         daily,
-        resources=build_resources(warehouse=str(Path(args.workdir) / "warehouse.duckdb"), landing=str(Path(args.workdir) / "landing")),
+        resources=build_resources(
+            warehouse=str(Path(args.workdir) / "warehouse.duckdb"), landing=str(Path(args.workdir) / "landing")
+        ),
         tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day},
         raise_on_error=False,
     )
     seconds = time.perf_counter() - began
     published = [{k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events()]
     for metadata in published:
-        say(f"    {metadata['table_uri']}: version {metadata['lake_version']}, "
-            f"{'committed' if metadata['committed'] else 'no commit'}, {metadata['rows_written']:,} rows written")
+        say(
+            f"    {metadata['table_uri']}: version {metadata['lake_version']}, "
+            f"{'committed' if metadata['committed'] else 'no commit'}, {metadata['rows_written']:,} rows written"
+        )
     failed = sorted(e.check_name for e in result.get_asset_check_evaluations() if not e.passed)
-    report({"seconds": seconds, "rows": sum(m["rows_written"] for m in published), "success": result.success,
-            "commits": sum(1 for m in published if m["committed"]), "checks_failed": failed})
+    report(
+        {
+            "seconds": seconds,
+            "rows": sum(m["rows_written"] for m in published),
+            "success": result.success,
+            "commits": sum(1 for m in published if m["committed"]),
+            "checks_failed": failed,
+        }
+    )
 
 
 def step_delta(args) -> None:
@@ -213,21 +253,42 @@ def step_delta(args) -> None:
     began = time.perf_counter()
     with duckdb.connect() as con:
         ihwa = _landed(landing, f"ihwa/IHWA_ASSESSMENTS_{ymd}*.txt")
-        total = con.execute("SELECT count(*) FROM read_csv($f, delim = '|', quote = '', header = true, all_varchar = true, "
-                            "ignore_errors = true)", {"f": ihwa}).fetchone()[0]
+        total = con.execute(
+            "SELECT count(*) FROM read_csv($f, delim = '|', quote = '', header = true, all_varchar = true, ignore_errors = true)",
+            {"f": ihwa},
+        ).fetchone()[0]
         written += _delta_delimited(
-            con, ihwa, landing / "ihwa" / f"IHWA_ASSESSMENTS_{ymd}_{DELTA_SUFFIX}.txt", total,
-            delim="|", quote="", key="RECORD_ID", status="VISIT_STATUS", statuses=("SCH", "CMP", "CXL", "NSH"),
+            con,
+            ihwa,
+            landing / "ihwa" / f"IHWA_ASSESSMENTS_{ymd}_{DELTA_SUFFIX}.txt",
+            total,
+            delim="|",
+            quote="",
+            key="RECORD_ID",
+            status="VISIT_STATUS",
+            statuses=("SCH", "CMP", "CXL", "NSH"),
             write=lambda handle: csv.writer(handle, delimiter="|", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n"),
-            encoding="utf-8")
+            encoding="utf-8",
+        )
         dialer = _landed(landing, f"dialer/dialer_calls_{ymd}*.csv")
-        total = con.execute("SELECT count(*) FROM read_csv($f, delim = ',', quote = '\"', header = true, all_varchar = true, "
-                            "ignore_errors = true)", {"f": dialer}).fetchone()[0]
+        total = con.execute(
+            "SELECT count(*) FROM read_csv($f, delim = ',', quote = '\"', header = true, all_varchar = true, "
+            "ignore_errors = true)",
+            {"f": dialer},
+        ).fetchone()[0]
         written += _delta_delimited(
-            con, dialer, landing / "dialer" / f"dialer_calls_{ymd}_{DELTA_SUFFIX}.csv", total,
-            delim=",", quote='"', key="Call ID", status="Disposition",
+            con,
+            dialer,
+            landing / "dialer" / f"dialer_calls_{ymd}_{DELTA_SUFFIX}.csv",
+            total,
+            delim=",",
+            quote='"',
+            key="Call ID",
+            status="Disposition",
             statuses=("CONNECTED", "LEFT_VM", "NO_ANSWER", "BUSY", "WRONG_NUMBER", "REFUSED"),
-            write=lambda handle: csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\r\n"), encoding="utf-8-sig")
+            write=lambda handle: csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\r\n"),
+            encoding="utf-8-sig",
+        )
     written += _delta_engage(landing, ymd)
     report({"seconds": time.perf_counter() - began, "rows": written})
 
@@ -302,9 +363,26 @@ STEPS = {"generate": step_generate, "floor": step_floor, "run": step_run, "delta
 
 def run_child(args, step: str, *extra: str) -> dict:
     """Run one step in a child process; its own wall time, its process time and its peak RSS."""
-    command = [sys.executable, "-m", "stars_sim.bench", "--step", step, "--workdir", str(args.workdir),
-               "--day", args.day.isoformat(), "--rows-per-day", str(args.rows_per_day),
-               "--members", str(args.members), "--seed", str(args.seed), "--days", str(args.days), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "stars_sim.bench",
+        "--step",
+        step,
+        "--workdir",
+        str(args.workdir),
+        "--day",
+        args.day.isoformat(),
+        "--rows-per-day",
+        str(args.rows_per_day),
+        "--members",
+        str(args.members),
+        "--seed",
+        str(args.seed),
+        "--days",
+        str(args.days),
+        *extra,
+    ]
     began = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     result: dict | None = None
@@ -312,7 +390,7 @@ def run_child(args, step: str, *extra: str) -> dict:
     for line in child.stdout:
         line = line.rstrip("\n")
         if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
+            result = json.loads(line[len(RESULT_PREFIX) :])
         elif line.startswith("    "):
             say(line)
         elif " - INFO - " in line:  # the run's own progress lines (one per asset and partition)
@@ -336,8 +414,12 @@ def _landing_matches(args) -> bool:
         return False
     options = json.loads(manifest.read_text())["options"]
     return (options["seed"], options["members"], options["start_date"], options["days"], options["outreach_rows_per_day"]) == (
-        args.seed, args.members, args.day.isoformat(), args.days, args.rows_per_day) and all(
-        options["fault_rates"].get(kind) == 0.0 for kind in FILE_FAULTS_OFF)
+        args.seed,
+        args.members,
+        args.day.isoformat(),
+        args.days,
+        args.rows_per_day,
+    ) and all(options["fault_rates"].get(kind) == 0.0 for kind in FILE_FAULTS_OFF)
 
 
 def _remove_deltas(args) -> None:
@@ -351,21 +433,42 @@ TABLE = "{:<38}{:>10}{:>14}{:>14}{:>10}{:>10}"
 def _line(name: str, result: dict, rows: int | None = None) -> str:
     rows = result["rows"] if rows is None else rows
     rate = rows / result["seconds"] if result["seconds"] else float("inf")
-    return TABLE.format(name, f"{result['seconds']:.2f} s", f"{rows:,}", f"{rate:,.0f}",
-                        f"{result['peak_rss_gb']:.2f} GB", f"{result['process_seconds']:.1f} s")
+    return TABLE.format(
+        name,
+        f"{result['seconds']:.2f} s",
+        f"{rows:,}",
+        f"{rate:,.0f}",
+        f"{result['peak_rss_gb']:.2f} GB",
+        f"{result['process_seconds']:.1f} s",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--rows-per-day", type=int, default=FULL_DAY_ROWS,
-                        help=f"outreach rows in the day across ihwa, engage and dialer (default {FULL_DAY_ROWS:,})")
-    parser.add_argument("--day", type=dt.date.fromisoformat, default=dt.date(2026, 10, 1), help="delivery day (default 2026-10-01)")
-    parser.add_argument("--days", type=int, default=1, help="days generated from --day; above 1, also time one run "
-                        "backfilling all of them against the single day (default 1)")
+    parser.add_argument(
+        "--rows-per-day",
+        type=int,
+        default=FULL_DAY_ROWS,
+        help=f"outreach rows in the day across ihwa, engage and dialer (default {FULL_DAY_ROWS:,})",
+    )
+    parser.add_argument(
+        "--day", type=dt.date.fromisoformat, default=dt.date(2026, 10, 1), help="delivery day (default 2026-10-01)"
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        help="days generated from --day; above 1, also time one run backfilling all of them against the single day (default 1)",
+    )
     parser.add_argument("--members", type=int, default=100_000, help="members in the generated world (default 100000)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workdir", type=Path, default=None, help="where the landing folder and the databases go "
-                        "(default: $STARS_DATA_DIR/bench); a landing generated with the same options is reused")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the landing folder and the databases go "
+        "(default: $STARS_DATA_DIR/bench); a landing generated with the same options is reused",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards (the landing is always kept)")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
@@ -377,8 +480,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    say(f"bench: {args.rows_per_day:,} outreach rows a day for {args.days} day(s) from {args.day.isoformat()}, {args.members:,} members, "
-        f"{os.cpu_count()} cores, work folder {args.workdir}")
+    say(
+        f"bench: {args.rows_per_day:,} outreach rows a day for {args.days} day(s) from {args.day.isoformat()}, {args.members:,} members, "
+        f"{os.cpu_count()} cores, work folder {args.workdir}"
+    )
     _remove_deltas(args)
     if _landing_matches(args):
         say("[1/8] landing: reusing the files generated earlier with the same options")
@@ -409,8 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = (("full", full), ("noop", noop), ("delta", delta), ("publish", publish), ("no-change publish", noop_publish))
     for name, result in runs + ((("backfill", backfill),) if backfill else ()):
         if not result["success"] or result["checks_failed"]:
-            say(f"WARNING: the {name} run {'failed' if not result['success'] else 'passed'}; "
-                f"failed checks: {', '.join(result['checks_failed']) or 'none'}")
+            say(
+                f"WARNING: the {name} run {'failed' if not result['success'] else 'passed'}; "
+                f"failed checks: {', '.join(result['checks_failed']) or 'none'}"
+            )
     day_rows = full["rows"]
     say("")
     say(TABLE.format("step", "wall", "rows", "rows/s", "peak RSS", "process"))
@@ -432,22 +539,34 @@ def main(argv: list[str] | None = None) -> int:
         per_day = backfill["seconds"] / args.days
         # The first day holds the warehouse's snapshots too: per row is the like-for-like comparison.
         per_row = (backfill["seconds"] / backfill["rows"]) / (full["seconds"] / day_rows)
-        say(f"g/{args.days} = {per_day:.2f} s a day against a = {full['seconds']:.2f} s for the single day: "
-            f"{per_day / full['seconds']:.3f}; per row read {per_row:.3f} (1.0 is linear)")
-    say(f"a/b = {ratio_vs_floor:.2f} (target <= 2.0)   c/a = {noop_ratio:.4f} (<= 0.02)   "
-        f"d/a = {delta_ratio:.4f} (<= 0.05)   peak RSS {peak:.2f} GB (<= 4)")
+        say(
+            f"g/{args.days} = {per_day:.2f} s a day against a = {full['seconds']:.2f} s for the single day: "
+            f"{per_day / full['seconds']:.3f}; per row read {per_row:.3f} (1.0 is linear)"
+        )
+    say(
+        f"a/b = {ratio_vs_floor:.2f} (target <= 2.0)   c/a = {noop_ratio:.4f} (<= 0.02)   "
+        f"d/a = {delta_ratio:.4f} (<= 0.05)   peak RSS {peak:.2f} GB (<= 4)"
+    )
     publish_ratio = publish["seconds"] / full["seconds"]
-    say(f"e/a = {publish_ratio:.3f} (target <= 0.25)   Delta commits: publish {publish['commits']}, "
-        f"no-change publish {noop_publish['commits']} (must be 0)")
+    say(
+        f"e/a = {publish_ratio:.3f} (target <= 0.25)   Delta commits: publish {publish['commits']}, "
+        f"no-change publish {noop_publish['commits']} (must be 0)"
+    )
     if not args.keep:
         for database in ("warehouse.duckdb", "floor.duckdb"):
             _remove_database(args.workdir / database)
         shutil.rmtree(args.workdir / "lake", ignore_errors=True)
     _remove_deltas(args)
-    say(f"ratio_vs_floor={ratio_vs_floor:.3f} noop_ratio={noop_ratio:.4f} delta_ratio={delta_ratio:.4f} peak_rss_gb={peak:.2f} "
+    say(
+        f"ratio_vs_floor={ratio_vs_floor:.3f} noop_ratio={noop_ratio:.4f} delta_ratio={delta_ratio:.4f} peak_rss_gb={peak:.2f} "
         f"publish_ratio={publish_ratio:.3f} noop_publish_commits={noop_publish['commits']}"
-        + (f" days={args.days} per_day_seconds={per_day:.3f} per_day_ratio={per_day / full['seconds']:.3f} "
-           f"per_row_ratio={per_row:.3f}" if backfill else ""))
+        + (
+            f" days={args.days} per_day_seconds={per_day:.3f} per_day_ratio={per_day / full['seconds']:.3f} "
+            f"per_row_ratio={per_row:.3f}"
+            if backfill
+            else ""
+        )
+    )
     return 0
 
 

@@ -50,11 +50,21 @@ def _ingest(landing: Path, warehouse: Path, first: dt.date, last: dt.date) -> fl
     from stars_assets.defs.resources import build_resources
     from stars_assets.defs.silver import assets as silver
 
-    assets = [*bronze_assets, silver.members, silver.care_gaps, silver.rx_fills, silver.outreach_events, silver.appointments,
-              silver.quarantine]
+    assets = [
+        *bronze_assets,
+        silver.members,
+        silver.care_gaps,
+        silver.rx_fills,
+        silver.outreach_events,
+        silver.appointments,
+        silver.quarantine,
+    ]
     started = time.perf_counter()
-    result = dg.materialize(assets, resources=build_resources(warehouse=str(warehouse), landing=str(landing)),
-                            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()})
+    result = dg.materialize(
+        assets,
+        resources=build_resources(warehouse=str(warehouse), landing=str(landing)),
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+    )
     assert result.success
     return time.perf_counter() - started
 
@@ -63,7 +73,10 @@ def _build(landing: Path, warehouse: Path, url: str, run_config: dict | None = N
     from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, DocumentStoreResource, member_documents
     from stars_assets.defs.resources import build_resources
 
-    resources = {**build_resources(warehouse=str(warehouse), landing=str(landing)), "document_store": DocumentStoreResource(url=url)}
+    resources = {
+        **build_resources(warehouse=str(warehouse), landing=str(landing)),
+        "document_store": DocumentStoreResource(url=url),
+    }
     started = time.perf_counter()
     result = dg.materialize([member_documents], resources=resources, run_config=run_config, **partitions)
     elapsed = time.perf_counter() - started
@@ -99,8 +112,11 @@ def _serve_and_load(url: str, members: list[str], clients: int, seconds: float, 
     store.close()
     port = free_port()
     with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "stars_assets.api", "--port", str(port), "--store-url", url],
-                                  stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "stars_assets.api", "--port", str(port), "--store-url", url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         for _ in range(300):
             try:
@@ -125,13 +141,20 @@ def _serve_and_load(url: str, members: list[str], clients: int, seconds: float, 
         server.wait(timeout=30)
     latencies = sorted(x for lat, _ in results for x in lat)
     quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"requests": len(latencies), "errors": sum(e for _, e in results), "p50_ms": quantiles[49] * 1000,
-            "p95_ms": quantiles[94] * 1000, "p99_ms": quantiles[98] * 1000, "req_per_s": len(latencies) / elapsed}
+    return {
+        "requests": len(latencies),
+        "errors": sum(e for _, e in results),
+        "p50_ms": quantiles[49] * 1000,
+        "p95_ms": quantiles[94] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "req_per_s": len(latencies) / elapsed,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stars_sim.bench_api", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m stars_sim.bench_api", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=3, help="delivery days; the last is the incremental day")
     parser.add_argument("--start-date", default="2026-10-01")
@@ -151,46 +174,87 @@ def main(argv: list[str] | None = None) -> None:
     last = first + dt.timedelta(days=args.days - 1)
     try:
         started = time.perf_counter()
-        generate.main(["--seed", str(args.seed), "--members", str(args.members), "--days", str(args.days),
-                       "--start-date", first.isoformat(), "--out", str(landing), "--no-faults"])
+        generate.main(
+            [
+                "--seed",
+                str(args.seed),
+                "--members",
+                str(args.members),
+                "--days",
+                str(args.days),
+                "--start-date",
+                first.isoformat(),
+                "--out",
+                str(landing),
+                "--no-faults",
+            ]
+        )
         print(f"generated {args.members:,} members, {args.days} days in {time.perf_counter() - started:.1f} s", flush=True)
-        print(f"ingested {first}..{last - dt.timedelta(days=1)} in {_ingest(landing, warehouse, first, last - dt.timedelta(days=1)):.1f} s",
-              flush=True)
+        print(
+            f"ingested {first}..{last - dt.timedelta(days=1)} in {_ingest(landing, warehouse, first, last - dt.timedelta(days=1)):.1f} s",
+            flush=True,
+        )
         figures: dict[str, dict] = {}
         with ExitStack() as stack:
-            urls = {"sqlite": f"sqlite:///{workdir / 'documents.sqlite'}",
-                    "postgresql": stack.enter_context(throwaway_postgres(durable=True))}
+            urls = {
+                "sqlite": f"sqlite:///{workdir / 'documents.sqlite'}",
+                "postgresql": stack.enter_context(throwaway_postgres(durable=True)),
+            }
             for name, url in urls.items():
-                seconds, metadata = _build(landing, warehouse, url, {"ops": {"activation__member_documents": {"config": {"rebuild_all": True}}}},
-                                           tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: (last - dt.timedelta(days=1)).isoformat()})
-                figures[name] = {"full_s": seconds, "full_asset_s": metadata["build_seconds"], "full_written": metadata["documents_written"]}
-                print(f"[{name}] full build: {metadata['documents_written']:,} documents in {seconds:.1f} s "
-                      f"(the asset's own work {metadata['build_seconds']:.1f} s)", flush=True)
+                seconds, metadata = _build(
+                    landing,
+                    warehouse,
+                    url,
+                    {"ops": {"activation__member_documents": {"config": {"rebuild_all": True}}}},
+                    tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: (last - dt.timedelta(days=1)).isoformat()},
+                )
+                figures[name] = {
+                    "full_s": seconds,
+                    "full_asset_s": metadata["build_seconds"],
+                    "full_written": metadata["documents_written"],
+                }
+                print(
+                    f"[{name}] full build: {metadata['documents_written']:,} documents in {seconds:.1f} s "
+                    f"(the asset's own work {metadata['build_seconds']:.1f} s)",
+                    flush=True,
+                )
             print(f"ingested {last} in {_ingest(landing, warehouse, last, last):.1f} s", flush=True)
             for name, url in urls.items():
                 seconds, metadata = _build(landing, warehouse, url, partition_key=last.isoformat())
-                figures[name] |= {"incremental_s": seconds, "incremental_asset_s": metadata["build_seconds"],
-                                  "incremental_rebuilt": metadata["documents_rebuilt"], "incremental_written": metadata["documents_written"]}
-                print(f"[{name}] incremental build after {last}: {metadata['documents_rebuilt']:,} rebuilt, "
-                      f"{metadata['documents_written']:,} written in {seconds:.1f} s (the asset's own work "
-                      f"{metadata['build_seconds']:.1f} s)", flush=True)
+                figures[name] |= {
+                    "incremental_s": seconds,
+                    "incremental_asset_s": metadata["build_seconds"],
+                    "incremental_rebuilt": metadata["documents_rebuilt"],
+                    "incremental_written": metadata["documents_written"],
+                }
+                print(
+                    f"[{name}] incremental build after {last}: {metadata['documents_rebuilt']:,} rebuilt, "
+                    f"{metadata['documents_written']:,} written in {seconds:.1f} s (the asset's own work "
+                    f"{metadata['build_seconds']:.1f} s)",
+                    flush=True,
+                )
             with duckdb.connect(str(warehouse), read_only=True) as con:
                 members = [r[0] for r in con.execute("SELECT member_id FROM silver.members USING SAMPLE 5000 ROWS").fetchall()]
             for name, url in urls.items():
                 figures[name] |= _serve_and_load(url, members, args.clients, args.seconds, workdir / f"api-{name}.log")
                 f = figures[name]
-                print(f"[{name}] GET /v1/members/{{id}}, {args.clients} clients, {args.seconds:.0f} s: {f['requests']:,} requests, "
-                      f"{f['errors']} errors, p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
-                      f"{f['req_per_s']:.0f} req/s", flush=True)
+                print(
+                    f"[{name}] GET /v1/members/{{id}}, {args.clients} clients, {args.seconds:.0f} s: {f['requests']:,} requests, "
+                    f"{f['errors']} errors, p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
+                    f"{f['req_per_s']:.0f} req/s",
+                    flush=True,
+                )
         print()
         print("Build times: the Dagster run's wall time (the asset's own work in brackets).")
         print("| store | full build | incremental (1 day) | incr/full | GET p50 | p95 | p99 | req/s |")
         print("|---|---|---|---|---|---|---|---|")
         for name, f in figures.items():
-            print(f"| {name} | {f['full_s']:.1f} s ({f['full_asset_s']:.1f} s), {f['full_written']:,} docs | "
-                  f"{f['incremental_s']:.1f} s ({f['incremental_asset_s']:.1f} s), {f['incremental_written']:,} docs | "
-                  f"{f['incremental_s'] / f['full_s']:.1%} ({f['incremental_asset_s'] / f['full_asset_s']:.1%}) | "
-                  f"{f['p50_ms']:.1f} ms | {f['p95_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['req_per_s']:.0f} |")
+            print(
+                f"| {name} | {f['full_s']:.1f} s ({f['full_asset_s']:.1f} s), {f['full_written']:,} docs | "
+                f"{f['incremental_s']:.1f} s ({f['incremental_asset_s']:.1f} s), {f['incremental_written']:,} docs | "
+                f"{f['incremental_s'] / f['full_s']:.1%} ({f['incremental_asset_s'] / f['full_asset_s']:.1%}) | "
+                f"{f['p50_ms']:.1f} ms | {f['p95_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {f['req_per_s']:.0f} |"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

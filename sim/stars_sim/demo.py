@@ -57,9 +57,16 @@ def _launch(workspace, instance: dg.DagsterInstance, job_name: str, tags: dict |
     context = workspace.create_request_context()
     location = context.get_code_location("stars_assets")
     repository = next(iter(location.get_repositories().values()))
-    run = _create_run(instance=instance, code_location=location, remote_repo=repository,
-                      remote_job=repository.get_full_job(job_name), run_config=QUIET_RUN_CONFIG,
-                      tags={"stars/trigger": "demo", **(tags or {})}, op_selection=None, run_id=None)
+    run = _create_run(
+        instance=instance,
+        code_location=location,
+        remote_repo=repository,
+        remote_job=repository.get_full_job(job_name),
+        run_config=QUIET_RUN_CONFIG,
+        tags={"stars/trigger": "demo", **(tags or {})},
+        op_selection=None,
+        run_id=None,
+    )
     instance.launch_run(run.run_id, context)
     while (run := instance.get_run_by_id(run.run_id)).status not in FINISHED:
         time.sleep(1)
@@ -80,12 +87,16 @@ def _align_clock(landing: Path, world_ends: datetime) -> None:
 def _observe_landing(instance: dg.DagsterInstance, landing: Path) -> None:
     """Record what landed, as the observe_landing_folders sensor will once `make dev` runs it."""
     for provider in load_registry():
-        instance.report_runless_asset_event(landing_observation(provider.name, latest_delivery(provider, landing / provider.name)))
+        instance.report_runless_asset_event(
+            landing_observation(provider.name, latest_delivery(provider, landing / provider.name))
+        )
 
 
 def _check_evaluations(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list:
-    return [record.event_log_entry.dagster_event.asset_check_evaluation_data
-            for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
+    return [
+        record.event_log_entry.dagster_event.asset_check_evaluation_data
+        for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    ]
 
 
 CONTRACT_OUTLOOK_SQL = """
@@ -110,8 +121,11 @@ def completed_weeks(start: date, end: date) -> list[str]:
     """Weekly partition keys (Sundays) whose week ends (Saturday) fall within [start, end], the last
     SNAPSHOT_WEEKS of them: enough for a trajectory (each snapshot already holds the whole history)."""
     first_saturday = start + timedelta(days=(5 - start.weekday()) % 7)
-    weeks = [(saturday - timedelta(days=6)).isoformat()
-             for saturday in (first_saturday + timedelta(weeks=n) for n in range(DAYS // 7 + 1)) if saturday <= end]
+    weeks = [
+        (saturday - timedelta(days=6)).isoformat()
+        for saturday in (first_saturday + timedelta(weeks=n) for n in range(DAYS // 7 + 1))
+        if saturday <= end
+    ]
     return weeks[-SNAPSHOT_WEEKS:]
 
 
@@ -121,16 +135,35 @@ def main() -> int:
     start = end - timedelta(days=DAYS - 1)
     print(f"1/3 generating a sample world ({MEMBERS} members, deliveries {start} .. {end}) into {landing}")
     with contextlib.redirect_stdout(io.StringIO()):  # the generator's own report: the ground truth holds it all
-        generate.main(["--seed", str(SEED), "--members", str(MEMBERS), "--days", str(DAYS),
-                       "--start-date", start.isoformat(), "--out", str(landing)])
+        generate.main(
+            [
+                "--seed",
+                str(SEED),
+                "--members",
+                str(MEMBERS),
+                "--days",
+                str(DAYS),
+                "--start-date",
+                start.isoformat(),
+                "--out",
+                str(landing),
+            ]
+        )
     _align_clock(landing, datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC))
     print(f"2/3 materializing into {settings.warehouse_path()} (runs launched through the code location in {WORKSPACE.name})")
     logging.getLogger("dagster.code_server").setLevel(logging.WARNING)
-    with dg.DagsterInstance.get() as instance, \
-            WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as workspace:
+    with (
+        dg.DagsterInstance.get() as instance,
+        WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as workspace,
+    ):
         _observe_landing(instance, landing)
         runs = [
-            _launch(workspace, instance, "ingest_daily_deliveries", {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}),
+            _launch(
+                workspace,
+                instance,
+                "ingest_daily_deliveries",
+                {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+            ),
             _launch(workspace, instance, "refresh_cms_reference_and_model"),
         ]
         for week in completed_weeks(start, end):
@@ -144,8 +177,10 @@ def main() -> int:
     for evaluation in evaluations:
         if evaluation.check_name == "check_reproduction_overall_rating":
             metadata = {k: v.value for k, v in evaluation.metadata.items()}
-            print(f"  CMS overall ratings reproduced (every star year): {metadata['matches']} of {metadata['published_numeric_ratings']} "
-                  f"({'passed' if evaluation.passed else 'FAILED'})")
+            print(
+                f"  CMS overall ratings reproduced (every star year): {metadata['matches']} of {metadata['published_numeric_ratings']} "
+                f"({'passed' if evaluation.passed else 'FAILED'})"
+            )
         outcome = "passed" if evaluation.passed else f"failed ({evaluation.severity.value})"
         checks[outcome] += 1
         if not evaluation.passed:
@@ -156,10 +191,13 @@ def main() -> int:
             print(f"    {name:<42} {count:>10,}")
         print("  quarantined (layer, provider, reason):")
         for layer, provider, reason, count in con.execute(
-            "SELECT layer, provider, reason, count(*) FROM audit.quarantine GROUP BY ALL ORDER BY 1, 2, 3").fetchall():
+            "SELECT layer, provider, reason, count(*) FROM audit.quarantine GROUP BY ALL ORDER BY 1, 2, 3"
+        ).fetchall():
             print(f"    {layer:<7} {provider:<10} {reason:<26} {count:>8,}")
-        print("  contract outlook, latest week (CMS summary projected for star year 2028 under the forecast cut points and "
-              "its P(4+) over cut-point uncertainty; fitted model: expected stars, P(4+), top lever):")
+        print(
+            "  contract outlook, latest week (CMS summary projected for star year 2028 under the forecast cut points and "
+            "its P(4+) over cut-point uncertainty; fitted model: expected stars, P(4+), top lever):"
+        )
         for row in con.execute(CONTRACT_OUTLOOK_SQL).fetchall():
             print("    {} {:>4} {:>5}  {:>5.2f}  {:>5.1%}  {} (+{:.2f})".format(*row))
     print(f"  lake at {settings.lake_uri()} (read it with `stars-lake tables`, `stars-lake sql ...`):")

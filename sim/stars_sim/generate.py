@@ -63,10 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=_positive_int, default=14, help="delivery days to write (default 14)")
     parser.add_argument("--start-date", type=_date, default=dt.date(2026, 10, 1), help="first delivery day (default 2026-10-01)")
     parser.add_argument("--out", default=None, help="landing folder (default: the project's landing folder)")
-    parser.add_argument("--outreach-rows-per-day", type=_positive_int, default=None, metavar="N",
-                        help="daily outreach rows across ihwa, engage and dialer (default: what the world produces)")
-    parser.add_argument("--fault-rate", type=_fault_rate, action="append", default=[], metavar="KIND=RATE",
-                        help="override one fault kind's rate, repeatable; 0 disables the kind")
+    parser.add_argument(
+        "--outreach-rows-per-day",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="daily outreach rows across ihwa, engage and dialer (default: what the world produces)",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=_fault_rate,
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="override one fault kind's rate, repeatable; 0 disables the kind",
+    )
     parser.add_argument("--no-faults", action="store_true", help="write clean files only")
     return parser
 
@@ -83,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or str(settings.landing_dir())
 
     began = time.monotonic()  # for the elapsed time printed at the end only; never written to a file
-    print(f"stars-generate: seed {args.seed}, {args.members} members, {args.days} days from {args.start_date.isoformat()} into {out}", flush=True)
+    print(
+        f"stars-generate: seed {args.seed}, {args.members} members, {args.days} days from {args.start_date.isoformat()} into {out}",
+        flush=True,
+    )
     summary = generate(
         out,
         seed=args.seed,
@@ -102,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\nfaults injected:")
     for kind, count in summary.faults_by_kind.items():
         print(f"  {kind:<26}{count:>10,}")
-    print("\nexpected outcome of outreach events:", ", ".join(f"{k} {v:,}" for k, v in summary.outreach_events_by_expected.items()))
-    print("expected outcome of appointment events:", ", ".join(f"{k} {v:,}" for k, v in summary.appointment_events_by_expected.items()))
+    print(
+        "\nexpected outcome of outreach events:", ", ".join(f"{k} {v:,}" for k, v in summary.outreach_events_by_expected.items())
+    )
+    print(
+        "expected outcome of appointment events:",
+        ", ".join(f"{k} {v:,}" for k, v in summary.appointment_events_by_expected.items()),
+    )
     print(f"ground truth in {summary.out_dir / '_truth'}")
     return 0
 

@@ -47,19 +47,35 @@ def throwaway_postgres(database: str = "stars", durable: bool = False):
     data, port = root / "data", free_port()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    run = lambda *command: subprocess.run(_as_server_user([str(bin_dir / command[0]), *command[1:]]),  # noqa: E731
-                                          check=True, capture_output=True, text=True)
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            _as_server_user([str(bin_dir / command[0]), *command[1:]]), check=True, capture_output=True, text=True
+        )
+
     try:
         run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
-        run("pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "start",
-            "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c max_connections=200"
-            + ("" if durable else " -c fsync=off -c synchronous_commit=off"))
+        run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c max_connections=200"
+            + ("" if durable else " -c fsync=off -c synchronous_commit=off"),
+        )
         run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
         yield f"postgresql://postgres@127.0.0.1:{port}/{database}"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-                           capture_output=True)
+            subprocess.run(
+                _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True
+            )
         for _ in range(50):
             if not (data / "postmaster.pid").exists():
                 break

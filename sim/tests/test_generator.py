@@ -30,7 +30,17 @@ MEMBERS = 2000
 UTC = dt.UTC
 
 IHWA_COLUMNS = ["RECORD_ID", "MBI", "VISIT_ID", "VISIT_STATUS", "STATUS_DATE", "STATUS_TIME", "GAP_CODES", "NURSE_NAME"]
-DIALER_COLUMNS = ["Call ID", "Member Ref", "Campaign", "Call Start", "Disposition", "Duration Sec", "Agent Type", "Measure", "Agent Name"]
+DIALER_COLUMNS = [
+    "Call ID",
+    "Member Ref",
+    "Campaign",
+    "Call Start",
+    "Disposition",
+    "Duration Sec",
+    "Agent Type",
+    "Measure",
+    "Agent Name",
+]
 ENGAGE_KEYS = ["event_id", "member_id", "channel", "event", "ts", "campaign_id", "measure"]
 MEMBER_ID = re.compile(r"^M\d{9}$")
 MBI = re.compile(r"^[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y]{2}\d{2}$")
@@ -136,7 +146,9 @@ def test_overlapping_windows_write_identical_files_for_shared_days(run_a, run_ov
     shared = {OVERLAP_START + dt.timedelta(days=i) for i in range(7)}
     a = {n: p for n, p in all_files(run_a).items() if not n.startswith("_truth") and mtime_day(p) in shared}
     c = {n: p for n, p in all_files(run_overlap).items() if not n.startswith("_truth") and mtime_day(p) in shared}
-    first_day_extras = {f"edw/{name}_20261102.parquet" for name in ("members", "care_gaps", "contract_quality")} | {"edw/rx_fills_20261102_ytd.parquet"}
+    first_day_extras = {f"edw/{name}_20261102.parquet" for name in ("members", "care_gaps", "contract_quality")} | {
+        "edw/rx_fills_20261102_ytd.parquet"
+    }
     assert set(c) - set(a) == first_day_extras
     assert set(a) <= set(c)
     for name, path in a.items():
@@ -281,9 +293,33 @@ def test_fhir_appointment_bundles(run_a):
 
 def test_edw_parquet_extracts(run_a):
     expected = {
-        "members": ["member_id", "mbi", "vendor_ref", "birth_date", "sex", "contract_id", "region", "dual_status", "lis_status",
-                    "enrollment_start", "enrollment_end", "has_diabetes", "has_hypertension", "has_hyperlipidemia"],
-        "care_gaps": ["gap_id", "member_id", "measure_code", "cms_measure_id", "measurement_year", "gap_status", "open_date", "close_date", "close_source"],
+        "members": [
+            "member_id",
+            "mbi",
+            "vendor_ref",
+            "birth_date",
+            "sex",
+            "contract_id",
+            "region",
+            "dual_status",
+            "lis_status",
+            "enrollment_start",
+            "enrollment_end",
+            "has_diabetes",
+            "has_hypertension",
+            "has_hyperlipidemia",
+        ],
+        "care_gaps": [
+            "gap_id",
+            "member_id",
+            "measure_code",
+            "cms_measure_id",
+            "measurement_year",
+            "gap_status",
+            "open_date",
+            "close_date",
+            "close_source",
+        ],
         "rx_fills": ["fill_id", "member_id", "drug_class", "fill_date", "days_supply"],
         "contract_quality": ["contract_id", "measure_id", "numerator", "denominator", "score"],
     }
@@ -298,16 +334,22 @@ def test_edw_parquet_extracts(run_a):
     assert (edw / "members_20261101.parquet").exists() and not (edw / "members_20261102.parquet").exists()
 
     # The first day carries the year-to-date fills, later days their own.
-    history = duckdb.sql(f"select min(fill_date), max(fill_date), count(*) from '{edw / 'rx_fills_20261026_ytd.parquet'}'").fetchall()[0]
+    history = duckdb.sql(
+        f"select min(fill_date), max(fill_date), count(*) from '{edw / 'rx_fills_20261026_ytd.parquet'}'"
+    ).fetchall()[0]
     assert history[0] < dt.date(2026, 1, 15) and history[1] == dt.date(2026, 10, 25) and history[2] > 10_000
-    assert duckdb.sql(f"select distinct fill_date from '{edw / 'rx_fills_20261027.parquet'}'").fetchall() == [(dt.date(2026, 10, 27),)]
+    assert duckdb.sql(f"select distinct fill_date from '{edw / 'rx_fills_20261027.parquet'}'").fetchall() == [
+        (dt.date(2026, 10, 27),)
+    ]
     # Fill gaps vary, so adherence (PDC) varies between members.
     spreads = duckdb.sql(f"""
-        select member_id, drug_class, count(*) fills from '{edw / 'rx_fills_20261026_ytd.parquet'}' group by all having count(*) >= 2
+        select member_id, drug_class, count(*) fills from '{edw / "rx_fills_20261026_ytd.parquet"}' group by all having count(*) >= 2
     """).fetchall()
     assert len({fills for *_, fills in spreads}) > 3
 
-    quality = duckdb.sql(f"select measure_id, min(score), max(score) from '{edw / 'contract_quality_20261026.parquet'}' group by 1 order by 1").fetchall()
+    quality = duckdb.sql(
+        f"select measure_id, min(score), max(score) from '{edw / 'contract_quality_20261026.parquet'}' group by 1 order by 1"
+    ).fetchall()
     assert [q[0] for q in quality] == sorted(["C18", "C22", "C23", "C24", "C25", "C26", "C27", "C28", "C29", *LAST_PUBLISHED])
     assert all(0 <= low <= high <= 100 for _, low, high in quality)
 
@@ -317,7 +359,9 @@ def test_edw_parquet_extracts(run_a):
 
 def test_local_times_follow_daylight_saving(run_a):
     """Dialer (Eastern) and ihwa (Central) write local wall times; the truth holds UTC."""
-    events = {(e["provider"], e["file_name"], e["source_row"]): e for e in truth(run_a, "outreach_events") if e["expected"] == "loaded"}
+    events = {
+        (e["provider"], e["file_name"], e["source_row"]): e for e in truth(run_a, "outreach_events") if e["expected"] == "loaded"
+    }
     offsets = {"dialer": set(), "ihwa": set()}
     for (provider, name, row), event in events.items():
         if provider not in offsets:
@@ -415,7 +459,9 @@ def test_row_faults_are_real(run_a):
             elif provider == "dialer":
                 when = dt.datetime.strptime(fields[3], "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("America/New_York"))
             else:
-                when = dt.datetime.strptime(f"{fields[4]} {fields[5]}", "%m/%d/%Y %H:%M").replace(tzinfo=ZoneInfo("America/Chicago"))
+                when = dt.datetime.strptime(f"{fields[4]} {fields[5]}", "%m/%d/%Y %H:%M").replace(
+                    tzinfo=ZoneInfo("America/Chicago")
+                )
             assert when.date() > f["delivery_date"] + dt.timedelta(days=1)
         elif kind == "duplicate_event":
             original_name, original_row = f["detail"].removeprefix("copy of ").rsplit(":", 1)
@@ -460,7 +506,10 @@ def check_truth_matches_files(root: Path) -> None:
             if name.startswith("emr_north"):
                 keys = [m["MSH"][9] for m in hl7_messages(path)]  # MSH-10 (MSH-1 is the separator itself)
             else:
-                keys = [f"{e['resource']['id']}/_history/{e['resource']['meta']['versionId']}" for e in json.loads(path.read_text())["entry"]]
+                keys = [
+                    f"{e['resource']['id']}/_history/{e['resource']['meta']['versionId']}"
+                    for e in json.loads(path.read_text())["entry"]
+                ]
             assert keys == [e["event_key"] for e in mine], name
 
 
@@ -474,7 +523,12 @@ def test_truth_matches_files(run_a):
 
 def test_expected_outcomes_follow_the_faults(run_a):
     events = truth(run_a, "outreach_events")
-    quarantined = {n: k for n, kinds in file_faults(run_a).items() for k in kinds if k in ("wrong_encoding", "missing_required_column", "truncated_gzip")}
+    quarantined = {
+        n: k
+        for n, kinds in file_faults(run_a).items()
+        for k in kinds
+        if k in ("wrong_encoding", "missing_required_column", "truncated_gzip")
+    }
     for e in events:
         if e["file_name"] in quarantined:
             assert e["expected"] == quarantined[e["file_name"]]
@@ -534,9 +588,25 @@ def test_cli_rejects_bad_options_with_status_2(argv, tmp_path, capsys):
 
 def test_cli_runs_and_prints_no_member_ids(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "stars_sim.generate", "--members", "300", "--days", "2", "--start-date", "2026-04-01",
-         "--out", str(tmp_path), "--fault-rate", "empty_file=0"],
-        capture_output=True, text=True, check=True, env=os.environ | {"PYTHONHASHSEED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "stars_sim.generate",
+            "--members",
+            "300",
+            "--days",
+            "2",
+            "--start-date",
+            "2026-04-01",
+            "--out",
+            str(tmp_path),
+            "--fault-rate",
+            "empty_file=0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"PYTHONHASHSEED": "1"},
     )
     assert "2026-04-01" in result.stdout and "faults injected" in result.stdout
     assert not re.search(r"M\d{9}|VR[0-9A-F]{8}", result.stdout + result.stderr)

@@ -38,15 +38,20 @@ log = logging.getLogger("stars_assets.api")
 
 MEMBER_ID = re.compile(IDENTIFIER_PATTERNS["member_id"])
 MBI = re.compile(IDENTIFIER_PATTERNS["mbi"])
-MALFORMED_MEMBER_REF = ("malformed member identifier: give a member id (M followed by 9 digits) or an MBI "
-                        "(11 characters in CMS's format, e.g. 1EG4TE5MK73)")
+MALFORMED_MEMBER_REF = (
+    "malformed member identifier: give a member id (M followed by 9 digits) or an MBI "
+    "(11 characters in CMS's format, e.g. 1EG4TE5MK73)"
+)
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 KEY_CACHE_SECONDS = 2.0
 Channel = Literal[CHANNELS]
 Measure = Literal[tuple(CARE_GAP_MEASURES)]
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
-                              description="An API key from `stars-api-keys create`; its scopes decide the endpoints it may call.")
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key from `stars-api-keys create`; its scopes decide the endpoints it may call.",
+)
 
 
 def _store(request: Request) -> DocumentStore:
@@ -77,7 +82,9 @@ def require_scope(scope: str) -> Callable[..., ApiKeyRecord]:
         parsed = parse_key(api_key) if api_key else None
         record = await request.app.state.keys.get(parsed[0]) if parsed else None
         if record is None or record.revoked_at is not None or not secret_matches(record.salt, record.secret_hash, parsed[1]):
-            raise HTTPException(401, "a valid API key is required in the X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
+            raise HTTPException(
+                401, "a valid API key is required in the X-API-Key header", headers={"WWW-Authenticate": "ApiKey"}
+            )
         request.state.key_id = record.key_id
         if scope not in record.scopes:
             raise HTTPException(403, f"this API key lacks the scope {scope}")
@@ -145,7 +152,7 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
         title="Stars member outreach API",
         version="1",
         description="Member outreach documents, audiences to contact next and a change feed, from the Star Ratings warehouse. "
-                    "Scopes: " + "; ".join(f"`{name}` ({text})" for name, text in SCOPES.items()) + ".",
+        "Scopes: " + "; ".join(f"`{name}` ({text})" for name, text in SCOPES.items()) + ".",
     )
     app.state.store = store
     app.state.keys = KeyCache(store)
@@ -156,11 +163,20 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
     async def health(request: Request) -> dict:
         return {"status": "ok", **await run_in_threadpool(_store(request).summary)}
 
-    @app.get("/v1/members/{member_ref}", summary="One member's outreach document, by member id or MBI",
-             responses={200: {"description": "The member's document (JSON)"}, 404: {"description": "No such member"},
-                        422: {"description": "Malformed identifier"}})
-    async def member(request: Request, key: Annotated[ApiKeyRecord, Depends(require_scope("members:read"))],
-               member_ref: Annotated[str, Path(description="member id (M + 9 digits) or MBI", max_length=32)]) -> Response:
+    @app.get(
+        "/v1/members/{member_ref}",
+        summary="One member's outreach document, by member id or MBI",
+        responses={
+            200: {"description": "The member's document (JSON)"},
+            404: {"description": "No such member"},
+            422: {"description": "Malformed identifier"},
+        },
+    )
+    async def member(
+        request: Request,
+        key: Annotated[ApiKeyRecord, Depends(require_scope("members:read"))],
+        member_ref: Annotated[str, Path(description="member id (M + 9 digits) or MBI", max_length=32)],
+    ) -> Response:
         ref = member_ref.strip().upper()
         if MEMBER_ID.match(ref):
             found = await run_in_threadpool(_store(request).document, member_id=ref)
@@ -182,8 +198,10 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
         measure: Annotated[Measure | None, Query(description="only members with an open gap of this measure")] = None,
         contract: Annotated[str | None, Query(description="CMS contract number", pattern=r"^[A-Z][0-9]{4}$")] = None,
         region: Annotated[str | None, Query(description="region", pattern=r"^[A-Z_]{1,32}$")] = None,
-        not_touched_days: Annotated[int, Query(ge=0, le=3650, description=(
-            "leave out members touched on any channel within this many days before `as_of`"))] = 14,
+        not_touched_days: Annotated[
+            int,
+            Query(ge=0, le=3650, description=("leave out members touched on any channel within this many days before `as_of`")),
+        ] = 14,
         as_of: Annotated[date | None, Query(description="the day the audience is for (default: today, UTC)")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page", max_length=200)] = None,
@@ -191,14 +209,28 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
         day = as_of or datetime.now(UTC).date()
         cutoff = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(days=not_touched_days)
         rows = await run_in_threadpool(
-            _store(request).audience, channel=channel, measure_code=measure, contract_id=contract, region=region,
-            touched_before_epoch=int(cutoff.timestamp()), after=_decode_cursor(cursor) if cursor else "", limit=limit + 1)
+            _store(request).audience,
+            channel=channel,
+            measure_code=measure,
+            contract_id=contract,
+            region=region,
+            touched_before_epoch=int(cutoff.timestamp()),
+            after=_decode_cursor(cursor) if cursor else "",
+            limit=limit + 1,
+        )
         page = rows[:limit]
         await request.app.state.audit.record(key.key_id, "/v1/audiences", [r["member_id"] for r in page])
         return {
-            "members": [{"member_id": r["member_id"], "contract_id": r["contract_id"], "region": r["region"],
-                         "open_gap_measures": r["open_gap_measures"], "last_touch_at": _epoch_text(r["last_touch_epoch"])}
-                        for r in page],
+            "members": [
+                {
+                    "member_id": r["member_id"],
+                    "contract_id": r["contract_id"],
+                    "region": r["region"],
+                    "open_gap_measures": r["open_gap_measures"],
+                    "last_touch_at": _epoch_text(r["last_touch_epoch"]),
+                }
+                for r in page
+            ],
             "next_cursor": _encode_cursor(page[-1]["member_id"]) if len(rows) > limit else None,
             "not_touched_since": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
@@ -207,14 +239,23 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
     async def changes(
         request: Request,
         key: Annotated[ApiKeyRecord, Depends(require_scope("changes:read"))],
-        since: Annotated[str, Query(description="next_cursor of the previous call; 0 for everything", pattern=r"^[0-9]{1,18}$")] = "0",
+        since: Annotated[
+            str, Query(description="next_cursor of the previous call; 0 for everything", pattern=r"^[0-9]{1,18}$")
+        ] = "0",
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     ) -> dict:
         rows = await run_in_threadpool(_store(request).changes, int(since), limit)
         await request.app.state.audit.record(key.key_id, "/v1/changes", [r["member_id"] for r in rows])
         return {
-            "changes": [{"seq": r["seq"], "member_id": r["member_id"], "updated_at": r["updated_at"],
-                         "document": json.loads(r["document"])} for r in rows],
+            "changes": [
+                {
+                    "seq": r["seq"],
+                    "member_id": r["member_id"],
+                    "updated_at": r["updated_at"],
+                    "document": json.loads(r["document"]),
+                }
+                for r in rows
+            ],
             "next_cursor": str(rows[-1]["seq"]) if rows else since,
         }
 

@@ -17,8 +17,12 @@ from stars_assets.lib.documents.store import DocumentStore
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="stars-api-keys", description="Create, list and revoke API keys of the member outreach API.")
-    parser.add_argument("--store-url", default=None, help="document store URL (default: STARS_DOCUMENT_STORE_URL, else data/documents.sqlite)")
+    parser = argparse.ArgumentParser(
+        prog="stars-api-keys", description="Create, list and revoke API keys of the member outreach API."
+    )
+    parser.add_argument(
+        "--store-url", default=None, help="document store URL (default: STARS_DOCUMENT_STORE_URL, else data/documents.sqlite)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a key; it is printed once and only its hash is stored")
     create.add_argument("--scopes", nargs="+", required=True, help=f"one or more of: {', '.join(SCOPES)}")
@@ -41,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "list":
             for record in store.keys():
                 state = f"revoked {record.revoked_at}" if record.revoked_at else "active"
-                print(f"{record.key_id}  {' '.join(sorted(record.scopes)):<45} {record.label or '-':<20} created {record.created_at}  {state}")
+                print(
+                    f"{record.key_id}  {' '.join(sorted(record.scopes)):<45} {record.label or '-':<20} created {record.created_at}  {state}"
+                )
         elif args.command == "revoke":
             if not store.revoke_key(args.key_id):
                 print(f"no active key {args.key_id}", file=sys.stderr)

@@ -39,8 +39,12 @@ def _name(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stars-lake", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser = argparse.ArgumentParser(
+        prog="stars-lake",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
     parser.add_argument("--root", help="lake root (default: STARS_LAKE_URI, else <STARS_DATA_DIR>/lake)")
     output = argparse.ArgumentParser(add_help=False)
     formats = output.add_mutually_exclusive_group()
@@ -86,19 +90,37 @@ def _print(table: pa.Table, args: argparse.Namespace) -> None:
 
 def _tables(args) -> pa.Table:
     infos = [lake.describe_table(layer, table, args.root) for layer, table in lake.list_tables(args.root)]
-    return pa.Table.from_pylist([{
-        "table": f"{i.layer}.{i.table}", "version": i.version, "updated_at": i.updated_at.isoformat(timespec="seconds"),
-        "rows": i.rows, "partitioned_by": ", ".join(i.partition_columns), "contains_phi": i.contains_phi, "uri": i.uri,
-    } for i in infos])
+    return pa.Table.from_pylist(
+        [
+            {
+                "table": f"{i.layer}.{i.table}",
+                "version": i.version,
+                "updated_at": i.updated_at.isoformat(timespec="seconds"),
+                "rows": i.rows,
+                "partitioned_by": ", ".join(i.partition_columns),
+                "contains_phi": i.contains_phi,
+                "uri": i.uri,
+            }
+            for i in infos
+        ]
+    )
 
 
 def _history(args) -> pa.Table:
     entries = lake.history(*args.table, root=args.root)
-    return pa.Table.from_pylist([{
-        "version": e["version"], "time": e["timestamp"].isoformat(timespec="seconds"), "operation": e["operation"],
-        "mode": e["mode"], "partitions": ", ".join(e["partitions"]) if e["partitions"] is not None else "",
-        "rows_written": e["rows"],
-    } for e in entries])
+    return pa.Table.from_pylist(
+        [
+            {
+                "version": e["version"],
+                "time": e["timestamp"].isoformat(timespec="seconds"),
+                "operation": e["operation"],
+                "mode": e["mode"],
+                "partitions": ", ".join(e["partitions"]) if e["partitions"] is not None else "",
+                "rows_written": e["rows"],
+            }
+            for e in entries
+        ]
+    )
 
 
 def register_views(con: duckdb.DuckDBPyConnection, root: str | None, as_of: str | None) -> list[str]:

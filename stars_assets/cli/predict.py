@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stars-predict", description=__doc__.split("\n")[0])
     for spec in INPUTS:
         parser.add_argument(
-            f"--{spec.name}", type=float, required=True, metavar=spec.unit.upper(),
+            f"--{spec.name}",
+            type=float,
+            required=True,
+            metavar=spec.unit.upper(),
             help=f"{spec.label}, {spec.low:g}..{spec.high:g} {spec.unit}",
         )
     parser.add_argument("--model", choices=("seed", "fitted"), default="seed", help="parameter set (default: seed)")
@@ -73,14 +76,17 @@ def prediction_report(params: OrdinalParams, inputs: dict[str, float]) -> dict:
     return {
         "model": params.name,
         "inputs": inputs,
-        "probabilities": {
-            format_level(level): float(p) for level, p in prediction.probabilities.iloc[0].items()
-        },
+        "probabilities": {format_level(level): float(p) for level, p in prediction.probabilities.iloc[0].items()},
         "expected_stars": float(prediction.expected_stars.iloc[0]),
         "p_four_plus": float(prediction.p_four_plus.iloc[0]),
         "levers": [
-            {"input": row.input, "step": float(row.step), "applied_step": float(row.applied_step),
-             "capped": bool(row.capped), "gain": float(row.gain)}
+            {
+                "input": row.input,
+                "step": float(row.step),
+                "applied_step": float(row.applied_step),
+                "capped": bool(row.capped),
+                "gain": float(row.gain),
+            }
             for row in top_levers.itertuples()
         ],
     }
@@ -91,7 +97,12 @@ def render_text(report: dict) -> str:
     lines = [f"Star Rating prediction, model: {report['model']} ({report['model_source']})", ""]
     lines += ["  stars  probability"]
     lines += [f"  {level:>5}  {p:11.1%}" for level, p in report["probabilities"].items()]
-    lines += ["", f"  expected rating   {report['expected_stars']:.2f} stars", f"  P(4+ stars)       {report['p_four_plus']:.1%}", ""]
+    lines += [
+        "",
+        f"  expected rating   {report['expected_stars']:.2f} stars",
+        f"  P(4+ stars)       {report['p_four_plus']:.1%}",
+        "",
+    ]
     lines += ["  top levers (gain in expected stars)"]
     for rank, lever in enumerate(report["levers"], start=1):
         spec = specs[lever["input"]]

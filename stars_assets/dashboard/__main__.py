@@ -20,8 +20,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--address", default="127.0.0.1")
     args = parser.parse_args(argv)
-    sys.argv = ["streamlit", "run", str(APP), "--server.address", args.address, "--server.port", str(args.port),
-                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+    sys.argv = [
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
     return cli.main()
 
 

@@ -16,5 +16,9 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="Stars dashboard", layout="wide")
-st.navigation([st.Page(PAGES_DIR / script, title=title, url_path=url or None, default=index == 0)
-               for index, (script, title, url) in enumerate(PAGES)]).run()
+st.navigation(
+    [
+        st.Page(PAGES_DIR / script, title=title, url_path=url or None, default=index == 0)
+        for index, (script, title, url) in enumerate(PAGES)
+    ]
+).run()

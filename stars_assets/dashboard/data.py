@@ -23,8 +23,18 @@ from stars_assets.lib.ordinal.contract_predictions import PROBABILITY_COLUMNS, R
 from stars_assets.lib.vocabulary import CHANNELS
 
 # Columns of gold.care_gap_closure the dashboard may read: no gap_id, no member_id.
-CLOSURE_COLUMNS = ["as_of_week_end", "contract_id", "region", "measure_code", "measurement_year", "open_date",
-                   "close_date", "is_closed", "days_to_close", "attributed_channel"]
+CLOSURE_COLUMNS = [
+    "as_of_week_end",
+    "contract_id",
+    "region",
+    "measure_code",
+    "measurement_year",
+    "open_date",
+    "close_date",
+    "is_closed",
+    "days_to_close",
+    "attributed_channel",
+]
 UNATTRIBUTED = "UNATTRIBUTED"
 
 
@@ -57,17 +67,32 @@ DRILL_COLUMNS = {"channel": "channel", "region": "region", "measure": "measure_c
 DRILL_LABELS = {"channel": "Channel", "region": "Region", "cohort": "Cohort", "measure": "Measure"}
 
 # Sums behind the metrics; each metric is a sum or a ratio of two sums over the selected cells.
-SUM_COLUMNS = ["members_targeted", "members_reached", "members_engaged", "appointments_booked", "attempts", "gaps_closed",
-               *[f"{kind}_{n}d" for n in CLOSURE_WINDOWS_DAYS for kind in ("gaps_mature", "closed_within")]]
+SUM_COLUMNS = [
+    "members_targeted",
+    "members_reached",
+    "members_engaged",
+    "appointments_booked",
+    "attempts",
+    "gaps_closed",
+    *[f"{kind}_{n}d" for n in CLOSURE_WINDOWS_DAYS for kind in ("gaps_mature", "closed_within")],
+]
 METRICS: dict[str, tuple[str, str, str | None]] = {  # URL value -> (label, numerator, denominator)
     "members_touched": ("Members touched", "members_targeted", None),
     "members_reached": ("Members reached", "members_reached", None),
     "members_engaged": ("Members engaged", "members_engaged", None),
     "appointments_booked": ("Appointments booked", "appointments_booked", None),
-    **{f"closed_{n}d": (f"Gaps closed within {n} days of the first touch", f"closed_within_{n}d", None)
-       for n in CLOSURE_WINDOWS_DAYS},
-    **{f"closure_rate_{n}d": (f"Closure rate within {n} days (gaps touched {n}+ days ago)", f"closed_within_{n}d",
-                              f"gaps_mature_{n}d") for n in CLOSURE_WINDOWS_DAYS},
+    **{
+        f"closed_{n}d": (f"Gaps closed within {n} days of the first touch", f"closed_within_{n}d", None)
+        for n in CLOSURE_WINDOWS_DAYS
+    },
+    **{
+        f"closure_rate_{n}d": (
+            f"Closure rate within {n} days (gaps touched {n}+ days ago)",
+            f"closed_within_{n}d",
+            f"gaps_mature_{n}d",
+        )
+        for n in CLOSURE_WINDOWS_DAYS
+    },
     "touches_per_closure": ("Touches per closed gap", "attempts", "gaps_closed"),
 }
 
@@ -87,9 +112,11 @@ class CampaignView:
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> CampaignView:
         """From query parameters; unknown values fall back to the defaults instead of failing."""
+
         def text(name: str) -> str | None:
             value = params.get(name)
             return value if value else None
+
         try:
             week = date.fromisoformat(params["week"]) if params.get("week") else None
         except ValueError:
@@ -99,8 +126,15 @@ class CampaignView:
         return cls(week, text("channel"), text("region"), cohort, text("cohort_value"), text("measure"), metric)
 
     def to_params(self) -> dict[str, str]:
-        values = {"week": self.week.isoformat() if self.week else None, "channel": self.channel, "region": self.region,
-                  "cohort": self.cohort, "cohort_value": self.cohort_value, "measure": self.measure, "metric": self.metric}
+        values = {
+            "week": self.week.isoformat() if self.week else None,
+            "channel": self.channel,
+            "region": self.region,
+            "cohort": self.cohort,
+            "cohort_value": self.cohort_value,
+            "measure": self.measure,
+            "metric": self.metric,
+        }
         return {name: value for name, value in values.items() if value}
 
     def column(self, step: str) -> str:
@@ -120,7 +154,7 @@ class CampaignView:
 
     def up_to(self, step: str) -> CampaignView:
         """The view with `step` and every step below it unfiltered (a breadcrumb)."""
-        below = DRILL_PATH[DRILL_PATH.index(step):]
+        below = DRILL_PATH[DRILL_PATH.index(step) :]
         return replace(self, **{("cohort_value" if s == "cohort" else s): None for s in below})
 
     def filtered(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -134,8 +168,9 @@ class CampaignView:
 def _with_metrics(sums: pd.DataFrame) -> pd.DataFrame:
     out = sums.copy()
     for key, (_, numerator, denominator) in METRICS.items():
-        out[key] = (sums[numerator] if denominator is None
-                    else sums[numerator] / sums[denominator].where(sums[denominator] > 0)).astype(float)
+        out[key] = (
+            sums[numerator] if denominator is None else sums[numerator] / sums[denominator].where(sums[denominator] > 0)
+        ).astype(float)
     return out
 
 
@@ -167,6 +202,7 @@ def drill_options(frame: pd.DataFrame, view: CampaignView, step: str) -> list[st
 
 # --- Care-gap closure ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GapFilters:
     week: date | None = None
@@ -189,8 +225,12 @@ class GapFilters:
 def gaps_over_year(frame: pd.DataFrame, filters: GapFilters) -> pd.DataFrame:
     """Open and closed gaps of the measurement year as each week's snapshot knew them."""
     rows = filters.filtered(frame)
-    table = (rows.assign(as_of_week_end=pd.to_datetime(rows["as_of_week_end"]).dt.date)
-             .groupby("as_of_week_end").agg(gaps=("is_closed", "size"), closed=("is_closed", "sum")).reset_index())
+    table = (
+        rows.assign(as_of_week_end=pd.to_datetime(rows["as_of_week_end"]).dt.date)
+        .groupby("as_of_week_end")
+        .agg(gaps=("is_closed", "size"), closed=("is_closed", "sum"))
+        .reset_index()
+    )
     table["open"] = table["gaps"] - table["closed"]
     table["closure_rate"] = table["closed"] / table["gaps"]
     return table[["as_of_week_end", "open", "closed", "gaps", "closure_rate"]]
@@ -199,8 +239,9 @@ def gaps_over_year(frame: pd.DataFrame, filters: GapFilters) -> pd.DataFrame:
 def gaps_by_contract_measure(frame: pd.DataFrame, filters: GapFilters) -> pd.DataFrame:
     """Open and closed gaps per contract and measure in the chosen week's snapshot."""
     rows = filters.week_rows(frame)
-    table = (rows.groupby(["contract_id", "measure_code"])
-             .agg(gaps=("is_closed", "size"), closed=("is_closed", "sum")).reset_index())
+    table = (
+        rows.groupby(["contract_id", "measure_code"]).agg(gaps=("is_closed", "size"), closed=("is_closed", "sum")).reset_index()
+    )
     table["open"] = table["gaps"] - table["closed"]
     table["closure_rate"] = table["closed"] / table["gaps"]
     return table[["contract_id", "measure_code", "open", "closed", "gaps", "closure_rate"]]
@@ -216,8 +257,15 @@ def closure_curves(frame: pd.DataFrame, filters: GapFilters, step_days: int = 7)
     curves = []
     for measure, group in rows.groupby("measure_code"):
         closed_days = group["days_to_close"].dropna().to_numpy(dtype=float)
-        curves.append(pd.DataFrame({"measure_code": measure, "days_since_open": days,
-                                    "share_closed": [(closed_days <= d).sum() / len(group) for d in days]}))
+        curves.append(
+            pd.DataFrame(
+                {
+                    "measure_code": measure,
+                    "days_since_open": days,
+                    "share_closed": [(closed_days <= d).sum() / len(group) for d in days],
+                }
+            )
+        )
     return pd.concat(curves, ignore_index=True)
 
 
@@ -225,12 +273,18 @@ def closures_by_channel(frame: pd.DataFrame, filters: GapFilters) -> pd.DataFram
     """Closed gaps of the snapshot by the channel credited with the closure (last reaching touch)."""
     rows = filters.week_rows(frame)
     closed = rows[rows["is_closed"].astype(bool)]
-    table = (closed["attributed_channel"].fillna(UNATTRIBUTED).value_counts()
-             .rename_axis("attributed_channel").reset_index(name="closures"))
+    table = (
+        closed["attributed_channel"]
+        .fillna(UNATTRIBUTED)
+        .value_counts()
+        .rename_axis("attributed_channel")
+        .reset_index(name="closures")
+    )
     return table.sort_values(["closures", "attributed_channel"], ascending=[False, True], ignore_index=True)
 
 
 # --- Contract outlook ------------------------------------------------------------------------------
+
 
 def trajectory(predictions: pd.DataFrame, contract: str, model: str) -> pd.DataFrame:
     """Week by week: expected rating with a one-standard-deviation band of the predicted distribution, P(4+),
@@ -241,19 +295,33 @@ def trajectory(predictions: pd.DataFrame, contract: str, model: str) -> pd.DataF
     levels = np.asarray(RATING_LEVELS)
     expected = rows["expected_stars"].to_numpy(dtype=float)
     spread = np.sqrt((probabilities * (levels[None, :] - expected[:, None]) ** 2).sum(axis=1))
-    return pd.DataFrame({
-        "as_of_week_end": pd.to_datetime(rows["as_of_week_end"]).dt.date.to_numpy(),
-        "expected_stars": expected,
-        "stars_low": expected - spread,
-        "stars_high": expected + spread,
-        "p_four_plus": rows["p_four_plus"].to_numpy(dtype=float),
-        "projected_summary": rows["projected_summary"].to_numpy(dtype=float),
-        "reward_factor": rows["reward_factor"].to_numpy(dtype=float),
-    })
+    return pd.DataFrame(
+        {
+            "as_of_week_end": pd.to_datetime(rows["as_of_week_end"]).dt.date.to_numpy(),
+            "expected_stars": expected,
+            "stars_low": expected - spread,
+            "stars_high": expected + spread,
+            "p_four_plus": rows["p_four_plus"].to_numpy(dtype=float),
+            "projected_summary": rows["projected_summary"].to_numpy(dtype=float),
+            "reward_factor": rows["reward_factor"].to_numpy(dtype=float),
+        }
+    )
 
 
-LEVER_VIEW_COLUMNS = ["lever_rank", "measure_id", "measure_code", "rate", "current_stars", "threshold", "distance",
-                      "weight", "unrounded_gain", "rounded_gain", "reward_factor_before", "reward_factor_after"]
+LEVER_VIEW_COLUMNS = [
+    "lever_rank",
+    "measure_id",
+    "measure_code",
+    "rate",
+    "current_stars",
+    "threshold",
+    "distance",
+    "weight",
+    "unrounded_gain",
+    "rounded_gain",
+    "reward_factor_before",
+    "reward_factor_after",
+]
 
 
 def ranked_levers(levers: pd.DataFrame, contract: str, week: date | None = None) -> pd.DataFrame:
@@ -296,6 +364,7 @@ def with_reward_factor(expected_stars: float, variance: float) -> tuple[float, f
 
 # --- Data quality ----------------------------------------------------------------------------------
 
+
 def quarantine_by_day(summary: pd.DataFrame, provider: str | None = None) -> pd.DataFrame:
     """Quarantined rows per delivery day, provider and reason."""
     rows = summary if provider is None else summary[summary["provider"] == provider]
@@ -310,7 +379,12 @@ def check_outcomes_by_day(outcomes: pd.DataFrame) -> pd.DataFrame:
         day=pd.to_datetime(outcomes["evaluated_at"]).dt.date,
         outcome=np.where(outcomes["passed"].astype(bool), "passed", "failed " + outcomes["severity"].astype(str).str.lower()),
     )
-    return frame.groupby(["day", "outcome"]).size().reset_index(name="evaluations").sort_values(["day", "outcome"], ignore_index=True)
+    return (
+        frame.groupby(["day", "outcome"])
+        .size()
+        .reset_index(name="evaluations")
+        .sort_values(["day", "outcome"], ignore_index=True)
+    )
 
 
 def failed_checks(outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -318,11 +392,13 @@ def failed_checks(outcomes: pd.DataFrame) -> pd.DataFrame:
     latest = outcomes.sort_values("evaluated_at").groupby(["asset_key", "check_name"], as_index=False).tail(1)
     failed = latest[~latest["passed"].astype(bool)]
     return failed[["asset_key", "check_name", "severity", "evaluated_at", "description"]].sort_values(
-        "evaluated_at", ascending=False, ignore_index=True)
+        "evaluated_at", ascending=False, ignore_index=True
+    )
 
 
 def freshness(deliveries: pd.DataFrame) -> pd.DataFrame:
     """Each vendor's latest freshness evaluation."""
     latest = deliveries.sort_values("evaluated_at").groupby("provider", as_index=False).tail(1)
     return latest[["provider", "newest_file_at", "hours_since", "sla_hours", "is_fresh", "evaluated_at"]].sort_values(
-        "provider", ignore_index=True)
+        "provider", ignore_index=True
+    )

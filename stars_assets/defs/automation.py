@@ -14,11 +14,15 @@ KEEP_CURRENT = dg.AutomationCondition.eager()
 
 @dg.definitions
 def automation() -> dg.Definitions:
-    return dg.Definitions(sensors=[dg.AutomationConditionSensorDefinition(
-        "keep_snapshots_current",
-        target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=60,
-        description="Evaluates the assets' automation conditions every minute: rebuilds the latest week's gold facts, "
-                    "contract predictions and measure levers after the silver days of that week change.",
-    )])
+    return dg.Definitions(
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                "keep_snapshots_current",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=60,
+                description="Evaluates the assets' automation conditions every minute: rebuilds the latest week's gold facts, "
+                "contract predictions and measure levers after the silver days of that week change.",
+            )
+        ]
+    )

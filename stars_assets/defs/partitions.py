@@ -15,8 +15,12 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(start_date="2026-01-04")
 WAREHOUSE_POOL = "duckdb_warehouse"
 
 
-def partition_check_evaluations(context, check_key: dg.AssetCheckKey, outcomes: dict[str, tuple],
-                                severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR):
+def partition_check_evaluations(
+    context,
+    check_key: dg.AssetCheckKey,
+    outcomes: dict[str, tuple],
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+):
     """One evaluation per partition for a check whose spec is partitioned like its asset.
 
     `outcomes` maps each partition key to (passed, metadata) or (passed, metadata, severity).
@@ -30,9 +34,17 @@ def partition_check_evaluations(context, check_key: dg.AssetCheckKey, outcomes: 
     op_context = getattr(context, "op_execution_context", context)
     if check_key not in op_context.assets_def.check_keys:  # not selected in this run
         return
-    output, spec = next((name, spec) for name, spec in op_context.assets_def.check_specs_by_output_name.items()
-                        if spec.key == check_key)
+    output, spec = next(
+        (name, spec) for name, spec in op_context.assets_def.check_specs_by_output_name.items() if spec.key == check_key
+    )
     for partition, (passed, metadata, *own_severity) in outcomes.items():
-        yield dg.AssetCheckEvaluation(asset_key=check_key.asset_key, check_name=check_key.name, passed=passed,
-                                      metadata=metadata, severity=own_severity[0] if own_severity else severity, blocking=spec.blocking, partition=partition)
+        yield dg.AssetCheckEvaluation(
+            asset_key=check_key.asset_key,
+            check_name=check_key.name,
+            passed=passed,
+            metadata=metadata,
+            severity=own_severity[0] if own_severity else severity,
+            blocking=spec.blocking,
+            partition=partition,
+        )
     yield dg.Output(None, output_name=output)

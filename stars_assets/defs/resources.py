@@ -34,8 +34,11 @@ class WarehouseResource(DuckDBResource):
     @contextmanager
     def get_connection(self):
         connection = connect_waiting_for_lock(
-            self.database, config={"custom_user_agent": "dagster", **self.connection_config},
-            max_wait_seconds=self.lock_wait_seconds, on_wait=dg.get_dagster_logger().warning)
+            self.database,
+            config={"custom_user_agent": "dagster", **self.connection_config},
+            max_wait_seconds=self.lock_wait_seconds,
+            on_wait=dg.get_dagster_logger().warning,
+        )
         try:
             yield connection
         finally:

@@ -37,7 +37,6 @@ KEY_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 KEY_LITERAL = re.compile(r"^[A-Za-z0-9_/:.#-]*$")
 
 
-
 class ProviderConfigError(ValueError):
     """A provider YAML that cannot be used; the message names the file and the field."""
 
@@ -57,7 +56,7 @@ def key_template_parts(template: str) -> list[tuple[str, str]]:
     parts: list[tuple[str, str]] = []
     position = 0
     for match in KEY_PLACEHOLDER.finditer(template):
-        parts.append(("literal", template[position: match.start()]))
+        parts.append(("literal", template[position : match.start()]))
         parts.append(("column", _identifier(match.group(1))))
         position = match.end()
     parts.append(("literal", template[position:]))
@@ -119,7 +118,7 @@ class Dataset(_Strict):
         if any(ch in prefix for ch in "*?["):
             return None
         try:
-            return datetime.strptime(file_name[len(prefix): len(prefix) + 8], "%Y%m%d").date()
+            return datetime.strptime(file_name[len(prefix) : len(prefix) + 8], "%Y%m%d").date()
         except ValueError:
             return None
 
@@ -325,9 +324,7 @@ def load_provider(path: Path) -> ProviderConfig:
     try:
         config = ProviderConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
         raise ProviderConfigError(f"{path}: {problems}") from exc
     if config.name != Path(path).stem:
         raise ProviderConfigError(f"{path}: name: {config.name!r} must equal the file name {Path(path).stem!r}")

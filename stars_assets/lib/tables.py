@@ -32,8 +32,10 @@ def member_id(description: str = "internal member id", nullable: bool = False) -
 
 def lineage(row_description: str = "row number in the source file") -> tuple[Column, ...]:
     """The silver columns that point back to the bronze row a record came from."""
-    return (Column("source_file", "VARCHAR", "landing file, relative to the landing root", nullable=False),
-            Column("source_row", "BIGINT", row_description, nullable=False))
+    return (
+        Column("source_file", "VARCHAR", "landing file, relative to the landing root", nullable=False),
+        Column("source_row", "BIGINT", row_description, nullable=False),
+    )
 
 
 @dataclass(frozen=True)

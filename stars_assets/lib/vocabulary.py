@@ -9,8 +9,16 @@ from collections.abc import Iterable
 # Outreach: how a member was contacted and what happened.
 CHANNELS = ("SMS", "EMAIL", "LIVE_CALL", "IVR", "MAIL", "IN_HOME")
 EVENT_TYPES = (
-    "ATTEMPTED", "DELIVERED", "REACHED", "ENGAGED", "FAILED", "OPTED_OUT",
-    "SCHEDULED", "COMPLETED", "CANCELLED", "NO_SHOW",
+    "ATTEMPTED",
+    "DELIVERED",
+    "REACHED",
+    "ENGAGED",
+    "FAILED",
+    "OPTED_OUT",
+    "SCHEDULED",
+    "COMPLETED",
+    "CANCELLED",
+    "NO_SHOW",
 )
 # Event types that mean the member was actually reached (gold's reach and attribution).
 REACHING_EVENT_TYPES = ("REACHED", "ENGAGED", "COMPLETED")
@@ -24,8 +32,14 @@ BOOKED, RESCHEDULED, COMPLETED, NO_SHOW = "BOOKED", "RESCHEDULED", "COMPLETED", 
 
 # Member-level care-gap measures (the vendors' HEDIS codes) and their stable keys in the CMS measure crosswalk;
 # a star year's CMS ids come from the crosswalk (lib/cms/crosswalk.py), never from here.
-CARE_GAP_MEASURE_KEYS = {"BCS": "breast_cancer_screening", "COL": "colorectal_cancer_screening", "EED": "diabetes_eye_exam",
-                         "GSD": "diabetes_blood_sugar_controlled", "CBP": "controlling_blood_pressure", "TRC": "transitions_of_care"}
+CARE_GAP_MEASURE_KEYS = {
+    "BCS": "breast_cancer_screening",
+    "COL": "colorectal_cancer_screening",
+    "EED": "diabetes_eye_exam",
+    "GSD": "diabetes_blood_sugar_controlled",
+    "CBP": "controlling_blood_pressure",
+    "TRC": "transitions_of_care",
+}
 CARE_GAP_MEASURES = tuple(CARE_GAP_MEASURE_KEYS)
 OPEN, CLOSED = "OPEN", "CLOSED"
 GAP_STATUSES = (OPEN, CLOSED)

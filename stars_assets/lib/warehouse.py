@@ -51,9 +51,14 @@ def lock_holder(message: str) -> str | None:
     return f"PID {found['pid']} ({found['program']})" if found else None
 
 
-def connect_waiting_for_lock(database: str, *, config: dict | None = None, max_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
-                             on_wait: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
-                             ) -> duckdb.DuckDBPyConnection:
+def connect_waiting_for_lock(
+    database: str,
+    *,
+    config: dict | None = None,
+    max_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+    on_wait: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> duckdb.DuckDBPyConnection:
     """Open the warehouse for writing; while another process holds its lock, say who and wait (doubling up to
     10 s between attempts), for at most `max_wait_seconds`, then raise the lock error."""
     deadline = time.monotonic() + max_wait_seconds
@@ -66,7 +71,9 @@ def connect_waiting_for_lock(database: str, *, config: dict | None = None, max_w
             remaining = deadline - time.monotonic()
             if holder is None or remaining <= 0:
                 raise
-            on_wait(f"the warehouse {database} is locked by {holder}; waiting {min(delay, remaining):.1f} s before attempt "
-                    f"{attempt + 1} (gives up after {max_wait_seconds:.0f} s). Analysts read the lake, not the warehouse.")
+            on_wait(
+                f"the warehouse {database} is locked by {holder}; waiting {min(delay, remaining):.1f} s before attempt "
+                f"{attempt + 1} (gives up after {max_wait_seconds:.0f} s). Analysts read the lake, not the warehouse."
+            )
             sleep(min(delay, remaining))
             delay, attempt = min(delay * 2, 10.0), attempt + 1

@@ -130,7 +130,9 @@ def _draw_visits(sim: SimResult, d: int) -> dict[str, np.ndarray]:
     cancelled = rng.poisson(rate * p_cancel)
     no_show = rng.poisson(rate * p_no_show)
     member = np.concatenate([np.repeat(members[flagged], completed), np.repeat(members, cancelled), np.repeat(members, no_show)])
-    outcome = np.concatenate([np.zeros(completed.sum(), np.int8), np.ones(cancelled.sum(), np.int8), np.full(no_show.sum(), 2, np.int8)])
+    outcome = np.concatenate(
+        [np.zeros(completed.sum(), np.int8), np.ones(cancelled.sum(), np.int8), np.full(no_show.sum(), 2, np.int8)]
+    )
     k = len(member)
     lead = rng.integers(2, MAX_VISIT_LEAD + 1, k)
     firsts = np.cumsum(completed) - completed
@@ -166,5 +168,13 @@ def ihwa_status_rows(sim: SimResult, day: int) -> dict[str, np.ndarray]:
         else:
             idx = np.flatnonzero(t["outcome_day"] == day)
             status, local_ms = (1 + t["outcome"][idx]).astype(np.int8), t["outcome_ms"][idx]
-        parts.append({"member": t["member"][idx], "visit_id": t["visit_id"][idx], "gap_mask": t["gap_mask"][idx], "status": status, "local_ms": local_ms})
+        parts.append(
+            {
+                "member": t["member"][idx],
+                "visit_id": t["visit_id"][idx],
+                "gap_mask": t["gap_mask"][idx],
+                "status": status,
+                "local_ms": local_ms,
+            }
+        )
     return {name: np.concatenate([p[name] for p in parts]) for name in ("member", "visit_id", "gap_mask", "status", "local_ms")}

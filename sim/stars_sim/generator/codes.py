@@ -123,13 +123,36 @@ CAHPS_MEASURES = ("C22", "C23", "C24", "C25", "C26", "C27")
 
 # Free-text names vendors write; some with letters outside ASCII (all in Windows-1252).
 NURSE_NAMES = (
-    "José Peña", "Mary Johnson", "Renée Côté", "Linda Smith", "Ana Núñez", "Patricia Brown",
-    "Zoë Müller", "Karen Davis", "François Dubois", "Susan Miller", "Björn Ångström",
-    "Deborah Wilson", "Siobhán O'Brien", "Angela Moore", "Chloé Martin", "Denise Taylor",
+    "José Peña",
+    "Mary Johnson",
+    "Renée Côté",
+    "Linda Smith",
+    "Ana Núñez",
+    "Patricia Brown",
+    "Zoë Müller",
+    "Karen Davis",
+    "François Dubois",
+    "Susan Miller",
+    "Björn Ångström",
+    "Deborah Wilson",
+    "Siobhán O'Brien",
+    "Angela Moore",
+    "Chloé Martin",
+    "Denise Taylor",
 )
 AGENT_NAMES = (
-    "Carlos Gómez", "Jessica Lee", "Michael Scott", "Inés Sánchez", "David Kim", "Laura Chen",
-    "Jürgen Weiß", "Ashley Clark", "Brian Lewis", "Mónica Ruiz", "Kevin Walker", "Amélie Roy",
+    "Carlos Gómez",
+    "Jessica Lee",
+    "Michael Scott",
+    "Inés Sánchez",
+    "David Kim",
+    "Laura Chen",
+    "Jürgen Weiß",
+    "Ashley Clark",
+    "Brian Lewis",
+    "Mónica Ruiz",
+    "Kevin Walker",
+    "Amélie Roy",
 )
 NON_ASCII_NURSE = "José Peña"
 NON_ASCII_AGENT = "Carlos Gómez"

@@ -26,22 +26,26 @@ def members_snapshot(world: World, day: dt.date) -> pa.Table:
     idx = np.flatnonzero(world.enroll_start <= d)
     take = pa.array(idx.astype(np.int64))
     ended = world.enroll_end[idx] < d
-    return pa.table({
-        "member_id": world.member_id.take(take),
-        "mbi": world.mbi.take(take),
-        "vendor_ref": world.vendor_ref.take(take),
-        "birth_date": _dates(world.birth_day[idx]),
-        "sex": pa.array(np.where(world.female[idx], "F", "M")),
-        "contract_id": pa.array([c.contract_id for c in world.contracts]).take(pa.array(world.contract[idx].astype(np.int64))),
-        "region": pa.array(REGIONS).take(pa.array(world.region[idx].astype(np.int64))),
-        "dual_status": pa.array(world.dual[idx]),
-        "lis_status": pa.array(world.lis[idx]),
-        "enrollment_start": _dates(world.enroll_start[idx]),
-        "enrollment_end": pa.array(np.where(ended, world.enroll_end[idx], 0).astype(np.int32), type=pa.date32(), mask=~ended),
-        "has_diabetes": pa.array(world.diabetes[idx]),
-        "has_hypertension": pa.array(world.hypertension[idx]),
-        "has_hyperlipidemia": pa.array(world.hyperlipidemia[idx]),
-    })
+    return pa.table(
+        {
+            "member_id": world.member_id.take(take),
+            "mbi": world.mbi.take(take),
+            "vendor_ref": world.vendor_ref.take(take),
+            "birth_date": _dates(world.birth_day[idx]),
+            "sex": pa.array(np.where(world.female[idx], "F", "M")),
+            "contract_id": pa.array([c.contract_id for c in world.contracts]).take(
+                pa.array(world.contract[idx].astype(np.int64))
+            ),
+            "region": pa.array(REGIONS).take(pa.array(world.region[idx].astype(np.int64))),
+            "dual_status": pa.array(world.dual[idx]),
+            "lis_status": pa.array(world.lis[idx]),
+            "enrollment_start": _dates(world.enroll_start[idx]),
+            "enrollment_end": pa.array(np.where(ended, world.enroll_end[idx], 0).astype(np.int32), type=pa.date32(), mask=~ended),
+            "has_diabetes": pa.array(world.diabetes[idx]),
+            "has_hypertension": pa.array(world.hypertension[idx]),
+            "has_hyperlipidemia": pa.array(world.hyperlipidemia[idx]),
+        }
+    )
 
 
 def care_gaps_snapshot(world: World, sim: SimResult, day: dt.date) -> pa.Table:
@@ -53,17 +57,21 @@ def care_gaps_snapshot(world: World, sim: SimResult, day: dt.date) -> pa.Table:
     closed = (state.close_day[idx] >= 0) & (state.close_day[idx] < d)
     source = close_source_codes(state.closed_by[idx])
     measure = pa.array(g.measure[idx].astype(np.int64))
-    return pa.table({
-        "gap_id": g.gap_ids.take(pa.array(idx.astype(np.int64))),
-        "member_id": world.member_id.take(pa.array(g.member[idx].astype(np.int64))),
-        "measure_code": pa.array(codes.MEASURES).take(measure),
-        "cms_measure_id": pa.array([codes.CMS_MEASURE_ID[m] for m in codes.MEASURES]).take(measure),
-        "measurement_year": pa.array(np.full(len(idx), day.year, dtype=np.int32)),
-        "gap_status": pa.array(np.where(closed, "CLOSED", "OPEN")),
-        "open_date": _dates(g.open_day[idx]),
-        "close_date": pa.array(np.where(closed, state.close_day[idx], 0).astype(np.int32), type=pa.date32(), mask=~closed),
-        "close_source": pa.array(np.array(codes.CLOSE_SOURCES, dtype=object)[np.maximum(source, 0)], mask=~closed, type=pa.string()),
-    })
+    return pa.table(
+        {
+            "gap_id": g.gap_ids.take(pa.array(idx.astype(np.int64))),
+            "member_id": world.member_id.take(pa.array(g.member[idx].astype(np.int64))),
+            "measure_code": pa.array(codes.MEASURES).take(measure),
+            "cms_measure_id": pa.array([codes.CMS_MEASURE_ID[m] for m in codes.MEASURES]).take(measure),
+            "measurement_year": pa.array(np.full(len(idx), day.year, dtype=np.int32)),
+            "gap_status": pa.array(np.where(closed, "CLOSED", "OPEN")),
+            "open_date": _dates(g.open_day[idx]),
+            "close_date": pa.array(np.where(closed, state.close_day[idx], 0).astype(np.int32), type=pa.date32(), mask=~closed),
+            "close_source": pa.array(
+                np.array(codes.CLOSE_SOURCES, dtype=object)[np.maximum(source, 0)], mask=~closed, type=pa.string()
+            ),
+        }
+    )
 
 
 def rx_fills(world: World, first_day: dt.date, last_day: dt.date) -> pa.Table:
@@ -72,13 +80,15 @@ def rx_fills(world: World, first_day: dt.date, last_day: dt.date) -> pa.Table:
     lo, hi = np.searchsorted(fills["fill_day"], [day_number(first_day), day_number(last_day) + 1])
     sel = np.arange(lo, hi)
     take = pa.array(sel.astype(np.int64))
-    return pa.table({
-        "fill_id": fills["fill_id"].take(take),
-        "member_id": world.member_id.take(pa.array(fills["member"][sel].astype(np.int64))),
-        "drug_class": pa.array(codes.DRUG_CLASSES).take(pa.array(fills["drug"][sel].astype(np.int64))),
-        "fill_date": _dates(fills["fill_day"][sel]),
-        "days_supply": pa.array(fills["days_supply"][sel]),
-    })
+    return pa.table(
+        {
+            "fill_id": fills["fill_id"].take(take),
+            "member_id": world.member_id.take(pa.array(fills["member"][sel].astype(np.int64))),
+            "drug_class": pa.array(codes.DRUG_CLASSES).take(pa.array(fills["drug"][sel].astype(np.int64))),
+            "fill_date": _dates(fills["fill_day"][sel]),
+            "days_supply": pa.array(fills["days_supply"][sel]),
+        }
+    )
 
 
 def contract_quality(world: World, day: dt.date) -> pa.Table:
@@ -96,19 +106,31 @@ def contract_quality(world: World, day: dt.date) -> pa.Table:
         rows.append((c.contract_id, "C18", readmit, stays, round(100 * readmit / stays, 2)))
         for measure in codes.CAHPS_MEASURES:
             respondents = int(rng.integers(350, 900))
-            rows.append((c.contract_id, measure, None, respondents, round(float(np.clip(c.rates[measure] + rng.normal(0, 0.4), 0, 100)), 1)))
+            rows.append(
+                (
+                    c.contract_id,
+                    measure,
+                    None,
+                    respondents,
+                    round(float(np.clip(c.rates[measure] + rng.normal(0, 0.4), 0, 100)), 1),
+                )
+            )
         complaints = int(round(c.rates["C28"] * members * year_share * 12 / 1000))
-        rows.append((c.contract_id, "C28", complaints, members, round(1000 * complaints / max(members, 1) / (year_share * 12), 2)))
+        rows.append(
+            (c.contract_id, "C28", complaints, members, round(1000 * complaints / max(members, 1) / (year_share * 12), 2))
+        )
         leavers = int(round(c.rates["C29"] / 100 * members))
         rows.append((c.contract_id, "C29", leavers, members, round(100 * leavers / max(members, 1), 1)))
         published = stream(world.seed, "last-published", c.contract_id)
         for measure, (mean, sd) in LAST_PUBLISHED.items():
             score = mean + sd * (c.quality_level + published.normal(0, 0.5))
             rows.append((c.contract_id, measure, None, max(members, 1), float(np.clip(round(score), 0, 100))))
-    return pa.table({
-        "contract_id": pa.array([r[0] for r in rows]),
-        "measure_id": pa.array([r[1] for r in rows]),
-        "numerator": pa.array([r[2] for r in rows], type=pa.int64()),
-        "denominator": pa.array([r[3] for r in rows], type=pa.int64()),
-        "score": pa.array([r[4] for r in rows], type=pa.float64()),
-    })
+    return pa.table(
+        {
+            "contract_id": pa.array([r[0] for r in rows]),
+            "measure_id": pa.array([r[1] for r in rows]),
+            "numerator": pa.array([r[2] for r in rows], type=pa.int64()),
+            "denominator": pa.array([r[3] for r in rows], type=pa.int64()),
+            "score": pa.array([r[4] for r in rows], type=pa.float64()),
+        }
+    )

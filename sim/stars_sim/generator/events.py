@@ -72,10 +72,17 @@ class Rows:
 
     def take(self, indices: np.ndarray) -> Rows:
         idx = pa.array(indices, type=pa.int64())
-        return Rows({k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[indices]) for k, v in self.cols.items()})
+        return Rows(
+            {k: (v.take(idx) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[indices]) for k, v in self.cols.items()}
+        )
 
     def slice(self, start: int, stop: int) -> Rows:
-        return Rows({k: (v.slice(start, stop - start) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[start:stop]) for k, v in self.cols.items()})
+        return Rows(
+            {
+                k: (v.slice(start, stop - start) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v[start:stop])
+                for k, v in self.cols.items()
+            }
+        )
 
 
 # --- lookups shared by the vendors ----------------------------------------------------------
@@ -150,7 +157,11 @@ def engage_chunks(world: World, sim: SimResult, day: dt.date) -> list[Callable[[
     first_row = np.concatenate([[0], np.cumsum(rows_per_unit)])
     quarter = (day.month - 1) // 3 + 1
     campaigns = pa.array(
-        [f"eng-{day.year}q{quarter}-{(m.lower() if m else 'wellness')}-{c}" for c in codes.ENGAGE_CHANNELS for m in list(codes.MEASURES) + [None]]
+        [
+            f"eng-{day.year}q{quarter}-{(m.lower() if m else 'wellness')}-{c}"
+            for c in codes.ENGAGE_CHANNELS
+            for m in list(codes.MEASURES) + [None]
+        ]
     )
 
     def build(chunk_index: int, lo: int, hi: int) -> Rows:
@@ -180,17 +191,19 @@ def engage_chunks(world: World, sim: SimResult, day: dt.date) -> list[Callable[[
 
         seq = first_row[lo] + np.arange(len(event), dtype=np.int64)
         ch, ms = msg_channel[msg_of_event], measure[msg_of_event]
-        return Rows({
-            "member": msg_member[msg_of_event],
-            "ts": ts,
-            "slot": ((ts - day_start) // MS_PER_HOUR).astype(np.int16),
-            "seq": seq,
-            "key": _key_hex(day, seq, world.seed * 7919 + 1),
-            "channel": ch,
-            "event": event,
-            "campaign": campaigns.take(pa.array(ch.astype(np.int64) * (len(codes.MEASURES) + 1) + ms)),
-            "measure": _MEASURE_TEXT.take(pa.array(ms.astype(np.int64))),
-        })
+        return Rows(
+            {
+                "member": msg_member[msg_of_event],
+                "ts": ts,
+                "slot": ((ts - day_start) // MS_PER_HOUR).astype(np.int16),
+                "seq": seq,
+                "key": _key_hex(day, seq, world.seed * 7919 + 1),
+                "channel": ch,
+                "event": event,
+                "campaign": campaigns.take(pa.array(ch.astype(np.int64) * (len(codes.MEASURES) + 1) + ms)),
+                "measure": _MEASURE_TEXT.take(pa.array(ms.astype(np.int64))),
+            }
+        )
 
     return [partial(build, i, lo, hi) for i, (lo, hi) in enumerate(_chunks_by_rows(rows_per_unit))]
 
@@ -227,25 +240,30 @@ def dialer_chunks(world: World, sim: SimResult, day: dt.date, late_part: bool) -
         for a, name in ((0, "live"), (1, "ivr")):
             sel = call_agent == a
             measure[sel] = campaign_measure(rng, name, call_mask[sel])
-        local_ms = CALLING_HOURS_MS[0] + np.floor(rng.random(n) * (CALLING_HOURS_MS[1] - CALLING_HOURS_MS[0]) / 1000).astype(np.int64) * 1000
+        local_ms = (
+            CALLING_HOURS_MS[0]
+            + np.floor(rng.random(n) * (CALLING_HOURS_MS[1] - CALLING_HOURS_MS[0]) / 1000).astype(np.int64) * 1000
+        )
         bounds = np.where(call_agent[:, None] == 0, DIALER_DURATION_S["LIVE"][disposition], DIALER_DURATION_S["IVR"][disposition])
         duration = bounds[:, 0] + np.floor(rng.random(n) * (bounds[:, 1] - bounds[:, 0])).astype(np.int64)
         name_index = np.where(call_agent == 0, rng.integers(0, len(codes.AGENT_NAMES), n), len(codes.AGENT_NAMES))
         seq = first_row[lo] + np.arange(n, dtype=np.int64)
         measure64 = pa.array(measure.astype(np.int64))
-        return Rows({
-            "member": call_member,
-            "ts": local_start + local_ms,
-            "slot": np.where(late_part & (local_ms >= LATE_PART_FROM_MS), LATE, MAIN).astype(np.int16),
-            "seq": seq,
-            "key": join_columns("DL", digits(np.full(n, day_offset(day)), 3), digits(seq, 9)),
-            "agent": call_agent,
-            "disposition": disposition,
-            "duration": duration,
-            "campaign": campaigns.take(measure64),
-            "measure": measure_text.take(measure64),
-            "agent_name": agent_names.take(pa.array(name_index.astype(np.int64))),
-        })
+        return Rows(
+            {
+                "member": call_member,
+                "ts": local_start + local_ms,
+                "slot": np.where(late_part & (local_ms >= LATE_PART_FROM_MS), LATE, MAIN).astype(np.int16),
+                "seq": seq,
+                "key": join_columns("DL", digits(np.full(n, day_offset(day)), 3), digits(seq, 9)),
+                "agent": call_agent,
+                "disposition": disposition,
+                "duration": duration,
+                "campaign": campaigns.take(measure64),
+                "measure": measure_text.take(measure64),
+                "agent_name": agent_names.take(pa.array(name_index.astype(np.int64))),
+            }
+        )
 
     return [partial(build, i, lo, hi) for i, (lo, hi) in enumerate(_chunks_by_rows(calls_per_unit))]
 
@@ -270,17 +288,19 @@ def ihwa_chunks(world: World, sim: SimResult, day: dt.date, late_part: bool) -> 
         seq = lo + np.arange(n, dtype=np.int64)
         visit_id = rows["visit_id"][sel]
         local_ms = rows["local_ms"][sel] // 60_000 * 60_000  # the vendor records minutes only
-        return Rows({
-            "member": rows["member"][sel],
-            "ts": local_start + local_ms,
-            "slot": np.where(late_part & (local_ms >= LATE_PART_FROM_MS), LATE, MAIN).astype(np.int16),
-            "seq": seq,
-            "key": join_columns("IH", digits(np.full(n, day_offset(day)), 3), digits(seq, 7)),
-            "visit_id": join_columns("V", digits(visit_id, 10)),
-            "status": rows["status"][sel],
-            "gap_codes": gap_codes_text(rows["gap_mask"][sel]),
-            "nurse": nurses.take(pa.array((visit_id * 7919) % len(codes.NURSE_NAMES))),
-        })
+        return Rows(
+            {
+                "member": rows["member"][sel],
+                "ts": local_start + local_ms,
+                "slot": np.where(late_part & (local_ms >= LATE_PART_FROM_MS), LATE, MAIN).astype(np.int16),
+                "seq": seq,
+                "key": join_columns("IH", digits(np.full(n, day_offset(day)), 3), digits(seq, 7)),
+                "visit_id": join_columns("V", digits(visit_id, 10)),
+                "status": rows["status"][sel],
+                "gap_codes": gap_codes_text(rows["gap_mask"][sel]),
+                "nurse": nurses.take(pa.array((visit_id * 7919) % len(codes.NURSE_NAMES))),
+            }
+        )
 
     return [partial(build, lo) for lo in range(0, max(len(order), 1), CHUNK_ROWS)]
 
@@ -335,17 +355,19 @@ def appointment_events(world: World, sim: SimResult, provider: str, day: dt.date
     for idx, status, event_ts, start, version in picks:
         booked = utc(a["booked_day"][idx], a["booked_ms"][idx])
         for j, i in enumerate(idx.tolist()):
-            events.append(AppointmentEvent(
-                appt_id=int(a["appt_id"][i]),
-                member=int(a["member"][i]),
-                measure=codes.MEASURES[int(a["measure"][i])],
-                status=str(status[j]),
-                version=int(version[j]),
-                event_utc_ms=int(event_ts[j]),
-                start_utc_ms=int(start[j]),
-                end_utc_ms=int(start[j] + a["duration_min"][i] * 60_000),
-                booked_utc_ms=int(booked[j]),
-            ))
+            events.append(
+                AppointmentEvent(
+                    appt_id=int(a["appt_id"][i]),
+                    member=int(a["member"][i]),
+                    measure=codes.MEASURES[int(a["measure"][i])],
+                    status=str(status[j]),
+                    version=int(version[j]),
+                    event_utc_ms=int(event_ts[j]),
+                    start_utc_ms=int(start[j]),
+                    end_utc_ms=int(start[j] + a["duration_min"][i] * 60_000),
+                    booked_utc_ms=int(booked[j]),
+                )
+            )
     events.sort(key=lambda e: (e.event_utc_ms, e.appt_id, e.version))
     return events
 

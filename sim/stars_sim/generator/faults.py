@@ -83,7 +83,11 @@ DEFAULT_RATES = {
 } | {kind: 1 / 7 for kind in FILE_FAULT_KINDS}
 
 REQUIRED_COLUMNS = {"ihwa": ("MBI", "STATUS_DATE", "VISIT_STATUS"), "dialer": ("Member Ref", "Call Start", "Disposition")}
-ADDED_COLUMN = {"ihwa": ("SOURCE_SYSTEM", "IHWA-EXPORT-V2"), "dialer": ("Queue", "STARS-OUTBOUND"), "engage": ("template_id", "tpl-2026-gap-reminder")}
+ADDED_COLUMN = {
+    "ihwa": ("SOURCE_SYSTEM", "IHWA-EXPORT-V2"),
+    "dialer": ("Queue", "STARS-OUTBOUND"),
+    "engage": ("template_id", "tpl-2026-gap-reminder"),
+}
 BUSY_ENGAGE_HOURS = tuple(range(15, 22))  # the busiest UTC hours, so a faulty hourly file has rows
 ENGAGE_ROWS_FOR_DRIFT = 400  # about 25 lines in one busy hour
 MAX_DELIVERY_LAG = 3
@@ -188,7 +192,9 @@ class FaultPlan:
         return None
 
     def quarantined_main(self, provider: str, day: dt.date) -> bool:
-        return any(f.provider == provider and f.kind in QUARANTINING_FILE_FAULTS and f.hour is None for f in self.content_faults(day))
+        return any(
+            f.provider == provider and f.kind in QUARANTINING_FILE_FAULTS and f.hour is None for f in self.content_faults(day)
+        )
 
     @cache
     def late_part(self, day: dt.date) -> ExtraFile | None:

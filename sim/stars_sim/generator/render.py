@@ -106,7 +106,9 @@ class Context:
                 "engage": events.engage_rows,
                 "dialer": events.dialer_rows,
             }.get(provider)
-            self._rows[key] = counter(self.world, self.sim, day) if counter else events.appointment_rows(self.world, self.sim, provider, day)
+            self._rows[key] = (
+                counter(self.world, self.sim, day) if counter else events.appointment_rows(self.world, self.sim, provider, day)
+            )
         return self._rows[key]
 
     def guaranteed_kinds(self, provider: str, day: dt.date) -> list[str]:
@@ -145,19 +147,29 @@ def _added(v):
 
 
 def _ihwa_canonical(rows):
-    status = pa.array([codes.IHWA_STATUS_CANONICAL[s] for s in codes.IHWA_STATUSES]).take(pa.array(rows["status"].astype(np.int64)))
+    status = pa.array([codes.IHWA_STATUS_CANONICAL[s] for s in codes.IHWA_STATUSES]).take(
+        pa.array(rows["status"].astype(np.int64))
+    )
     return pa.array(["IN_HOME"]).take(pa.array(np.zeros(len(rows), dtype=np.int64))), status, rows["gap_codes"]
 
 
 def _engage_canonical(rows):
-    channel = pa.array([codes.ENGAGE_CHANNEL_CANONICAL[c] for c in codes.ENGAGE_CHANNELS]).take(pa.array(rows["channel"].astype(np.int64)))
-    event = pa.array([codes.ENGAGE_EVENT_CANONICAL[e] for e in codes.ENGAGE_EVENTS]).take(pa.array(rows["event"].astype(np.int64)))
+    channel = pa.array([codes.ENGAGE_CHANNEL_CANONICAL[c] for c in codes.ENGAGE_CHANNELS]).take(
+        pa.array(rows["channel"].astype(np.int64))
+    )
+    event = pa.array([codes.ENGAGE_EVENT_CANONICAL[e] for e in codes.ENGAGE_EVENTS]).take(
+        pa.array(rows["event"].astype(np.int64))
+    )
     return channel, event, pc.fill_null(rows["measure"], "")
 
 
 def _dialer_canonical(rows):
-    channel = pa.array([codes.DIALER_AGENT_CANONICAL[a] for a in codes.DIALER_AGENT_TYPES]).take(pa.array(rows["agent"].astype(np.int64)))
-    event = pa.array([codes.DIALER_DISPOSITION_CANONICAL[d] for d in codes.DIALER_DISPOSITIONS]).take(pa.array(rows["disposition"].astype(np.int64)))
+    channel = pa.array([codes.DIALER_AGENT_CANONICAL[a] for a in codes.DIALER_AGENT_TYPES]).take(
+        pa.array(rows["agent"].astype(np.int64))
+    )
+    event = pa.array([codes.DIALER_DISPOSITION_CANONICAL[d] for d in codes.DIALER_DISPOSITIONS]).take(
+        pa.array(rows["disposition"].astype(np.int64))
+    )
     return channel, event, rows["measure"]
 
 
@@ -167,7 +179,9 @@ def _added_value(provider, variant):
 
 SPECS = {
     "ihwa": OutreachSpec(
-        provider="ihwa", id_attr="mbi", unknown_attr="unknown_mbi",
+        provider="ihwa",
+        id_attr="mbi",
+        unknown_attr="unknown_mbi",
         chunks=lambda ctx, day, late: events.ihwa_chunks(ctx.world, ctx.sim, day, late),
         header=lambda v: writers.ihwa_header(_missing(v), _added(v)),
         lines=lambda rows, ids, ts, ff, v: writers.ihwa_lines(rows, ids, ts, ff, _missing(v), _added_value("ihwa", v)),
@@ -175,7 +189,9 @@ SPECS = {
         canonical=_ihwa_canonical,
     ),
     "engage": OutreachSpec(
-        provider="engage", id_attr="member_id", unknown_attr="unknown_member_id",
+        provider="engage",
+        id_attr="member_id",
+        unknown_attr="unknown_member_id",
         chunks=lambda ctx, day, late: events.engage_chunks(ctx.world, ctx.sim, day),
         header=lambda v: None,
         lines=lambda rows, ids, ts, ff, v: writers.engage_lines(rows, ids, ts, ADDED_COLUMN["engage"] if _added(v) else None),
@@ -184,7 +200,9 @@ SPECS = {
         gzip_level=writers.GZIP_LEVEL,
     ),
     "dialer": OutreachSpec(
-        provider="dialer", id_attr="vendor_ref", unknown_attr="unknown_vendor_ref",
+        provider="dialer",
+        id_attr="vendor_ref",
+        unknown_attr="unknown_vendor_ref",
         chunks=lambda ctx, day, late: events.dialer_chunks(ctx.world, ctx.sim, day, late),
         header=lambda v: writers.dialer_header(_missing(v), _added(v)),
         lines=lambda rows, ids, ts, ff, v: writers.dialer_lines(rows, ids, ts, ff, _missing(v), _added_value("dialer", v)),
@@ -247,7 +265,9 @@ def _slot_table(ctx: Context, provider: str, day: dt.date, targets: dict[int, Sl
     return SlotTable(
         variants=variants,
         active=np.array([s in targets for s in slots]),
-        reason=np.array([REASONS.index(EXPECTED_REASON[variants[s].kind]) if quarantine[s] else -1 for s in slots], dtype=np.int8),
+        reason=np.array(
+            [REASONS.index(EXPECTED_REASON[variants[s].kind]) if quarantine[s] else -1 for s in slots], dtype=np.int8
+        ),
         name=pa.array([targets[s].rel_name if s in targets else "" for s in slots], type=pa.string()),
         day=np.array([day_number(targets[s].name_day) if s in targets else 0 for s in slots], dtype=np.int32),
     )
@@ -265,8 +285,13 @@ def render_outreach(ctx: Context, provider: str, day: dt.date, targets: dict[int
         # Opened on first use: an hourly batch with no events is not delivered at all.
         if s not in sinks:
             t = targets[s]
-            sinks[s] = writers.FileSink(ctx.out / t.rel_name, spec.header(t.variant), gzip_level=spec.gzip_level,
-                                        cp1252=bool(t.variant and t.variant.kind == "wrong_encoding"), bom=spec.bom)
+            sinks[s] = writers.FileSink(
+                ctx.out / t.rel_name,
+                spec.header(t.variant),
+                gzip_level=spec.gzip_level,
+                cp1252=bool(t.variant and t.variant.kind == "wrong_encoding"),
+                bom=spec.bom,
+            )
         return sinks[s]
 
     for s, t in targets.items():  # a daily batch has a header even without rows; a faulty file is always written
@@ -362,7 +387,9 @@ def _with_non_ascii_name(provider: str, rows: Rows) -> Rows:
     return changed
 
 
-def _record_outreach_truth(ctx, spec, table: SlotTable, ordered: Rows, event, slot_of, is_copy, source_row, fault, ordered_ts, ordered_ff, n) -> None:
+def _record_outreach_truth(
+    ctx, spec, table: SlotTable, ordered: Rows, event, slot_of, is_copy, source_row, fault, ordered_ts, ordered_ff, n
+) -> None:
     """Truth rows for the chunk's events, fault rows for its faulty rows and duplicate copies."""
     written = source_row >= 0
     original_written = np.zeros(n, dtype=bool)
@@ -380,19 +407,23 @@ def _record_outreach_truth(ctx, spec, table: SlotTable, ordered: Rows, event, sl
     expected[(table.reason[t_slot] < 0) & (t_fault < 0)] = 0
     sub = ordered.take(truth_at)
     channel, event_type, measures = spec.canonical(sub)
-    ctx.truth.add_outreach(pa.table({
-        "provider": pa.array(np.full(len(truth_at), spec.provider)),
-        "event_key": sub["key"],
-        "member_id": ctx.world.member_id.take(pa.array(sub["member"].astype(np.int64))),
-        "channel": channel,
-        "event_type": event_type,
-        "event_ts": pa.array(ordered_ts[truth_at] * 1000, type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "measure_codes": measures,
-        "delivery_date": pa.array(table.day[t_slot], type=pa.date32()),
-        "file_name": table.name.take(pa.array(t_slot)),
-        "source_row": pa.array(source_row[truth_at], type=pa.int64()),
-        "expected": pa.array(REASONS).take(pa.array(expected.astype(np.int64))),
-    }))
+    ctx.truth.add_outreach(
+        pa.table(
+            {
+                "provider": pa.array(np.full(len(truth_at), spec.provider)),
+                "event_key": sub["key"],
+                "member_id": ctx.world.member_id.take(pa.array(sub["member"].astype(np.int64))),
+                "channel": channel,
+                "event_type": event_type,
+                "event_ts": pa.array(ordered_ts[truth_at] * 1000, type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                "measure_codes": measures,
+                "delivery_date": pa.array(table.day[t_slot], type=pa.date32()),
+                "file_name": table.name.take(pa.array(t_slot)),
+                "source_row": pa.array(source_row[truth_at], type=pa.int64()),
+                "expected": pa.array(REASONS).take(pa.array(expected.astype(np.int64))),
+            }
+        )
+    )
 
     # Row faults at the event's truth line (not in quarantined files), duplicates at each copy.
     faulty = truth_at[(t_fault > 0) & (table.reason[t_slot] < 0)]
@@ -410,15 +441,19 @@ def _record_outreach_truth(ctx, spec, table: SlotTable, ordered: Rows, event, sl
         kinds.append("duplicate_event")
         details.append(f"copy of {names[slot_of[original]]}:{source_row[original]}")
     where = np.concatenate([faulty, copy_at])
-    ctx.truth.add_faults(pa.table({
-        "provider": pa.array(np.full(len(where), spec.provider)),
-        "delivery_date": pa.array(table.day[slot_of[where]], type=pa.date32()),
-        "file_name": table.name.take(pa.array(slot_of[where])),
-        "source_row": pa.array(source_row[where], type=pa.int64()),
-        "fault_kind": pa.array(kinds, type=pa.string()),
-        "expected_reason": pa.array([EXPECTED_REASON[k] for k in kinds], type=pa.string()),
-        "detail": pa.array(details, type=pa.string()),
-    }))
+    ctx.truth.add_faults(
+        pa.table(
+            {
+                "provider": pa.array(np.full(len(where), spec.provider)),
+                "delivery_date": pa.array(table.day[slot_of[where]], type=pa.date32()),
+                "file_name": table.name.take(pa.array(slot_of[where])),
+                "source_row": pa.array(source_row[where], type=pa.int64()),
+                "fault_kind": pa.array(kinds, type=pa.string()),
+                "expected_reason": pa.array([EXPECTED_REASON[k] for k in kinds], type=pa.string()),
+                "detail": pa.array(details, type=pa.string()),
+            }
+        )
+    )
 
 
 def _record_file_faults(ctx: Context, provider: str, target: SlotTarget) -> None:
@@ -435,8 +470,14 @@ def _record_file_faults(ctx: Context, provider: str, target: SlotTarget) -> None
             detail = f"extra column {variant.column!r}"
         ctx.truth.add_fault(provider, target.name_day, target.rel_name, variant.kind, EXPECTED_REASON[variant.kind], detail)
     if target.late is not None:
-        ctx.truth.add_fault(provider, target.name_day, target.rel_name, "late_file", "late_file",
-                            f"second file of {target.name_day.isoformat()}, delivered {target.delivered.isoformat()}")
+        ctx.truth.add_fault(
+            provider,
+            target.name_day,
+            target.rel_name,
+            "late_file",
+            "late_file",
+            f"second file of {target.name_day.isoformat()}, delivered {target.delivered.isoformat()}",
+        )
 
 
 # --- appointment EMRs -------------------------------------------------------------------------
@@ -449,7 +490,11 @@ def render_emr(ctx: Context, provider: str, day: dt.date, target: SlotTarget) ->
     rng = stream(world.seed, "faults", provider, day, 0)
     booking = np.array([e.status == "BOOKED" for e in evs], dtype=bool)
     everyone = np.ones(n, dtype=bool)
-    kinds = {k: (booking if k == "start_before_booking" else everyone) for k in ROW_FAULT_KINDS if provider in APPLIES_TO[k] and ctx.rates[k] > 0}
+    kinds = {
+        k: (booking if k == "start_before_booking" else everyone)
+        for k in ROW_FAULT_KINDS
+        if provider in APPLIES_TO[k] and ctx.rates[k] > 0
+    }
     fault = assign_row_faults(rng, n, ctx.rates, kinds, ctx.guaranteed_kinds(provider, day), chance=n >= RANDOM_FAULT_MIN_ROWS)
     members = pa.array(np.array([e.member for e in evs], dtype=np.int64), type=pa.int64())
     id_attr, pool_attr = ("mbi", "unknown_mbi") if provider == "emr_north" else ("member_id", "unknown_member_id")
@@ -473,13 +518,23 @@ def render_emr(ctx: Context, provider: str, day: dt.date, target: SlotTarget) ->
             key = f"{appointment}/_history/{e.version}"
             resources.append(writers.fhir_appointment(e, appointment, ids[i], start, end))
         reason = "loaded" if fault[i] < 0 else EXPECTED_REASON[ROW_FAULT_KINDS[fault[i]]]
-        truth_rows.append({
-            "provider": provider, "event_key": key, "appointment_key": f"{provider}:{appointment}",
-            "member_id": member_ids[i], "status": e.status,
-            "start_ts": _utc(start), "booked_ts": _utc(e.booked_utc_ms), "event_ts": _utc(e.event_utc_ms),
-            "measure_code": e.measure, "delivery_date": target.name_day, "file_name": target.rel_name,
-            "source_row": i + 1, "expected": reason,
-        })
+        truth_rows.append(
+            {
+                "provider": provider,
+                "event_key": key,
+                "appointment_key": f"{provider}:{appointment}",
+                "member_id": member_ids[i],
+                "status": e.status,
+                "start_ts": _utc(start),
+                "booked_ts": _utc(e.booked_utc_ms),
+                "event_ts": _utc(e.event_utc_ms),
+                "measure_code": e.measure,
+                "delivery_date": target.name_day,
+                "file_name": target.rel_name,
+                "source_row": i + 1,
+                "expected": reason,
+            }
+        )
         if fault[i] >= 0:
             fault_rows.append((i + 1, ROW_FAULT_KINDS[fault[i]], _row_fault_detail(int(fault[i]), 0, 0, 0)))
 
@@ -504,8 +559,13 @@ def _utc(ms: int) -> dt.datetime:
 def regular_targets(ctx: Context, provider: str, day: dt.date) -> dict[int, SlotTarget]:
     plan = ctx.plan
     if provider == "engage":
-        return {h: SlotTarget(file_name("engage", day, h), day, day, h * 60 + 59, plan.content_fault("engage", day, h)) for h in range(24)}
-    targets = {MAIN: SlotTarget(file_name(provider, day), day, day, DELIVERY_MINUTE.get(provider, 0), plan.content_fault(provider, day))}
+        return {
+            h: SlotTarget(file_name("engage", day, h), day, day, h * 60 + 59, plan.content_fault("engage", day, h))
+            for h in range(24)
+        }
+    targets = {
+        MAIN: SlotTarget(file_name(provider, day), day, day, DELIVERY_MINUTE.get(provider, 0), plan.content_fault(provider, day))
+    }
     late = plan.late_part(day)
     if late is not None and late.provider == provider and late.delivered <= ctx.end:
         targets[LATE] = late_target(ctx, late)
@@ -513,7 +573,13 @@ def regular_targets(ctx: Context, provider: str, day: dt.date) -> dict[int, Slot
 
 
 def late_target(ctx: Context, late: ExtraFile) -> SlotTarget:
-    return SlotTarget(file_name(late.provider, late.name_day, suffix=ctx.plan.suffix(late)), late.name_day, late.delivered, LATE_MINUTE, late=late)
+    return SlotTarget(
+        file_name(late.provider, late.name_day, suffix=ctx.plan.suffix(late)),
+        late.name_day,
+        late.delivered,
+        LATE_MINUTE,
+        late=late,
+    )
 
 
 def render_provider_day(ctx: Context, provider: str, day: dt.date, targets: dict[int, SlotTarget]) -> None:
@@ -550,7 +616,9 @@ def _deliver_copy(ctx: Context, copy: ExtraFile, day: dt.date) -> None:
             return  # an hourly batch without events was never delivered, so there is nothing to resend
         shutil.copyfile(ctx.out / source, ctx.out / target.rel_name)
         rows = next(f.rows for f in ctx.files if f.rel_name == source)
-        ctx.truth.add_fault(copy.provider, day, target.rel_name, "redelivered_file", "duplicate_file", f"identical copy of {source}")
+        ctx.truth.add_fault(
+            copy.provider, day, target.rel_name, "redelivered_file", "duplicate_file", f"identical copy of {source}"
+        )
         ctx.finish_file(target, copy.provider, rows)
     else:
         # The original predates this run, so here the copy is the only delivery of its rows.

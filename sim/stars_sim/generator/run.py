@@ -37,7 +37,9 @@ def validate_options(members: int, days: int, start_date: dt.date, outreach_rows
     if days < 1:
         raise ValueError(f"--days must be at least 1, got {days}")
     if start_date < codes.EPOCH:
-        raise ValueError(f"--start-date must be {codes.EPOCH.isoformat()} or later (the simulated world starts then), got {start_date.isoformat()}")
+        raise ValueError(
+            f"--start-date must be {codes.EPOCH.isoformat()} or later (the simulated world starts then), got {start_date.isoformat()}"
+        )
     end = start_date + dt.timedelta(days=days - 1)
     if end > codes.LAST_SUPPORTED_DAY:
         raise ValueError(f"the window must end by {codes.LAST_SUPPORTED_DAY.isoformat()}, got {end.isoformat()}")
@@ -66,7 +68,9 @@ def generate(
     say = progress or (lambda message: None)
 
     world = build_world(seed, members)
-    say(f"world: {members} members in {len(world.contracts)} contracts; simulating {codes.EPOCH.isoformat()} to {end.isoformat()}")
+    say(
+        f"world: {members} members in {len(world.contracts)} contracts; simulating {codes.EPOCH.isoformat()} to {end.isoformat()}"
+    )
     sim = Simulation(world, outreach_rows_per_day).run(end, keep_from=start_date - dt.timedelta(days=MAX_DELIVERY_LAG))
     truth = TruthWriter(out)
     ctx = Context(world, sim, None, out, start_date, end, truth)  # type: ignore[arg-type]
@@ -78,8 +82,15 @@ def generate(
         deliver_day(ctx, day)
         write_edw_day(ctx, day)
         written = ctx.files[before_files:]
-        per_provider = {p: (sum(1 for f in written if f.provider == p), sum(f.rows for f in written if f.provider == p)) for p in codes.ALL_PROVIDERS}
-        say(f"{day.isoformat()}  " + "  ".join(f"{p} {n}f/{r}r" for p, (n, r) in per_provider.items()) + f"  faults +{sum(truth.faults_by_kind.values()) - before_faults}")
+        per_provider = {
+            p: (sum(1 for f in written if f.provider == p), sum(f.rows for f in written if f.provider == p))
+            for p in codes.ALL_PROVIDERS
+        }
+        say(
+            f"{day.isoformat()}  "
+            + "  ".join(f"{p} {n}f/{r}r" for p, (n, r) in per_provider.items())
+            + f"  faults +{sum(truth.faults_by_kind.values()) - before_faults}"
+        )
         day += dt.timedelta(days=1)
 
     summary = RunSummary(out, start_date, end)
@@ -92,9 +103,14 @@ def generate(
     manifest = {
         "generator_version": GENERATOR_VERSION,
         "options": {
-            "seed": seed, "members": members, "days": days, "start_date": start_date.isoformat(),
-            "end_date": end.isoformat(), "outreach_rows_per_day": outreach_rows_per_day,
-            "faults": faults, "fault_rates": rates,
+            "seed": seed,
+            "members": members,
+            "days": days,
+            "start_date": start_date.isoformat(),
+            "end_date": end.isoformat(),
+            "outreach_rows_per_day": outreach_rows_per_day,
+            "faults": faults,
+            "fault_rates": rates,
         },
         "files_by_provider": summary.files_by_provider,
         "rows_by_provider": summary.rows_by_provider,

@@ -106,10 +106,21 @@ class SimResult:
 
 
 APPOINTMENT_COLUMNS = {
-    "appt_id": np.int64, "emr": np.int8, "member": np.int32, "measure": np.int8,
-    "booked_day": np.int64, "booked_ms": np.int64, "start1_day": np.int64, "start1_ms": np.int64,
-    "duration_min": np.int64, "resched_day": np.int64, "resched_ms": np.int64,
-    "start2_day": np.int64, "start2_ms": np.int64, "outcome": np.int8, "outcome_day": np.int64,
+    "appt_id": np.int64,
+    "emr": np.int8,
+    "member": np.int32,
+    "measure": np.int8,
+    "booked_day": np.int64,
+    "booked_ms": np.int64,
+    "start1_day": np.int64,
+    "start1_ms": np.int64,
+    "duration_min": np.int64,
+    "resched_day": np.int64,
+    "resched_ms": np.int64,
+    "start2_day": np.int64,
+    "start2_ms": np.int64,
+    "outcome": np.int8,
+    "outcome_day": np.int64,
     "outcome_ms": np.int64,
 }
 
@@ -216,7 +227,9 @@ class Simulation:
 
             self._close_gaps(rng, state, open_idx, reach_level, pending_visits.pop(d, []), pending_appointments.pop(d, []), d)
 
-        appointments = {name: np.concatenate([p[name] for p in appointment_parts]).astype(t) for name, t in APPOINTMENT_COLUMNS.items()}
+        appointments = {
+            name: np.concatenate([p[name] for p in appointment_parts]).astype(t) for name, t in APPOINTMENT_COLUMNS.items()
+        }
         return SimResult(world.seed, first, last, day_states, appointments, gap_states)
 
     # --- pieces of a day ---------------------------------------------------------------
@@ -233,7 +246,9 @@ class Simulation:
         expected = 0.0
         for channel, (gap_rate, wellness_rate) in DEFAULT_RATES.items():
             audience = (day.audience & AUDIENCE_BIT[channel]) > 0
-            expected += ROWS_PER_TOUCH[channel] * (gap_rate * np.count_nonzero(audience & has_gap) + wellness_rate * np.count_nonzero(audience))
+            expected += ROWS_PER_TOUCH[channel] * (
+                gap_rate * np.count_nonzero(audience & has_gap) + wellness_rate * np.count_nonzero(audience)
+            )
         return self.rows_override / expected if expected > 0 else 0.0
 
     def _book_appointments(self, rng, reach_level, can_book, appointment_until, mask, d, first_id) -> dict:
@@ -289,7 +304,9 @@ class Simulation:
         # Completed in-home visits close some of the gaps they addressed.
         if visit_closures:
             addressed = np.zeros(self.world.n_members, dtype=np.uint8)
-            np.bitwise_or.at(addressed, np.concatenate([a for a, _ in visit_closures]), np.concatenate([b for _, b in visit_closures]))
+            np.bitwise_or.at(
+                addressed, np.concatenate([a for a, _ in visit_closures]), np.concatenate([b for _, b in visit_closures])
+            )
             hit = ((addressed[open_member] >> open_measure.astype(np.uint8)) & 1).astype(bool)
             cause[(cause < 0) & hit & (u[1] < _IN_HOME_CLOSE_PROB[open_measure])] = 2
         # Otherwise the baseline chance, raised for members outreach reached today.

@@ -136,7 +136,9 @@ def _split(local_ms: np.ndarray):
 def format_datetime_space(local_ms: np.ndarray) -> pa.StringArray:
     """YYYY-MM-DD HH:MM:SS"""
     y, m, d, hh, mi, ss = _split(local_ms)
-    return join_columns(digits(y, 4), "-", digits(m, 2), "-", digits(d, 2), " ", digits(hh, 2), ":", digits(mi, 2), ":", digits(ss, 2))
+    return join_columns(
+        digits(y, 4), "-", digits(m, 2), "-", digits(d, 2), " ", digits(hh, 2), ":", digits(mi, 2), ":", digits(ss, 2)
+    )
 
 
 def format_mdy(local_ms: np.ndarray) -> pa.StringArray:
@@ -159,7 +161,9 @@ def prefixed_number(prefix: str, values: np.ndarray, width: int) -> pa.StringArr
 
 # Two hex digits for every byte value.
 _HEX_PAIRS = {
-    upper: np.frombuffer("".join(f"{b:02X}" if upper else f"{b:02x}" for b in range(256)).encode(), dtype=np.uint8).reshape(256, 2)
+    upper: np.frombuffer("".join(f"{b:02X}" if upper else f"{b:02x}" for b in range(256)).encode(), dtype=np.uint8).reshape(
+        256, 2
+    )
     for upper in (False, True)
 }
 
@@ -190,5 +194,7 @@ def lines_bytes(lines: pa.Array) -> memoryview:
         return memoryview(b"")
     width = 8 if pa.types.is_large_string(lines.type) else 4
     bufs = lines.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64 if width == 8 else np.int32, count=len(lines) + 1, offset=lines.offset * width)
+    offsets = np.frombuffer(
+        bufs[1], dtype=np.int64 if width == 8 else np.int32, count=len(lines) + 1, offset=lines.offset * width
+    )
     return memoryview(bufs[2])[int(offsets[0]) : int(offsets[-1])]

@@ -20,23 +20,49 @@ from .writers import PARQUET_OPTIONS, write_parquet
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
-OUTREACH_EVENTS_SCHEMA = pa.schema([
-    ("provider", pa.string()), ("event_key", pa.string()), ("member_id", pa.string()),
-    ("channel", pa.string()), ("event_type", pa.string()), ("event_ts", UTC_TS),
-    ("measure_codes", pa.string()), ("delivery_date", pa.date32()), ("file_name", pa.string()),
-    ("source_row", pa.int64()), ("expected", pa.string()),
-])
-APPOINTMENT_EVENTS_SCHEMA = pa.schema([
-    ("provider", pa.string()), ("event_key", pa.string()), ("appointment_key", pa.string()),
-    ("member_id", pa.string()), ("status", pa.string()), ("start_ts", UTC_TS), ("booked_ts", UTC_TS),
-    ("event_ts", UTC_TS), ("measure_code", pa.string()), ("delivery_date", pa.date32()),
-    ("file_name", pa.string()), ("source_row", pa.int64()), ("expected", pa.string()),
-])
-FAULTS_SCHEMA = pa.schema([
-    ("provider", pa.string()), ("delivery_date", pa.date32()), ("file_name", pa.string()),
-    ("source_row", pa.int64()), ("fault_kind", pa.string()), ("expected_reason", pa.string()),
-    ("detail", pa.string()),
-])
+OUTREACH_EVENTS_SCHEMA = pa.schema(
+    [
+        ("provider", pa.string()),
+        ("event_key", pa.string()),
+        ("member_id", pa.string()),
+        ("channel", pa.string()),
+        ("event_type", pa.string()),
+        ("event_ts", UTC_TS),
+        ("measure_codes", pa.string()),
+        ("delivery_date", pa.date32()),
+        ("file_name", pa.string()),
+        ("source_row", pa.int64()),
+        ("expected", pa.string()),
+    ]
+)
+APPOINTMENT_EVENTS_SCHEMA = pa.schema(
+    [
+        ("provider", pa.string()),
+        ("event_key", pa.string()),
+        ("appointment_key", pa.string()),
+        ("member_id", pa.string()),
+        ("status", pa.string()),
+        ("start_ts", UTC_TS),
+        ("booked_ts", UTC_TS),
+        ("event_ts", UTC_TS),
+        ("measure_code", pa.string()),
+        ("delivery_date", pa.date32()),
+        ("file_name", pa.string()),
+        ("source_row", pa.int64()),
+        ("expected", pa.string()),
+    ]
+)
+FAULTS_SCHEMA = pa.schema(
+    [
+        ("provider", pa.string()),
+        ("delivery_date", pa.date32()),
+        ("file_name", pa.string()),
+        ("source_row", pa.int64()),
+        ("fault_kind", pa.string()),
+        ("expected_reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
 
 
 def _dates(day_numbers: np.ndarray) -> pa.Array:
@@ -52,7 +78,9 @@ class TruthWriter:
         self.dir = out_dir / "_truth"
         self.dir.mkdir(parents=True, exist_ok=True)
         # Event keys and member ids are nearly unique: dictionary-encode only the repetitive columns.
-        options = PARQUET_OPTIONS | {"use_dictionary": ["provider", "channel", "event_type", "measure_codes", "file_name", "expected"]}
+        options = PARQUET_OPTIONS | {
+            "use_dictionary": ["provider", "channel", "event_type", "measure_codes", "file_name", "expected"]
+        }
         self._outreach = pq.ParquetWriter(self.dir / "outreach_events.parquet", OUTREACH_EVENTS_SCHEMA, **options)
         self._faults = pq.ParquetWriter(self.dir / "faults.parquet", FAULTS_SCHEMA, **PARQUET_OPTIONS)
         self._appointment_rows: list[dict] = []
@@ -75,12 +103,29 @@ class TruthWriter:
             self._faults.write_table(table.cast(FAULTS_SCHEMA))
             _count_into(self.faults_by_kind, table["fault_kind"])
 
-    def add_fault(self, provider: str, delivery_date: dt.date, file_name: str, kind: str, reason: str, detail: str, source_row: int | None = None) -> None:
-        self.add_faults(pa.table({
-            "provider": [provider], "delivery_date": [delivery_date], "file_name": [file_name],
-            "source_row": pa.array([source_row], type=pa.int64()), "fault_kind": [kind],
-            "expected_reason": [reason], "detail": [detail],
-        }))
+    def add_fault(
+        self,
+        provider: str,
+        delivery_date: dt.date,
+        file_name: str,
+        kind: str,
+        reason: str,
+        detail: str,
+        source_row: int | None = None,
+    ) -> None:
+        self.add_faults(
+            pa.table(
+                {
+                    "provider": [provider],
+                    "delivery_date": [delivery_date],
+                    "file_name": [file_name],
+                    "source_row": pa.array([source_row], type=pa.int64()),
+                    "fault_kind": [kind],
+                    "expected_reason": [reason],
+                    "detail": [detail],
+                }
+            )
+        )
 
     def finish(self, world: World, sim: SimResult, start: dt.date, end: dt.date, manifest: dict) -> None:
         self._outreach.close()
@@ -123,25 +168,27 @@ def final_appointments(events: pa.Table) -> pa.Table:
 
 def members_truth(world: World) -> pa.Table:
     enrolled_to = world.enroll_end < NO_END
-    return pa.table({
-        "member_id": world.member_id,
-        "mbi": world.mbi,
-        "vendor_ref": world.vendor_ref,
-        "contract_id": pa.array([c.contract_id for c in world.contracts]).take(pa.array(world.contract.astype(np.int64))),
-        "region": pa.array(REGIONS).take(pa.array(world.region.astype(np.int64))),
-        "emr": pa.array(codes.EMR_PROVIDERS).take(pa.array(world.emr.astype(np.int64))),
-        "birth_date": _dates(world.birth_day),
-        "sex": pa.array(np.where(world.female, "F", "M")),
-        "dual_status": world.dual,
-        "lis_status": world.lis,
-        "has_diabetes": world.diabetes,
-        "has_hypertension": world.hypertension,
-        "has_hyperlipidemia": world.hyperlipidemia,
-        "enrollment_start": _dates(world.enroll_start),
-        "enrollment_end": _nullable_dates(np.where(enrolled_to, world.enroll_end, 0), enrolled_to),
-        "has_phone": world.has_phone,
-        "has_email": world.has_email,
-    })
+    return pa.table(
+        {
+            "member_id": world.member_id,
+            "mbi": world.mbi,
+            "vendor_ref": world.vendor_ref,
+            "contract_id": pa.array([c.contract_id for c in world.contracts]).take(pa.array(world.contract.astype(np.int64))),
+            "region": pa.array(REGIONS).take(pa.array(world.region.astype(np.int64))),
+            "emr": pa.array(codes.EMR_PROVIDERS).take(pa.array(world.emr.astype(np.int64))),
+            "birth_date": _dates(world.birth_day),
+            "sex": pa.array(np.where(world.female, "F", "M")),
+            "dual_status": world.dual,
+            "lis_status": world.lis,
+            "has_diabetes": world.diabetes,
+            "has_hypertension": world.hypertension,
+            "has_hyperlipidemia": world.hyperlipidemia,
+            "enrollment_start": _dates(world.enroll_start),
+            "enrollment_end": _nullable_dates(np.where(enrolled_to, world.enroll_end, 0), enrolled_to),
+            "has_phone": world.has_phone,
+            "has_email": world.has_email,
+        }
+    )
 
 
 def contracts_truth(world: World) -> pa.Table:
@@ -149,15 +196,17 @@ def contracts_truth(world: World) -> pa.Table:
     for c in world.contracts:
         for measure, value in c.rates.items():
             cms_id = codes.CMS_MEASURE_ID.get(measure, measure)
-            rows.append({
-                "contract_id": c.contract_id,
-                "region": c.region,
-                "quality_level": c.quality_level,
-                "measure_code": measure if measure in codes.CMS_MEASURE_ID else None,
-                "cms_measure_id": cms_id,
-                "true_rate": value,
-                "rate_kind": _rate_kind(cms_id),
-            })
+            rows.append(
+                {
+                    "contract_id": c.contract_id,
+                    "region": c.region,
+                    "quality_level": c.quality_level,
+                    "measure_code": measure if measure in codes.CMS_MEASURE_ID else None,
+                    "cms_measure_id": cms_id,
+                    "true_rate": value,
+                    "rate_kind": _rate_kind(cms_id),
+                }
+            )
     return pa.Table.from_pylist(rows)
 
 
@@ -183,17 +232,27 @@ def care_gaps_truth(world: World, sim: SimResult, start: dt.date, end: dt.date) 
         g = state.gaps
         closed = state.close_day >= 0
         source = close_source_codes(state.closed_by)
-        tables.append(pa.table({
-            "gap_id": g.gap_ids,
-            "member_id": world.member_id.take(pa.array(g.member.astype(np.int64))),
-            "measure_code": pa.array(codes.MEASURES).take(pa.array(g.measure.astype(np.int64))),
-            "cms_measure_id": pa.array([codes.CMS_MEASURE_ID[m] for m in codes.MEASURES]).take(pa.array(g.measure.astype(np.int64))),
-            "measurement_year": pa.array(np.full(len(g), year, dtype=np.int32)),
-            "open_date": _dates(g.open_day),
-            "closable_until": _dates(g.until_day),
-            "close_date": _nullable_dates(np.where(closed, state.close_day, 0), closed),
-            "close_source": pa.array(np.array(codes.CLOSE_SOURCES, dtype=object)[np.maximum(source, 0)], mask=~closed, type=pa.string()),
-            "closed_by": pa.array(np.array(CLOSED_BY, dtype=object)[np.maximum(state.closed_by, 0)], mask=~closed, type=pa.string()),
-            "opened_by_window_end": pa.array(g.open_day <= day_number(end)),
-        }))
+        tables.append(
+            pa.table(
+                {
+                    "gap_id": g.gap_ids,
+                    "member_id": world.member_id.take(pa.array(g.member.astype(np.int64))),
+                    "measure_code": pa.array(codes.MEASURES).take(pa.array(g.measure.astype(np.int64))),
+                    "cms_measure_id": pa.array([codes.CMS_MEASURE_ID[m] for m in codes.MEASURES]).take(
+                        pa.array(g.measure.astype(np.int64))
+                    ),
+                    "measurement_year": pa.array(np.full(len(g), year, dtype=np.int32)),
+                    "open_date": _dates(g.open_day),
+                    "closable_until": _dates(g.until_day),
+                    "close_date": _nullable_dates(np.where(closed, state.close_day, 0), closed),
+                    "close_source": pa.array(
+                        np.array(codes.CLOSE_SOURCES, dtype=object)[np.maximum(source, 0)], mask=~closed, type=pa.string()
+                    ),
+                    "closed_by": pa.array(
+                        np.array(CLOSED_BY, dtype=object)[np.maximum(state.closed_by, 0)], mask=~closed, type=pa.string()
+                    ),
+                    "opened_by_window_end": pa.array(g.open_day <= day_number(end)),
+                }
+            )
+        )
     return pa.concat_tables(tables)

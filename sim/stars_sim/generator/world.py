@@ -22,21 +22,52 @@ NO_END = 10**6  # day number standing for "still enrolled"
 # 2026 national means / sds across MA-PD contracts (STARS.md section 4; CAHPS, C28 and C29 from
 # CMS's 2026 Measure Data table). "lower" marks measures where a lower value is better.
 NATIONAL = {
-    "BCS": (74.1, 8.5), "COL": (71.3, 9.9), "EED": (77.7, 8.7), "GSD": (85.2, 8.6),
-    "CBP": (79.0, 6.6), "TRC": (63.2, 13.8), "C18": (10.2, 1.9),
-    "D08": (87.1, 2.9), "D09": (89.6, 2.6), "D10": (88.9, 2.7),
-    "C22": (81.3, 3.3), "C23": (83.9, 2.9), "C24": (90.3, 2.1), "C25": (86.8, 2.2),
-    "C26": (86.9, 3.0), "C27": (87.3, 2.0), "C28": (0.24, 0.31), "C29": (16.3, 12.0),
+    "BCS": (74.1, 8.5),
+    "COL": (71.3, 9.9),
+    "EED": (77.7, 8.7),
+    "GSD": (85.2, 8.6),
+    "CBP": (79.0, 6.6),
+    "TRC": (63.2, 13.8),
+    "C18": (10.2, 1.9),
+    "D08": (87.1, 2.9),
+    "D09": (89.6, 2.6),
+    "D10": (88.9, 2.7),
+    "C22": (81.3, 3.3),
+    "C23": (83.9, 2.9),
+    "C24": (90.3, 2.1),
+    "C25": (86.8, 2.2),
+    "C26": (86.9, 3.0),
+    "C27": (87.3, 2.0),
+    "C28": (0.24, 0.31),
+    "C29": (16.3, 12.0),
 }
 LOWER_IS_BETTER = {"C18", "C28", "C29"}
 # Measures the plan's member-level data cannot compute: the warehouse extract carries each contract's last
 # published score (2026 Star Ratings), drawn here around the 2026 MA-PD mean / sd from CMS's Measure Data.
 LAST_PUBLISHED = {
-    "C03": (66.5, 8.4), "C04": (70.9, 3.3), "C05": (84.2, 3.0), "C06": (50.6, 6.3), "C07": (74.5, 15.9),
-    "C08": (94.8, 8.9), "C09": (94.1, 9.3), "C10": (44.7, 15.4), "C13": (61.8, 12.6), "C15": (58.2, 8.5),
-    "C16": (45.5, 4.9), "C17": (77.3, 15.0), "C19": (86.7, 3.8), "C21": (60.8, 9.5), "C31": (97.7, 5.1),
-    "C32": (97.1, 4.0), "C33": (97.4, 4.0), "D01": (98.0, 4.0), "D05": (87.2, 2.4), "D06": (89.6, 1.8),
-    "D07": (98.1, 3.6), "D11": (90.5, 6.8), "D12": (87.4, 3.7),
+    "C03": (66.5, 8.4),
+    "C04": (70.9, 3.3),
+    "C05": (84.2, 3.0),
+    "C06": (50.6, 6.3),
+    "C07": (74.5, 15.9),
+    "C08": (94.8, 8.9),
+    "C09": (94.1, 9.3),
+    "C10": (44.7, 15.4),
+    "C13": (61.8, 12.6),
+    "C15": (58.2, 8.5),
+    "C16": (45.5, 4.9),
+    "C17": (77.3, 15.0),
+    "C19": (86.7, 3.8),
+    "C21": (60.8, 9.5),
+    "C31": (97.7, 5.1),
+    "C32": (97.1, 4.0),
+    "C33": (97.4, 4.0),
+    "D01": (98.0, 4.0),
+    "D05": (87.2, 2.4),
+    "D06": (89.6, 1.8),
+    "D07": (98.1, 3.6),
+    "D11": (90.5, 6.8),
+    "D12": (87.4, 3.7),
 }
 # Contract quality levels (in sds from the national mean), shuffled per seed so the five
 # contracts land in different star bands.
@@ -222,7 +253,13 @@ class World:
         member, drug = self.drug_users
         n = len(member)
         jan1, dec31 = day_number(dt.date(year, 1, 1)), day_number(dt.date(year, 12, 31))
-        target = np.select([drug == k for k in range(3)], [self.rate(self.contract[member], codes.ADHERENCE_MEASURE[c]) for c in codes.DRUG_CLASSES]) / 100.0
+        target = (
+            np.select(
+                [drug == k for k in range(3)],
+                [self.rate(self.contract[member], codes.ADHERENCE_MEASURE[c]) for c in codes.DRUG_CLASSES],
+            )
+            / 100.0
+        )
         adherent = rng.random(n) < target
         supply = np.where(rng.random(n) < 0.65, 30, 90)
         new_start = rng.random(n) < 0.15
@@ -288,7 +325,9 @@ def build_world(seed: int, n_members: int) -> World:
     mbis = _unique_rows(rng, n, random_mbis)
     refs = _unique_ints(rng, n, 0, 2**32)
 
-    age_end_2026 = np.where(rng.random(n) < 0.08, rng.integers(30, 65, n), 65 + np.minimum(rng.exponential(9.0, n).astype(np.int64), 35))
+    age_end_2026 = np.where(
+        rng.random(n) < 0.08, rng.integers(30, 65, n), 65 + np.minimum(rng.exponential(9.0, n).astype(np.int64), 35)
+    )
     birth_year_jan1 = (2026 - age_end_2026 - 1970).astype("datetime64[Y]").astype("datetime64[D]").astype(np.int64)
     birth_day = birth_year_jan1 + rng.integers(0, 365, n)
     female = rng.random(n) < 0.56
@@ -304,7 +343,9 @@ def build_world(seed: int, n_members: int) -> World:
     before_2026 = month_starts[month_starts < day_number(dt.date(2026, 1, 1))]
     in_2026 = month_starts[(month_starts > day_number(dt.date(2026, 1, 1)))]
     joins_2026 = rng.random(n) < 0.05
-    enroll_start = np.where(joins_2026, in_2026[rng.integers(0, len(in_2026), n)], before_2026[rng.integers(0, len(before_2026), n)])
+    enroll_start = np.where(
+        joins_2026, in_2026[rng.integers(0, len(in_2026), n)], before_2026[rng.integers(0, len(before_2026), n)]
+    )
     month_ends = np.array([day_number(dt.date(2026, m, 1)) - 1 for m in range(2, 13)] + [day_number(dt.date(2026, 12, 31))])
     leaves = rng.random(n) < 0.04
     enroll_end = np.where(leaves, month_ends[rng.integers(0, len(month_ends), n)], NO_END)

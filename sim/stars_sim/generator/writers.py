@@ -34,7 +34,17 @@ GZIP_LEVEL = 3  # fast enough for a 28-million-row day; the bytes do not depend 
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, use_dictionary=True, write_statistics=True, version="2.6")
 
 IHWA_COLUMNS = ("RECORD_ID", "MBI", "VISIT_ID", "VISIT_STATUS", "STATUS_DATE", "STATUS_TIME", "GAP_CODES", "NURSE_NAME")
-DIALER_COLUMNS = ("Call ID", "Member Ref", "Campaign", "Call Start", "Disposition", "Duration Sec", "Agent Type", "Measure", "Agent Name")
+DIALER_COLUMNS = (
+    "Call ID",
+    "Member Ref",
+    "Campaign",
+    "Call Start",
+    "Disposition",
+    "Duration Sec",
+    "Agent Type",
+    "Measure",
+    "Agent Name",
+)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -51,7 +61,11 @@ class FileSink:
         self.path = path
         self._raw = open(path, "wb")
         # filename='' and mtime=0 keep the gzip header free of anything but the content.
-        self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=gzip_level) if gzip_level else self._raw
+        self._out = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=gzip_level)
+            if gzip_level
+            else self._raw
+        )
         self.cp1252 = cp1252
         self.header_lines = 1 if header is not None else 0
         self.rows = 0
@@ -95,7 +109,9 @@ def ihwa_header(missing: str | None, added: str | None) -> str:
     return "|".join(names) + "\n"
 
 
-def ihwa_lines(rows, ids: pa.Array, written_ts: np.ndarray, field_fault: np.ndarray, missing: str | None, added_value: str | None) -> pa.Array:
+def ihwa_lines(
+    rows, ids: pa.Array, written_ts: np.ndarray, field_fault: np.ndarray, missing: str | None, added_value: str | None
+) -> pa.Array:
     local = to_local_ms(written_ts, codes.ZONE["ihwa"])
     nurse = pc.if_else(pa.array(field_fault > 0), concat_text(rows["nurse"], "|RN"), rows["nurse"])
     values = {
@@ -129,13 +145,20 @@ def engage_lines(rows, ids: pa.Array, written_ts: np.ndarray, added: tuple[str, 
     measure = pc.if_else(pc.is_null(rows["measure"]), "null", concat_text('"', pc.fill_null(rows["measure"], ""), '"'))
     tail = f',"{added[0]}":"{added[1]}"}}\n' if added else "}\n"
     return concat_text(
-        '{"event_id":"', rows["key"],
-        '","member_id":"', ids,
-        '","channel":"', _ENGAGE_CHANNEL.take(pa.array(rows["channel"].astype(np.int64))),
-        '","event":"', _ENGAGE_EVENT.take(pa.array(rows["event"].astype(np.int64))),
-        '","ts":', int_strings(written_ts),
-        ',"campaign_id":"', rows["campaign"],
-        '","measure":', measure,
+        '{"event_id":"',
+        rows["key"],
+        '","member_id":"',
+        ids,
+        '","channel":"',
+        _ENGAGE_CHANNEL.take(pa.array(rows["channel"].astype(np.int64))),
+        '","event":"',
+        _ENGAGE_EVENT.take(pa.array(rows["event"].astype(np.int64))),
+        '","ts":',
+        int_strings(written_ts),
+        ',"campaign_id":"',
+        rows["campaign"],
+        '","measure":',
+        measure,
         tail,
     )
 
@@ -151,7 +174,9 @@ def dialer_header(missing: str | None, added: str | None) -> str:
     return '"' + '","'.join(names) + '"\r\n'
 
 
-def dialer_lines(rows, ids: pa.Array, written_ts: np.ndarray, field_fault: np.ndarray, missing: str | None, added_value: str | None) -> pa.Array:
+def dialer_lines(
+    rows, ids: pa.Array, written_ts: np.ndarray, field_fault: np.ndarray, missing: str | None, added_value: str | None
+) -> pa.Array:
     local = to_local_ms(written_ts, codes.ZONE["dialer"])
     agent_name = pc.if_else(pa.array(field_fault > 0), concat_text(rows["agent_name"], '","TRANSFER'), rows["agent_name"])
     values = {

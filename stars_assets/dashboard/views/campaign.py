@@ -11,8 +11,12 @@ from stars_assets.dashboard import data, ui
 from stars_assets.dashboard.data import COHORTS, DRILL_LABELS, DRILL_PATH, METRICS, CampaignView
 
 ALL = "(all)"
-KEYS = {"week": "campaign_week", "metric": "campaign_metric", "cohort_dimension": "campaign_cohort_dimension",
-        **{step: f"campaign_{step}" for step in DRILL_PATH}}
+KEYS = {
+    "week": "campaign_week",
+    "metric": "campaign_metric",
+    "cohort_dimension": "campaign_cohort_dimension",
+    **{step: f"campaign_{step}" for step in DRILL_PATH},
+}
 
 st.title("Campaign effectiveness")
 frame = ui.table("gold", "campaign_effectiveness")
@@ -31,9 +35,17 @@ def from_widgets() -> None:
     state = st.session_state
     picked = {step: (None if state[KEYS[step]] == ALL else state[KEYS[step]]) for step in DRILL_PATH}
     cohort_changed = state[KEYS["cohort_dimension"]] != view.cohort
-    show(CampaignView(week=state[KEYS["week"]], channel=picked["channel"], region=picked["region"],
-                      cohort=state[KEYS["cohort_dimension"]], cohort_value=None if cohort_changed else picked["cohort"],
-                      measure=picked["measure"], metric=state[KEYS["metric"]]))
+    show(
+        CampaignView(
+            week=state[KEYS["week"]],
+            channel=picked["channel"],
+            region=picked["region"],
+            cohort=state[KEYS["cohort_dimension"]],
+            cohort_value=None if cohort_changed else picked["cohort"],
+            measure=picked["measure"],
+            metric=state[KEYS["metric"]],
+        )
+    )
 
 
 # The sidebar shows what the URL says: widget state is set from the view before the widgets are drawn.
@@ -44,7 +56,9 @@ with st.sidebar:
     st.session_state[KEYS["metric"]] = view.metric
     st.selectbox("Metric", list(METRICS), format_func=lambda key: METRICS[key][0], key=KEYS["metric"], on_change=from_widgets)
     st.session_state[KEYS["cohort_dimension"]] = view.cohort
-    st.selectbox("Cohort", list(COHORTS), format_func=lambda key: COHORTS[key][1], key=KEYS["cohort_dimension"], on_change=from_widgets)
+    st.selectbox(
+        "Cohort", list(COHORTS), format_func=lambda key: COHORTS[key][1], key=KEYS["cohort_dimension"], on_change=from_widgets
+    )
     for step in DRILL_PATH:
         options = [ALL, *data.drill_options(frame, view, step)]
         st.session_state[KEYS[step]] = view.value(step) if view.value(step) in options else ALL
@@ -73,12 +87,17 @@ st.subheader(f"{metric_label} by {level_label.lower()}, week ending {shown_week}
 st.caption("Select a bar to drill down: channel › region › cohort › measure. The URL keeps the view.")
 
 selection = alt.selection_point(name="drill", fields=[view.level])
-bars = (alt.Chart(week_table).mark_bar().encode(
-    x=alt.X(f"{view.level}:N", title=level_label, sort=None),
-    y=alt.Y(f"{view.metric}:Q", title=metric_label),
-    tooltip=[view.level, alt.Tooltip(f"{view.metric}:Q", format=",.3~f")],
-    opacity=alt.condition(selection, alt.value(1.0), alt.value(0.5)),
-).add_params(selection))
+bars = (
+    alt.Chart(week_table)
+    .mark_bar()
+    .encode(
+        x=alt.X(f"{view.level}:N", title=level_label, sort=None),
+        y=alt.Y(f"{view.metric}:Q", title=metric_label),
+        tooltip=[view.level, alt.Tooltip(f"{view.metric}:Q", format=",.3~f")],
+        opacity=alt.condition(selection, alt.value(1.0), alt.value(0.5)),
+    )
+    .add_params(selection)
+)
 event = st.altair_chart(bars, on_select="rerun", key="campaign_bars")
 picked = [point.get(view.level) for point in (event.selection.get("drill") or []) if point.get(view.level)] if event else []
 if picked and view.level != DRILL_PATH[-1]:
@@ -86,10 +105,14 @@ if picked and view.level != DRILL_PATH[-1]:
     st.rerun()
 
 st.subheader(f"{metric_label} week by week")
-lines = alt.Chart(weekly).mark_line(point=True).encode(
-    x=alt.X("as_of_week_end:T", title="week ending"),
-    y=alt.Y(f"{view.metric}:Q", title=metric_label),
-    color=alt.Color(f"{view.level}:N", title=level_label),
+lines = (
+    alt.Chart(weekly)
+    .mark_line(point=True)
+    .encode(
+        x=alt.X("as_of_week_end:T", title="week ending"),
+        y=alt.Y(f"{view.metric}:Q", title=metric_label),
+        color=alt.Color(f"{view.level}:N", title=level_label),
+    )
 )
 st.altair_chart(lines)
 
@@ -98,5 +121,7 @@ columns = [view.level, *METRICS]
 st.dataframe(week_table[columns], hide_index=True, key="campaign_table")
 ui.download(weekly[["as_of_week_end", *columns, *data.SUM_COLUMNS]], "campaign_effectiveness")
 ui.source("gold/campaign_effectiveness")
-st.caption("Member counts are summed over the measure cells a member's gaps fall in; closure rates count the gaps "
-           "whose first touch by the channel is at least 30/60/90 days before the week end.")
+st.caption(
+    "Member counts are summed over the measure cells a member's gaps fall in; closure rates count the gaps "
+    "whose first touch by the channel is at least 30/60/90 days before the week end."
+)

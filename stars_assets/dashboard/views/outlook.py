@@ -14,8 +14,12 @@ if predictions is None:
 with st.sidebar:
     st.header("Filters")
     contract = st.selectbox("Contract", sorted(predictions["contract_id"].unique()), key="outlook_contract")
-    model = st.radio("Model", ["fitted", "seed"], key="outlook_model",
-                     format_func={"fitted": "fitted on CMS 2026", "seed": "seed calibration"}.get)
+    model = st.radio(
+        "Model",
+        ["fitted", "seed"],
+        key="outlook_model",
+        format_func={"fitted": "fitted on CMS 2026", "seed": "seed calibration"}.get,
+    )
 
 path = data.trajectory(predictions, contract, model)
 latest = path.iloc[-1]
@@ -24,30 +28,43 @@ cols[0].metric("Expected rating", f"{latest['expected_stars']:.2f} stars")
 cols[1].metric("P(4+ stars)", f"{latest['p_four_plus']:.1%}")
 cols[2].metric("CMS projected summary", f"{latest['projected_summary']:g} stars")
 cols[3].metric("Reward factor", f"+{latest['reward_factor']:g}")
-st.caption(f"Week ending {latest['as_of_week_end']}; the band is the expected rating ± one standard deviation of the "
-           "predicted rating distribution. The measurement-year 2026 activity is rated in the 2028 Star Ratings.")
+st.caption(
+    f"Week ending {latest['as_of_week_end']}; the band is the expected rating ± one standard deviation of the "
+    "predicted rating distribution. The measurement-year 2026 activity is rated in the 2028 Star Ratings."
+)
 
 left, right = st.columns(2)
 base = alt.Chart(path).encode(x=alt.X("as_of_week_end:T", title="week ending"))
 with left:
     st.subheader("Expected rating")
-    st.altair_chart(base.mark_area(opacity=0.25).encode(y=alt.Y("stars_low:Q", title="stars", scale=alt.Scale(domain=[1, 5])),
-                                                        y2="stars_high:Q")
-                    + base.mark_line(point=True).encode(y="expected_stars:Q"))
+    st.altair_chart(
+        base.mark_area(opacity=0.25).encode(
+            y=alt.Y("stars_low:Q", title="stars", scale=alt.Scale(domain=[1, 5])), y2="stars_high:Q"
+        )
+        + base.mark_line(point=True).encode(y="expected_stars:Q")
+    )
 with right:
     st.subheader("P(4+ stars)")
-    st.altair_chart(base.mark_line(point=True).encode(
-        y=alt.Y("p_four_plus:Q", title="P(4+ stars)", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))))
+    st.altair_chart(
+        base.mark_line(point=True).encode(
+            y=alt.Y("p_four_plus:Q", title="P(4+ stars)", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
+        )
+    )
 st.dataframe(path, hide_index=True, key="trajectory_table")
 ui.download(path, f"outlook_{contract}_{model}")
 
 st.subheader("Measure levers, ranked by gain")
 if levers is not None:
     ranked = data.ranked_levers(levers, contract)
-    st.altair_chart(alt.Chart(ranked).mark_bar().encode(
-        x=alt.X("unrounded_gain:Q", title="rise of the weighted mean for one more measure star"),
-        y=alt.Y("measure_id:N", sort=alt.SortField("lever_rank"), title="measure"),
-        tooltip=["lever_rank", "measure_id", "measure_code", "rate", "threshold", "distance", "weight", "rounded_gain"]))
+    st.altair_chart(
+        alt.Chart(ranked)
+        .mark_bar()
+        .encode(
+            x=alt.X("unrounded_gain:Q", title="rise of the weighted mean for one more measure star"),
+            y=alt.Y("measure_id:N", sort=alt.SortField("lever_rank"), title="measure"),
+            tooltip=["lever_rank", "measure_id", "measure_code", "rate", "threshold", "distance", "weight", "rounded_gain"],
+        )
+    )
     st.dataframe(ranked, hide_index=True, key="levers_table")
     ui.download(ranked, f"levers_{contract}")
     st.caption("Ranked by the rounded summary's gain, then the gain per unit of distance to the next CMS cut point.")

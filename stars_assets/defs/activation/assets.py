@@ -14,7 +14,9 @@ from stars_assets.lib.warehouse import configure_connection
 MEMBER_DOCUMENTS = dg.AssetKey(["activation", "member_documents"])
 REFERENCE_VERSION = "reference_version"
 UPSTREAM = [dg.AssetKey(["silver", name]) for name in ("members", "care_gaps", "outreach_events", "appointments")] + [
-    dg.AssetKey(["gold", "care_gap_closure"]), dg.AssetKey(["model", "measure_levers"])]
+    dg.AssetKey(["gold", "care_gap_closure"]),
+    dg.AssetKey(["model", "measure_levers"]),
+]
 
 
 class DocumentStoreResource(dg.ConfigurableResource):
@@ -50,8 +52,12 @@ class MemberDocumentsConfig(dg.Config):
     owners=["team:stars-activation"],
     pool=WAREHOUSE_POOL,
 )
-def member_documents(context: dg.AssetExecutionContext, config: MemberDocumentsConfig, duckdb: DuckDBResource,
-                     document_store: DocumentStoreResource) -> dg.MaterializeResult:
+def member_documents(
+    context: dg.AssetExecutionContext,
+    config: MemberDocumentsConfig,
+    duckdb: DuckDBResource,
+    document_store: DocumentStoreResource,
+) -> dg.MaterializeResult:
     days = [date.fromisoformat(k) for k in context.partition_keys]
     started = time.perf_counter()
     store = document_store.open()
@@ -64,19 +70,23 @@ def member_documents(context: dg.AssetExecutionContext, config: MemberDocumentsC
     finally:
         store.close()
     seconds = time.perf_counter() - started
-    context.log.info(f"{build.mode} build over {len(days)} delivery dates: {build.candidates} documents rebuilt, "
-                     f"{written} changed and written, store now holds {summary['documents']}")
-    return dg.MaterializeResult(metadata={
-        "mode": build.mode,
-        "documents_rebuilt": build.candidates,
-        "documents_written": written,
-        "documents_unchanged": build.candidates - written,
-        "documents_in_store": summary["documents"],
-        "last_change_seq": summary["last_seq"],
-        "store_backend": summary["backend"],
-        "reference_weeks": build.reference_version,
-        "build_seconds": round(seconds, 2),
-    })
+    context.log.info(
+        f"{build.mode} build over {len(days)} delivery dates: {build.candidates} documents rebuilt, "
+        f"{written} changed and written, store now holds {summary['documents']}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "mode": build.mode,
+            "documents_rebuilt": build.candidates,
+            "documents_written": written,
+            "documents_unchanged": build.candidates - written,
+            "documents_in_store": summary["documents"],
+            "last_change_seq": summary["last_seq"],
+            "store_backend": summary["backend"],
+            "reference_weeks": build.reference_version,
+            "build_seconds": round(seconds, 2),
+        }
+    )
 
 
 @dg.definitions

@@ -1,6 +1,5 @@
 """Bronze: one asset per provider YAML, partitioned by delivery date, built by a factory."""
 
-
 from datetime import date
 from pathlib import Path
 
@@ -36,7 +35,9 @@ def _column_schema(provider: ProviderConfig) -> dg.TableSchema:
     for dataset in provider.datasets:
         prefix = f"{dataset.name}." if len(provider.datasets) > 1 else ""
         columns += [
-            dg.TableColumn(f"{prefix}{c.column}", "VARCHAR", description=f"vendor field {c.source!r}" + (" (required)" if c.required else ""))
+            dg.TableColumn(
+                f"{prefix}{c.column}", "VARCHAR", description=f"vendor field {c.source!r}" + (" (required)" if c.required else "")
+            )
             for c in dataset.columns
         ]
     columns += [
@@ -66,10 +67,12 @@ def _partition_metadata(load: PartitionLoad) -> dict:
         "files_not_read": dg.MetadataValue.int(load.files_not_read),
         "file_reasons": dg.MetadataValue.json(load.reason_counts()),
         "schema_drift_columns": dg.MetadataValue.json(sorted({c for f in load.files for c in f.extra_columns})),
-        "files": dg.MetadataValue.md(markdown_preview(
-            ["file", "status", "reason", "rows", "rejected"],
-            [(f.file_path, f.status, f.reason or "", f.rows_loaded, f.rows_rejected) for f in load.files],
-        )),
+        "files": dg.MetadataValue.md(
+            markdown_preview(
+                ["file", "status", "reason", "rows", "rejected"],
+                [(f.file_path, f.status, f.reason or "", f.rows_loaded, f.rows_rejected) for f in load.files],
+            )
+        ),
     }
 
 
@@ -113,10 +116,19 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
             "delivery_sla_hours": provider.delivery_sla_hours,
         },
         check_specs=[
-            dg.AssetCheckSpec(RECONCILIATION_CHECK, asset=key, blocking=True, partitions_def=daily_partitions,
-                              description="Every landed file of the partition is in the manifest, and bronze holds exactly the rows the manifest says were loaded."),
-            dg.AssetCheckSpec(QUARANTINE_CHECK, asset=key, partitions_def=daily_partitions,
-                              description="Warns when files or rows were quarantined (the share of rejected rows and the reasons are in the metadata)."),
+            dg.AssetCheckSpec(
+                RECONCILIATION_CHECK,
+                asset=key,
+                blocking=True,
+                partitions_def=daily_partitions,
+                description="Every landed file of the partition is in the manifest, and bronze holds exactly the rows the manifest says were loaded.",
+            ),
+            dg.AssetCheckSpec(
+                QUARANTINE_CHECK,
+                asset=key,
+                partitions_def=daily_partitions,
+                description="Warns when files or rows were quarantined (the share of rejected rows and the reasons are in the metadata).",
+            ),
         ],
     )
     def bronze_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingZone):
@@ -139,8 +151,9 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
             preview = _preview(conn, provider, partition_dates)
         yield dg.MaterializeResult(metadata={"preview": dg.MetadataValue.md(preview)})
         yield from partition_check_evaluations(context, dg.AssetCheckKey(key, RECONCILIATION_CHECK), reconciliation)
-        yield from partition_check_evaluations(context, dg.AssetCheckKey(key, QUARANTINE_CHECK), quarantine,
-                                               severity=dg.AssetCheckSeverity.WARN)
+        yield from partition_check_evaluations(
+            context, dg.AssetCheckKey(key, QUARANTINE_CHECK), quarantine, severity=dg.AssetCheckSeverity.WARN
+        )
 
     return bronze_asset
 

@@ -25,69 +25,122 @@ STAR_YEAR = _column("star_year", "int", "Star Ratings year, from the folder name
 CONTRACT_ID = _column("contract_id", "string", "CMS contract number (H/R/S/E + 4 digits), trimmed")
 MEASURE_ID = _column("measure_id", "string", "CMS measure id for the star year, C01..C33, D01..D12")
 MEASURE_NAME = _column("measure_name", "string", "Measure name as published, dashes and quotes repaired")
-REASON = _column("reason", "string", "Why there is no value, as a snake_case code (too_small, not_required, ...); null when there is one")
+REASON = _column(
+    "reason", "string", "Why there is no value, as a snake_case code (too_small, not_required, ...); null when there is one"
+)
 RAW = _column("raw", "string", "The cell as published")
 
 SCHEMAS = {
-    "measure_scores": dg.TableSchema(columns=[
-        STAR_YEAR, CONTRACT_ID, MEASURE_ID, MEASURE_NAME,
-        _column("value", "float", "Measure score in published units; percentages in points (76% -> 76.0)"),
-        REASON, RAW,
-    ]),
-    "measure_stars": dg.TableSchema(columns=[
-        STAR_YEAR, CONTRACT_ID, MEASURE_ID, MEASURE_NAME,
-        _column("stars", "int", "Measure stars 1..5; null with a reason when not rated"),
-        REASON, RAW,
-    ]),
-    "summary_ratings": dg.TableSchema(columns=[
-        STAR_YEAR, CONTRACT_ID,
-        _column("organization_type", "string", "Local CCP, Regional CCP, PDP, 1876 Cost, PFFS, MSA, ..."),
-        _column("contract_name", "string", "Contract name"),
-        _column("organization_marketing_name", "string", "Marketing name"),
-        _column("parent_organization", "string", "Parent organization"),
-        _column("snp", "bool", "Contract offers a Special Needs Plan"),
-        _column("disaster_pct_measurement_year", "float", "% of members in FEMA disaster areas, star year - 2 (HEDIS year)"),
-        _column("disaster_pct_prior_measurement_year", "float", "% of members in FEMA disaster areas, star year - 3 (HOS year)"),
-        *[column for name, rating in (("part_c_summary", "Part C summary"), ("part_d_summary", "Part D summary"),
-                                      ("overall", "overall rating (MA-PD contracts)"))
-          for column in (_column(name, "float", f"Published {rating}, half stars"),
-                         _column(f"{name}_reason", "string", f"Reason code when there is no {rating}"))],
-    ]),
-    "cut_points": dg.TableSchema(columns=[
-        STAR_YEAR,
-        _column("part", "string", "C or D"),
-        _column("org_type", "string", "MA-PD or PDP for Part D; All for Part C (one set for every contract)"),
-        MEASURE_ID, MEASURE_NAME,
-        _column("stars", "int", "Star band 1..5"),
-        *[_column(bound, "float", f"{bound.capitalize()} bound of the band; null when open") for bound in ("lower", "upper")],
-        *[_column(f"{bound}_inclusive", "bool", f"Score equal to {bound} earns the band ({op})") for bound, op in (("lower", ">="), ("upper", "<="))],
-        _column("higher_is_better", "bool", "False for readmissions, complaints, members leaving"),
-        _column("decimals", "int", "Precision of the published thresholds; scores are rounded to it first"),
-        RAW,
-    ]),
-    "cai": dg.TableSchema(columns=[
-        STAR_YEAR, CONTRACT_ID,
-        _column("puerto_rico_only", "bool", "Contract serves only Puerto Rico (adherence measures weigh 0)"),
-        *[_column(f"{rating}_fac", "int", f"{text} final adjustment category (1..9)")
-          for rating, text in (("part_c", "Part C summary"), ("part_d_mapd", "MA-PD Part D summary"),
-                               ("part_d_pdp", "PDP Part D summary"), ("overall", "Overall rating"))],
-    ]),
-    "overall_ratings_recomputed": dg.TableSchema(columns=[
-        STAR_YEAR, CONTRACT_ID,
-        _column("measures_rated", "int", "Measure stars in the with-improvement calculation"),
-        _column("cai_category", "int", "Overall final adjustment category"),
-        _column("cai_value", "float", "CAI added before rounding"),
-        # Each figure twice: with the improvement measures C30/D04 and without them.
-        *[_column(f"{figure}_{variant}_improvement", "float", f"{text}, {'incl.' if variant == 'with' else 'excl.'} C30/D04")
-          for figure, text in (("weighted_mean", "Weighted mean of measure stars"), ("variance", "Weighted variance"),
-                               ("reward_factor", "Reward factor: 0, 0.1, 0.2, 0.3 or 0.4"),
-                               ("unrounded", "Mean + reward factor + CAI"), ("rounded", "Half-star rating"))
-          for variant in ("with", "without")],
-        _column("used_improvement", "bool", "False when the improvement hold-harmless kept the rating without C30/D04"),
-        _column("new_measure_hold_harmless_eligible", "bool", "Disaster-affected (>= 25%) with data for a new measure"),
-        _column("used_new_measures", "bool", "False when the new-measure hold-harmless dropped C04/C05/C13"),
-        _column("overall_rating", "float", "Recomputed overall rating, half stars"),
-    ]),
+    "measure_scores": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            MEASURE_ID,
+            MEASURE_NAME,
+            _column("value", "float", "Measure score in published units; percentages in points (76% -> 76.0)"),
+            REASON,
+            RAW,
+        ]
+    ),
+    "measure_stars": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            MEASURE_ID,
+            MEASURE_NAME,
+            _column("stars", "int", "Measure stars 1..5; null with a reason when not rated"),
+            REASON,
+            RAW,
+        ]
+    ),
+    "summary_ratings": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            _column("organization_type", "string", "Local CCP, Regional CCP, PDP, 1876 Cost, PFFS, MSA, ..."),
+            _column("contract_name", "string", "Contract name"),
+            _column("organization_marketing_name", "string", "Marketing name"),
+            _column("parent_organization", "string", "Parent organization"),
+            _column("snp", "bool", "Contract offers a Special Needs Plan"),
+            _column("disaster_pct_measurement_year", "float", "% of members in FEMA disaster areas, star year - 2 (HEDIS year)"),
+            _column(
+                "disaster_pct_prior_measurement_year", "float", "% of members in FEMA disaster areas, star year - 3 (HOS year)"
+            ),
+            *[
+                column
+                for name, rating in (
+                    ("part_c_summary", "Part C summary"),
+                    ("part_d_summary", "Part D summary"),
+                    ("overall", "overall rating (MA-PD contracts)"),
+                )
+                for column in (
+                    _column(name, "float", f"Published {rating}, half stars"),
+                    _column(f"{name}_reason", "string", f"Reason code when there is no {rating}"),
+                )
+            ],
+        ]
+    ),
+    "cut_points": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            _column("part", "string", "C or D"),
+            _column("org_type", "string", "MA-PD or PDP for Part D; All for Part C (one set for every contract)"),
+            MEASURE_ID,
+            MEASURE_NAME,
+            _column("stars", "int", "Star band 1..5"),
+            *[_column(bound, "float", f"{bound.capitalize()} bound of the band; null when open") for bound in ("lower", "upper")],
+            *[
+                _column(f"{bound}_inclusive", "bool", f"Score equal to {bound} earns the band ({op})")
+                for bound, op in (("lower", ">="), ("upper", "<="))
+            ],
+            _column("higher_is_better", "bool", "False for readmissions, complaints, members leaving"),
+            _column("decimals", "int", "Precision of the published thresholds; scores are rounded to it first"),
+            RAW,
+        ]
+    ),
+    "cai": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            _column("puerto_rico_only", "bool", "Contract serves only Puerto Rico (adherence measures weigh 0)"),
+            *[
+                _column(f"{rating}_fac", "int", f"{text} final adjustment category (1..9)")
+                for rating, text in (
+                    ("part_c", "Part C summary"),
+                    ("part_d_mapd", "MA-PD Part D summary"),
+                    ("part_d_pdp", "PDP Part D summary"),
+                    ("overall", "Overall rating"),
+                )
+            ],
+        ]
+    ),
+    "overall_ratings_recomputed": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            _column("measures_rated", "int", "Measure stars in the with-improvement calculation"),
+            _column("cai_category", "int", "Overall final adjustment category"),
+            _column("cai_value", "float", "CAI added before rounding"),
+            # Each figure twice: with the improvement measures C30/D04 and without them.
+            *[
+                _column(
+                    f"{figure}_{variant}_improvement", "float", f"{text}, {'incl.' if variant == 'with' else 'excl.'} C30/D04"
+                )
+                for figure, text in (
+                    ("weighted_mean", "Weighted mean of measure stars"),
+                    ("variance", "Weighted variance"),
+                    ("reward_factor", "Reward factor: 0, 0.1, 0.2, 0.3 or 0.4"),
+                    ("unrounded", "Mean + reward factor + CAI"),
+                    ("rounded", "Half-star rating"),
+                )
+                for variant in ("with", "without")
+            ],
+            _column("used_improvement", "bool", "False when the improvement hold-harmless kept the rating without C30/D04"),
+            _column("new_measure_hold_harmless_eligible", "bool", "Disaster-affected (>= 25%) with data for a new measure"),
+            _column("used_new_measures", "bool", "False when the new-measure hold-harmless dropped C04/C05/C13"),
+            _column("overall_rating", "float", "Recomputed overall rating, half stars"),
+        ]
+    ),
 }
 
 
@@ -199,15 +252,26 @@ def reproduction_by_year(recomputed: pd.DataFrame, summary_ratings: pd.DataFrame
         "cut_points layout with the latest year's measure ids; measures the forecast does not cover keep the latest "
         "published bands (raw says which)."
     ),
-    metadata={"dagster/column_schema": dg.TableSchema(columns=[
-        *SCHEMAS["cut_points"].columns,
-        _column("forecast_error_mean", "float", "Back-test: mean amount (points) the actual cut points were harder than forecast, same horizon"),
-        _column("forecast_error_sd", "float", "Back-test: spread of that error; P(4+) simulates cut points from both"),
-    ])},
+    metadata={
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                *SCHEMAS["cut_points"].columns,
+                _column(
+                    "forecast_error_mean",
+                    "float",
+                    "Back-test: mean amount (points) the actual cut points were harder than forecast, same horizon",
+                ),
+                _column("forecast_error_sd", "float", "Back-test: spread of that error; P(4+) simulates cut points from both"),
+            ]
+        )
+    },
     **COMMON,
 )
 def projection_cut_points(
-    measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary_ratings: pd.DataFrame, cai: pd.DataFrame,
+    measure_scores: pd.DataFrame,
+    measure_stars: pd.DataFrame,
+    summary_ratings: pd.DataFrame,
+    cai: pd.DataFrame,
     cut_points: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     history = backtest.history_from_tables(measure_scores, measure_stars, summary_ratings, cai)
@@ -218,13 +282,17 @@ def projection_cut_points(
     errors = forecast.difficulty_errors(history, latest - forecast.PROJECTION_YEARS_AHEAD, latest)
     bands = bands.assign(forecast_error_mean=float(errors.mean()), forecast_error_sd=float(errors.std()))
     forecast_rows = bands[bands["raw"] == "forecast"]
-    return dg.Output(bands, metadata=_table_metadata(bands) | {
-        "star_year": target_year,
-        "forecast_from_star_year": max(history.years),
-        "method": forecast.SHIPPED_METHOD,
-        "measures_forecast": int(forecast_rows["measure_id"].nunique()),
-        "measures_carried_forward": int(bands.loc[bands["raw"] != "forecast", "measure_id"].nunique()),
-        "forecast_error_mean": float(errors.mean()),
-        "forecast_error_sd": float(errors.std()),
-        "forecast_error_backtest": f"{latest - forecast.PROJECTION_YEARS_AHEAD} -> {latest}, {len(errors)} thresholds",
-    })
+    return dg.Output(
+        bands,
+        metadata=_table_metadata(bands)
+        | {
+            "star_year": target_year,
+            "forecast_from_star_year": max(history.years),
+            "method": forecast.SHIPPED_METHOD,
+            "measures_forecast": int(forecast_rows["measure_id"].nunique()),
+            "measures_carried_forward": int(bands.loc[bands["raw"] != "forecast", "measure_id"].nunique()),
+            "forecast_error_mean": float(errors.mean()),
+            "forecast_error_sd": float(errors.std()),
+            "forecast_error_backtest": f"{latest - forecast.PROJECTION_YEARS_AHEAD} -> {latest}, {len(errors)} thresholds",
+        },
+    )

@@ -55,40 +55,52 @@ def _from(*sources: tuple[str, str]) -> list[dg.TableColumnDep]:
 
 
 # Which silver columns each gold column is computed from (shown in the UI's column lineage).
-CARE_GAP_CLOSURE_LINEAGE = dg.TableColumnLineage(deps_by_column={
-    "gap_id": _from(("care_gaps", "gap_id")),
-    "member_id": _from(("care_gaps", "member_id")),
-    "contract_id": _from(("members", "contract_id")),
-    "region": _from(("members", "region")),
-    "measure_code": _from(("care_gaps", "measure_code")),
-    "open_date": _from(("care_gaps", "open_date")),
-    "close_date": _from(("care_gaps", "close_date")),
-    "days_to_close": _from(("care_gaps", "open_date"), ("care_gaps", "close_date")),
-    "touches_total": _from(("outreach_events", "event_id"), ("outreach_events", "measure_codes"), ("outreach_events", "event_ts")),
-    "reaching_touches": _from(("outreach_events", "event_type"), ("outreach_events", "event_ts")),
-    "attributed_channel": _from(("outreach_events", "channel"), ("outreach_events", "event_type"), ("outreach_events", "event_ts"),
-                                ("care_gaps", "close_date")),
-    "appointments_booked": _from(("appointments", "appointment_key"), ("appointments", "booked_ts")),
-    "appointments_completed": _from(("appointments", "status")),
-})
-CAMPAIGN_EFFECTIVENESS_LINEAGE = dg.TableColumnLineage(deps_by_column={
-    "channel": _from(("outreach_events", "channel")),
-    "region": _from(("members", "region")),
-    "contract_id": _from(("members", "contract_id")),
-    "dual_lis_cohort": _from(("members", "dual_status"), ("members", "lis_status")),
-    "age_band": _from(("members", "birth_date")),
-    "measure_code": _from(("care_gaps", "measure_code")),
-    "members_targeted": _from(("outreach_events", "member_id")),
-    "attempts": _from(("outreach_events", "event_id")),
-    "reach_rate": _from(("outreach_events", "event_type")),
-    "appointment_show_rate": _from(("appointments", "status")),
-    "closure_rate_30d": _from(("outreach_events", "event_ts"), ("care_gaps", "close_date")),
-    "members_opted_out": _from(("outreach_events", "event_type")),
-    "chronic_condition": _from(("members", "has_diabetes"), ("members", "has_hypertension"), ("members", "has_hyperlipidemia")),
-    "members_engaged": _from(("outreach_events", "event_type")),
-    "appointments_booked": _from(("appointments", "booked_ts")),
-    "gaps_closed": _from(("care_gaps", "close_date")),
-})
+CARE_GAP_CLOSURE_LINEAGE = dg.TableColumnLineage(
+    deps_by_column={
+        "gap_id": _from(("care_gaps", "gap_id")),
+        "member_id": _from(("care_gaps", "member_id")),
+        "contract_id": _from(("members", "contract_id")),
+        "region": _from(("members", "region")),
+        "measure_code": _from(("care_gaps", "measure_code")),
+        "open_date": _from(("care_gaps", "open_date")),
+        "close_date": _from(("care_gaps", "close_date")),
+        "days_to_close": _from(("care_gaps", "open_date"), ("care_gaps", "close_date")),
+        "touches_total": _from(
+            ("outreach_events", "event_id"), ("outreach_events", "measure_codes"), ("outreach_events", "event_ts")
+        ),
+        "reaching_touches": _from(("outreach_events", "event_type"), ("outreach_events", "event_ts")),
+        "attributed_channel": _from(
+            ("outreach_events", "channel"),
+            ("outreach_events", "event_type"),
+            ("outreach_events", "event_ts"),
+            ("care_gaps", "close_date"),
+        ),
+        "appointments_booked": _from(("appointments", "appointment_key"), ("appointments", "booked_ts")),
+        "appointments_completed": _from(("appointments", "status")),
+    }
+)
+CAMPAIGN_EFFECTIVENESS_LINEAGE = dg.TableColumnLineage(
+    deps_by_column={
+        "channel": _from(("outreach_events", "channel")),
+        "region": _from(("members", "region")),
+        "contract_id": _from(("members", "contract_id")),
+        "dual_lis_cohort": _from(("members", "dual_status"), ("members", "lis_status")),
+        "age_band": _from(("members", "birth_date")),
+        "measure_code": _from(("care_gaps", "measure_code")),
+        "members_targeted": _from(("outreach_events", "member_id")),
+        "attempts": _from(("outreach_events", "event_id")),
+        "reach_rate": _from(("outreach_events", "event_type")),
+        "appointment_show_rate": _from(("appointments", "status")),
+        "closure_rate_30d": _from(("outreach_events", "event_ts"), ("care_gaps", "close_date")),
+        "members_opted_out": _from(("outreach_events", "event_type")),
+        "chronic_condition": _from(
+            ("members", "has_diabetes"), ("members", "has_hypertension"), ("members", "has_hyperlipidemia")
+        ),
+        "members_engaged": _from(("outreach_events", "event_type")),
+        "appointments_booked": _from(("appointments", "booked_ts")),
+        "gaps_closed": _from(("care_gaps", "close_date")),
+    }
+)
 
 
 def week_end(partition_key: str) -> date:
@@ -110,20 +122,39 @@ def _checks(key: dg.AssetKey, names: dict[str, str]) -> list[dg.AssetCheckSpec]:
 FACT_DEPS = [SILVER["care_gaps"], SILVER["members"], SILVER["outreach_events"], SILVER["appointments"]]
 
 
-def _weekly_fact(key: dg.AssetKey, description: str, insert_sql: str, contract, unique_check: str, unique_key: list[str],
-                 lineage: dg.TableColumnLineage, summary_sql: str, summary_columns: list[str]) -> dg.AssetsDefinition:
+def _weekly_fact(
+    key: dg.AssetKey,
+    description: str,
+    insert_sql: str,
+    contract,
+    unique_check: str,
+    unique_key: list[str],
+    lineage: dg.TableColumnLineage,
+    summary_sql: str,
+    summary_columns: list[str],
+) -> dg.AssetsDefinition:
     """A weekly fact: replace the week's rows with `insert_sql`, check its pandera contract and key."""
     table = f"gold.{key.path[-1]}"
     contract_check = f"check_contract_{key.path[-1]}"
 
     @dg.asset(
-        key=key, group_name="gold", description=description, partitions_def=weekly_partitions, deps=FACT_DEPS,
-        kinds={"duckdb", "sql"}, owners=OWNERS, pool=WAREHOUSE_POOL, automation_condition=KEEP_CURRENT,
+        key=key,
+        group_name="gold",
+        description=description,
+        partitions_def=weekly_partitions,
+        deps=FACT_DEPS,
+        kinds={"duckdb", "sql"},
+        owners=OWNERS,
+        pool=WAREHOUSE_POOL,
+        automation_condition=KEEP_CURRENT,
         metadata=table_metadata(GOLD_TABLES[key.path[-1]]),
-        check_specs=_checks(key, {
-            contract_check: f"The week's rows satisfy the pandera contract {contract.name} (types, ranges, row rules).",
-            unique_check: f"One row per {', '.join(unique_key)} and week end.",
-        }),
+        check_specs=_checks(
+            key,
+            {
+                contract_check: f"The week's rows satisfy the pandera contract {contract.name} (types, ranges, row rules).",
+                unique_check: f"One row per {', '.join(unique_key)} and week end.",
+            },
+        ),
     )
     def weekly_fact(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         as_of = week_end(context.partition_key)
@@ -134,11 +165,16 @@ def _weekly_fact(key: dg.AssetKey, description: str, insert_sql: str, contract, 
             unique_outcome = quality.unique_keys(conn, table, unique_key, as_of)
             summary = conn.execute(summary_sql, {"week_end": as_of}).fetchall()
         yield dg.MaterializeResult(
-            metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows),
-                      "dagster/column_lineage": lineage,
-                      "summary": dg.MetadataValue.md(markdown_preview(summary_columns, summary))},
+            metadata={
+                "as_of_week_end": str(as_of),
+                "dagster/row_count": dg.MetadataValue.int(rows),
+                "dagster/column_lineage": lineage,
+                "summary": dg.MetadataValue.md(markdown_preview(summary_columns, summary)),
+            },
             check_results=[
-                dg.AssetCheckResult(check_name=contract_check, passed=contract_outcome.passed, metadata=contract_outcome.metadata),
+                dg.AssetCheckResult(
+                    check_name=contract_check, passed=contract_outcome.passed, metadata=contract_outcome.metadata
+                ),
                 dg.AssetCheckResult(check_name=unique_check, passed=unique_outcome.passed, metadata=unique_outcome.metadata),
             ],
         )
@@ -151,7 +187,11 @@ care_gap_closure = _weekly_fact(
     "One row per member care gap of the measurement year, as of the week end: opened, closed (and how), "
     "outreach touches before closure by channel, appointments, days to close, and the attributed channel "
     "(the last reaching touch within 90 days before closure).",
-    CARE_GAP_CLOSURE_SQL, quality.CareGapClosure, "check_uniqueness_gap_id", ["gap_id"], CARE_GAP_CLOSURE_LINEAGE,
+    CARE_GAP_CLOSURE_SQL,
+    quality.CareGapClosure,
+    "check_uniqueness_gap_id",
+    ["gap_id"],
+    CARE_GAP_CLOSURE_LINEAGE,
     "SELECT measure_code, count(*), count(*) FILTER (WHERE is_closed), round(avg(days_to_close), 1), "
     "mode(attributed_channel) FROM gold.care_gap_closure WHERE as_of_week_end = $week_end GROUP BY 1 ORDER BY 1",
     ["measure", "gaps", "closed", "mean days to close", "most credited channel"],
@@ -162,7 +202,9 @@ campaign_effectiveness = _weekly_fact(
     "Campaign effectiveness as of the week end, by channel x region x contract x cohort (dual/LIS, age band, chronic conditions) x measure: "
     "members targeted, attempts, reach rate, members engaged, appointments booked, appointment show rate, gaps closed, gap closure within 30/60/90 days of the first touch "
     "(over gaps whose window has fully elapsed), opt-outs.",
-    CAMPAIGN_EFFECTIVENESS_SQL, quality.CampaignEffectiveness, "check_uniqueness_campaign_cell",
+    CAMPAIGN_EFFECTIVENESS_SQL,
+    quality.CampaignEffectiveness,
+    "check_uniqueness_campaign_cell",
     ["channel", "region", "contract_id", "dual_lis_cohort", "age_band", "chronic_condition", "measure_code"],
     CAMPAIGN_EFFECTIVENESS_LINEAGE,
     "SELECT channel, sum(members_targeted), round(sum(members_reached) / sum(members_targeted), 3), "
@@ -181,7 +223,8 @@ RATE_CHECKS = {
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            CONTRACT_MEASURE_RATES, group_name="gold",
+            CONTRACT_MEASURE_RATES,
+            group_name="gold",
             description=(
                 "Per plan contract and CMS measure id, as of the week end: numerator, denominator and rate from member-level data "
                 "(care gaps for C01, C02, C11, C12, C14, C20; PDC for D08-D10) or the warehouse's contract extract "
@@ -189,10 +232,13 @@ RATE_CHECKS = {
                 "measure stars under the forecast cut points of the star year the data will be rated in."
             ),
             deps=[CARE_GAP_CLOSURE, SILVER["rx_fills"], SILVER["members"], dg.AssetKey(["bronze", "edw"]), PROJECTION_CUT_POINTS],
-            kinds={"duckdb", "pandas"}, owners=OWNERS, automation_condition=KEEP_CURRENT,
+            kinds={"duckdb", "pandas"},
+            owners=OWNERS,
+            automation_condition=KEEP_CURRENT,
         ),
         dg.AssetSpec(
-            CONTRACT_PROJECTED_SUMMARY, group_name="gold",
+            CONTRACT_PROJECTED_SUMMARY,
+            group_name="gold",
             description=(
                 "Per plan contract, the CMS summary rating for the star year its measurement-year data will be rated in "
                 "(2028 for 2026), projected over the measures available this week under the forecast cut points (weights, "
@@ -200,7 +246,10 @@ RATE_CHECKS = {
                 "scores to this week's and their hold-harmless, and P(4+) from cut points simulated with the forecast's "
                 "back-test error."
             ),
-            deps=[CONTRACT_MEASURE_RATES], kinds={"duckdb", "pandas"}, owners=OWNERS, automation_condition=KEEP_CURRENT,
+            deps=[CONTRACT_MEASURE_RATES],
+            kinds={"duckdb", "pandas"},
+            owners=OWNERS,
+            automation_condition=KEEP_CURRENT,
         ),
     ],
     partitions_def=weekly_partitions,
@@ -214,13 +263,17 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         conn.execute(GOLD_DDL)
         conn.execute(f"CREATE OR REPLACE TEMP TABLE member_pdc AS {MEMBER_PDC_SQL}", pdc_parameters(as_of))
         counts = conn.execute(
-            f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}", {"week_end": as_of, **adherence_measure_parameters()}).df()
+            f"{CONTRACT_MEASURE_COUNTS_SQL} UNION ALL {CONTRACT_QUALITY_SQL}",
+            {"week_end": as_of, **adherence_measure_parameters()},
+        ).df()
         cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         rates = project_measure_stars(counts, cut_points, rules)
         # Improvement compares each contract's prior scores with this week's. The only prior scores at hand are the
         # extract's (last published on the measures the plan cannot compute, year to date on C18/CAHPS/C28/C29), so
         # those show no change and the member-level measures are not eligible until the extract carries their prior year.
-        last_published = rates.loc[rates["source"] == "warehouse_extract", ["contract_id", "measure_id", "rate", "projected_stars"]]
+        last_published = rates.loc[
+            rates["source"] == "warehouse_extract", ["contract_id", "measure_id", "rate", "projected_stars"]
+        ]
         last_published = last_published.rename(columns={"rate": "value", "projected_stars": "stars"})
         improvement = project_improvement(rates, last_published, cut_points, RULES_STAR_YEAR)
         summaries = project_summaries(rates, rules, cut_points, *_forecast_error(cut_points), improvement_stars=improvement)
@@ -237,29 +290,74 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         unique = quality.unique_keys(conn, "gold.contract_measure_rates", ["contract_id", "measure_id"], as_of)
     yield dg.MaterializeResult(
         asset_key=CONTRACT_MEASURE_RATES,
-        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(rates)),
-                  "cut_points_star_year": PROJECTION_STAR_YEAR, "rated_star_year": PROJECTION_STAR_YEAR,
-                  "rules_star_year": RULES_STAR_YEAR,
-                  "rates": dg.MetadataValue.md(markdown_preview(
-                      ["contract", "measure", "numerator", "denominator", "rate", "stars"],
-                      [(r.contract_id, r.measure_id, r.numerator, r.denominator, None if r.rate != r.rate else round(r.rate, 1),
-                        r.projected_stars) for r in rates.itertuples()][:40]))},
+        metadata={
+            "as_of_week_end": str(as_of),
+            "dagster/row_count": dg.MetadataValue.int(len(rates)),
+            "cut_points_star_year": PROJECTION_STAR_YEAR,
+            "rated_star_year": PROJECTION_STAR_YEAR,
+            "rules_star_year": RULES_STAR_YEAR,
+            "rates": dg.MetadataValue.md(
+                markdown_preview(
+                    ["contract", "measure", "numerator", "denominator", "rate", "stars"],
+                    [
+                        (
+                            r.contract_id,
+                            r.measure_id,
+                            r.numerator,
+                            r.denominator,
+                            None if r.rate != r.rate else round(r.rate, 1),
+                            r.projected_stars,
+                        )
+                        for r in rates.itertuples()
+                    ][:40],
+                )
+            ),
+        },
         check_results=[
-            dg.AssetCheckResult(asset_key=CONTRACT_MEASURE_RATES, check_name="check_contract_contract_measure_rates",
-                                passed=contract.passed, metadata=contract.metadata),
-            dg.AssetCheckResult(asset_key=CONTRACT_MEASURE_RATES, check_name="check_uniqueness_contract_measure",
-                                passed=unique.passed, metadata=unique.metadata),
+            dg.AssetCheckResult(
+                asset_key=CONTRACT_MEASURE_RATES,
+                check_name="check_contract_contract_measure_rates",
+                passed=contract.passed,
+                metadata=contract.metadata,
+            ),
+            dg.AssetCheckResult(
+                asset_key=CONTRACT_MEASURE_RATES,
+                check_name="check_uniqueness_contract_measure",
+                passed=unique.passed,
+                metadata=unique.metadata,
+            ),
         ],
     )
     yield dg.MaterializeResult(
         asset_key=CONTRACT_PROJECTED_SUMMARY,
-        metadata={"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(len(summaries)),
-                  "rated_star_year": PROJECTION_STAR_YEAR,
-                  "projected_summary": dg.MetadataValue.md(markdown_preview(
-                      ["contract", "measures", "weighted mean", "reward factor", "C/D improvement stars",
-                       f"projected {PROJECTION_STAR_YEAR}", "P(4+)"],
-                      [(s.contract_id, s.measures_rated, round(s.weighted_mean, 3), s.reward_factor,
-                        f"{s.part_c_improvement_stars:g}/{s.part_d_improvement_stars:g}", s.projected_summary,
-                        None if s.p_four_plus_cut_points != s.p_four_plus_cut_points else round(s.p_four_plus_cut_points, 2))
-                       for s in summaries.itertuples()]))},
+        metadata={
+            "as_of_week_end": str(as_of),
+            "dagster/row_count": dg.MetadataValue.int(len(summaries)),
+            "rated_star_year": PROJECTION_STAR_YEAR,
+            "projected_summary": dg.MetadataValue.md(
+                markdown_preview(
+                    [
+                        "contract",
+                        "measures",
+                        "weighted mean",
+                        "reward factor",
+                        "C/D improvement stars",
+                        f"projected {PROJECTION_STAR_YEAR}",
+                        "P(4+)",
+                    ],
+                    [
+                        (
+                            s.contract_id,
+                            s.measures_rated,
+                            round(s.weighted_mean, 3),
+                            s.reward_factor,
+                            f"{s.part_c_improvement_stars:g}/{s.part_d_improvement_stars:g}",
+                            s.projected_summary,
+                            None if s.p_four_plus_cut_points != s.p_four_plus_cut_points else round(s.p_four_plus_cut_points, 2),
+                        )
+                        for s in summaries.itertuples()
+                    ],
+                )
+            ),
+        },
     )

@@ -109,9 +109,7 @@ def cms_training_set(
                 training.dropped[["contract_id", "overall", "missing_inputs"]].to_markdown(index=False)
             ),
             "feature_definitions": dg.MetadataValue.md(FEATURE_DEFINITIONS),
-            "label_merge": dg.MetadataValue.json(
-                {"min_contracts_per_level": MIN_CONTRACTS_PER_LEVEL, "merged_ratings": merged}
-            ),
+            "label_merge": dg.MetadataValue.json({"min_contracts_per_level": MIN_CONTRACTS_PER_LEVEL, "merged_ratings": merged}),
             "levels": _markdown(levels),
             "inputs_summary": _markdown(inputs_summary, 2),
         },

@@ -18,9 +18,7 @@ def check_validity_fit_converged(star_rating_model: pd.DataFrame) -> dg.AssetChe
     return _result(quality.fit_converged(star_rating_model))
 
 
-@dg.asset_check(
-    asset=MODEL_KEY, blocking=True, description="Readmission lowers the rating; HEDIS, CAHPS and adherence raise it."
-)
+@dg.asset_check(asset=MODEL_KEY, blocking=True, description="Readmission lowers the rating; HEDIS, CAHPS and adherence raise it.")
 def check_validity_coefficient_signs(star_rating_model: pd.DataFrame) -> dg.AssetCheckResult:
     return _result(quality.coefficient_signs(star_rating_model))
 

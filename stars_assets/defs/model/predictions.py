@@ -73,7 +73,10 @@ def _replace_week(conn, spec: TableSpec, as_of: date, rows: pd.DataFrame) -> Non
 
 def _check(name: str, verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        asset_key=asset_key, check_name=name, passed=verdict.passed, description=verdict.description,
+        asset_key=asset_key,
+        check_name=name,
+        passed=verdict.passed,
+        description=verdict.description,
         metadata=verdict.metadata,
     )
 
@@ -81,9 +84,15 @@ def _check(name: str, verdict: Verdict, asset_key: dg.AssetKey) -> dg.AssetCheck
 def _weekly_table(key: dg.AssetKey, spec: TableSpec, deps: list[dg.AssetKey], checks: dict[str, str]) -> dict:
     """What the weekly model tables declare alike: partitions, automation, group, pool, column schema, blocking checks."""
     return {
-        "key": key, "deps": deps, "partitions_def": weekly_partitions, "automation_condition": KEEP_CURRENT,
-        "group_name": "model", "kinds": {"duckdb", "pandas"},
-        "owners": OWNERS, "pool": WAREHOUSE_POOL, "metadata": table_metadata(spec),
+        "key": key,
+        "deps": deps,
+        "partitions_def": weekly_partitions,
+        "automation_condition": KEEP_CURRENT,
+        "group_name": "model",
+        "kinds": {"duckdb", "pandas"},
+        "owners": OWNERS,
+        "pool": WAREHOUSE_POOL,
+        "metadata": table_metadata(spec),
         "check_specs": [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in checks.items()],
     }
 
@@ -121,7 +130,9 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
             prediction = by_model.loc[model]
             row[f"levers {model}"] = "; ".join(text for text in (_lever_text(prediction, 1), _lever_text(prediction, 2)) if text)
         first = contract.iloc[0]
-        row[f"CMS projected {PROJECTION_STAR_YEAR}"] = "" if pd.isna(first["projected_summary"]) else format_level(first["projected_summary"])
+        row[f"CMS projected {PROJECTION_STAR_YEAR}"] = (
+            "" if pd.isna(first["projected_summary"]) else format_level(first["projected_summary"])
+        )
         chance = first.get("p_four_plus_cut_points")
         row["P(4+) cut points"] = "" if chance is None or pd.isna(chance) else f"{chance:.0%}"
         row["reward factor"] = "" if pd.isna(first["reward_factor"]) else f"{first['reward_factor']:g}"
@@ -140,8 +151,12 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
         "summary and reward factor from gold.contract_projected_summary. One long table keyed by "
         "(as_of_week_end, contract_id, model): the weekly trajectory is one query."
     ),
-    **_weekly_table(CONTRACT_PREDICTIONS, PREDICTIONS, [CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, STAR_RATING_MODEL],
-                    PREDICTION_CHECKS),
+    **_weekly_table(
+        CONTRACT_PREDICTIONS,
+        PREDICTIONS,
+        [CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, STAR_RATING_MODEL],
+        PREDICTION_CHECKS,
+    ),
 )
 def contract_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
@@ -171,8 +186,9 @@ def contract_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDB
         check_results=[
             _check("check_validity_probabilities", quality.probabilities_sum_to_one(written), CONTRACT_PREDICTIONS),
             _check("check_validity_expected_stars", quality.expected_stars_within_levels(written), CONTRACT_PREDICTIONS),
-            _check("check_uniqueness_contract_model", quality.one_row_per_contract_and_model(written, MODELS),
-                   CONTRACT_PREDICTIONS),
+            _check(
+                "check_uniqueness_contract_model", quality.one_row_per_contract_and_model(written, MODELS), CONTRACT_PREDICTIONS
+            ),
         ],
     )
 
@@ -193,19 +209,22 @@ def _top_levers(levers: pd.DataFrame, top: int = TOP_MEASURE_LEVERS) -> pd.DataF
         return pd.DataFrame()
     direction = best["higher_is_better"].map({True: "+", False: "-"})
     codes = best["measure_code"].fillna(best["measure_id"])
-    return pd.DataFrame({
-        "contract": best["contract_id"],
-        "rank": best["lever_rank"],
-        "measure": best["measure_id"].where(codes == best["measure_id"], best["measure_id"] + " " + codes),
-        "stars": best["current_stars"].astype(str) + " -> " + best["next_stars"].astype(str),
-        "rate": best["rate"].round(1),
-        "cut point": best["threshold"].map("{:g}".format),
-        "move to cut point": direction + best["distance"].round(2).astype(str),
-        "gain (weight/total)": best["unrounded_gain"].round(3),
-        "summary": best["summary_before"].map(format_level) + " -> " + best["summary_after"].map(format_level),
-        "unrounded": best["summary_unrounded_before"].round(3).astype(str) + " -> "
-                     + best["summary_unrounded_after"].round(3).astype(str),
-    })
+    return pd.DataFrame(
+        {
+            "contract": best["contract_id"],
+            "rank": best["lever_rank"],
+            "measure": best["measure_id"].where(codes == best["measure_id"], best["measure_id"] + " " + codes),
+            "stars": best["current_stars"].astype(str) + " -> " + best["next_stars"].astype(str),
+            "rate": best["rate"].round(1),
+            "cut point": best["threshold"].map("{:g}".format),
+            "move to cut point": direction + best["distance"].round(2).astype(str),
+            "gain (weight/total)": best["unrounded_gain"].round(3),
+            "summary": best["summary_before"].map(format_level) + " -> " + best["summary_after"].map(format_level),
+            "unrounded": best["summary_unrounded_before"].round(3).astype(str)
+            + " -> "
+            + best["summary_unrounded_after"].round(3).astype(str),
+        }
+    )
 
 
 @dg.asset(

@@ -72,8 +72,11 @@ def _deliver(alert: Alert, log) -> bool:
 
 
 def _latest_finished_run_storage_id(instance: dg.DagsterInstance) -> int:
-    latest = [record.storage_id for event_type in FINISHED_RUN_EVENTS
-              for record in instance.fetch_run_status_changes(event_type, limit=1, ascending=False).records]
+    latest = [
+        record.storage_id
+        for event_type in FINISHED_RUN_EVENTS
+        for record in instance.fetch_run_status_changes(event_type, limit=1, ascending=False).records
+    ]
     return max(latest, default=0)
 
 
@@ -99,17 +102,19 @@ def _failed_check_alerts(instance: dg.DagsterInstance, run_id: str) -> list[Aler
         evaluation = record.event_log_entry.dagster_event.asset_check_evaluation_data
         if evaluation.passed:
             continue
-        alerts.append(check_failure_alert(
-            run_id=run_id,
-            job=run.job_name,
-            asset=evaluation.asset_key.to_user_string(),
-            check=evaluation.check_name,
-            partition=evaluation.partition or run_partition(run.tags),
-            severity=evaluation.severity.value,
-            description=evaluation.description,
-            metadata={name: value.value for name, value in evaluation.metadata.items()},
-            occurred_at=record.event_log_entry.timestamp,
-        ))
+        alerts.append(
+            check_failure_alert(
+                run_id=run_id,
+                job=run.job_name,
+                asset=evaluation.asset_key.to_user_string(),
+                check=evaluation.check_name,
+                partition=evaluation.partition or run_partition(run.tags),
+                severity=evaluation.severity.value,
+                description=evaluation.description,
+                metadata={name: value.value for name, value in evaluation.metadata.items()},
+                occurred_at=record.event_log_entry.timestamp,
+            )
+        )
     return alerts
 
 
@@ -151,11 +156,14 @@ def alert_on_failed_runs(context: dg.RunFailureSensorContext) -> None:
     # The run's own message names the failed steps; the first step's root error says what broke.
     errors = [event.step_failure_data.error for event in step_failures if event.step_failure_data.error is not None]
     cause = _root_cause(errors[0]) if errors else ""
-    _deliver(run_failure_alert(
-        run_id=run.run_id,
-        job=run.job_name,
-        partition=run_partition(run.tags),
-        message=f"{context.failure_event.message or ''} {cause}".strip(),
-        occurred_at=finished.end_time or time.time(),
-        failed_steps=len(step_failures),
-    ), context.log)
+    _deliver(
+        run_failure_alert(
+            run_id=run.run_id,
+            job=run.job_name,
+            partition=run_partition(run.tags),
+            message=f"{context.failure_event.message or ''} {cause}".strip(),
+            occurred_at=finished.end_time or time.time(),
+            failed_steps=len(step_failures),
+        ),
+        context.log,
+    )

@@ -29,7 +29,7 @@ landing_folders = [
         landing_key(provider.name),
         group_name="landing",
         description=f"Files {provider.name} drops into landing/{provider.name}/ ({', '.join(d.file_pattern for d in provider.datasets)}); "
-                    f"observed, not materialized. Expected at least every {provider.delivery_sla_hours} h.",
+        f"observed, not materialized. Expected at least every {provider.delivery_sla_hours} h.",
         kinds={"file"},
         owners=list(provider.owners),
         metadata={"delivery_sla_hours": provider.delivery_sla_hours},
@@ -60,7 +60,7 @@ def landing_observation(provider_name: str, latest: LatestDelivery) -> dg.AssetO
     minimum_interval_seconds=OBSERVE_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Records when each provider's newest landing file arrived (an observation of landing/<provider>), "
-                "which the delivery freshness checks judge against the provider's SLA.",
+    "which the delivery freshness checks judge against the provider's SLA.",
 )
 def observe_landing_folders(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
     seen = json.loads(context.cursor or "{}")  # provider -> [newest file time, when it was last observed]

@@ -15,8 +15,9 @@ from stars_assets.defs import jobs
 from stars_assets.lib.ops.windows import LATE_FILE_DAYS, RANGE_END_TAG, RANGE_START_TAG, late_file_window, previous_day
 
 # Both schedules run the ingest job on UTC cron times and start stopped.
-ingest_schedule = functools.partial(dg.schedule, execution_timezone="UTC", job=jobs.ingest_daily_deliveries_job,
-                                    default_status=dg.DefaultScheduleStatus.STOPPED)
+ingest_schedule = functools.partial(
+    dg.schedule, execution_timezone="UTC", job=jobs.ingest_daily_deliveries_job, default_status=dg.DefaultScheduleStatus.STOPPED
+)
 
 
 @ingest_schedule(

@@ -33,7 +33,9 @@ def manifest_cursor(database: str, provider: str) -> str:
     if not Path(database).exists():
         return cursor_from_manifest([])
     with duckdb_lib.connect(database, read_only=True) as con:
-        manifest = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'audit' AND table_name = 'file_manifest'").fetchone()[0]
+        manifest = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'audit' AND table_name = 'file_manifest'"
+        ).fetchone()[0]
         return cursor_from_manifest(con.execute(MANIFEST_FILES_SQL, {"provider": provider}).fetchall() if manifest else [])
 
 
@@ -59,7 +61,7 @@ def build_file_arrival_sensor(provider: ProviderConfig) -> dg.SensorDefinition:
         f"load_{provider.name}_arrivals",
         selection=with_publishing(arrival_target(provider.name)),
         description=f"Load newly arrived {provider.name} files of one delivery date into bronze, then the silver built from it, "
-                    "and publish what changed to the lake.",
+        "and publish what changed to the lake.",
     )
 
     @dg.sensor(
@@ -80,8 +82,9 @@ def build_file_arrival_sensor(provider: ProviderConfig) -> dg.SensorDefinition:
                 cursor = manifest_cursor(duckdb.database, provider.name)
             except duckdb_lib.IOException as error:  # a run holds the warehouse: start from the manifest next tick
                 return dg.SkipReason(f"the file manifest could not be read yet: {error}")
-        scan = scan_arrivals(provider, landing.provider_dir(provider.name), cursor,
-                             now=time.time(), partition_is_open=_partition_is_open)
+        scan = scan_arrivals(
+            provider, landing.provider_dir(provider.name), cursor, now=time.time(), partition_is_open=_partition_is_open
+        )
         for arrival in scan.arrivals:
             context.log.info(f"{arrival.partition_date}: {', '.join(f.name for f in arrival.files)}")
         if scan.waiting:

@@ -36,37 +36,74 @@ def delivery_freshness_rows(context: dg.AssetExecutionContext, landing: LandingZ
     for provider in load_registry():
         latest = latest_delivery(provider, landing.provider_dir(provider.name))
         hours_since = None if latest.landed_at is None else (now - latest.landed_at) / 3600
-        rows.append({
-            "provider": provider.name,
-            "newest_file_at": None if latest.landed_at is None
-            else datetime.fromtimestamp(latest.landed_at, tz=UTC).replace(tzinfo=None),
-            "sla_hours": float(provider.delivery_sla_hours),
-            "hours_since": hours_since,
-            "is_fresh": hours_since is not None and hours_since <= provider.delivery_sla_hours,
-            "evaluated_at": evaluated_at,
-        })
-    return pa.Table.from_pylist(rows, schema=pa.schema([
-        ("provider", pa.string()), ("newest_file_at", pa.timestamp("us")), ("sla_hours", pa.float64()),
-        ("hours_since", pa.float64()), ("is_fresh", pa.bool_()), ("evaluated_at", pa.timestamp("us"))]))
+        rows.append(
+            {
+                "provider": provider.name,
+                "newest_file_at": None
+                if latest.landed_at is None
+                else datetime.fromtimestamp(latest.landed_at, tz=UTC).replace(tzinfo=None),
+                "sla_hours": float(provider.delivery_sla_hours),
+                "hours_since": hours_since,
+                "is_fresh": hours_since is not None and hours_since <= provider.delivery_sla_hours,
+                "evaluated_at": evaluated_at,
+            }
+        )
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("provider", pa.string()),
+                ("newest_file_at", pa.timestamp("us")),
+                ("sla_hours", pa.float64()),
+                ("hours_since", pa.float64()),
+                ("is_fresh", pa.bool_()),
+                ("evaluated_at", pa.timestamp("us")),
+            ]
+        ),
+    )
 
 
 def check_outcome_rows(context: dg.AssetExecutionContext, landing: LandingZone) -> pa.Table:
     """The latest outcome of each check and partition among the instance's most recent evaluations."""
     records = context.instance.event_log_storage.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=RECENT_CHECK_EVALUATIONS, ascending=False)
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION),
+        limit=RECENT_CHECK_EVALUATIONS,
+        ascending=False,
+    )
     latest = {}
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data
-        latest.setdefault((evaluation.asset_key.to_user_string(), evaluation.check_name, evaluation.partition), (record, evaluation))
-    rows = [{
-        "asset_key": asset_key, "check_name": check_name, "partition": partition, "passed": evaluation.passed,
-        "severity": evaluation.severity.value,
-        "evaluated_at": datetime.fromtimestamp(record.timestamp, tz=UTC).replace(tzinfo=None),
-        "run_id": record.run_id, "description": evaluation.description,
-    } for (asset_key, check_name, partition), (record, evaluation) in sorted(latest.items(), key=lambda item: str(item[0]))]
-    return pa.Table.from_pylist(rows, schema=pa.schema([
-        ("asset_key", pa.string()), ("check_name", pa.string()), ("partition", pa.string()), ("passed", pa.bool_()),
-        ("severity", pa.string()), ("evaluated_at", pa.timestamp("us")), ("run_id", pa.string()), ("description", pa.string())]))
+        latest.setdefault(
+            (evaluation.asset_key.to_user_string(), evaluation.check_name, evaluation.partition), (record, evaluation)
+        )
+    rows = [
+        {
+            "asset_key": asset_key,
+            "check_name": check_name,
+            "partition": partition,
+            "passed": evaluation.passed,
+            "severity": evaluation.severity.value,
+            "evaluated_at": datetime.fromtimestamp(record.timestamp, tz=UTC).replace(tzinfo=None),
+            "run_id": record.run_id,
+            "description": evaluation.description,
+        }
+        for (asset_key, check_name, partition), (record, evaluation) in sorted(latest.items(), key=lambda item: str(item[0]))
+    ]
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("asset_key", pa.string()),
+                ("check_name", pa.string()),
+                ("partition", pa.string()),
+                ("passed", pa.bool_()),
+                ("severity", pa.string()),
+                ("evaluated_at", pa.timestamp("us")),
+                ("run_id", pa.string()),
+                ("description", pa.string()),
+            ]
+        ),
+    )
 
 
 BUILDERS = {"delivery_freshness": delivery_freshness_rows, "check_outcomes": check_outcome_rows}
@@ -75,11 +112,15 @@ BUILDERS = {"delivery_freshness": delivery_freshness_rows, "check_outcomes": che
 def reconcile(conn, spec: LakeTable, source: str, result: lake.PublishResult, partitions: list) -> dg.AssetCheckResult:
     """The lake table at the version just published holds, partition by partition, exactly the warehouse's rows."""
     published = lake.open_table(spec.layer, spec.table, version=result.version) if result.version >= 0 else None
-    in_lake = (lake_fingerprints(conn, source, published, partition_column=spec.partition_column, partitions=partitions)
-               if published else {p: (0, EMPTY) for p in result.fingerprints})
+    in_lake = (
+        lake_fingerprints(conn, source, published, partition_column=spec.partition_column, partitions=partitions)
+        if published
+        else {p: (0, EMPTY) for p in result.fingerprints}
+    )
     differing = [p for p, fingerprint in result.fingerprints.items() if in_lake[p][1] != fingerprint]
     return dg.AssetCheckResult(
-        check_name=PUBLISHED_CHECK, passed=not differing,
+        check_name=PUBLISHED_CHECK,
+        passed=not differing,
         metadata={
             "partitions_compared": len(result.fingerprints),
             "partitions_differing": dg.MetadataValue.json(differing),
@@ -98,17 +139,26 @@ def build_publish_asset(spec: LakeTable) -> dg.AssetsDefinition:
         key=spec.key,
         group_name="publish",
         description=f"Publishes {spec.name} to the lake (Delta Lake, <lake root>/{spec.layer}/{spec.table}). {spec.description} "
-                    f"Contains PHI: {'yes' if spec.contains_phi else 'no'}.",
+        f"Contains PHI: {'yes' if spec.contains_phi else 'no'}.",
         deps=list(spec.deps),
         partitions_def=spec.partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if single_run else None,
         kinds={"deltalake", "duckdb"},
         owners=OWNERS,
         pool=WAREHOUSE_POOL,
-        metadata={"contains_phi": spec.contains_phi, "lake_table": spec.name,
-                  "partition_column": spec.partition_column or "(whole table)"},
-        check_specs=[dg.AssetCheckSpec(PUBLISHED_CHECK, asset=spec.key, blocking=True,
-                                       description="The lake's rows equal the warehouse's in every partition this run published.")],
+        metadata={
+            "contains_phi": spec.contains_phi,
+            "lake_table": spec.name,
+            "partition_column": spec.partition_column or "(whole table)",
+        },
+        check_specs=[
+            dg.AssetCheckSpec(
+                PUBLISHED_CHECK,
+                asset=spec.key,
+                blocking=True,
+                description="The lake's rows equal the warehouse's in every partition this run published.",
+            )
+        ],
     )
     def publish(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingZone):
         partitions = [spec.partition_value(k) for k in context.partition_keys] if spec.partition_column else []
@@ -123,13 +173,23 @@ def build_publish_asset(spec: LakeTable) -> dg.AssetsDefinition:
         with conn_context as conn:
             if not spec.builder:
                 configure_connection(conn)
-            result = lake.publish_query(conn, source, spec.layer, spec.table, contains_phi=spec.contains_phi,
-                                        partition_column=spec.partition_column, partitions=partitions,
-                                        source_name=spec.name, commit_metadata=metadata)
+            result = lake.publish_query(
+                conn,
+                source,
+                spec.layer,
+                spec.table,
+                contains_phi=spec.contains_phi,
+                partition_column=spec.partition_column,
+                partitions=partitions,
+                source_name=spec.name,
+                commit_metadata=metadata,
+            )
             check = reconcile(conn, spec, source, result, partitions)
         if result.committed:
-            context.log.info(f"{spec.name}: Delta version {result.version}, replaced {len(result.partitions_written)} partition(s) "
-                             f"with {result.rows_written} rows; {len(result.partitions_unchanged)} unchanged")
+            context.log.info(
+                f"{spec.name}: Delta version {result.version}, replaced {len(result.partitions_written)} partition(s) "
+                f"with {result.rows_written} rows; {len(result.partitions_unchanged)} unchanged"
+            )
         else:
             context.log.info(f"{spec.name}: unchanged in the warehouse since the last publish; no Delta commit")
         yield dg.MaterializeResult(
@@ -157,4 +217,3 @@ PUBLISH = dg.AssetSelection.groups("publish")
 def with_publishing(selection: dg.AssetSelection) -> dg.AssetSelection:
     """A job's assets plus the lake tables published from them, and the check outcomes last."""
     return selection | (selection.downstream(depth=1) & PUBLISH) | dg.AssetSelection.assets(CHECK_OUTCOMES.key)
-

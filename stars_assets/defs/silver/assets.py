@@ -39,8 +39,11 @@ def _event_checks(table: str, timeliness: str, timeliness_text: str) -> dict[str
     }
 
 
-OUTREACH_CHECKS = _event_checks("outreach_events", "check_timeliness_event_ts",
-                                "No event in silver is stamped after its delivery (future events are quarantined).")
+OUTREACH_CHECKS = _event_checks(
+    "outreach_events",
+    "check_timeliness_event_ts",
+    "No event in silver is stamped after its delivery (future events are quarantined).",
+)
 
 
 def _partition_counts(mode: str | None, counts) -> dict:
@@ -53,9 +56,12 @@ def _partition_counts(mode: str | None, counts) -> dict:
         "rows_delivered": totals["delivered"],
         "rows_quarantined": totals["quarantined"],
         "duplicates_removed": totals["duplicates"],
-        "per_provider": dg.MetadataValue.md(markdown_preview(
-            ["provider", "delivered", "loaded", "quarantined", "duplicates"],
-            [(c.provider, c.delivered, c.loaded, c.quarantined, c.duplicates) for c in counts])),
+        "per_provider": dg.MetadataValue.md(
+            markdown_preview(
+                ["provider", "delivered", "loaded", "quarantined", "duplicates"],
+                [(c.provider, c.delivered, c.loaded, c.quarantined, c.duplicates) for c in counts],
+            )
+        ),
     }
 
 
@@ -70,8 +76,12 @@ def _bronze_rows(conn, dataset: str) -> str:
 
 
 def _exists(conn, table: str) -> bool:
-    return conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t",
-                        {"t": table}).fetchone()[0] > 0
+    return (
+        conn.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t", {"t": table}
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def _dimension_asset(spec: TableSpec, dataset: str, description: str, build, preview_columns: list[str]):
@@ -107,19 +117,22 @@ def _dimension_asset(spec: TableSpec, dataset: str, description: str, build, pre
 
 
 members = _dimension_asset(
-    tables.MEMBERS, "edw_members",
+    tables.MEMBERS,
+    "edw_members",
     "Members from the latest enrollment snapshot, with the identifier crosswalk silver.member_identifiers (member id, MBI, vendor reference).",
     build_members,
     ["member_id", "mbi", "contract_id", "region", "dual_status", "lis_status", "snapshot_date"],
 )
 care_gaps = _dimension_asset(
-    tables.CARE_GAPS, "edw_care_gaps",
+    tables.CARE_GAPS,
+    "edw_care_gaps",
     "Care gaps (member x measure x measurement year) from the latest care-gap list, with open and close dates.",
     build_care_gaps,
     ["gap_id", "member_id", "measure_code", "cms_measure_id", "gap_status", "open_date", "close_date"],
 )
 rx_fills = _dimension_asset(
-    tables.RX_FILLS, "edw_rx_fills",
+    tables.RX_FILLS,
+    "edw_rx_fills",
     "Part D fills for the adherence classes (diabetes, RAS antagonists, statins), one row per fill.",
     build_rx_fills,
     ["fill_id", "member_id", "drug_class", "fill_date", "days_supply"],
@@ -141,8 +154,10 @@ rx_fills = _dimension_asset(
     owners=OWNERS,
     pool=WAREHOUSE_POOL,
     metadata=table_metadata(tables.OUTREACH_EVENTS),
-    check_specs=[dg.AssetCheckSpec(name, asset=OUTREACH_KEY, blocking=True, description=text, partitions_def=daily_partitions)
-                 for name, text in OUTREACH_CHECKS.items()],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset=OUTREACH_KEY, blocking=True, description=text, partitions_def=daily_partitions)
+        for name, text in OUTREACH_CHECKS.items()
+    ],
 )
 def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
@@ -157,30 +172,55 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         ensure_tables(conn, WAREHOUSE_PROVIDER)
         for number, day in enumerate(days, start=1):
             build = build_partition(conn, OUTREACH, list(OUTREACH_PROVIDERS), day, context.run.run_id)
-            context.log.info(f"[{number}/{len(days)}] {day} ({build.mode}, {build.files_read} files read): " + ", ".join(
-                f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates" for c in build.counts))
+            context.log.info(
+                f"[{number}/{len(days)}] {day} ({build.mode}, {build.files_read} files read): "
+                + ", ".join(
+                    f"{c.provider} {c.loaded} loaded / {c.quarantined} quarantined / {c.duplicates} duplicates"
+                    for c in build.counts
+                )
+            )
             written = [day] if build.mode != "unchanged" else []
             day_outcomes = {
                 "check_validity_member_id_coverage": quality.member_id_coverage(conn, "outreach_events", [day]),
-                "check_uniqueness_event_id": quality.unique_event_ids(conn, "outreach_events", written, DEDUP_WINDOW_DAYS, run_started),
+                "check_uniqueness_event_id": quality.unique_event_ids(
+                    conn, "outreach_events", written, DEDUP_WINDOW_DAYS, run_started
+                ),
                 "check_timeliness_event_ts": quality.event_time_integrity(conn, [day], run_started),
                 "check_referential_member_contract": quality.referential_integrity(conn, "outreach_events", [day], run_started),
                 "check_reconciliation_rows": quality.reconciliation(conn, "outreach_events", sources, [day]),
             }
             for name, outcome in day_outcomes.items():
                 outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata, _severity(outcome))
-            by_channel = dict(conn.execute(
-                "SELECT channel, count(*) FROM silver.outreach_events WHERE partition_date = $day GROUP BY 1 ORDER BY 1",
-                {"day": day}).fetchall())
-            context.add_asset_metadata({
-                **_partition_counts(build.mode, build.counts),
-                "valid_member_id_coverage": day_outcomes["check_validity_member_id_coverage"].metadata["coverage"],
-                "events_by_channel": dg.MetadataValue.json(by_channel),
-            }, partition_key=day.isoformat())
-        columns = ["event_id", "provider", "member_id", "contract_id", "channel", "event_type", "event_ts", "source_file", "source_row"]
+            by_channel = dict(
+                conn.execute(
+                    "SELECT channel, count(*) FROM silver.outreach_events WHERE partition_date = $day GROUP BY 1 ORDER BY 1",
+                    {"day": day},
+                ).fetchall()
+            )
+            context.add_asset_metadata(
+                {
+                    **_partition_counts(build.mode, build.counts),
+                    "valid_member_id_coverage": day_outcomes["check_validity_member_id_coverage"].metadata["coverage"],
+                    "events_by_channel": dg.MetadataValue.json(by_channel),
+                },
+                partition_key=day.isoformat(),
+            )
+        columns = [
+            "event_id",
+            "provider",
+            "member_id",
+            "contract_id",
+            "channel",
+            "event_type",
+            "event_ts",
+            "source_file",
+            "source_row",
+        ]
         preview = conn.execute(
             f"SELECT {', '.join(columns)} FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days)) "
-            "AND source_row <= 10 ORDER BY event_ts LIMIT 5", {"days": days}).fetchall()  # first rows of each file: zone maps skip the rest
+            "AND source_row <= 10 ORDER BY event_ts LIMIT 5",
+            {"days": days},
+        ).fetchall()  # first rows of each file: zone maps skip the rest
     yield dg.MaterializeResult(metadata={"preview": dg.MetadataValue.md(markdown_preview(columns, preview))})
     for name, by_partition in outcomes.items():
         yield from partition_check_evaluations(context, dg.AssetCheckKey(OUTREACH_KEY, name), by_partition)
@@ -193,8 +233,11 @@ def _severity(outcome) -> dg.AssetCheckSeverity:
 
 APPOINTMENT_EVENTS_KEY = dg.AssetKey(["silver", "appointment_events"])
 APPOINTMENTS_KEY = dg.AssetKey(["silver", "appointments"])
-APPOINTMENT_CHECKS = _event_checks("appointment_events", "check_timeliness_appointment_start",
-                                   "No appointment in silver starts before it was booked or is stamped after its delivery.")
+APPOINTMENT_CHECKS = _event_checks(
+    "appointment_events",
+    "check_timeliness_appointment_start",
+    "No appointment in silver starts before it was booked or is stamped after its delivery.",
+)
 
 
 @dg.multi_asset(
@@ -221,8 +264,10 @@ APPOINTMENT_CHECKS = _event_checks("appointment_events", "check_timeliness_appoi
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
-    check_specs=[dg.AssetCheckSpec(name, asset=APPOINTMENT_EVENTS_KEY, blocking=True, description=text, partitions_def=daily_partitions)
-                 for name, text in APPOINTMENT_CHECKS.items()],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset=APPOINTMENT_EVENTS_KEY, blocking=True, description=text, partitions_def=daily_partitions)
+        for name, text in APPOINTMENT_CHECKS.items()
+    ],
 )
 def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
@@ -235,8 +280,10 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         for number, day in enumerate(days, start=1):
             build = build_partition(conn, APPOINTMENT, list(EMR_PROVIDERS), day, context.run.run_id)
             day_counts, changes = build.counts, build.derived or StateChanges(0, 0, 0)
-            context.log.info(f"[{number}/{len(days)}] {day}: {sum(c.loaded for c in day_counts)} events loaded; "
-                             f"appointments {changes.inserted} new, {changes.updated} changed, {changes.unchanged} unchanged")
+            context.log.info(
+                f"[{number}/{len(days)}] {day}: {sum(c.loaded for c in day_counts)} events loaded; "
+                f"appointments {changes.inserted} new, {changes.updated} changed, {changes.unchanged} unchanged"
+            )
             day_outcomes = {
                 "check_validity_member_id_coverage": quality.member_id_coverage(conn, "appointment_events", [day]),
                 "check_uniqueness_event_id": quality.unique_event_ids(conn, "appointment_events", [day], DEDUP_WINDOW_DAYS),
@@ -247,17 +294,29 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
             for name, outcome in day_outcomes.items():
                 outcomes[name][day.isoformat()] = (outcome.passed, outcome.metadata, _severity(outcome))
             partition = day.isoformat()
-            context.add_asset_metadata(_partition_counts(None, day_counts), asset_key=APPOINTMENT_EVENTS_KEY, partition_key=partition)
-            context.add_asset_metadata({"appointments_inserted": changes.inserted, "appointments_updated": changes.updated,
-                                        "appointments_unchanged": changes.unchanged},
-                                       asset_key=APPOINTMENTS_KEY, partition_key=partition)
+            context.add_asset_metadata(
+                _partition_counts(None, day_counts), asset_key=APPOINTMENT_EVENTS_KEY, partition_key=partition
+            )
+            context.add_asset_metadata(
+                {
+                    "appointments_inserted": changes.inserted,
+                    "appointments_updated": changes.updated,
+                    "appointments_unchanged": changes.unchanged,
+                },
+                asset_key=APPOINTMENTS_KEY,
+                partition_key=partition,
+            )
         total_appointments, by_status = conn.execute(
             "SELECT count(*), to_json(map_from_entries(list({'key': status, 'value': n}))) FROM "
-            "(SELECT status, count(*) AS n FROM silver.appointments GROUP BY 1)").fetchone()
+            "(SELECT status, count(*) AS n FROM silver.appointments GROUP BY 1)"
+        ).fetchone()
     yield dg.MaterializeResult(asset_key=APPOINTMENT_EVENTS_KEY)
     yield dg.MaterializeResult(
         asset_key=APPOINTMENTS_KEY,
-        metadata={"appointments_total": int(total_appointments), "by_status": dg.MetadataValue.json(json.loads(by_status or "{}"))},
+        metadata={
+            "appointments_total": int(total_appointments),
+            "by_status": dg.MetadataValue.json(json.loads(by_status or "{}")),
+        },
     )
     for name, by_partition in outcomes.items():
         yield from partition_check_evaluations(context, dg.AssetCheckKey(APPOINTMENT_EVENTS_KEY, name), by_partition)
@@ -279,9 +338,12 @@ def quarantine(duckdb: DuckDBResource) -> dg.MaterializeResult:
         conn.execute("CREATE SCHEMA IF NOT EXISTS silver")
         conn.execute("CREATE OR REPLACE VIEW silver.quarantine AS SELECT * FROM audit.quarantine")
         reasons = conn.execute(
-            "SELECT layer, provider, reason, count(*) FROM silver.quarantine GROUP BY ALL ORDER BY 4 DESC").fetchall()
+            "SELECT layer, provider, reason, count(*) FROM silver.quarantine GROUP BY ALL ORDER BY 4 DESC"
+        ).fetchall()
         total = sum(r[3] for r in reasons)
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": dg.MetadataValue.int(total),
-        "by_reason": dg.MetadataValue.md(markdown_preview(["layer", "provider", "reason", "rows"], reasons)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(total),
+            "by_reason": dg.MetadataValue.md(markdown_preview(["layer", "provider", "reason", "rows"], reasons)),
+        }
+    )

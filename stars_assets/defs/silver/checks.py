@@ -25,8 +25,11 @@ from stars_assets.lib.warehouse import configure_connection
 
 def _verdict(outcome) -> tuple:
     warned = outcome.passed and bool(outcome.metadata.get("warnings_by_check"))
-    return (outcome.passed and not warned, outcome.metadata,
-            dg.AssetCheckSeverity.WARN if warned else dg.AssetCheckSeverity.ERROR)
+    return (
+        outcome.passed and not warned,
+        outcome.metadata,
+        dg.AssetCheckSeverity.WARN if warned else dg.AssetCheckSeverity.ERROR,
+    )
 
 
 def _run_partitions(context: dg.AssetCheckExecutionContext) -> list[str] | None:
@@ -63,30 +66,42 @@ def _contract_check(table: str, blocking: bool, what: str) -> dg.AssetChecksDefi
             if partitions is None:
                 passed, metadata, severity = _verdict(check_memo.validate_remembered(conn, table, None))
                 return dg.AssetCheckResult(passed=passed, severity=severity, metadata=metadata)
-            outcomes = {partition: _verdict(check_memo.validate_remembered(conn, table, [date.fromisoformat(partition)]))
-                        for partition in partitions}
+            outcomes = {
+                partition: _verdict(check_memo.validate_remembered(conn, table, [date.fromisoformat(partition)]))
+                for partition in partitions
+            }
         return partition_check_evaluations(context, key, outcomes)
 
     return contract_check
 
 
 check_contract_outreach_events = _contract_check(
-    "outreach_events", True,
+    "outreach_events",
+    True,
     "md5 event ids, known providers, member and contract id shapes, canonical channel and event type, "
-    "event time present, lineage to a source file and row.")
+    "event time present, lineage to a source file and row.",
+)
 check_contract_appointment_events = _contract_check(
-    "appointment_events", True,
-    "md5 event ids, known EMRs, appointment keys qualified by their EMR, canonical status, start and event times present.")
+    "appointment_events",
+    True,
+    "md5 event ids, known EMRs, appointment keys qualified by their EMR, canonical status, start and event times present.",
+)
 check_contract_appointments = _contract_check(
-    "appointments", False,
-    "known EMRs and statuses, keys qualified by their EMR, event and reschedule counts consistent, md5 state hash.")
+    "appointments",
+    False,
+    "known EMRs and statuses, keys qualified by their EMR, event and reschedule counts consistent, md5 state hash.",
+)
 check_contract_members = _contract_check(
-    "members", True,
+    "members",
+    True,
     "one row per member id, member id / MBI / vendor reference shapes, contract id shape, readable booleans, "
-    "enrollment end not before start.")
+    "enrollment end not before start.",
+)
 check_contract_care_gaps = _contract_check(
-    "care_gaps", True,
-    "one row per gap, known measure codes with their CMS measure ids, open date present, close date not before it.")
+    "care_gaps",
+    True,
+    "one row per gap, known measure codes with their CMS measure ids, open date present, close date not before it.",
+)
 check_contract_rx_fills = _contract_check(
-    "rx_fills", True,
-    "one row per fill, adherence drug classes, fill date present, days supply within 1..365.")
+    "rx_fills", True, "one row per fill, adherence drug classes, fill date present, days supply within 1..365."
+)

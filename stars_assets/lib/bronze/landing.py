@@ -43,8 +43,14 @@ _GZIP_MAGIC = b"\x1f\x8b"
 LINE_FORMATS = ("delimited", "jsonl")
 
 # Statuses of entries that are in the folder but not read, and why (also their reason codes).
-NOT_READ_STATUSES = ("unrecognized_name", "in_subfolder", "outside_folder", "symlink_not_followed", "not_a_file",
-                     "still_being_written")
+NOT_READ_STATUSES = (
+    "unrecognized_name",
+    "in_subfolder",
+    "outside_folder",
+    "symlink_not_followed",
+    "not_a_file",
+    "still_being_written",
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,9 @@ def inventory(provider: ProviderConfig, provider_dir: Path, now: float) -> list[
                 target = Path(os.path.realpath(path))
                 inside = target == resolved_root or resolved_root in target.parents
                 status = "symlink_not_followed" if inside else "outside_folder"
-                detail = "symbolic link to a path inside the folder" if inside else "symbolic link pointing outside the landing folder"
+                detail = (
+                    "symbolic link to a path inside the folder" if inside else "symbolic link pointing outside the landing folder"
+                )
             elif not stat.S_ISREG(info.st_mode):
                 status, detail = "not_a_file", "not a regular file"
             elif here != root:
@@ -97,8 +105,9 @@ def inventory(provider: ProviderConfig, provider_dir: Path, now: float) -> list[
             elif info.st_mtime > now:
                 status, detail = "still_being_written", "modified after the run started; read by a later run"
             modified_at = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(tzinfo=None)
-            entries.append(LandedFile(dataset, path, f"{provider.name}/{relative}", info.st_size, modified_at, day,
-                                      status, detail))
+            entries.append(
+                LandedFile(dataset, path, f"{provider.name}/{relative}", info.st_size, modified_at, day, status, detail)
+            )
     return sorted(entries, key=lambda e: e.relative)
 
 
@@ -177,7 +186,7 @@ def scan_file(path: Path, compression: str, count_lines: bool, inflate_to: Path 
     inflater = _Inflater() if gzip else None
     inflated = 0
     problem = None
-    with open(path, "rb") as handle, (open(inflate_to, "wb") if gzip and inflate_to else _NoOutput()) as out:
+    with open(path, "rb") as handle, open(inflate_to, "wb") if gzip and inflate_to else _NoOutput() as out:
         first = True
         for block in iter(lambda: handle.read(_BLOCK_BYTES), b""):
             digest.update(block)

@@ -77,8 +77,7 @@ MANIFEST_COLUMNS = (
 )
 
 LINEAGE_COLUMNS = (
-    "_extra VARCHAR, _source_file VARCHAR, _source_row BIGINT, _partition_date DATE, "
-    "_ingested_at TIMESTAMP, _record_hash VARCHAR"
+    "_extra VARCHAR, _source_file VARCHAR, _source_row BIGINT, _partition_date DATE, _ingested_at TIMESTAMP, _record_hash VARCHAR"
 )
 
 
@@ -148,8 +147,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> N
         con.execute(bronze_table_ddl(dataset))
 
 
-def files_for_partition(provider: ProviderConfig, provider_dir: Path, partition_date: date | None,
-                        now: float | None = None) -> list[LandedFile]:
+def files_for_partition(
+    provider: ProviderConfig, provider_dir: Path, partition_date: date | None, now: float | None = None
+) -> list[LandedFile]:
     """Every entry of the provider's folder whose name gives this delivery date (None: no date)."""
     entries = inventory(provider, provider_dir, time.time() if now is None else now)
     return [e for e in entries if e.partition_date == partition_date]
@@ -165,8 +165,12 @@ FROM audit.file_manifest WHERE provider = $provider AND partition_date IS NOT DI
 def manifest_outcomes(con, provider: str, partition_date: date | None) -> dict[str, FileOutcome]:
     """What the manifest holds for the partition (None: the entries without a date), by file path."""
     rows = con.execute(MANIFEST_SQL, {"provider": provider, "day": partition_date}).fetchall()
-    return {row[1]: FileOutcome(*row[:10], extra_columns=tuple(row[10] or ()), sample_hash=row[11], line_count=row[12],
-                                lines_skipped=row[13]) for row in rows}
+    return {
+        row[1]: FileOutcome(
+            *row[:10], extra_columns=tuple(row[10] or ()), sample_hash=row[11], line_count=row[12], lines_skipped=row[13]
+        )
+        for row in rows
+    }
 
 
 def _hashes_loaded_elsewhere(con, provider: str, partition_date: date) -> dict[str, str]:
@@ -224,18 +228,35 @@ def load_partition(
 
     if not new and kept == set(known):
         result.mode = "unchanged"
-        result.files = [replace(known[f.relative], size_bytes=f.size, modified_at=f.modified_at,
-                                sample_hash=samples.get(f.relative) or known[f.relative].sample_hash) for f in landed]
-        touched = [o for o in result.files
-                   if (o.size_bytes, o.modified_at, o.sample_hash) != (known[o.file_path].size_bytes, known[o.file_path].modified_at,
-                                                                      known[o.file_path].sample_hash)]
+        result.files = [
+            replace(
+                known[f.relative],
+                size_bytes=f.size,
+                modified_at=f.modified_at,
+                sample_hash=samples.get(f.relative) or known[f.relative].sample_hash,
+            )
+            for f in landed
+        ]
+        touched = [
+            o
+            for o in result.files
+            if (o.size_bytes, o.modified_at, o.sample_hash)
+            != (known[o.file_path].size_bytes, known[o.file_path].modified_at, known[o.file_path].sample_hash)
+        ]
         if touched:
             with in_transaction(con):
                 for outcome in touched:
-                    con.execute("UPDATE audit.file_manifest SET modified_at = $mtime, sample_hash = $sample WHERE provider = $provider "
-                                "AND partition_date = $day AND file_path = $file",
-                                {"mtime": outcome.modified_at, "sample": outcome.sample_hash, "provider": provider.name,
-                                 "day": partition_date, "file": outcome.file_path})
+                    con.execute(
+                        "UPDATE audit.file_manifest SET modified_at = $mtime, sample_hash = $sample WHERE provider = $provider "
+                        "AND partition_date = $day AND file_path = $file",
+                        {
+                            "mtime": outcome.modified_at,
+                            "sample": outcome.sample_hash,
+                            "provider": provider.name,
+                            "day": partition_date,
+                            "file": outcome.file_path,
+                        },
+                    )
         _sync_not_read(con, provider, partition_date, not_read, run_id, stamp)
         result.files += [_not_read_outcome(e) for e in not_read]
         return result
@@ -247,13 +268,16 @@ def load_partition(
         result.mode = "replace"
         to_read = landed
     failed: dict[str, FileRejected] = {}
-    with (tempfile.TemporaryDirectory(prefix="stars-bronze-") as folder,
-          ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-scan") as scanner):
+    with (
+        tempfile.TemporaryDirectory(prefix="stars-bronze-") as folder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-scan") as scanner,
+    ):
         pending = _Scans(scanner, provider, to_read, Path(folder))
         while True:
             try:
-                outcomes = _write_partition(con, provider, partition_date, run_id, result.mode, known, to_read,
-                                            pending, failed, not_read, log)
+                outcomes = _write_partition(
+                    con, provider, partition_date, run_id, result.mode, known, to_read, pending, failed, not_read, log
+                )
                 break
             except _RetryWithout as retry:
                 failed[retry.relative] = retry.rejected
@@ -296,8 +320,16 @@ class _Scans:
 
 def _not_read_outcome(entry: LandedFile) -> FileOutcome:
     # Never hashed: a link is not followed, and a file still being written has no final content yet.
-    return FileOutcome(entry.dataset.name if entry.dataset else None, entry.relative, entry.size, entry.modified_at, None,
-                       status=entry.status, reason=entry.status, detail=entry.detail)
+    return FileOutcome(
+        entry.dataset.name if entry.dataset else None,
+        entry.relative,
+        entry.size,
+        entry.modified_at,
+        None,
+        status=entry.status,
+        reason=entry.status,
+        detail=entry.detail,
+    )
 
 
 NOT_READ_SQL = """
@@ -307,8 +339,15 @@ ORDER BY file_path
 """
 
 
-def _sync_not_read(con, provider: ProviderConfig, day: date | None, entries: list[LandedFile], run_id: str, now: datetime,
-                   in_open_transaction: bool = False) -> None:
+def _sync_not_read(
+    con,
+    provider: ProviderConfig,
+    day: date | None,
+    entries: list[LandedFile],
+    run_id: str,
+    now: datetime,
+    in_open_transaction: bool = False,
+) -> None:
     """Make the manifest's not-read entries of a partition (or of no date) those in the folder now."""
     params = {"provider": provider.name, "day": day, "statuses": list(NOT_READ_STATUSES)}
     current = [(e.relative, e.status, e.size, e.modified_at) for e in entries]
@@ -316,12 +355,19 @@ def _sync_not_read(con, provider: ProviderConfig, day: date | None, entries: lis
         return
 
     def write():
-        con.execute("DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date IS NOT DISTINCT FROM $day "
-                    "AND status IN (SELECT unnest($statuses))", params)
-        con.execute("DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider "
-                    "AND partition_date IS NOT DISTINCT FROM $day AND reason IN (SELECT unnest($statuses))", params)
-        _write_manifest(con, [_not_read_outcome(e) for e in entries],
-                        {"provider": provider.name, "day": day, "run_id": run_id, "now": now})
+        con.execute(
+            "DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date IS NOT DISTINCT FROM $day "
+            "AND status IN (SELECT unnest($statuses))",
+            params,
+        )
+        con.execute(
+            "DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider "
+            "AND partition_date IS NOT DISTINCT FROM $day AND reason IN (SELECT unnest($statuses))",
+            params,
+        )
+        _write_manifest(
+            con, [_not_read_outcome(e) for e in entries], {"provider": provider.name, "day": day, "run_id": run_id, "now": now}
+        )
 
     if in_open_transaction:
         write()
@@ -330,9 +376,19 @@ def _sync_not_read(con, provider: ProviderConfig, day: date | None, entries: lis
             write()
 
 
-def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id: str, mode: str,
-                     known: dict[str, FileOutcome], to_read: list[LandedFile], pending: _Scans,
-                     failed: dict[str, FileRejected], not_read: list[LandedFile], log) -> list[FileOutcome]:
+def _write_partition(
+    con,
+    provider: ProviderConfig,
+    partition_date: date,
+    run_id: str,
+    mode: str,
+    known: dict[str, FileOutcome],
+    to_read: list[LandedFile],
+    pending: _Scans,
+    failed: dict[str, FileRejected],
+    not_read: list[LandedFile],
+    log,
+) -> list[FileOutcome]:
     now = datetime.now(UTC).replace(tzinfo=None)
     params = {"provider": provider.name, "day": partition_date, "run_id": run_id, "now": now}
     hashes = _hashes_loaded_elsewhere(con, provider.name, partition_date)
@@ -346,16 +402,35 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id
             scan, sample = pending.result(number)
             if _changed_since_listed(landed):
                 # The upload goes on while we read: leave the file to a later run, as the listing would have.
-                outcomes.append(FileOutcome(landed.dataset.name, landed.relative, landed.size, landed.modified_at, None,
-                                            status="still_being_written", reason="still_being_written",
-                                            detail="its size or modification time changed while it was read; read by a later run"))
+                outcomes.append(
+                    FileOutcome(
+                        landed.dataset.name,
+                        landed.relative,
+                        landed.size,
+                        landed.modified_at,
+                        None,
+                        status="still_being_written",
+                        reason="still_being_written",
+                        detail="its size or modification time changed while it was read; read by a later run",
+                    )
+                )
                 continue
-            base = dict(dataset=landed.dataset.name, file_path=landed.relative, size_bytes=landed.size,
-                        modified_at=landed.modified_at, content_hash=scan.content_hash, sample_hash=sample,
-                        line_count=scan.lines)
+            base = dict(
+                dataset=landed.dataset.name,
+                file_path=landed.relative,
+                size_bytes=landed.size,
+                modified_at=landed.modified_at,
+                content_hash=scan.content_hash,
+                sample_hash=sample,
+                line_count=scan.lines,
+            )
             if scan.content_hash in hashes:
-                outcome = FileOutcome(**base, status="skipped_duplicate", reason="duplicate_file",
-                                      detail=f"same content as {hashes[scan.content_hash]}")
+                outcome = FileOutcome(
+                    **base,
+                    status="skipped_duplicate",
+                    reason="duplicate_file",
+                    detail=f"same content as {hashes[scan.content_hash]}",
+                )
             elif landed.size == 0:
                 outcome = FileOutcome(**base, status="quarantined", reason="empty_file", detail="zero bytes")
             elif scan.problem is not None:
@@ -371,7 +446,9 @@ def _write_partition(con, provider: ProviderConfig, partition_date: date, run_id
                 scan.inflated.unlink(missing_ok=True)  # a second pass (see _RetryWithout) reads the file itself
             outcomes.append(outcome)
             if log is not None:
-                log(f"{landed.relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}")
+                log(
+                    f"{landed.relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}"
+                )
         _sync_not_read(con, provider, partition_date, not_read, run_id, now, in_open_transaction=True)
         _write_manifest(con, outcomes, params)
     return outcomes
@@ -394,8 +471,9 @@ def _transaction_usable(con) -> bool:
     return True
 
 
-def _load_file(con, provider: ProviderConfig, landed: LandedFile, scan: FileScan, stage: str, base: dict,
-               params: dict) -> FileOutcome:
+def _load_file(
+    con, provider: ProviderConfig, landed: LandedFile, scan: FileScan, stage: str, base: dict, params: dict
+) -> FileOutcome:
     """Parse one file and insert its rows and rejects; a file DuckDB cannot read aborts the transaction."""
     path, reader = landed.path, provider
     if scan.inflated is not None and scan.inflated.exists():  # read the scan's plain copy: decompress once
@@ -405,8 +483,11 @@ def _load_file(con, provider: ProviderConfig, landed: LandedFile, scan: FileScan
         lines_skipped, lines_lost = _account_for_lines(con, provider, staged, scan)
     except (FileRejected, duckdb.Error, RecursionError, ValueError, TypeError, KeyError, IndexError, OSError, MemoryError) as exc:
         # Whatever a vendor's bytes make a parser do, it fails this file only, with a reason naming it.
-        rejected = exc if isinstance(exc, FileRejected) else FileRejected(
-            "unreadable_file", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500])
+        rejected = (
+            exc
+            if isinstance(exc, FileRejected)
+            else FileRejected("unreadable_file", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500])
+        )
         if not _transaction_usable(con):
             raise _RetryWithout(landed.relative, rejected) from exc
         _drop_temp_relations(con)
@@ -417,8 +498,16 @@ def _load_file(con, provider: ProviderConfig, landed: LandedFile, scan: FileScan
         raise _RetryWithout(landed.relative, FileRejected("unreadable_file", str(exc).splitlines()[0])) from exc
     _drop_temp_relations(con)
     reason, detail = staged.flag or (None, None)
-    return FileOutcome(**base, status="loaded", reason=reason, detail=detail, rows_loaded=staged.rows,
-                       rows_rejected=staged.rejected_rows + lines_lost, extra_columns=staged.extra_columns, lines_skipped=lines_skipped)
+    return FileOutcome(
+        **base,
+        status="loaded",
+        reason=reason,
+        detail=detail,
+        rows_loaded=staged.rows,
+        rows_rejected=staged.rejected_rows + lines_lost,
+        extra_columns=staged.extra_columns,
+        lines_skipped=lines_skipped,
+    )
 
 
 def _account_for_lines(con, provider: ProviderConfig, staged: StagedFile, scan: FileScan) -> tuple[int | None, int]:
@@ -435,8 +524,10 @@ def _account_for_lines(con, provider: ProviderConfig, staged: StagedFile, scan: 
     if any(line <= staged.last_line for line, _ in lost):
         raise FileRejected("unaccounted_lines", f"the parser skipped line {lost[0][0]} ({lost[0][1]} bytes) without a trace")
     for line, size in lost:
-        con.execute(f"INSERT INTO {staged.stage}_rejects VALUES ($line, 'line_too_long', $detail, NULL)",
-                    {"line": line, "detail": f"line of {size} bytes is longer than the {MAX_LINE_BYTES}-byte limit"})
+        con.execute(
+            f"INSERT INTO {staged.stage}_rejects VALUES ($line, 'line_too_long', $detail, NULL)",
+            {"line": line, "detail": f"line of {size} bytes is longer than the {MAX_LINE_BYTES}-byte limit"},
+        )
     accounted = staged.lines_accounted + len(lost)
     skipped = scan.lines - accounted + staged.lines_skipped
     if provider.format == "jsonl" and accounted != scan.lines:
@@ -450,10 +541,14 @@ def _account_for_lines(con, provider: ProviderConfig, staged: StagedFile, scan: 
 def _delete_partition(con, provider: ProviderConfig, partition_date: date) -> None:
     for dataset in provider.datasets:
         con.execute(f"DELETE FROM bronze.{dataset.name} WHERE _partition_date = $day", {"day": partition_date})
-    con.execute("DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date = $day",
-                {"provider": provider.name, "day": partition_date})
-    con.execute("DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider AND partition_date = $day",
-                {"provider": provider.name, "day": partition_date})
+    con.execute(
+        "DELETE FROM audit.file_manifest WHERE provider = $provider AND partition_date = $day",
+        {"provider": provider.name, "day": partition_date},
+    )
+    con.execute(
+        "DELETE FROM audit.quarantine WHERE layer = 'bronze' AND provider = $provider AND partition_date = $day",
+        {"provider": provider.name, "day": partition_date},
+    )
 
 
 def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, params: dict) -> None:
@@ -463,7 +558,7 @@ def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, par
     con.execute(
         f"""
         INSERT INTO bronze.{dataset.name}
-        SELECT {', '.join(columns)}, _extra, $file AS _source_file, _source_row, $day AS _partition_date,
+        SELECT {", ".join(columns)}, _extra, $file AS _source_file, _source_row, $day AS _partition_date,
                $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
         FROM ({source}) AS staged
         """,
@@ -485,16 +580,34 @@ def _write_manifest(con, outcomes: list[FileOutcome], params: dict) -> None:
             f"INSERT INTO audit.file_manifest ({MANIFEST_COLUMNS}) VALUES "
             "($provider, $dataset, $day, $file, $size, $mtime, $hash, $status, $reason, $detail, $rows, $rejected, $extra, "
             "$run_id, $now, $sample, $lines, $skipped)",
-            {**params, "dataset": outcome.dataset, "file": outcome.file_path, "size": outcome.size_bytes,
-             "mtime": outcome.modified_at, "hash": outcome.content_hash, "status": outcome.status,
-             "reason": outcome.reason, "detail": outcome.detail, "rows": outcome.rows_loaded,
-             "rejected": outcome.rows_rejected, "extra": list(outcome.extra_columns), "sample": outcome.sample_hash,
-             "lines": outcome.line_count, "skipped": outcome.lines_skipped},
+            {
+                **params,
+                "dataset": outcome.dataset,
+                "file": outcome.file_path,
+                "size": outcome.size_bytes,
+                "mtime": outcome.modified_at,
+                "hash": outcome.content_hash,
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "detail": outcome.detail,
+                "rows": outcome.rows_loaded,
+                "rejected": outcome.rows_rejected,
+                "extra": list(outcome.extra_columns),
+                "sample": outcome.sample_hash,
+                "lines": outcome.line_count,
+                "skipped": outcome.lines_skipped,
+            },
         )
         if outcome.status == "quarantined" or (outcome.status in NOT_READ_STATUSES and outcome.status != "still_being_written"):
             con.execute(
                 "INSERT INTO audit.quarantine VALUES ('bronze', $provider, $dataset, $day, $file, NULL, $reason, $detail, NULL, $run_id, $now)",
-                {**params, "dataset": outcome.dataset, "file": outcome.file_path, "reason": outcome.reason, "detail": outcome.detail},
+                {
+                    **params,
+                    "dataset": outcome.dataset,
+                    "file": outcome.file_path,
+                    "reason": outcome.reason,
+                    "detail": outcome.detail,
+                },
             )
 
 

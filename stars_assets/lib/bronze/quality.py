@@ -25,8 +25,9 @@ class RuleOutcome:
     warn_only: bool = False
 
 
-def reconciliation_result(con: duckdb.DuckDBPyConnection, provider: ProviderConfig, provider_dir: Path, days: list[date],
-                          now: float | None = None) -> RuleOutcome:
+def reconciliation_result(
+    con: duckdb.DuckDBPyConnection, provider: ProviderConfig, provider_dir: Path, days: list[date], now: float | None = None
+) -> RuleOutcome:
     """Every entry of the landing folder (of these days, or without a date) is in the manifest;
     bronze rows per file = the manifest's rows_loaded; and every line of a line-format file is a
     loaded row, a rejected row or a skipped line."""
@@ -41,11 +42,13 @@ def reconciliation_result(con: duckdb.DuckDBPyConnection, provider: ProviderConf
     # One grouped count per bronze table (not one scan per file): rows by source file in the days.
     in_bronze: dict[str, int] = {}
     for dataset in provider.datasets:
-        in_bronze.update(con.execute(
-            f"SELECT _source_file, count(*) FROM bronze.{dataset.name} "
-            "WHERE _partition_date IN (SELECT unnest($days)) GROUP BY 1",
-            {"days": days},
-        ).fetchall())
+        in_bronze.update(
+            con.execute(
+                f"SELECT _source_file, count(*) FROM bronze.{dataset.name} "
+                "WHERE _partition_date IN (SELECT unnest($days)) GROUP BY 1",
+                {"days": days},
+            ).fetchall()
+        )
     loaded = {row[0]: row[3] for row in manifest if row[1] == "loaded"}
     row_mismatches = [
         f"{file_path}: manifest {loaded.get(file_path, 0)}, bronze {in_bronze.get(file_path, 0)}"

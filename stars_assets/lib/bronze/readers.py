@@ -102,7 +102,9 @@ def stage_file(con: duckdb.DuckDBPyConnection, provider: ProviderConfig, dataset
         utf8 = Path(folder) / "utf8.txt"
         _transcode(provider, path, utf8)
         staged = reader(con, provider.model_copy(update={"compression": "none", "fallback_encoding": None}), dataset, utf8, stage)
-    return replace(staged, flag=("fallback_encoding", f"not valid UTF-8: bytes outside UTF-8 decoded as {provider.fallback_encoding}"))
+    return replace(
+        staged, flag=("fallback_encoding", f"not valid UTF-8: bytes outside UTF-8 decoded as {provider.fallback_encoding}")
+    )
 
 
 def _fallback_handler(encoding: str) -> str:
@@ -111,8 +113,10 @@ def _fallback_handler(encoding: str) -> str:
     try:
         codecs.lookup_error(name)
     except LookupError:
+
         def decode_in_fallback(error: UnicodeDecodeError):
-            return error.object[error.start:error.end].decode(encoding), error.end
+            return error.object[error.start : error.end].decode(encoding), error.end
+
         codecs.register_error(name, decode_in_fallback)
     return name
 
@@ -131,11 +135,13 @@ def _transcode(provider: ProviderConfig, path: Path, target: Path) -> None:
 
 
 def _drop_stage(con: duckdb.DuckDBPyConnection, stage: str) -> None:
-    for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal AND starts_with(view_name, $s)",
-                               {"s": stage}).fetchall():
+    for (name,) in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal AND starts_with(view_name, $s)", {"s": stage}
+    ).fetchall():
         con.execute(f"DROP VIEW IF EXISTS temp.main.{quote_identifier(name)}")
-    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, $s)",
-                               {"s": stage}).fetchall():
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, $s)", {"s": stage}
+    ).fetchall():
         con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_identifier(name)}")
 
 
@@ -152,7 +158,7 @@ def _compression(provider: ProviderConfig) -> str:
 def _read_header(provider: ProviderConfig, path: Path) -> list[str]:
     # Only the header line is decoded here: a bad byte in a later row is that row's problem.
     try:
-        with (gzip.open(path, "rb") if provider.compression == "gzip" else open(path, "rb")) as handle:
+        with gzip.open(path, "rb") if provider.compression == "gzip" else open(path, "rb") as handle:
             line = handle.readline(MAX_LINE_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FileRejected("wrong_encoding", f"the header is not UTF-8: {exc.reason}") from exc
@@ -174,8 +180,7 @@ def _check_required(dataset: Dataset, present: set[str]) -> None:
 
 def _create_empty_rejects(con: duckdb.DuckDBPyConnection, stage: str) -> None:
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {stage}_rejects "
-        "(source_row BIGINT, reason VARCHAR, detail VARCHAR, raw_text VARCHAR)"
+        f"CREATE OR REPLACE TEMP TABLE {stage}_rejects (source_row BIGINT, reason VARCHAR, detail VARCHAR, raw_text VARCHAR)"
     )
 
 
@@ -247,7 +252,8 @@ def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path
     con.execute(DELIMITED_REJECTS_SQL.format(stage=stage))
     rows = _count(con, f"{stage}_raw")
     undecodable, first_bad = con.execute(
-        f"SELECT count(*), min(source_row) FROM {stage}_rejects WHERE reason = 'invalid_encoding'").fetchone()
+        f"SELECT count(*), min(source_row) FROM {stage}_rejects WHERE reason = 'invalid_encoding'"
+    ).fetchone()
     _check_encoding(provider, undecodable, rows + _count(con, f"{stage}_rejects"), first_bad)
     recovered = _split_open_quotes(con, provider, stage, len(header))
 
@@ -263,9 +269,17 @@ def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path
         select += f"UNION ALL SELECT {select_declared}, {extra_sql} AS _extra, _source_row FROM {stage}_recovered AS raw"
     spanned = con.execute(f"SELECT coalesce(sum(span), 0) FROM {stage}_spans").fetchone()[0]
     accounted = 1 + rows + int(spanned)
-    return StagedFile(stage, rows + recovered, _count(con, f"{stage}_rejects"), extra,
-                      select, {"extra_names": list(extra)} if extra else {},
-                      lines_accounted=accounted, lines_skipped=1, last_line=accounted)
+    return StagedFile(
+        stage,
+        rows + recovered,
+        _count(con, f"{stage}_rejects"),
+        extra,
+        select,
+        {"extra_names": list(extra)} if extra else {},
+        lines_accounted=accounted,
+        lines_skipped=1,
+        last_line=accounted,
+    )
 
 
 def _split_open_quotes(con, provider: ProviderConfig, stage: str, width: int) -> int:
@@ -278,14 +292,17 @@ def _split_open_quotes(con, provider: ProviderConfig, stage: str, width: int) ->
         FROM {stage}_rejects""")
     swallowing = con.execute(
         f"SELECT r.source_row, r.raw_text FROM {stage}_rejects AS r JOIN {stage}_spans AS s ON s.line = r.source_row "
-        "WHERE s.span > 1 ORDER BY 1").fetchall()
+        "WHERE s.span > 1 ORDER BY 1"
+    ).fetchall()
     recovered: list[tuple[int, list[str]]] = []
     rejected: list[tuple[int, str, str, str]] = []
     quoting = {"quotechar": provider.quote, "doublequote": True} if provider.quote else {"quoting": csv.QUOTE_NONE}
     for line, raw_text in swallowing:
         first, *rest = re.split(r"\r\n|\r|\n", raw_text.rstrip("\r\n"))
-        con.execute(f"UPDATE {stage}_rejects SET raw_text = $raw, detail = 'a quote is left open on this line' "
-                    "WHERE source_row = $line", {"raw": first, "line": line})
+        con.execute(
+            f"UPDATE {stage}_rejects SET raw_text = $raw, detail = 'a quote is left open on this line' WHERE source_row = $line",
+            {"raw": first, "line": line},
+        )
         for offset, piece in enumerate(rest, start=1):
             try:
                 fields = next(csv.reader([piece], delimiter=provider.delimiter, strict=True, **quoting))
@@ -297,16 +314,24 @@ def _split_open_quotes(con, provider: ProviderConfig, stage: str, width: int) ->
             else:
                 recovered.append((line + offset, fields))
     if rejected:
-        table = pa.table({"source_row": pa.array([r[0] for r in rejected], pa.int64()),
-                          "reason": pa.array([r[1] for r in rejected], pa.string()),
-                          "detail": pa.array([r[2] for r in rejected], pa.string()),
-                          "raw_text": pa.array([r[3] for r in rejected], pa.string())})
+        table = pa.table(
+            {
+                "source_row": pa.array([r[0] for r in rejected], pa.int64()),
+                "reason": pa.array([r[1] for r in rejected], pa.string()),
+                "detail": pa.array([r[2] for r in rejected], pa.string()),
+                "raw_text": pa.array([r[3] for r in rejected], pa.string()),
+            }
+        )
         con.register(f"{stage}_split_arrow", table)
         con.execute(f"INSERT INTO {stage}_rejects SELECT * FROM {stage}_split_arrow")
         con.unregister(f"{stage}_split_arrow")
     if recovered:
-        table = pa.table({"_source_row": pa.array([r[0] for r in recovered], pa.int64()),
-                          **{f"c{i}": pa.array([r[1][i] for r in recovered], pa.string()) for i in range(width)}})
+        table = pa.table(
+            {
+                "_source_row": pa.array([r[0] for r in recovered], pa.int64()),
+                **{f"c{i}": pa.array([r[1][i] for r in recovered], pa.string()) for i in range(width)},
+            }
+        )
         con.register(f"{stage}_recovered_arrow", table)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_recovered AS SELECT * FROM {stage}_recovered_arrow")
         con.unregister(f"{stage}_recovered_arrow")
@@ -342,14 +367,20 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
                    min(error_type || ': ' || error_message) AS detail,
                    any_value(ltrim(csv_line, chr(13) || chr(10))) AS raw_text
             FROM {stage}_rej GROUP BY line""")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_spans AS SELECT source_row AS line, CAST(1 AS BIGINT) AS span "
-                    f"FROM {stage}_reader_rejects")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {stage}_spans AS SELECT source_row AS line, CAST(1 AS BIGINT) AS span "
+            f"FROM {stage}_reader_rejects"
+        )
         rows = _count(con, f"{stage}_raw")
         undecodable, first_bad = con.execute(
-            f"SELECT count(*), min(source_row) FROM {stage}_reader_rejects WHERE reason = 'invalid_encoding'").fetchone()
+            f"SELECT count(*), min(source_row) FROM {stage}_reader_rejects WHERE reason = 'invalid_encoding'"
+        ).fetchone()
         _check_encoding(provider, undecodable, rows + _count(con, f"{stage}_reader_rejects"), first_bad)
-        lines = (GOOD_ROW_LINE_SQL.format(stage=stage, first_line=1, columns="raw") if _count(con, f"{stage}_spans")
-                 else f"SELECT raw, _rn AS _source_row FROM {stage}_raw")  # no line refused: numbers are positions
+        lines = (
+            GOOD_ROW_LINE_SQL.format(stage=stage, first_line=1, columns="raw")
+            if _count(con, f"{stage}_spans")
+            else f"SELECT raw, _rn AS _source_row FROM {stage}_raw"
+        )  # no line refused: numbers are positions
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
@@ -373,9 +404,12 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
                    CASE WHEN reason IS NOT NULL THEN raw END AS raw_text
             FROM checked
             """,
-            {"required": [c.source for c in dataset.columns if c.required], "declared": declared,
-             "paths": ["$." + json.dumps(source) for source in declared],
-             "patch": json.dumps({source: None for source in declared})},
+            {
+                "required": [c.source for c in dataset.columns if c.required],
+                "declared": declared,
+                "paths": ["$." + json.dumps(source) for source in declared],
+                "patch": json.dumps({source: None for source in declared}),
+            },
         )
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
@@ -408,8 +442,9 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
     reader_rejects = _count(con, f"{stage}_reader_rejects")
     blank = rows - parsed
     accounted = rows + reader_rejects
-    return StagedFile(stage, good, rejected + reader_rejects, extra, select,
-                      lines_accounted=accounted, lines_skipped=blank, last_line=accounted)
+    return StagedFile(
+        stage, good, rejected + reader_rejects, extra, select, lines_accounted=accounted, lines_skipped=blank, last_line=accounted
+    )
 
 
 def _stage_parquet(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
@@ -421,7 +456,8 @@ def _stage_parquet(con, provider: ProviderConfig, dataset: Dataset, path: Path, 
     declared = {c.source for c in dataset.columns}
     extra = tuple(sorted(present - declared))
     select_declared = ", ".join(
-        (f"CAST(t.{quote_identifier(c.source)} AS VARCHAR)" if c.source in present else "CAST(NULL AS VARCHAR)") + f" AS {c.column}"
+        (f"CAST(t.{quote_identifier(c.source)} AS VARCHAR)" if c.source in present else "CAST(NULL AS VARCHAR)")
+        + f" AS {c.column}"
         for c in dataset.columns
     )
     extra_sql = "nullif(json_merge_patch(to_json(t), $patch), '{}')" if extra else "CAST(NULL AS VARCHAR)"
@@ -436,7 +472,13 @@ def _stage_parquet(con, provider: ProviderConfig, dataset: Dataset, path: Path, 
     return StagedFile(stage, rows, 0, extra, select, params)
 
 
-def _load_records(con, dataset: Dataset, stage: str, records: list[tuple[int, dict[str, str | None], str]], rejects: list[tuple[int, str, str, str]]) -> None:
+def _load_records(
+    con,
+    dataset: Dataset,
+    stage: str,
+    records: list[tuple[int, dict[str, str | None], str]],
+    rejects: list[tuple[int, str, str, str]],
+) -> None:
     """Stage parsed records (source_row, values by source path, raw text) from a Python parser."""
     columns = {c.column: [] for c in dataset.columns}
     source_rows = []
@@ -445,18 +487,22 @@ def _load_records(con, dataset: Dataset, stage: str, records: list[tuple[int, di
         for c in dataset.columns:
             columns[c.column].append(values.get(c.source))
     table = pa.table(
-        {**{k: pa.array(v, pa.string()) for k, v in columns.items()},
-         "_extra": pa.array([None] * len(source_rows), pa.string()),
-         "_source_row": pa.array(source_rows, pa.int64())}
+        {
+            **{k: pa.array(v, pa.string()) for k, v in columns.items()},
+            "_extra": pa.array([None] * len(source_rows), pa.string()),
+            "_source_row": pa.array(source_rows, pa.int64()),
+        }
     )
     con.register(f"{stage}_arrow", table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {stage}_arrow")
     con.unregister(f"{stage}_arrow")
     reject_table = pa.table(
-        {"source_row": pa.array([r[0] for r in rejects], pa.int64()),
-         "reason": pa.array([r[1] for r in rejects], pa.string()),
-         "detail": pa.array([r[2] for r in rejects], pa.string()),
-         "raw_text": pa.array([r[3] for r in rejects], pa.string())}
+        {
+            "source_row": pa.array([r[0] for r in rejects], pa.int64()),
+            "reason": pa.array([r[1] for r in rejects], pa.string()),
+            "detail": pa.array([r[2] for r in rejects], pa.string()),
+            "raw_text": pa.array([r[3] for r in rejects], pa.string()),
+        }
     )
     con.register(f"{stage}_rej_arrow", reject_table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_rejects AS SELECT * FROM {stage}_rej_arrow")
@@ -579,14 +625,25 @@ def _stage_hl7(con, provider: ProviderConfig, dataset: Dataset, path: Path, stag
             rejects.append((number, "invalid_encoding", "message is not valid UTF-8", _readable(raw)))
             continue
         if separators is None:
-            reason = "message does not start with MSH" if not segment_lines[0].startswith("MSH") else "MSH declares unusable separators"
+            reason = (
+                "message does not start with MSH"
+                if not segment_lines[0].startswith("MSH")
+                else "MSH declares unusable separators"
+            )
             rejects.append((number, "malformed_message", reason, raw))
             continue
         segments: dict[str, list[str]] = {}
         for line in segment_lines:
             fields = line.split(separators.field)
             segments.setdefault(fields[0], fields)
-        _accept(number, {c.source: hl7_field(segments, c.source, separators) for c in dataset.columns}, raw, required, records, rejects)
+        _accept(
+            number,
+            {c.source: hl7_field(segments, c.source, separators) for c in dataset.columns},
+            raw,
+            required,
+            records,
+            rejects,
+        )
     undecodable = [r[0] for r in rejects if r[1] == "invalid_encoding"]
     _check_encoding(provider, len(undecodable), len(messages), undecodable[0] if undecodable else None)
     _load_records(con, dataset, stage, records, rejects)
@@ -646,8 +703,14 @@ def _stage_fhir(con, provider: ProviderConfig, dataset: Dataset, path: Path, sta
         resource = entry.get("resource") if isinstance(entry, dict) else None
         raw = json.dumps(entry, sort_keys=True)
         if any_undecodable and _undecodable(json.dumps(entry, ensure_ascii=False)):
-            rejects.append((number, "invalid_encoding", "entry is not valid UTF-8",
-                            _readable(json.dumps(entry, sort_keys=True, ensure_ascii=False))))
+            rejects.append(
+                (
+                    number,
+                    "invalid_encoding",
+                    "entry is not valid UTF-8",
+                    _readable(json.dumps(entry, sort_keys=True, ensure_ascii=False)),
+                )
+            )
             continue
         if not isinstance(resource, dict) or resource.get("resourceType") != "Appointment":
             rejects.append((number, "malformed_resource", "entry is not an Appointment resource", raw))

@@ -49,8 +49,9 @@ def load_history(years: list[int] | None = None) -> History:
     )
 
 
-def history_from_tables(measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary: pd.DataFrame,
-                        cai: pd.DataFrame) -> History:
+def history_from_tables(
+    measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary: pd.DataFrame, cai: pd.DataFrame
+) -> History:
     """A History from the cms tables as the readers (or the warehouse) give them."""
     years = sorted(int(year) for year in summary["star_year"].unique())
     scores = crosswalk.with_measure_keys(measure_scores.dropna(subset=["value"]))
@@ -60,7 +61,9 @@ def history_from_tables(measure_scores: pd.DataFrame, measure_stars: pd.DataFram
     published = published.merge(keys, on=["star_year", "cut_point_code"], how="inner")
     return History(
         scores=cut_point_population(scores, summary)[["star_year", "contract_id", "measure_key", "measure_id", "part", "value"]],
-        stars=stars[["star_year", "contract_id", "measure_key", "measure_id", "stars"]].assign(stars=lambda f: f["stars"].astype(int)),
+        stars=stars[["star_year", "contract_id", "measure_key", "measure_id", "stars"]].assign(
+            stars=lambda f: f["stars"].astype(int)
+        ),
         summary=summary,
         cai=cai,
         thresholds=published[published["star_year"].isin(years)][["star_year", "measure_key", "stars", "threshold"]],
@@ -69,7 +72,9 @@ def history_from_tables(measure_scores: pd.DataFrame, measure_stars: pd.DataFram
 
 def specs_for(history: History) -> dict[int, dict[str, cutpoints.MeasureSpec]]:
     measures = crosswalk.crosswalk()
-    return {year: cutpoints.measure_specs(history.scores[history.scores["star_year"] == year], measures) for year in history.years}
+    return {
+        year: cutpoints.measure_specs(history.scores[history.scores["star_year"] == year], measures) for year in history.years
+    }
 
 
 def engine_cut_points(history: History, specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None) -> pd.DataFrame:
@@ -93,15 +98,22 @@ def threshold_comparison(derived: pd.DataFrame, published: pd.DataFrame) -> pd.D
     return joined
 
 
-def stars_comparison(history: History, thresholds: pd.DataFrame, specs: dict[int, dict[str, cutpoints.MeasureSpec]]) -> pd.DataFrame:
+def stars_comparison(
+    history: History, thresholds: pd.DataFrame, specs: dict[int, dict[str, cutpoints.MeasureSpec]]
+) -> pd.DataFrame:
     """Published measure stars against the stars `thresholds` give the same scores."""
     assigned = pd.concat(
-        [cutpoints.assign_stars(history.scores[history.scores["star_year"] == year],
-                                thresholds[thresholds["star_year"] == year], specs[year]) for year in history.years],
+        [
+            cutpoints.assign_stars(
+                history.scores[history.scores["star_year"] == year], thresholds[thresholds["star_year"] == year], specs[year]
+            )
+            for year in history.years
+        ],
         ignore_index=True,
     )
     joined = assigned.dropna(subset=["stars"]).merge(
-        history.stars, on=["star_year", "contract_id", "measure_key"], suffixes=("_derived", "_published"))
+        history.stars, on=["star_year", "contract_id", "measure_key"], suffixes=("_derived", "_published")
+    )
     methods = {(year, key): spec.method for year, year_specs in specs.items() for key, spec in year_specs.items()}
     joined["method"] = [methods[(year, key)] for year, key in zip(joined["star_year"], joined["measure_key"])]
     return joined
@@ -121,14 +133,22 @@ def engine_backtest(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
         for label, methods in (("clustering", {"clustering", "improvement"}), ("cahps", {"cahps"}), ("all", None)):
             d = detail[(detail["star_year"] == year) & (detail["method"].isin(methods) if methods else True)]
             e = engine_stars[(engine_stars["star_year"] == year) & (engine_stars["method"].isin(methods) if methods else True)]
-            p = published_stars[(published_stars["star_year"] == year) & (published_stars["method"].isin(methods) if methods else True)]
-            rows.append({
-                "star_year": year, "measures": label, "thresholds": len(d),
-                "exact": _share(d["difference"].abs() < 1e-6), "within_1_point": _share(d["difference"].abs() <= 1 + 1e-9),
-                "mean_abs_error": float(d["difference"].abs().mean()) if len(d) else np.nan,
-                "measure_stars": len(e), "stars_reproduced": _share(e["stars_derived"] == e["stars_published"]),
-                "stars_from_published_thresholds": _share(p["stars_derived"] == p["stars_published"]),
-            })
+            p = published_stars[
+                (published_stars["star_year"] == year) & (published_stars["method"].isin(methods) if methods else True)
+            ]
+            rows.append(
+                {
+                    "star_year": year,
+                    "measures": label,
+                    "thresholds": len(d),
+                    "exact": _share(d["difference"].abs() < 1e-6),
+                    "within_1_point": _share(d["difference"].abs() <= 1 + 1e-9),
+                    "mean_abs_error": float(d["difference"].abs().mean()) if len(d) else np.nan,
+                    "measure_stars": len(e),
+                    "stars_reproduced": _share(e["stars_derived"] == e["stars_published"]),
+                    "stars_from_published_thresholds": _share(p["stars_derived"] == p["stars_published"]),
+                }
+            )
     return pd.DataFrame(rows), detail
 
 

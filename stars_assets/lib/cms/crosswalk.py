@@ -17,9 +17,20 @@ from stars_assets import settings
 
 CROSSWALK_FILE = "measure_crosswalk.csv"
 COLUMNS = [
-    "measure_key", "star_year", "measure_id", "measure_name", "part", "domain", "weight_category", "weight",
-    "higher_is_better", "improvement", "new_measure_disaster_year", "overall_duplicate_of",
-    "puerto_rico_zero_weight", "cut_point_code",
+    "measure_key",
+    "star_year",
+    "measure_id",
+    "measure_name",
+    "part",
+    "domain",
+    "weight_category",
+    "weight",
+    "higher_is_better",
+    "improvement",
+    "new_measure_disaster_year",
+    "overall_duplicate_of",
+    "puerto_rico_zero_weight",
+    "cut_point_code",
 ]
 
 
@@ -76,8 +87,9 @@ def with_measure_keys(table: pd.DataFrame) -> pd.DataFrame:
     """Add measure_key (and the crosswalk's direction, weight, domain) to a long table keyed by star_year and
     measure_id; raises when a (year, id) is missing from the crosswalk, so a new year cannot slip through."""
     extra = ["measure_key", "higher_is_better", "weight", "domain", "part", "improvement", "cut_point_code"]
-    keyed = table.merge(crosswalk()[["star_year", "measure_id", *extra]], on=["star_year", "measure_id"], how="left",
-                        validate="many_to_one")
+    keyed = table.merge(
+        crosswalk()[["star_year", "measure_id", *extra]], on=["star_year", "measure_id"], how="left", validate="many_to_one"
+    )
     missing = keyed.loc[keyed["measure_key"].isna(), ["star_year", "measure_id"]].drop_duplicates()
     if not missing.empty:
         raise KeyError(f"measures missing from {CROSSWALK_FILE}: {missing.to_dict('records')}")

@@ -106,7 +106,9 @@ def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int) ->
     if spec.method == "improvement":
         # Scores >= 0 earn 3, 4 or 5 stars, negative scores 1 or 2; the 3-star cut point is 0.
         non_negative, negative = kept(values[values >= 0]), kept(values[values < 0])
-        upper = _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed) if len(non_negative) > 3 else [math.nan] * 2
+        upper = (
+            _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed) if len(non_negative) > 3 else [math.nan] * 2
+        )
         lower = _fold_means(negative, lambda v: cluster_cut_points(v, True, 2), seed) if len(negative) > 2 else [math.nan]
         return [lower[0], 0.0, *upper]
     return _fold_means(kept(values), lambda v: cluster_cut_points(v, spec.higher_is_better), seed)
@@ -117,8 +119,9 @@ def _guardrail(thresholds: list[float], prior: dict[int, float], spec: MeasureSp
     capped = []
     for stars, value in zip(STAR_LEVELS, thresholds):
         before = prior.get(stars)
-        capped.append(value if before is None or math.isnan(before) or math.isnan(value)
-                      else min(max(value, before - cap), before + cap))
+        capped.append(
+            value if before is None or math.isnan(before) or math.isnan(value) else min(max(value, before - cap), before + cap)
+        )
     return capped
 
 
@@ -139,7 +142,8 @@ def year_cut_points(
     guardrails = star_year >= GUARDRAILS_FROM_STAR_YEAR and prior_thresholds is not None
     prior_by_measure = (
         {key: dict(zip(rows["stars"], rows["threshold"])) for key, rows in prior_thresholds.groupby("measure_key")}
-        if guardrails else {}
+        if guardrails
+        else {}
     )
     records = []
     for key, values in scores.dropna(subset=["value"]).groupby("measure_key")["value"]:

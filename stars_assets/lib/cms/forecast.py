@@ -40,7 +40,9 @@ def quantile_trends(scores: pd.DataFrame, base_year: int) -> dict[str, np.ndarra
     window = scores[scores["star_year"].between(base_year - TREND_YEARS, base_year)]
     trends = {}
     for key, rows in window.groupby("measure_key"):
-        by_year = {year: np.percentile(values, QUANTILE_GRID) for year, values in rows.groupby("star_year")["value"] if len(values) >= 20}
+        by_year = {
+            year: np.percentile(values, QUANTILE_GRID) for year, values in rows.groupby("star_year")["value"] if len(values) >= 20
+        }
         years = sorted(by_year)
         if base_year not in by_year or len(years) < 2:
             continue
@@ -53,7 +55,7 @@ def forecast_scores(scores: pd.DataFrame, base_year: int, years_ahead: int, damp
     """The base year's scores, each moved by the trend of its quantile in its measure's distribution, damped
     toward no change year by year (a trend regresses to the mean), labelled with the target star year."""
     damping = TREND_DAMPING if damping is None else damping
-    factor = sum(damping ** step for step in range(1, years_ahead + 1))
+    factor = sum(damping**step for step in range(1, years_ahead + 1))
     trends = quantile_trends(scores, base_year)
     moved = scores[scores["star_year"] == base_year].copy()
     for key, rows in moved.groupby("measure_key"):
@@ -69,7 +71,10 @@ def _capped(values: pd.Series, reference: pd.Series, cap: pd.Series) -> pd.Serie
 
 
 def forecast_cut_points(
-    history: backtest.History, base_year: int, target_year: int, method: str = SCORE_FORECAST,
+    history: backtest.History,
+    base_year: int,
+    target_year: int,
+    method: str = SCORE_FORECAST,
     specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None,
 ) -> pd.DataFrame:
     """Thresholds (star_year = target_year, measure_key, stars, threshold) forecast from `base_year`'s published ones."""
@@ -85,25 +90,44 @@ def forecast_cut_points(
     for years_ahead in range(1, target_year - base_year + 1):
         year = base_year + years_ahead
         engine_year = cutpoints.year_cut_points(forecast_scores(history.scores, base_year, years_ahead), base_specs, year)
-        move = (engine_year.set_index(["measure_key", "stars"])["threshold"]
-                - engine_base.set_index(["measure_key", "stars"])["threshold"]).reindex(current.index).fillna(0.0)
-        proposed = (published.set_index(["measure_key", "stars"])["threshold"] + move)
+        move = (
+            (
+                engine_year.set_index(["measure_key", "stars"])["threshold"]
+                - engine_base.set_index(["measure_key", "stars"])["threshold"]
+            )
+            .reindex(current.index)
+            .fillna(0.0)
+        )
+        proposed = published.set_index(["measure_key", "stars"])["threshold"] + move
         keys = current.index.get_level_values("measure_key")
         percent = pd.Series([base_specs[key].percent_scale if key in base_specs else True for key in keys], index=current.index)
-        cap = pd.Series(np.where(percent, cutpoints.GUARDRAIL_POINTS,
-                                 [cutpoints.GUARDRAIL_SHARE_OF_RANGE * ranges.get(key, math.inf) for key in keys]), index=current.index)
+        cap = pd.Series(
+            np.where(
+                percent,
+                cutpoints.GUARDRAIL_POINTS,
+                [cutpoints.GUARDRAIL_SHARE_OF_RANGE * ranges.get(key, math.inf) for key in keys],
+            ),
+            index=current.index,
+        )
         decimals = pd.Series([base_specs[key].decimals if key in base_specs else 0 for key in keys], index=current.index)
         capped = _capped(proposed, current, cap)
         current = pd.Series([round(value, int(places)) for value, places in zip(capped, decimals)], index=current.index)
-    return current.rename("threshold").reset_index().assign(star_year=target_year)[["star_year", "measure_key", "stars", "threshold"]]
+    return (
+        current.rename("threshold")
+        .reset_index()
+        .assign(star_year=target_year)[["star_year", "measure_key", "stars", "threshold"]]
+    )
 
 
-def ratings_under(history: backtest.History, thresholds: pd.DataFrame, target_year: int,
-                  specs: dict[int, dict[str, cutpoints.MeasureSpec]]) -> pd.DataFrame:
+def ratings_under(
+    history: backtest.History, thresholds: pd.DataFrame, target_year: int, specs: dict[int, dict[str, cutpoints.MeasureSpec]]
+) -> pd.DataFrame:
     """Overall ratings of the target year's contracts with measure stars from `thresholds` applied to the target
     year's actual scores (measures without a threshold keep their published stars), under the target year's rules."""
     scores = history.scores[history.scores["star_year"] == target_year]
-    assigned = cutpoints.assign_stars(scores, thresholds.assign(star_year=target_year), specs[target_year]).dropna(subset=["stars"])
+    assigned = cutpoints.assign_stars(scores, thresholds.assign(star_year=target_year), specs[target_year]).dropna(
+        subset=["stars"]
+    )
     published = history.stars[history.stars["star_year"] == target_year]
     keys = ["star_year", "contract_id", "measure_key"]
     replaced = published.merge(assigned[[*keys, "stars"]], on=keys, how="left", suffixes=("", "_forecast"))
@@ -133,17 +157,26 @@ def forecast_backtest(history: backtest.History, pairs=FORECAST_PAIRS) -> pd.Dat
             forecast = forecast_cut_points(history, base_year, target_year, method, specs)
             joined = actual.merge(forecast, on=["measure_key", "stars"], suffixes=("_actual", "_forecast")).dropna()
             ratings = ratings_under(history, forecast, target_year, specs).merge(
-                published[["contract_id", "overall"]], on="contract_id")
+                published[["contract_id", "overall"]], on="contract_id"
+            )
             error = ratings["overall_rating"] - ratings["overall"]
-            rows.append({
-                "base_year": base_year, "target_year": target_year, "years_ahead": target_year - base_year,
-                "method": method, "thresholds": len(joined),
-                "mae_per_threshold": round(float((joined["threshold_forecast"] - joined["threshold_actual"]).abs().mean()), 3),
-                "contracts": len(ratings), "rating_bias": round(float(error.mean()), 3),
-                "rating_exact": round(float((error == 0).mean()), 3),
-                "wrongly_4_plus": int(((ratings["overall_rating"] >= 4) & (ratings["overall"] < 4)).sum()),
-                "wrongly_below_4": int(((ratings["overall_rating"] < 4) & (ratings["overall"] >= 4)).sum()),
-            })
+            rows.append(
+                {
+                    "base_year": base_year,
+                    "target_year": target_year,
+                    "years_ahead": target_year - base_year,
+                    "method": method,
+                    "thresholds": len(joined),
+                    "mae_per_threshold": round(
+                        float((joined["threshold_forecast"] - joined["threshold_actual"]).abs().mean()), 3
+                    ),
+                    "contracts": len(ratings),
+                    "rating_bias": round(float(error.mean()), 3),
+                    "rating_exact": round(float((error == 0).mean()), 3),
+                    "wrongly_4_plus": int(((ratings["overall_rating"] >= 4) & (ratings["overall"] < 4)).sum()),
+                    "wrongly_below_4": int(((ratings["overall_rating"] < 4) & (ratings["overall"] >= 4)).sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -152,8 +185,13 @@ def winner(table: pd.DataFrame) -> str:
     return str(table.groupby("method")["mae_per_threshold"].mean().idxmin())
 
 
-def project_ratings(history: backtest.History, base_year: int, thresholds: pd.DataFrame, target_year: int,
-                    specs: dict[int, dict[str, cutpoints.MeasureSpec]]) -> pd.DataFrame:
+def project_ratings(
+    history: backtest.History,
+    base_year: int,
+    thresholds: pd.DataFrame,
+    target_year: int,
+    specs: dict[int, dict[str, cutpoints.MeasureSpec]],
+) -> pd.DataFrame:
     """Overall ratings for `target_year` from the base year's data: the base year's scores under `thresholds`
     (measures without one keep their base-year stars), renumbered to the target year's ids, rated with the
     target year's rules (weights, reward thresholds) and the base year's CAI where published."""
@@ -165,7 +203,8 @@ def project_ratings(history: backtest.History, base_year: int, thresholds: pd.Da
     stars["stars"] = stars["stars_projected"].fillna(stars["stars"]).astype(int)
     target_ids = crosswalk.ids_by_key(target_year)
     stars = stars[stars["measure_key"].isin(target_ids)].assign(
-        star_year=target_year, measure_id=lambda frame: frame["measure_key"].map(target_ids))
+        star_year=target_year, measure_id=lambda frame: frame["measure_key"].map(target_ids)
+    )
     summary = history.summary[history.summary["star_year"] == base_year].assign(star_year=target_year)
     cai = history.cai[history.cai["star_year"] == base_year].assign(star_year=target_year)
     return rating.overall_ratings(stars[["star_year", "contract_id", "measure_id", "stars"]], cai, summary)
@@ -189,24 +228,38 @@ def bands_from_thresholds(thresholds: pd.DataFrame, specs: dict[str, cutpoints.M
             else:
                 lower, upper = cut.get(stars + 1), cut.get(stars)
                 lower_inclusive, upper_inclusive = False, upper is not None
-            records.append({
-                "star_year": int(star_year), "part": measure["part"], "org_type": "All" if measure["part"] == "C" else "MA-PD",
-                "measure_id": measure["measure_id"], "measure_name": measure["measure_name"], "stars": stars,
-                "lower": lower, "upper": upper, "lower_inclusive": lower_inclusive, "upper_inclusive": upper_inclusive,
-                "higher_is_better": spec.higher_is_better, "decimals": spec.decimals, "raw": "forecast",
-            })
+            records.append(
+                {
+                    "star_year": int(star_year),
+                    "part": measure["part"],
+                    "org_type": "All" if measure["part"] == "C" else "MA-PD",
+                    "measure_id": measure["measure_id"],
+                    "measure_name": measure["measure_name"],
+                    "stars": stars,
+                    "lower": lower,
+                    "upper": upper,
+                    "lower_inclusive": lower_inclusive,
+                    "upper_inclusive": upper_inclusive,
+                    "higher_is_better": spec.higher_is_better,
+                    "decimals": spec.decimals,
+                    "raw": "forecast",
+                }
+            )
     return pd.DataFrame(records)
 
 
-def projection_cut_points(history: backtest.History, published_bands: pd.DataFrame, target_year: int,
-                          method: str | None = None) -> pd.DataFrame:
+def projection_cut_points(
+    history: backtest.History, published_bands: pd.DataFrame, target_year: int, method: str | None = None
+) -> pd.DataFrame:
     """Star bands for `target_year`: the forecast from the latest published year for every measure the forecast
     covers, that year's published bands (carried forward) for the others; ids in the latest year's numbering."""
     base_year = max(history.years)
     specs = backtest.specs_for(history)
     forecast = forecast_cut_points(history, base_year, target_year, method or SHIPPED_METHOD, specs)
     bands = bands_from_thresholds(forecast, specs[base_year], base_year)
-    carried = published_bands[(published_bands["star_year"] == base_year) & ~published_bands["measure_id"].isin(bands["measure_id"])]
+    carried = published_bands[
+        (published_bands["star_year"] == base_year) & ~published_bands["measure_id"].isin(bands["measure_id"])
+    ]
     carried = carried.assign(star_year=target_year, raw="carried forward: " + carried["raw"].astype(str))
     return pd.concat([bands, carried[bands.columns]], ignore_index=True)
 

@@ -49,9 +49,13 @@ def improvement_measures(prior_year: int, current_year: int) -> pd.DataFrame:
 def score_correlations(prior: pd.DataFrame, current: pd.DataFrame) -> pd.Series:
     """Per measure_key, the correlation of contracts' scores between the two years (contracts scored in both)."""
     joined = prior.merge(current, on=["contract_id", "measure_key"], suffixes=("_prior", "_current")).dropna(
-        subset=["value_prior", "value_current"])
-    return joined.groupby("measure_key")[["value_prior", "value_current"]].apply(
-        lambda rows: rows["value_prior"].corr(rows["value_current"]) if len(rows) > 2 else 0.0).fillna(0.0)
+        subset=["value_prior", "value_current"]
+    )
+    return (
+        joined.groupby("measure_key")[["value_prior", "value_current"]]
+        .apply(lambda rows: rows["value_prior"].corr(rows["value_current"]) if len(rows) > 2 else 0.0)
+        .fillna(0.0)
+    )
 
 
 def _standard_error(score: pd.Series, denominator: float) -> pd.Series:
@@ -60,16 +64,21 @@ def _standard_error(score: pd.Series, denominator: float) -> pd.Series:
 
 
 def improvement_scores(
-    prior: pd.DataFrame, current: pd.DataFrame, prior_year: int, current_year: int,
-    correlations: pd.Series | None = None, denominator: float = ASSUMED_DENOMINATOR,
+    prior: pd.DataFrame,
+    current: pd.DataFrame,
+    prior_year: int,
+    current_year: int,
+    correlations: pd.Series | None = None,
+    denominator: float = ASSUMED_DENOMINATOR,
 ) -> pd.DataFrame:
     """Per contract and part, the improvement score from `prior` and `current` scores (contract_id, measure_key,
     value, stars; stars may be missing, then no 5-star hold-harmless). NaN score where the contract has both years'
     scores on fewer than half the part's measures. `correlations` default to those of the two tables given."""
     measures = improvement_measures(prior_year, current_year)
     correlations = score_correlations(prior, current) if correlations is None else correlations
-    joined = prior[SCORE_COLUMNS].merge(current[SCORE_COLUMNS], on=["contract_id", "measure_key"],
-                                        suffixes=("_prior", "_current"))
+    joined = prior[SCORE_COLUMNS].merge(
+        current[SCORE_COLUMNS], on=["contract_id", "measure_key"], suffixes=("_prior", "_current")
+    )
     joined = joined[joined["measure_key"].isin(measures.index)].dropna(subset=["value_prior", "value_current"])
     meta = measures.loc[joined["measure_key"]]
     change = (joined["value_current"] - joined["value_prior"]).to_numpy()
@@ -77,32 +86,46 @@ def improvement_scores(
     se_prior = _standard_error(joined["value_prior"], denominator).to_numpy()
     se_current = _standard_error(joined["value_current"], denominator).to_numpy()
     r = joined["measure_key"].map(correlations).fillna(0.0).clip(upper=0.99).to_numpy()
-    se_change = np.sqrt(np.maximum(se_prior ** 2 + se_current ** 2 - 2 * r * se_prior * se_current, 1e-12))
+    se_change = np.sqrt(np.maximum(se_prior**2 + se_current**2 - 2 * r * se_prior * se_current, 1e-12))
     z = change / se_change
     five_both = (joined["stars_prior"].astype("Float64") == 5) & (joined["stars_current"].astype("Float64") == 5)
     joined = joined.assign(
-        part=meta["part"].to_numpy(), weight=meta["weight"].to_numpy(dtype=float),
-        improved=z > SIGNIFICANCE_Z, declined=(z < -SIGNIFICANCE_Z) & ~five_both.fillna(False).to_numpy(dtype=bool),
+        part=meta["part"].to_numpy(),
+        weight=meta["weight"].to_numpy(dtype=float),
+        improved=z > SIGNIFICANCE_Z,
+        declined=(z < -SIGNIFICANCE_Z) & ~five_both.fillna(False).to_numpy(dtype=bool),
     )
     required = measures.groupby("part").size().map(lambda n: math.ceil(n / 2))
     improvement_ids = crosswalk.year_measures(current_year).reset_index()
-    improvement_ids = dict(zip(improvement_ids.loc[improvement_ids["improvement"], "part"],
-                               improvement_ids.loc[improvement_ids["improvement"], "measure_id"]))
+    improvement_ids = dict(
+        zip(
+            improvement_ids.loc[improvement_ids["improvement"], "part"],
+            improvement_ids.loc[improvement_ids["improvement"], "measure_id"],
+        )
+    )
     records = []
     for (contract_id, part), rows in joined.groupby(["contract_id", "part"]):
         net = float((rows["weight"] * (rows["improved"].astype(int) - rows["declined"].astype(int))).sum())
         eligible = len(rows) >= required[part]
-        records.append({
-            "contract_id": contract_id, "part": part, "measure_id": improvement_ids.get(part),
-            "eligible_measures": len(rows), "improved": int(rows["improved"].sum()), "declined": int(rows["declined"].sum()),
-            "score": round(net / float(rows["weight"].sum()), RATING_PRECISION) if eligible else math.nan,
-        })
+        records.append(
+            {
+                "contract_id": contract_id,
+                "part": part,
+                "measure_id": improvement_ids.get(part),
+                "eligible_measures": len(rows),
+                "improved": int(rows["improved"].sum()),
+                "declined": int(rows["declined"].sum()),
+                "score": round(net / float(rows["weight"].sum()), RATING_PRECISION) if eligible else math.nan,
+            }
+        )
     return pd.DataFrame.from_records(records, columns=IMPROVEMENT_COLUMNS)
 
 
 def improvement_stars(scores: pd.DataFrame, cut_points: pd.DataFrame, org_type: str = "MA-PD") -> pd.DataFrame:
     """`improvement_scores` with the stars the improvement measures' cut points give (NA without a score)."""
     rated = scores.copy()
-    rated["stars"] = pd.array([measure_star(m, s, cut_points, org_type) if pd.notna(s) else None
-                               for m, s in zip(rated["measure_id"], rated["score"])], dtype="Int64")
+    rated["stars"] = pd.array(
+        [measure_star(m, s, cut_points, org_type) if pd.notna(s) else None for m, s in zip(rated["measure_id"], rated["score"])],
+        dtype="Int64",
+    )
     return rated

@@ -58,8 +58,11 @@ LEVER_COLUMNS: list[tuple[str, str, str]] = [
     ("threshold_inclusive", "BOOLEAN", "reaching the threshold exactly earns the next star (>= / <=)"),
     ("higher_is_better", "BOOLEAN", "false for lower-is-better measures (C18 readmissions)"),
     ("distance", "DOUBLE", "how far the score must move to the published cut point, own units, >= 0"),
-    ("distance_to_earn", "DOUBLE",
-     "how far the score must move until CMS's half-up rounding to the cut point's precision earns the next star, >= 0"),
+    (
+        "distance_to_earn",
+        "DOUBLE",
+        "how far the score must move until CMS's half-up rounding to the cut point's precision earns the next star, >= 0",
+    ),
     ("weight", "DOUBLE", "the measure's CMS weight as counted in the summary (0 when the summary does not count it)"),
     ("total_weight", "DOUBLE", "sum of the weights of the measures the projected summary counts"),
     ("unrounded_gain", "DOUBLE", "weight / total_weight: rise of the weighted mean of stars for one more star"),
@@ -75,9 +78,11 @@ LEVER_COLUMNS: list[tuple[str, str, str]] = [
 ]
 LEVER_COLUMN_NAMES = [name for name, _, _ in LEVER_COLUMNS]
 MEASURE_LEVERS = TableSpec(
-    "model.measure_levers", "Per plan contract, week and measure below 5 stars: the distance to the next cut point and its gain.",
+    "model.measure_levers",
+    "Per plan contract, week and measure below 5 stars: the distance to the next cut point and its gain.",
     tuple(Column(*column) for column in LEVER_COLUMNS),
-    partition_column="as_of_week_end", primary_key=("as_of_week_end", "contract_id", "measure_id"),
+    partition_column="as_of_week_end",
+    primary_key=("as_of_week_end", "contract_id", "measure_id"),
 )
 REQUIRED_RATE_COLUMNS = ["contract_id", "measure_id", "rate", "projected_stars"]
 DISTANCE_DECIMALS = 9
@@ -106,7 +111,8 @@ def projected_summary(stars: Mapping[str, float], rules: RatingRules) -> Project
     counted = {
         measure: rules.weights[measure]
         for measure, star in stars.items()
-        if star is not None and not pd.isna(star)
+        if star is not None
+        and not pd.isna(star)
         and measure not in rules.overall_duplicates
         and rules.weights.get(measure, 0.0) > 0
         and (result.used_improvement or measure not in rules.improvement_measures)
@@ -126,7 +132,7 @@ def distance_to_earn(value: float, threshold: float, inclusive: bool, higher_is_
     ">= 76" (0 decimals): 75.5 rounds to 76, so from 75.2 the move is 0.3 (the published distance is 0.8).
     "<= 7" (lower is better): a score below 7.5 rounds to 7 or less, so from 9.2 the move is 1.7 (just past it).
     """
-    half = 0.5 * 10.0 ** -decimals
+    half = 0.5 * 10.0**-decimals
     if higher_is_better:
         boundary = threshold - half if inclusive else threshold + half
         return max(boundary - value, 0.0)
@@ -135,7 +141,10 @@ def distance_to_earn(value: float, threshold: float, inclusive: bool, higher_is_
 
 
 def measure_levers(
-    rates: pd.DataFrame, cut_points: pd.DataFrame, rules: RatingRules, org_type: str = "MA-PD",
+    rates: pd.DataFrame,
+    cut_points: pd.DataFrame,
+    rules: RatingRules,
+    org_type: str = "MA-PD",
     fixed_stars: Mapping[str, Mapping[str, int]] | None = None,
 ) -> pd.DataFrame:
     """One row per (contract, measure with a projected star below 5), ranked within each contract.
@@ -172,38 +181,47 @@ def measure_levers(
             after = projected_summary({**stars, **fixed, measure_id: cut.next_stars}, rules)
             weight = before.counted_weights.get(measure_id, 0.0)
             unrounded_gain = weight / before.total_weight
-            records.append({
-                "contract_id": contract_id,
-                "measure_id": measure_id,
-                "measure_code": codes[measure_id],
-                "rate": value,
-                "current_stars": cut.current_stars,
-                "next_stars": cut.next_stars,
-                "threshold": cut.threshold,
-                "threshold_inclusive": cut.threshold_inclusive,
-                "higher_is_better": cut.higher_is_better,
-                "distance": distance,
-                "distance_to_earn": round(distance_to_earn(
-                    value, cut.threshold, cut.threshold_inclusive, cut.higher_is_better,
-                    _decimals(measure_id, cut_points, org_type),
-                ), DISTANCE_DECIMALS),
-                "weight": weight,
-                "total_weight": before.total_weight,
-                "unrounded_gain": unrounded_gain,
-                # A score sitting on an exclusive threshold is zero distance from it: any move is worth it.
-                "unrounded_gain_per_unit": unrounded_gain / distance if distance > 0 else math.inf,
-                "reward_factor_before": before.reward_factor,
-                "reward_factor_after": after.reward_factor,
-                "summary_unrounded_before": before.unrounded,
-                "summary_unrounded_after": after.unrounded,
-                "summary_before": before.rating,
-                "summary_after": after.rating,
-                "rounded_gain": after.rating - before.rating,
-            })
+            records.append(
+                {
+                    "contract_id": contract_id,
+                    "measure_id": measure_id,
+                    "measure_code": codes[measure_id],
+                    "rate": value,
+                    "current_stars": cut.current_stars,
+                    "next_stars": cut.next_stars,
+                    "threshold": cut.threshold,
+                    "threshold_inclusive": cut.threshold_inclusive,
+                    "higher_is_better": cut.higher_is_better,
+                    "distance": distance,
+                    "distance_to_earn": round(
+                        distance_to_earn(
+                            value,
+                            cut.threshold,
+                            cut.threshold_inclusive,
+                            cut.higher_is_better,
+                            _decimals(measure_id, cut_points, org_type),
+                        ),
+                        DISTANCE_DECIMALS,
+                    ),
+                    "weight": weight,
+                    "total_weight": before.total_weight,
+                    "unrounded_gain": unrounded_gain,
+                    # A score sitting on an exclusive threshold is zero distance from it: any move is worth it.
+                    "unrounded_gain_per_unit": unrounded_gain / distance if distance > 0 else math.inf,
+                    "reward_factor_before": before.reward_factor,
+                    "reward_factor_after": after.reward_factor,
+                    "summary_unrounded_before": before.unrounded,
+                    "summary_unrounded_after": after.unrounded,
+                    "summary_before": before.rating,
+                    "summary_after": after.rating,
+                    "rounded_gain": after.rating - before.rating,
+                }
+            )
     levers = pd.DataFrame.from_records(records, columns=LEVER_COLUMN_NAMES[1:-1])
     levers = levers.sort_values(
         ["contract_id", "rounded_gain", "unrounded_gain_per_unit", "measure_id"],
-        ascending=[True, False, False, True], kind="stable",
+        ascending=[True, False, False, True],
+        kind="stable",
     ).reset_index(drop=True)
     levers["lever_rank"] = levers.groupby("contract_id").cumcount() + 1
     return levers.astype({"current_stars": int, "next_stars": int, "lever_rank": int})

@@ -41,8 +41,9 @@ def reproduction_table(history: backtest.History) -> pd.DataFrame:
     return reproduction.reports_table(reports)
 
 
-def run_backtests(history: backtest.History | None = None, forecast_pairs=forecast.FORECAST_PAIRS,
-                  bootstrap_draws: int = 1000) -> BacktestReport:
+def run_backtests(
+    history: backtest.History | None = None, forecast_pairs=forecast.FORECAST_PAIRS, bootstrap_draws: int = 1000
+) -> BacktestReport:
     history = history or backtest.load_history()
     specs = backtest.specs_for(history)
     engine_table, _ = backtest.engine_backtest(history)
@@ -53,9 +54,15 @@ def run_backtests(history: backtest.History | None = None, forecast_pairs=foreca
     model = year_ahead.fit_year_ahead(train)
     evaluation, gain = year_ahead.evaluate(model, test, draws=bootstrap_draws)
     return BacktestReport(
-        reproduction=reproduction_table(history), engine=engine_table, forecast=forecast_table,
-        forecast_winner=forecast.winner(forecast_table), year_ahead=evaluation,
-        year_ahead_gain={"train_pairs": ", ".join(f"{y}->{y + 1}" for y in train_years), "train_contracts": len(train),
-                         **{key: round(value, 2) if isinstance(value, float) else value for key, value in gain.items()}},
+        reproduction=reproduction_table(history),
+        engine=engine_table,
+        forecast=forecast_table,
+        forecast_winner=forecast.winner(forecast_table),
+        year_ahead=evaluation,
+        year_ahead_gain={
+            "train_pairs": ", ".join(f"{y}->{y + 1}" for y in train_years),
+            "train_contracts": len(train),
+            **{key: round(value, 2) if isinstance(value, float) else value for key, value in gain.items()},
+        },
         year_ahead_params=model.params,
     )

@@ -86,11 +86,15 @@ def _published_reward_thresholds(star_year: int) -> dict[tuple[bool, bool], Rewa
     thresholds = {}
     for with_improvement in (True, False):
         for with_new in (True, False):
+
             def pick(table: pd.DataFrame, percentile: int, with_improvement=with_improvement, with_new=with_new) -> float:
-                rows = table[(table["Improvement"] == ("With" if with_improvement else "Without"))
-                             & table["New Measures"].fillna("With" if with_new else "Without").eq("With" if with_new else "Without")
-                             & (table["Percentile"] == percentile)]
+                rows = table[
+                    (table["Improvement"] == ("With" if with_improvement else "Without"))
+                    & table["New Measures"].fillna("With" if with_new else "Without").eq("With" if with_new else "Without")
+                    & (table["Percentile"] == percentile)
+                ]
                 return float(rows["Overall Rating"].iloc[0]) if len(rows) else math.nan
+
             values = (pick(means, 65), pick(means, 85), pick(variances, 30), pick(variances, 70))
             if not any(math.isnan(value) for value in values):
                 thresholds[(with_improvement, with_new)] = RewardThresholds(*values)
@@ -194,9 +198,7 @@ class NextCutPoint:
     distance: float
 
 
-def next_cut_point(
-    measure_id: str, value: float, cut_points: pd.DataFrame, org_type: str = "MA-PD"
-) -> NextCutPoint | None:
+def next_cut_point(measure_id: str, value: float, cut_points: pd.DataFrame, org_type: str = "MA-PD") -> NextCutPoint | None:
     """The threshold of the next star up and the distance to it; None at 5 stars or without a score."""
     current = measure_star(measure_id, value, cut_points, org_type)
     if current is None or current == 5:
@@ -250,8 +252,11 @@ def weighted_variance(stars: Mapping[str, float], weights: Mapping[str, float]) 
 
 
 def reward_factor(
-    mean: float, variance: float, rules: RatingRules | None = None,
-    with_improvement: bool = True, with_new_measures: bool = True,
+    mean: float,
+    variance: float,
+    rules: RatingRules | None = None,
+    with_improvement: bool = True,
+    with_new_measures: bool = True,
 ) -> float:
     """0.4 / 0.3 / 0.2 / 0.1 for high or relatively high means with low or medium variance, else 0.
 
@@ -325,11 +330,16 @@ def _effective_weights(rules: RatingRules, puerto_rico_only: bool) -> dict[str, 
 
 
 def _variant(
-    stars: Mapping[str, float], weights: Mapping[str, float], rules: RatingRules,
-    with_improvement: bool, with_new_measures: bool, cai: float,
+    stars: Mapping[str, float],
+    weights: Mapping[str, float],
+    rules: RatingRules,
+    with_improvement: bool,
+    with_new_measures: bool,
+    cai: float,
 ) -> RatingVariant:
     included = {
-        measure: star for measure, star in stars.items()
+        measure: star
+        for measure, star in stars.items()
         if weights.get(measure, 0.0) > 0
         and (with_improvement or measure not in rules.improvement_measures)
         and (with_new_measures or measure not in rules.new_measure_disaster_year)
@@ -388,7 +398,8 @@ def summary_rating(
     """
     rules = rules or rules_for(DEFAULT_STAR_YEAR)
     stars = {
-        measure: float(star) for measure, star in stars_by_measure.items()
+        measure: float(star)
+        for measure, star in stars_by_measure.items()
         if star is not None and not pd.isna(star) and measure not in rules.overall_duplicates
     }
     weights = _effective_weights(rules, puerto_rico_only)
@@ -403,19 +414,35 @@ def summary_rating(
 
 
 OVERALL_RATING_COLUMNS = [
-    "star_year", "contract_id", "measures_rated", "cai_category", "cai_value",
-    "weighted_mean_with_improvement", "weighted_mean_without_improvement",
-    "variance_with_improvement", "variance_without_improvement",
-    "reward_factor_with_improvement", "reward_factor_without_improvement",
-    "unrounded_with_improvement", "unrounded_without_improvement",
-    "rounded_with_improvement", "rounded_without_improvement",
-    "used_improvement", "new_measure_hold_harmless_eligible", "used_new_measures", "overall_rating",
+    "star_year",
+    "contract_id",
+    "measures_rated",
+    "cai_category",
+    "cai_value",
+    "weighted_mean_with_improvement",
+    "weighted_mean_without_improvement",
+    "variance_with_improvement",
+    "variance_without_improvement",
+    "reward_factor_with_improvement",
+    "reward_factor_without_improvement",
+    "unrounded_with_improvement",
+    "unrounded_without_improvement",
+    "rounded_with_improvement",
+    "rounded_without_improvement",
+    "used_improvement",
+    "new_measure_hold_harmless_eligible",
+    "used_new_measures",
+    "overall_rating",
 ]
 
 
 def _overall_record(
-    star_year: int, contract_id: str, stars: dict[str, int], rules: RatingRules,
-    contract_cai: pd.DataFrame, disasters: pd.DataFrame,
+    star_year: int,
+    contract_id: str,
+    stars: dict[str, int],
+    rules: RatingRules,
+    contract_cai: pd.DataFrame,
+    disasters: pd.DataFrame,
 ) -> dict:
     key = (star_year, contract_id)
     category = contract_cai["overall_fac"].get(key) if "overall_fac" in contract_cai else None
@@ -424,8 +451,9 @@ def _overall_record(
         star_year - 3: disasters["disaster_pct_prior_measurement_year"].get(key, 0.0),
     }
     puerto_rico_only = contract_cai["puerto_rico_only"].get(key, False) if "puerto_rico_only" in contract_cai else False
-    result = summary_rating(stars, rules, category, puerto_rico_only=bool(puerto_rico_only),
-                            disaster_pct_by_year=disaster_pct_by_year)
+    result = summary_rating(
+        stars, rules, category, puerto_rico_only=bool(puerto_rico_only), disaster_pct_by_year=disaster_pct_by_year
+    )
     return {
         "star_year": star_year,
         "contract_id": contract_id,
@@ -459,8 +487,10 @@ def with_derived_reward_thresholds(rules: RatingRules, stars_by_contract: list[M
             means, variances = [], []
             for stars in stars_by_contract:
                 included = {
-                    measure: float(star) for measure, star in stars.items()
-                    if measure not in rules.overall_duplicates and rules.weights.get(measure, 0.0) > 0
+                    measure: float(star)
+                    for measure, star in stars.items()
+                    if measure not in rules.overall_duplicates
+                    and rules.weights.get(measure, 0.0) > 0
                     and (with_improvement or measure not in rules.improvement_measures)
                     and (with_new or measure not in rules.new_measure_disaster_year)
                 }
@@ -491,8 +521,11 @@ def overall_ratings(
     contract_keys = ["star_year", "contract_id"]
     contract_cai = cai.set_index(contract_keys)
     disasters = summary_ratings.set_index(contract_keys)
-    published = set(summary_ratings.loc[summary_ratings["overall"].notna(), "contract_id"].astype(str) + "|"
-                    + summary_ratings.loc[summary_ratings["overall"].notna(), "star_year"].astype(str))
+    published = set(
+        summary_ratings.loc[summary_ratings["overall"].notna(), "contract_id"].astype(str)
+        + "|"
+        + summary_ratings.loc[summary_ratings["overall"].notna(), "star_year"].astype(str)
+    )
     records = []
     rated = measure_stars.dropna(subset=["stars"])
     for star_year, year_stars in rated.groupby("star_year"):
@@ -500,8 +533,9 @@ def overall_ratings(
             contract_id: dict(zip(contract_stars["measure_id"], contract_stars["stars"].astype(int)))
             for contract_id, contract_stars in year_stars.groupby("contract_id")
         }
-        stars_by_contract = {contract: stars for contract, stars in stars_by_contract.items()
-                             if {measure[0] for measure in stars} == {"C", "D"}}
+        stars_by_contract = {
+            contract: stars for contract, stars in stars_by_contract.items() if {measure[0] for measure in stars} == {"C", "D"}
+        }
         year_rules = rules or rules_for(int(star_year))
         if not year_rules.reward_thresholds:
             year_rules = with_derived_reward_thresholds(

@@ -18,11 +18,20 @@ REQUIRED_MATCH_RATE = 0.99
 REQUIRED_CAI_RANGE_RATE = 0.95
 
 MISMATCH_COLUMNS = [
-    "star_year", "contract_id", "published", "recomputed",
-    "weighted_mean_with_improvement", "weighted_mean_without_improvement",
-    "variance_with_improvement", "reward_factor_with_improvement", "reward_factor_without_improvement",
-    "cai_value", "unrounded_with_improvement", "unrounded_without_improvement",
-    "used_improvement", "used_new_measures",
+    "star_year",
+    "contract_id",
+    "published",
+    "recomputed",
+    "weighted_mean_with_improvement",
+    "weighted_mean_without_improvement",
+    "variance_with_improvement",
+    "reward_factor_with_improvement",
+    "reward_factor_without_improvement",
+    "cai_value",
+    "unrounded_with_improvement",
+    "unrounded_without_improvement",
+    "used_improvement",
+    "used_new_measures",
 ]
 
 
@@ -68,15 +77,24 @@ def compare_overall_ratings(
     mismatches = joined.loc[~matched, MISMATCH_COLUMNS].reset_index(drop=True)
     if cai_range is None:
         return ReproductionReport(len(joined), int(matched.sum()), mismatches, int(matched.sum()), True)
-    unrounded = joined["unrounded_with_improvement"].where(joined["used_improvement"].fillna(True).astype(bool),
-                                                          joined["unrounded_without_improvement"])
+    unrounded = joined["unrounded_with_improvement"].where(
+        joined["used_improvement"].fillna(True).astype(bool), joined["unrounded_without_improvement"]
+    )
     lowest, highest = cai_range
     reachable = (unrounded + highest >= joined["published"] - 0.25) & (unrounded + lowest < joined["published"] + 0.25)
     return ReproductionReport(len(joined), int(matched.sum()), mismatches, int((matched | reachable).sum()), False)
 
 
-REPORT_COLUMNS = ["star_year", "published_numeric_ratings", "matches", "match_rate", "cai_published",
-                  "matches_within_cai_range", "cai_range_rate", "passed"]
+REPORT_COLUMNS = [
+    "star_year",
+    "published_numeric_ratings",
+    "matches",
+    "match_rate",
+    "cai_published",
+    "matches_within_cai_range",
+    "cai_range_rate",
+    "passed",
+]
 
 
 def compare_by_year(
@@ -85,7 +103,8 @@ def compare_by_year(
     """One report per star year of `published`."""
     return {
         int(year): compare_overall_ratings(
-            recomputed[recomputed["star_year"] == year], year_published,
+            recomputed[recomputed["star_year"] == year],
+            year_published,
             None if int(year) in cai_published_years else cai_range,
         )
         for year, year_published in published.groupby("star_year")
@@ -94,7 +113,18 @@ def compare_by_year(
 
 def reports_table(reports: dict[int, ReproductionReport]) -> pd.DataFrame:
     return pd.DataFrame(
-        [(year, r.total, r.matches, round(r.match_rate, 4), r.cai_published, r.matches_within_cai_range,
-          round(r.cai_range_rate, 4), r.passed()) for year, r in sorted(reports.items())],
+        [
+            (
+                year,
+                r.total,
+                r.matches,
+                round(r.match_rate, 4),
+                r.cai_published,
+                r.matches_within_cai_range,
+                round(r.cai_range_rate, 4),
+                r.passed(),
+            )
+            for year, r in sorted(reports.items())
+        ],
         columns=REPORT_COLUMNS,
     )

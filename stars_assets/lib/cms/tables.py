@@ -231,8 +231,15 @@ def summary_ratings(year_dir: Path) -> pd.DataFrame:
     return pd.concat([table, *ratings], axis=1).sort_values("contract_id", ignore_index=True)
 
 
-CAI_COLUMNS = {"star_year": "int64", "contract_id": "object", "puerto_rico_only": "bool", "part_c_fac": "Int64",
-               "part_d_mapd_fac": "Int64", "part_d_pdp_fac": "Int64", "overall_fac": "Int64"}
+CAI_COLUMNS = {
+    "star_year": "int64",
+    "contract_id": "object",
+    "puerto_rico_only": "bool",
+    "part_c_fac": "Int64",
+    "part_d_mapd_fac": "Int64",
+    "part_d_pdp_fac": "Int64",
+    "overall_fac": "Int64",
+}
 
 
 def cai(year_dir: Path) -> pd.DataFrame:
@@ -297,9 +304,16 @@ def _cut_point_file(path: Path, part: str) -> pd.DataFrame:
         org_type = row[org_type_column] if org_type_column is not None else ALL_ORG_TYPES
         for col, (measure_id, measure_name) in measures.items():
             records.append(
-                {"part": part, "org_type": org_type, "measure_id": measure_id, "measure_name": measure_name,
-                 "stars": stars, **parse_cut_point(row[col]), "decimals": _decimals(row[col]),
-                 "raw": published.loc[row_index, col]}
+                {
+                    "part": part,
+                    "org_type": org_type,
+                    "measure_id": measure_id,
+                    "measure_name": measure_name,
+                    "stars": stars,
+                    **parse_cut_point(row[col]),
+                    "decimals": _decimals(row[col]),
+                    "raw": published.loc[row_index, col],
+                }
             )
     return pd.DataFrame(records)
 
@@ -316,8 +330,21 @@ def cut_points(year_dir: Path) -> pd.DataFrame:
     published thresholds, the precision CMS rounds a score to before placing it in a band.
     """
     year_dir = Path(year_dir)
-    columns = ["star_year", "part", "org_type", "measure_id", "measure_name", "stars", "lower", "upper",
-               "lower_inclusive", "upper_inclusive", "higher_is_better", "decimals", "raw"]
+    columns = [
+        "star_year",
+        "part",
+        "org_type",
+        "measure_id",
+        "measure_name",
+        "stars",
+        "lower",
+        "upper",
+        "lower_inclusive",
+        "upper_inclusive",
+        "higher_is_better",
+        "decimals",
+        "raw",
+    ]
     if not all((year_dir / file_name).exists() for file_name in CUT_POINT_FILES.values()):
         # Years without CMS's cut-point files here: their thresholds are in the compiled table
         # (published_thresholds), which the back-test reads.
@@ -346,8 +373,10 @@ def published_thresholds(path: Path) -> pd.DataFrame:
     compiled = pd.read_csv(path, dtype={"measure_code": str})
     compiled["measure_name"] = compiled["measure_name"].map(clean_text)
     long = compiled.melt(
-        id_vars=["measure_code", "measure_name", "domain", "star_year"], value_vars=list(THRESHOLD_COLUMNS.values()),
-        var_name="level", value_name="threshold",
+        id_vars=["measure_code", "measure_name", "domain", "star_year"],
+        value_vars=list(THRESHOLD_COLUMNS.values()),
+        var_name="level",
+        value_name="threshold",
     )
     long["stars"] = long["level"].map({name: stars for stars, name in THRESHOLD_COLUMNS.items()})
     long = long.rename(columns={"measure_code": "cut_point_code"}).drop(columns=["level", "domain"])

@@ -167,8 +167,12 @@ class DocumentBuild:
 
 def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, table = qualified.split(".")
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t",
-                       {"s": schema, "t": table}).fetchall()[0][0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
+        ).fetchall()[0][0]
+        > 0
+    )
 
 
 def prepare_references(con: duckdb.DuckDBPyConnection) -> str:
@@ -182,8 +186,9 @@ def prepare_references(con: duckdb.DuckDBPyConnection) -> str:
     return ";".join(weeks)
 
 
-def build_documents(con: duckdb.DuckDBPyConnection, days: list[date] | None, store: DocumentStore,
-                    reference_state: str = "reference_version") -> DocumentBuild:
+def build_documents(
+    con: duckdb.DuckDBPyConnection, days: list[date] | None, store: DocumentStore, reference_state: str = "reference_version"
+) -> DocumentBuild:
     """Build the documents of the members changed on `days` (all members when `days` is None, the store is
     empty or the weekly references moved on) and keep those whose content differs from the store's."""
     reference_version = prepare_references(con)
@@ -197,7 +202,8 @@ def build_documents(con: duckdb.DuckDBPyConnection, days: list[date] | None, sto
     candidates = con.execute("SELECT count(*) FROM doc_hashed").fetchall()[0][0]
     # A full build compares against every stored hash; an incremental one asks only for its candidates'.
     stored_hashes = store.content_hashes(
-        None if full else [r[0] for r in con.execute("SELECT member_id FROM doc_hashed").fetchall()])
+        None if full else [r[0] for r in con.execute("SELECT member_id FROM doc_hashed").fetchall()]
+    )
     con.register("stored_hashes", stored_hashes)
     try:
         changed = con.sql(CHANGED_DOCUMENTS_SQL).to_arrow_table()

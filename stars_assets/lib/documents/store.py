@@ -127,9 +127,15 @@ class Backend:
 # process crash and may lose the last fraction of a second of rows if the machine loses power; neither corrupts.
 # A fsync per request would cap the API at one request per disk flush.
 SQLITE = Backend("sqlite", "TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT", "document", "document", None, None)
-POSTGRESQL = Backend("postgresql", "JSONB", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "CAST(document AS JSONB)",
-                     "CAST(document AS TEXT)", "LOCK TABLE member_documents IN SHARE ROW EXCLUSIVE MODE",
-                     "SET LOCAL synchronous_commit TO off")
+POSTGRESQL = Backend(
+    "postgresql",
+    "JSONB",
+    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    "CAST(document AS JSONB)",
+    "CAST(document AS TEXT)",
+    "LOCK TABLE member_documents IN SHARE ROW EXCLUSIVE MODE",
+    "SET LOCAL synchronous_commit TO off",
+)
 
 
 def default_url() -> str:
@@ -161,15 +167,20 @@ def _engines(url: URL) -> tuple[sa.Engine, sa.Engine, Backend]:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         connect = {"check_same_thread": False, "timeout": 30}
-        engines = (sa.create_engine(url, connect_args=connect, **pool),
-                   sa.create_engine(url, connect_args=connect | {"isolation_level": None}, pool_reset_on_return=None, **pool))
+        engines = (
+            sa.create_engine(url, connect_args=connect, **pool),
+            sa.create_engine(url, connect_args=connect | {"isolation_level": None}, pool_reset_on_return=None, **pool),
+        )
         for engine in engines:
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         return *engines, SQLITE
     if backend == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-        return (sa.create_engine(url, **pool),
-                sa.create_engine(url, connect_args={"autocommit": True}, pool_reset_on_return=None, **pool), POSTGRESQL)
+        return (
+            sa.create_engine(url, **pool),
+            sa.create_engine(url, connect_args={"autocommit": True}, pool_reset_on_return=None, **pool),
+            POSTGRESQL,
+        )
     raise ValueError(f"{STORE_URL_ENV} must be a sqlite:/// or postgresql:// URL, got the scheme {url.drivername!r}")
 
 
@@ -244,9 +255,12 @@ class DocumentStore:
         else:
             rows = []
             for start in range(0, len(member_ids), 500):
-                chunk = {f"id{n}": member for n, member in enumerate(member_ids[start:start + 500])}
-                rows += self._read("SELECT member_id, content_hash FROM member_documents WHERE member_id IN "
-                                   f"({', '.join(':' + name for name in chunk)})", chunk)
+                chunk = {f"id{n}": member for n, member in enumerate(member_ids[start : start + 500])}
+                rows += self._read(
+                    "SELECT member_id, content_hash FROM member_documents WHERE member_id IN "
+                    f"({', '.join(':' + name for name in chunk)})",
+                    chunk,
+                )
         return pa.Table.from_pylist(rows, schema=pa.schema([("member_id", pa.string()), ("content_hash", pa.string())]))
 
     def state(self, name: str) -> str | None:
@@ -263,8 +277,15 @@ class DocumentStore:
                 conn.execute(sa.text(statement))
             if documents.num_rows:
                 self._load(conn, "document_staging", DOCUMENT_COLUMNS, documents.select(DOCUMENT_COLUMNS))
-                self._load(conn, "open_gap_staging", ["member_id", "measure_code"], _explode(documents, "open_gap_measures", "measure_code"))
-                self._load(conn, "opt_out_staging", ["member_id", "channel"], _explode(documents, "opted_out_channels", "channel"))
+                self._load(
+                    conn,
+                    "open_gap_staging",
+                    ["member_id", "measure_code"],
+                    _explode(documents, "open_gap_measures", "measure_code"),
+                )
+                self._load(
+                    conn, "opt_out_staging", ["member_id", "channel"], _explode(documents, "opted_out_channels", "channel")
+                )
                 conn.execute(sa.text(UPSERT_SQL.format(json_in=self.backend.json_in)), {"now": now_text()})
                 for statement in _statements(REPLACE_INDEX_SQL):
                     conn.execute(sa.text(statement))
@@ -292,19 +313,32 @@ class DocumentStore:
     def document(self, *, member_id: str | None = None, mbi: str | None = None) -> tuple[str, str] | None:
         """(member id, the stored document as JSON text) of one member, by member id or MBI."""
         column, value = ("member_id", member_id) if member_id is not None else ("mbi", mbi)
-        rows = self._read(f"SELECT member_id, {self.backend.json_out} AS document FROM member_documents WHERE {column} = :value "
-                          "ORDER BY member_id LIMIT 1", {"value": value})
+        rows = self._read(
+            f"SELECT member_id, {self.backend.json_out} AS document FROM member_documents WHERE {column} = :value "
+            "ORDER BY member_id LIMIT 1",
+            {"value": value},
+        )
         return (rows[0]["member_id"], rows[0]["document"]) if rows else None
 
-    def audience(self, *, channel: str, measure_code: str | None = None, contract_id: str | None = None,
-                 region: str | None = None, touched_before_epoch: int | None = None, after: str = "", limit: int = 100) -> list[dict]:
+    def audience(
+        self,
+        *,
+        channel: str,
+        measure_code: str | None = None,
+        contract_id: str | None = None,
+        region: str | None = None,
+        touched_before_epoch: int | None = None,
+        after: str = "",
+        limit: int = 100,
+    ) -> list[dict]:
         """Enrolled members with an open gap (of `measure_code`, when given), not opted out of `channel`, not touched since
         `touched_before_epoch`, in member id order after `after`; each with their open-gap measures."""
         given = {"contract_id": contract_id, "region": region, "touched_before_epoch": touched_before_epoch}
         params = {name: value for name, value in given.items() if value is not None}
         sql = AUDIENCE_SQL.format(
             filters="".join(f" AND {AUDIENCE_FILTERS[name]}" for name in params),
-            measure_filter="AND g.measure_code = :measure_code" if measure_code is not None else "")
+            measure_filter="AND g.measure_code = :measure_code" if measure_code is not None else "",
+        )
         params |= {"after": after, "channel": channel, "limit": limit}
         if measure_code is not None:
             params["measure_code"] = measure_code
@@ -312,15 +346,21 @@ class DocumentStore:
         measures: dict[str, list[str]] = {}
         if rows:
             ids = {f"id{n}": r["member_id"] for n, r in enumerate(rows)}
-            for found in self._read(f"SELECT member_id, measure_code FROM member_open_gaps WHERE member_id IN "
-                                    f"({', '.join(':' + name for name in ids)}) ORDER BY 1, 2", ids):
+            for found in self._read(
+                f"SELECT member_id, measure_code FROM member_open_gaps WHERE member_id IN "
+                f"({', '.join(':' + name for name in ids)}) ORDER BY 1, 2",
+                ids,
+            ):
                 measures.setdefault(found["member_id"], []).append(found["measure_code"])
         return [{**row, "open_gap_measures": measures.get(row["member_id"], [])} for row in rows]
 
     def changes(self, since: int, limit: int) -> list[dict]:
         """Documents written after sequence number `since`, oldest first."""
-        return self._read(f"SELECT seq, member_id, updated_at, {self.backend.json_out} AS document FROM member_documents "
-                          "WHERE seq > :since ORDER BY seq LIMIT :limit", {"since": since, "limit": limit})
+        return self._read(
+            f"SELECT seq, member_id, updated_at, {self.backend.json_out} AS document FROM member_documents "
+            "WHERE seq > :since ORDER BY seq LIMIT :limit",
+            {"since": since, "limit": limit},
+        )
 
     def summary(self) -> dict:
         (row,) = self._read("SELECT count(*) AS documents, coalesce(max(seq), 0) AS last_seq FROM member_documents")
@@ -330,16 +370,27 @@ class DocumentStore:
 
     def add_key(self, key_id: str, salt: str, secret_hash: str, scopes: Iterable[str], label: str | None) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO api_keys (key_id, salt, secret_hash, scopes, label, created_at) "
-                "VALUES (:key_id, :salt, :secret_hash, :scopes, :label, :created_at)"),
-                {"key_id": key_id, "salt": salt, "secret_hash": secret_hash, "scopes": " ".join(sorted(scopes)),
-                 "label": label, "created_at": now_text()})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO api_keys (key_id, salt, secret_hash, scopes, label, created_at) "
+                    "VALUES (:key_id, :salt, :secret_hash, :scopes, :label, :created_at)"
+                ),
+                {
+                    "key_id": key_id,
+                    "salt": salt,
+                    "secret_hash": secret_hash,
+                    "scopes": " ".join(sorted(scopes)),
+                    "label": label,
+                    "created_at": now_text(),
+                },
+            )
 
     def revoke_key(self, key_id: str) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(sa.text("UPDATE api_keys SET revoked_at = :now WHERE key_id = :key_id AND revoked_at IS NULL"),
-                                  {"now": now_text(), "key_id": key_id})
+            result = conn.execute(
+                sa.text("UPDATE api_keys SET revoked_at = :now WHERE key_id = :key_id AND revoked_at IS NULL"),
+                {"now": now_text(), "key_id": key_id},
+            )
         return result.rowcount == 1
 
     def key(self, key_id: str) -> ApiKeyRecord | None:
@@ -354,25 +405,46 @@ class DocumentStore:
         with self.engine.begin() as conn:
             if self.backend.audit_commit:
                 conn.execute(sa.text(self.backend.audit_commit))
-            conn.execute(sa.text(
-                "INSERT INTO api_audit (key_id, requested_at, endpoint, member_ids, result_count) "
-                "VALUES (:key_id, :requested_at, :endpoint, :member_ids, :result_count)"),
-                [{"key_id": r.key_id, "requested_at": r.requested_at, "endpoint": r.endpoint,
-                  "member_ids": json.dumps(list(r.member_ids)), "result_count": len(r.member_ids)} for r in rows])
+            conn.execute(
+                sa.text(
+                    "INSERT INTO api_audit (key_id, requested_at, endpoint, member_ids, result_count) "
+                    "VALUES (:key_id, :requested_at, :endpoint, :member_ids, :result_count)"
+                ),
+                [
+                    {
+                        "key_id": r.key_id,
+                        "requested_at": r.requested_at,
+                        "endpoint": r.endpoint,
+                        "member_ids": json.dumps(list(r.member_ids)),
+                        "result_count": len(r.member_ids),
+                    }
+                    for r in rows
+                ],
+            )
 
     def audit_trail(self, key_id: str | None = None) -> list[dict]:
         sql = "SELECT key_id, requested_at, endpoint, member_ids, result_count FROM api_audit"
-        rows = self._read(sql + (" WHERE key_id = :key_id" if key_id else "") + " ORDER BY id", {"key_id": key_id} if key_id else {})
+        rows = self._read(
+            sql + (" WHERE key_id = :key_id" if key_id else "") + " ORDER BY id", {"key_id": key_id} if key_id else {}
+        )
         return [{**r, "member_ids": json.loads(r["member_ids"])} for r in rows]
 
 
 def _key_record(row) -> ApiKeyRecord:
-    return ApiKeyRecord(row["key_id"], row["salt"], row["secret_hash"], frozenset(row["scopes"].split()), row["label"],
-                        row["created_at"], row["revoked_at"])
+    return ApiKeyRecord(
+        row["key_id"],
+        row["salt"],
+        row["secret_hash"],
+        frozenset(row["scopes"].split()),
+        row["label"],
+        row["created_at"],
+        row["revoked_at"],
+    )
 
 
 def _explode(documents: pa.Table, list_column: str, as_column: str) -> pa.Table:
     """(member_id, value) pairs from a list column, without a Python loop over members."""
     lists = documents.column(list_column).combine_chunks()
-    return pa.table({"member_id": documents.column("member_id").take(pc.list_parent_indices(lists)),
-                     as_column: pc.list_flatten(lists)})
+    return pa.table(
+        {"member_id": documents.column("member_id").take(pc.list_parent_indices(lists)), as_column: pc.list_flatten(lists)}
+    )

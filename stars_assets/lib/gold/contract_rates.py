@@ -13,11 +13,30 @@ import pandas as pd
 from stars_assets.lib.cms import crosswalk, improvement
 from stars_assets.lib.cms.rating import QBP_RATING, RatingRules, measure_star, summary_rating
 
-RATE_COLUMNS = ["contract_id", "measure_id", "measure_code", "source", "numerator", "denominator", "rate",
-                "projected_stars", "weight"]
-SUMMARY_COLUMNS = ["contract_id", "measures_rated", "total_weight", "weighted_mean", "reward_factor",
-                   "projected_summary_unrounded", "projected_summary", "p_four_plus_cut_points",
-                   "part_c_improvement_stars", "part_d_improvement_stars", "used_improvement"]
+RATE_COLUMNS = [
+    "contract_id",
+    "measure_id",
+    "measure_code",
+    "source",
+    "numerator",
+    "denominator",
+    "rate",
+    "projected_stars",
+    "weight",
+]
+SUMMARY_COLUMNS = [
+    "contract_id",
+    "measures_rated",
+    "total_weight",
+    "weighted_mean",
+    "reward_factor",
+    "projected_summary_unrounded",
+    "projected_summary",
+    "p_four_plus_cut_points",
+    "part_c_improvement_stars",
+    "part_d_improvement_stars",
+    "used_improvement",
+]
 CUT_POINT_DRAWS = 200
 
 
@@ -34,17 +53,20 @@ def project_measure_stars(rates: pd.DataFrame, cut_points: pd.DataFrame, rules: 
     return projected[RATE_COLUMNS].sort_values(["contract_id", "measure_id"]).reset_index(drop=True)
 
 
-def project_improvement(projected: pd.DataFrame, last_published: pd.DataFrame, cut_points: pd.DataFrame,
-                        star_year: int) -> pd.DataFrame:
+def project_improvement(
+    projected: pd.DataFrame, last_published: pd.DataFrame, cut_points: pd.DataFrame, star_year: int
+) -> pd.DataFrame:
     """Each contract's Part C and Part D improvement measures (contract_id, part, measure_id, score, stars) from its
     last published scores (`last_published`: contract_id, measure_id, value, stars) to the projected rates, both in
     `star_year`'s measure numbering, rated with the improvement measures' bands in `cut_points`."""
     keys = crosswalk.keys_by_id(star_year)
-    current = projected.assign(measure_key=projected["measure_id"].map(keys), value=projected["rate"],
-                               stars=projected["projected_stars"])
+    current = projected.assign(
+        measure_key=projected["measure_id"].map(keys), value=projected["rate"], stars=projected["projected_stars"]
+    )
     prior = last_published.assign(measure_key=last_published["measure_id"].map(keys))
-    scores = improvement.improvement_scores(prior.dropna(subset=["measure_key"]), current.dropna(subset=["measure_key"]),
-                                            star_year, star_year)
+    scores = improvement.improvement_scores(
+        prior.dropna(subset=["measure_key"]), current.dropna(subset=["measure_key"]), star_year, star_year
+    )
     return improvement.improvement_stars(scores[scores["measure_id"].isin(set(cut_points["measure_id"]))], cut_points)
 
 
@@ -61,8 +83,11 @@ def improvement_stars_by_contract(summaries: pd.DataFrame, star_year: int) -> di
     ids = dict(zip(measures.loc[measures["improvement"], "part"], measures.index[measures["improvement"]]))
     result = {}
     for row in summaries.itertuples():
-        stars = {ids[part]: int(getattr(row, f"part_{part.lower()}_improvement_stars")) for part in ids
-                 if pd.notna(getattr(row, f"part_{part.lower()}_improvement_stars", np.nan))}
+        stars = {
+            ids[part]: int(getattr(row, f"part_{part.lower()}_improvement_stars"))
+            for part in ids
+            if pd.notna(getattr(row, f"part_{part.lower()}_improvement_stars", np.nan))
+        }
         if stars:
             result[row.contract_id] = stars
     return result
@@ -80,8 +105,14 @@ def _thresholds(cut_points: pd.DataFrame) -> dict[str, tuple[bool, int, np.ndarr
 
 
 def p_four_plus(
-    projected: pd.DataFrame, cut_points: pd.DataFrame, rules: RatingRules, error_mean: float, error_sd: float,
-    draws: int = CUT_POINT_DRAWS, seed: int = 2028, fixed_stars: dict[str, dict[str, int]] | None = None,
+    projected: pd.DataFrame,
+    cut_points: pd.DataFrame,
+    rules: RatingRules,
+    error_mean: float,
+    error_sd: float,
+    draws: int = CUT_POINT_DRAWS,
+    seed: int = 2028,
+    fixed_stars: dict[str, dict[str, int]] | None = None,
 ) -> pd.Series:
     """Per contract, the share of simulated cut-point sets under which the projected summary reaches 4 stars.
 
@@ -107,22 +138,31 @@ def p_four_plus(
             reached = value >= moved if higher else value <= moved
             stars_by_measure[measure_id] = 1 + np.nan_to_num(reached, nan=0).sum(axis=1)
         fixed = fixed_stars.get(contract_id, {})
-        ratings = [summary_rating({**{m: int(s[draw]) for m, s in stars_by_measure.items()}, **fixed}, rules).rating
-                   for draw in range(draws)]
+        ratings = [
+            summary_rating({**{m: int(s[draw]) for m, s in stars_by_measure.items()}, **fixed}, rules).rating
+            for draw in range(draws)
+        ]
         result[contract_id] = float(np.mean(np.array(ratings) >= QBP_RATING))
     return pd.Series(result, name="p_four_plus_cut_points", dtype=float)
 
 
 def project_summaries(
-    projected: pd.DataFrame, rules: RatingRules, cut_points: pd.DataFrame | None = None,
-    error_mean: float = 0.0, error_sd: float | None = None, improvement_stars: pd.DataFrame | None = None,
+    projected: pd.DataFrame,
+    rules: RatingRules,
+    cut_points: pd.DataFrame | None = None,
+    error_mean: float = 0.0,
+    error_sd: float | None = None,
+    improvement_stars: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The CMS summary computed over each contract's projected measure stars and its improvement measures' stars
     (`project_improvement`; the improvement hold-harmless applies) without CAI (unknown ahead of time), and, given the
     cut points and their forecast error, P(4+) from simulated cut points (NaN otherwise)."""
     by_contract = _improvement_by_contract(improvement_stars)
-    chances = (p_four_plus(projected, cut_points, rules, error_mean, error_sd, fixed_stars=by_contract)
-               if cut_points is not None and error_sd is not None else pd.Series(dtype=float))
+    chances = (
+        p_four_plus(projected, cut_points, rules, error_mean, error_sd, fixed_stars=by_contract)
+        if cut_points is not None and error_sd is not None
+        else pd.Series(dtype=float)
+    )
     records = []
     for contract_id, rows in projected.dropna(subset=["projected_stars"]).groupby("contract_id"):
         stars = dict(zip(rows["measure_id"], rows["projected_stars"].astype(int)))
@@ -130,18 +170,23 @@ def project_summaries(
         stars.update(improvement_stars_of)
         result = summary_rating(stars, rules)
         variant = result.with_improvement if result.used_improvement else result.without_improvement
-        records.append({
-            "contract_id": contract_id,
-            "measures_rated": len(stars),
-            "total_weight": float(rows["weight"].sum()),
-            "weighted_mean": variant.weighted_mean,
-            "reward_factor": variant.reward_factor,
-            "projected_summary_unrounded": variant.unrounded,
-            "projected_summary": result.rating,
-            "p_four_plus_cut_points": chances.get(contract_id, np.nan),
-            **{f"part_{part.lower()}_improvement_stars": next(
-                (float(star) for measure, star in improvement_stars_of.items() if measure.startswith(part)), np.nan)
-               for part in ("C", "D")},
-            "used_improvement": bool(improvement_stars_of) and result.used_improvement,
-        })
+        records.append(
+            {
+                "contract_id": contract_id,
+                "measures_rated": len(stars),
+                "total_weight": float(rows["weight"].sum()),
+                "weighted_mean": variant.weighted_mean,
+                "reward_factor": variant.reward_factor,
+                "projected_summary_unrounded": variant.unrounded,
+                "projected_summary": result.rating,
+                "p_four_plus_cut_points": chances.get(contract_id, np.nan),
+                **{
+                    f"part_{part.lower()}_improvement_stars": next(
+                        (float(star) for measure, star in improvement_stars_of.items() if measure.startswith(part)), np.nan
+                    )
+                    for part in ("C", "D")
+                },
+                "used_improvement": bool(improvement_stars_of) and result.used_improvement,
+            }
+        )
     return pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)

@@ -114,14 +114,17 @@ SELECT $week_end, c.channel, c.region, c.contract_id, c.dual_lis_cohort, c.age_b
        count(DISTINCT c.member_id) FILTER (WHERE c.reached) / count(DISTINCT c.member_id),
        coalesce(sum(o.kept), 0), coalesce(sum(o.missed), 0),
        sum(o.kept) / nullif(sum(o.kept) + sum(o.missed), 0),
-       {", ".join(
-           f'''count(*) FILTER (WHERE CAST(c.first_touch_ts AS DATE) <= CAST($week_end AS DATE) - INTERVAL {n} DAY),
+       {
+    ", ".join(
+        f'''count(*) FILTER (WHERE CAST(c.first_touch_ts AS DATE) <= CAST($week_end AS DATE) - INTERVAL {n} DAY),
        count(*) FILTER (WHERE CAST(c.first_touch_ts AS DATE) <= CAST($week_end AS DATE) - INTERVAL {n} DAY
                         AND c.close_date <= CAST(c.first_touch_ts AS DATE) + INTERVAL {n} DAY),
        count(*) FILTER (WHERE CAST(c.first_touch_ts AS DATE) <= CAST($week_end AS DATE) - INTERVAL {n} DAY
                         AND c.close_date <= CAST(c.first_touch_ts AS DATE) + INTERVAL {n} DAY)
          / nullif(count(*) FILTER (WHERE CAST(c.first_touch_ts AS DATE) <= CAST($week_end AS DATE) - INTERVAL {n} DAY), 0)'''
-           for n in CLOSURE_WINDOWS_DAYS)},
+        for n in CLOSURE_WINDOWS_DAYS
+    )
+},
        count(DISTINCT c.member_id) FILTER (WHERE c.opted_out),
        c.chronic_condition, count(DISTINCT c.member_id) FILTER (WHERE c.engaged), coalesce(sum(o.booked), 0),
        count(*) FILTER (WHERE c.close_date IS NOT NULL)

@@ -68,4 +68,6 @@ def pdc_parameters(as_of) -> dict:
 
 def adherence_measure_parameters() -> dict:
     """The adherence measures' ids, bound into CONTRACT_MEASURE_COUNTS_SQL ($diabetes_measure_id, ...)."""
-    return {f"{drug_class.lower()}_measure_id": measure_id for drug_class, measure_id in crosswalk.adherence_measure_ids().items()}
+    return {
+        f"{drug_class.lower()}_measure_id": measure_id for drug_class, measure_id in crosswalk.adherence_measure_ids().items()
+    }

@@ -22,39 +22,72 @@ from stars_assets.lib.tables import TableSpec
 
 # How a DuckDB column reads into pandas: nullable integer and boolean extension types, so a null
 # does not turn a count into a float.
-PANDAS_DTYPES = {"VARCHAR": str, "BIGINT": "Int64", "INTEGER": "Int64", "DOUBLE": float, "BOOLEAN": "boolean",
-                 "DATE": "datetime64[ns]", "TIMESTAMP": "datetime64[ns]"}
+PANDAS_DTYPES = {
+    "VARCHAR": str,
+    "BIGINT": "Int64",
+    "INTEGER": "Int64",
+    "DOUBLE": float,
+    "BOOLEAN": "boolean",
+    "DATE": "datetime64[ns]",
+    "TIMESTAMP": "datetime64[ns]",
+}
 
 
 def contract(spec: TableSpec, name: str, rules: dict[str, list[pa.Check]], checks: list[pa.Check] = ()) -> pa.DataFrameSchema:
     """The pandera contract of a gold table: the spec's columns, dtypes and nullability, plus the rules."""
     return pa.DataFrameSchema(
         {c.name: pa.Column(PANDAS_DTYPES[c.type], nullable=c.nullable, checks=rules.get(c.name, [])) for c in spec.columns},
-        checks=list(checks), name=name, coerce=True,
+        checks=list(checks),
+        name=name,
+        coerce=True,
     )
 
 
 NOT_NEGATIVE = [pa.Check.ge(0)]
 RATE = [pa.Check.ge(0), pa.Check.le(1)]
 
-CareGapClosure = contract(tables.CARE_GAP_CLOSURE, "CareGapClosure", {
-    "measure_code": [pa.Check.isin(list(v.CARE_GAP_MEASURES))],
-    **{column: NOT_NEGATIVE for column in ("days_to_close", "touches_total", "reaching_touches", "appointments_booked")},
-}, [
-    pa.Check(lambda df: df["close_date"].isna() | (df["close_date"] >= df["open_date"]), error="close_date is before open_date"),
-    pa.Check(lambda df: df["is_closed"] == df["close_date"].notna(), error="is_closed disagrees with close_date"),
-])
+CareGapClosure = contract(
+    tables.CARE_GAP_CLOSURE,
+    "CareGapClosure",
+    {
+        "measure_code": [pa.Check.isin(list(v.CARE_GAP_MEASURES))],
+        **{column: NOT_NEGATIVE for column in ("days_to_close", "touches_total", "reaching_touches", "appointments_booked")},
+    },
+    [
+        pa.Check(
+            lambda df: df["close_date"].isna() | (df["close_date"] >= df["open_date"]), error="close_date is before open_date"
+        ),
+        pa.Check(lambda df: df["is_closed"] == df["close_date"].notna(), error="is_closed disagrees with close_date"),
+    ],
+)
 
-CampaignEffectiveness = contract(tables.CAMPAIGN_EFFECTIVENESS, "CampaignEffectiveness", {
-    "channel": [pa.Check.isin(list(v.CHANNELS))],
-    "members_targeted": [pa.Check.gt(0)],
-    **{column: NOT_NEGATIVE for column in ("attempts", "members_reached", "members_opted_out", "members_engaged",
-                                           "appointments_booked", "gaps_closed")},
-    "chronic_condition": [pa.Check.str_matches(r"^(NONE|[A-Z+]+)$")],
-    **{column: RATE for column in ("reach_rate", "appointment_show_rate", *(f"closure_rate_{n}d" for n in tables.CLOSURE_WINDOWS_DAYS))},
-}, [
-    pa.Check(lambda df: df["members_reached"] <= df["members_targeted"], error="more members reached than targeted"),
-])
+CampaignEffectiveness = contract(
+    tables.CAMPAIGN_EFFECTIVENESS,
+    "CampaignEffectiveness",
+    {
+        "channel": [pa.Check.isin(list(v.CHANNELS))],
+        "members_targeted": [pa.Check.gt(0)],
+        **{
+            column: NOT_NEGATIVE
+            for column in (
+                "attempts",
+                "members_reached",
+                "members_opted_out",
+                "members_engaged",
+                "appointments_booked",
+                "gaps_closed",
+            )
+        },
+        "chronic_condition": [pa.Check.str_matches(r"^(NONE|[A-Z+]+)$")],
+        **{
+            column: RATE
+            for column in ("reach_rate", "appointment_show_rate", *(f"closure_rate_{n}d" for n in tables.CLOSURE_WINDOWS_DAYS))
+        },
+    },
+    [
+        pa.Check(lambda df: df["members_reached"] <= df["members_targeted"], error="more members reached than targeted"),
+    ],
+)
 
 
 class ContractMeasureRates(pa.DataFrameModel):
@@ -77,18 +110,23 @@ def validate(model: pa.DataFrameSchema | type[pa.DataFrameModel], frame: pd.Data
         cases = errors.failure_cases
         by_check = cases.groupby(["column", "check"], dropna=False).size()
         examples = [
-            f"{row.column}: {row.check} ({mask_value(str(row.column), row.failure_case)})"
-            for row in cases.head(5).itertuples()
+            f"{row.column}: {row.check} ({mask_value(str(row.column), row.failure_case)})" for row in cases.head(5).itertuples()
         ]
-        return RuleOutcome(passed=False, metadata={
-            "rows_checked": len(frame), "failures": int(len(cases)),
-            "failures_by_check": {f"{c or 'table'}: {k}": int(n) for (c, k), n in by_check.items()},
-            "examples": examples,
-        })
+        return RuleOutcome(
+            passed=False,
+            metadata={
+                "rows_checked": len(frame),
+                "failures": int(len(cases)),
+                "failures_by_check": {f"{c or 'table'}: {k}": int(n) for (c, k), n in by_check.items()},
+                "examples": examples,
+            },
+        )
     return RuleOutcome(passed=True, metadata={"rows_checked": len(frame), "failures": 0})
 
 
-def validate_week(con: duckdb.DuckDBPyConnection, table: str, model: pa.DataFrameSchema | type[pa.DataFrameModel], as_of: date) -> RuleOutcome:
+def validate_week(
+    con: duckdb.DuckDBPyConnection, table: str, model: pa.DataFrameSchema | type[pa.DataFrameModel], as_of: date
+) -> RuleOutcome:
     """The contract over one week of a gold table (a week is small enough for pandas)."""
     return validate(model, con.execute(f"SELECT * FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of}).df())
 
@@ -96,6 +134,7 @@ def validate_week(con: duckdb.DuckDBPyConnection, table: str, model: pa.DataFram
 def unique_keys(con: duckdb.DuckDBPyConnection, table: str, key: list[str], as_of: date) -> RuleOutcome:
     columns = ", ".join(key)
     duplicated = con.execute(
-        f"SELECT count(*) FROM (SELECT {columns} FROM {table} WHERE as_of_week_end = $week_end "
-        f"GROUP BY ALL HAVING count(*) > 1)", {"week_end": as_of}).fetchone()[0]
+        f"SELECT count(*) FROM (SELECT {columns} FROM {table} WHERE as_of_week_end = $week_end GROUP BY ALL HAVING count(*) > 1)",
+        {"week_end": as_of},
+    ).fetchone()[0]
     return RuleOutcome(passed=duplicated == 0, metadata={"key": key, "duplicated_keys": int(duplicated)})

@@ -21,7 +21,21 @@ from stars_assets.lib.lake.tables import (
 )
 
 __all__ = [
-    "IncompatibleSchemaError", "LakeError", "PublishResult", "TableInfo", "UnknownTableError", "UnknownVersionError",
-    "dataset", "describe_table", "fingerprints", "history", "list_tables", "open_table", "publish_arrow", "publish_query",
-    "read_table", "table_uri", "vacuum",
+    "IncompatibleSchemaError",
+    "LakeError",
+    "PublishResult",
+    "TableInfo",
+    "UnknownTableError",
+    "UnknownVersionError",
+    "dataset",
+    "describe_table",
+    "fingerprints",
+    "history",
+    "list_tables",
+    "open_table",
+    "publish_arrow",
+    "publish_query",
+    "read_table",
+    "table_uri",
+    "vacuum",
 ]

@@ -58,14 +58,24 @@ def _columns(con: duckdb.DuckDBPyConnection, source: str, params: dict) -> list[
     return [(name, type_) for name, type_, *_ in con.execute(f"DESCRIBE SELECT * FROM ({source}) AS t", params).fetchall()]
 
 
-def fingerprints(con: duckdb.DuckDBPyConnection, source: str, *, params: dict | None = None, partition_column: str | None = None,
-                 partitions: Sequence[date | str] = ()) -> dict[str, tuple[int, str]]:
+def fingerprints(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    *,
+    params: dict | None = None,
+    partition_column: str | None = None,
+    partitions: Sequence[date | str] = (),
+) -> dict[str, tuple[int, str]]:
     """{partition: (rows, fingerprint)} for the requested partitions of a query (the whole result when unpartitioned)."""
     schema = hashlib.md5(repr(_columns(con, source, params or {})).encode()).hexdigest()[:12]
     params = {**(params or {}), **({"lake_partitions": list(partitions)} if partition_column else {})}
     partition = _literal(WHOLE_TABLE) if partition_column is None else f"CAST({_quote(partition_column)} AS VARCHAR)"
-    found = {key: (rows, f"{rows}:{digest}:{schema}") for key, rows, digest in con.execute(
-        FINGERPRINT_SQL.format(partition=partition, source=source, where=_filter(partition_column)), params).fetchall()}
+    found = {
+        key: (rows, f"{rows}:{digest}:{schema}")
+        for key, rows, digest in con.execute(
+            FINGERPRINT_SQL.format(partition=partition, source=source, where=_filter(partition_column)), params
+        ).fetchall()
+    }
     requested = [WHOLE_TABLE] if partition_column is None else [str(p) for p in partitions]
     return {key: found.get(key, (0, EMPTY)) for key in requested}
 
@@ -76,11 +86,15 @@ def check_compatible(existing: Schema, incoming: pa.Schema, name: str) -> list[s
     new = {f.name: repr(f.type) for f in Schema.from_arrow(incoming).fields}
     for column, type_ in old.items():
         if column not in new:
-            raise IncompatibleSchemaError(f"{name}: column {column!r} ({type_}) is in the lake table but no longer in the warehouse; "
-                                          "dropping a column is an incompatible change (publish under a new table name)")
+            raise IncompatibleSchemaError(
+                f"{name}: column {column!r} ({type_}) is in the lake table but no longer in the warehouse; "
+                "dropping a column is an incompatible change (publish under a new table name)"
+            )
         if new[column] != type_:
-            raise IncompatibleSchemaError(f"{name}: column {column!r} changed type from {type_} to {new[column]}; "
-                                          "only added nullable columns merge into a lake table")
+            raise IncompatibleSchemaError(
+                f"{name}: column {column!r} changed type from {type_} to {new[column]}; "
+                "only added nullable columns merge into a lake table"
+            )
     return [column for column in new if column not in old]
 
 
@@ -102,10 +116,20 @@ class PublishResult:
         return sum(self.rows[p] for p in self.partitions_written)
 
 
-def publish_query(con: duckdb.DuckDBPyConnection, source: str, layer: str, table: str, *, contains_phi: bool,
-                  params: dict | None = None, partition_column: str | None = None, partitions: Sequence[date | str] = (),
-                  source_name: str | None = None, commit_metadata: dict[str, str] | None = None,
-                  root: str | None = None) -> PublishResult:
+def publish_query(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    layer: str,
+    table: str,
+    *,
+    contains_phi: bool,
+    params: dict | None = None,
+    partition_column: str | None = None,
+    partitions: Sequence[date | str] = (),
+    source_name: str | None = None,
+    commit_metadata: dict[str, str] | None = None,
+    root: str | None = None,
+) -> PublishResult:
     """Make the lake table's `partitions` (the whole table when `partition_column` is None) equal to the rows of
     `source` (a SELECT, with `params` bound) in those partitions, in at most one Delta commit."""
     uri = table_uri(layer, table, root)
@@ -131,16 +155,22 @@ def publish_query(con: duckdb.DuckDBPyConnection, source: str, layer: str, table
     added = check_compatible(delta.schema(), reader.schema, name) if delta else []
     after = {**previous, **{p: current[p][1] for p in changed}}
     metadata = {
-        META_PARTITIONS: json.dumps(changed), META_ROWS: json.dumps({p: rows[p] for p in changed}),
+        META_PARTITIONS: json.dumps(changed),
+        META_ROWS: json.dumps({p: rows[p] for p in changed}),
         META_FINGERPRINTS: json.dumps({p: f for p, f in sorted(after.items()) if f != EMPTY}),
-        META_CONTAINS_PHI: "true" if contains_phi else "false", META_SOURCE: source_name or name,
+        META_CONTAINS_PHI: "true" if contains_phi else "false",
+        META_SOURCE: source_name or name,
         **(commit_metadata or {}),
     }
     predicate = None
     if delta is not None and partition_column is not None:
         predicate = f"{_quote(partition_column)} IN ({', '.join(_literal(p) for p in changed)})"
     write_deltalake(
-        uri, reader, mode="overwrite", predicate=predicate, schema_mode="merge" if delta else None,
+        uri,
+        reader,
+        mode="overwrite",
+        predicate=predicate,
+        schema_mode="merge" if delta else None,
         partition_by=[partition_column] if partition_column else None,
         name=None if delta else name,
         description=None if delta else f"{name} published from the warehouse; contains PHI: {'yes' if contains_phi else 'no'}",
@@ -149,28 +179,55 @@ def publish_query(con: duckdb.DuckDBPyConnection, source: str, layer: str, table
     return PublishResult(layer, table, uri, DeltaTable(uri).version(), True, changed, unchanged, rows, digests, added)
 
 
-def publish_arrow(data: pa.Table, layer: str, table: str, *, contains_phi: bool, partition_column: str | None = None,
-                  partitions: Sequence[date | str] = (), source_name: str | None = None,
-                  commit_metadata: dict[str, str] | None = None, root: str | None = None) -> PublishResult:
+def publish_arrow(
+    data: pa.Table,
+    layer: str,
+    table: str,
+    *,
+    contains_phi: bool,
+    partition_column: str | None = None,
+    partitions: Sequence[date | str] = (),
+    source_name: str | None = None,
+    commit_metadata: dict[str, str] | None = None,
+    root: str | None = None,
+) -> PublishResult:
     """Publish rows computed outside the warehouse (e.g. from the Dagster instance) the same way."""
     with duckdb.connect() as con:
         con.register("incoming", data)
-        return publish_query(con, "SELECT * FROM incoming", layer, table, contains_phi=contains_phi,
-                             partition_column=partition_column, partitions=partitions, source_name=source_name,
-                             commit_metadata=commit_metadata, root=root)
+        return publish_query(
+            con,
+            "SELECT * FROM incoming",
+            layer,
+            table,
+            contains_phi=contains_phi,
+            partition_column=partition_column,
+            partitions=partitions,
+            source_name=source_name,
+            commit_metadata=commit_metadata,
+            root=root,
+        )
 
 
 LAKE_ROWS_VIEW = "lake_rows_under_check"
 
 
-def lake_fingerprints(con: duckdb.DuckDBPyConnection, source: str, delta: DeltaTable, *, params: dict | None = None,
-                      partition_column: str | None = None, partitions: Sequence[date | str] = ()) -> dict[str, tuple[int, str]]:
+def lake_fingerprints(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    delta: DeltaTable,
+    *,
+    params: dict | None = None,
+    partition_column: str | None = None,
+    partitions: Sequence[date | str] = (),
+) -> dict[str, tuple[int, str]]:
     """Fingerprints of the lake table's rows in the requested partitions, computed exactly as for the warehouse's
     `source`: its columns, in its order, cast back to its types (Delta stores HUGEINT as decimal, for example)."""
     columns = _columns(con, source, params or {})
     con.register(LAKE_ROWS_VIEW, delta.to_pyarrow_dataset())
     try:
-        as_warehouse = "SELECT " + ", ".join(f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in columns) + f" FROM {LAKE_ROWS_VIEW}"
+        as_warehouse = (
+            "SELECT " + ", ".join(f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in columns) + f" FROM {LAKE_ROWS_VIEW}"
+        )
         return fingerprints(con, as_warehouse, partition_column=partition_column, partitions=partitions)
     finally:
         con.unregister(LAKE_ROWS_VIEW)

@@ -45,14 +45,17 @@ def _parse_as_of(as_of: datetime | date | str) -> datetime:
         try:
             as_of = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
         except ValueError:
-            raise UnknownVersionError(f"--as-of {as_of!r} is neither a date (2026-11-01) nor a timestamp (2026-11-01T14:30:00Z)") from None
+            raise UnknownVersionError(
+                f"--as-of {as_of!r} is neither a date (2026-11-01) nor a timestamp (2026-11-01T14:30:00Z)"
+            ) from None
     if not isinstance(as_of, datetime):
         as_of = datetime.combine(as_of, time.max)
     return as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
 
 
-def open_table(layer: str, table: str, *, version: int | None = None, as_of: datetime | date | str | None = None,
-               root: str | None = None) -> DeltaTable:
+def open_table(
+    layer: str, table: str, *, version: int | None = None, as_of: datetime | date | str | None = None, root: str | None = None
+) -> DeltaTable:
     """The table at its newest version, at `version`, or as it was at `as_of` (the newest commit at or before it)."""
     if version is not None and as_of is not None:
         raise UnknownVersionError("give a version or a timestamp, not both")
@@ -75,13 +78,15 @@ def open_table(layer: str, table: str, *, version: int | None = None, as_of: dat
     return delta
 
 
-def read_table(layer: str, table: str, *, version: int | None = None, as_of: datetime | date | str | None = None,
-               root: str | None = None) -> pa.Table:
+def read_table(
+    layer: str, table: str, *, version: int | None = None, as_of: datetime | date | str | None = None, root: str | None = None
+) -> pa.Table:
     return open_table(layer, table, version=version, as_of=as_of, root=root).to_pyarrow_table()
 
 
-def dataset(layer: str, table: str, *, version: int | None = None, as_of: datetime | date | str | None = None,
-            root: str | None = None) -> pads.Dataset:
+def dataset(
+    layer: str, table: str, *, version: int | None = None, as_of: datetime | date | str | None = None, root: str | None = None
+) -> pads.Dataset:
     """A lazily scanned Arrow dataset (DuckDB pushes filters and projections into it)."""
     return open_table(layer, table, version=version, as_of=as_of, root=root).to_pyarrow_dataset()
 
@@ -94,7 +99,10 @@ def list_tables(root: str | None = None) -> list[tuple[str, str]]:
         if layer.type != pafs.FileType.Directory:
             continue
         for table in filesystem.get_file_info(pafs.FileSelector(layer.path, allow_not_found=True)):
-            if table.type == pafs.FileType.Directory and filesystem.get_file_info(f"{table.path}/_delta_log").type == pafs.FileType.Directory:
+            if (
+                table.type == pafs.FileType.Directory
+                and filesystem.get_file_info(f"{table.path}/_delta_log").type == pafs.FileType.Directory
+            ):
                 found.append((layer.base_name, table.base_name))
     return sorted(found)
 
@@ -106,16 +114,18 @@ def history(layer: str, table: str, root: str | None = None) -> list[dict]:
         parameters = commit.get("operationParameters") or {}
         metrics = commit.get("operationMetrics") or {}
         partitions = json.loads(commit[META_PARTITIONS]) if META_PARTITIONS in commit else None
-        entries.append({
-            "version": commit["version"],
-            "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC),
-            "operation": commit.get("operation"),
-            "mode": parameters.get("mode"),
-            "partitions": partitions,
-            "rows": metrics.get("num_added_rows"),
-            "contains_phi": commit.get(META_CONTAINS_PHI),
-            "source": commit.get(META_SOURCE),
-        })
+        entries.append(
+            {
+                "version": commit["version"],
+                "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC),
+                "operation": commit.get("operation"),
+                "mode": parameters.get("mode"),
+                "partitions": partitions,
+                "rows": metrics.get("num_added_rows"),
+                "contains_phi": commit.get(META_CONTAINS_PHI),
+                "source": commit.get(META_SOURCE),
+            }
+        )
     return entries
 
 
@@ -147,10 +157,14 @@ def describe_table(layer: str, table: str, root: str | None = None) -> TableInfo
     rows = pc.sum(pa.table(actions).column("num_records")).as_py() if len(actions) else 0
     newest = delta.history(1)[0]
     return TableInfo(
-        layer=layer, table=table, uri=table_uri(layer, table, root), version=delta.version(),
+        layer=layer,
+        table=table,
+        uri=table_uri(layer, table, root),
+        version=delta.version(),
         updated_at=datetime.fromtimestamp(newest["timestamp"] / 1000, tz=UTC),
         contains_phi=latest_commit_value(delta, META_CONTAINS_PHI) == "true",
-        partition_columns=list(delta.metadata().partition_columns), rows=int(rows or 0),
+        partition_columns=list(delta.metadata().partition_columns),
+        rows=int(rows or 0),
     )
 
 
@@ -159,6 +173,13 @@ def vacuum(layer: str, table: str, *, older_than_days: float, dry_run: bool = Fa
     versions older than that stops working. Never called by the pipeline; `stars-lake vacuum` runs it."""
     delta = open_table(layer, table, root=root)
     removed = delta.vacuum(retention_hours=int(older_than_days * 24), dry_run=dry_run, enforce_retention_duration=False)
-    log.warning("vacuum %s.%s older than %s days%s: %d files %s", layer, table, older_than_days,
-                " (dry run)" if dry_run else "", len(removed), "would be deleted" if dry_run else "deleted")
+    log.warning(
+        "vacuum %s.%s older than %s days%s: %d files %s",
+        layer,
+        table,
+        older_than_days,
+        " (dry run)" if dry_run else "",
+        len(removed),
+        "would be deleted" if dry_run else "deleted",
+    )
     return list(removed)

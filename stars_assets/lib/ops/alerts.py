@@ -93,8 +93,9 @@ def check_failure_alert(
     )
 
 
-def run_failure_alert(*, run_id: str, job: str, partition: str | None, message: str, occurred_at: float,
-                      failed_steps: int) -> Alert:
+def run_failure_alert(
+    *, run_id: str, job: str, partition: str | None, message: str, occurred_at: float, failed_steps: int
+) -> Alert:
     return Alert(
         key=f"{run_id}|run_failure",
         time=_iso(occurred_at),
@@ -130,8 +131,7 @@ def append_alert(path: Path, alert: Alert) -> bool:
 def slack_text(alert: Alert) -> str:
     """The alert as one Slack message (mrkdwn); every field is already masked."""
     what = f"check `{alert.check}` on `{alert.asset}`" if alert.kind == "asset_check" else f"run of `{alert.job}`"
-    lines = [f"*{alert.severity}* {what} failed" + (f" (partition {alert.partition})" if alert.partition else ""),
-             alert.message]
+    lines = [f"*{alert.severity}* {what} failed" + (f" (partition {alert.partition})" if alert.partition else ""), alert.message]
     if alert.counts:
         lines.append(", ".join(f"{name}: {value}" for name, value in sorted(alert.counts.items())))
     lines.append(f"run: {alert.link}")
@@ -140,8 +140,9 @@ def slack_text(alert: Alert) -> str:
 
 def post_alert(url: str, alert: Alert) -> str | None:
     """POST the alert as JSON; returns the error, if any, for the caller to log (a webhook outage is not fatal)."""
-    request = urllib.request.Request(url, data=alert.to_json().encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=alert.to_json().encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
             response.read()

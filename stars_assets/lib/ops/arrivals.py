@@ -56,14 +56,15 @@ def read_cursor(cursor: str | None) -> dict[str, SeenFile]:
 
 
 def write_cursor(seen: dict[str, SeenFile]) -> str:
-    return json.dumps({name: [f.size, f.modified_ns, f.content_hash] for name, f in sorted(seen.items())},
-                      separators=(",", ":"))
+    return json.dumps({name: [f.size, f.modified_ns, f.content_hash] for name, f in sorted(seen.items())}, separators=(",", ":"))
 
 
 def cursor_from_manifest(rows: list[tuple[str, int, int, str]]) -> str:
     """The cursor that treats every file in the manifest as seen: rows of (file path relative to the
     landing root, size, modification time in ns, content hash), the latest record of each path last."""
-    return write_cursor({PurePosixPath(path).name: SeenFile(size, modified_ns, digest) for path, size, modified_ns, digest in rows})
+    return write_cursor(
+        {PurePosixPath(path).name: SeenFile(size, modified_ns, digest) for path, size, modified_ns, digest in rows}
+    )
 
 
 def arrival_run_key(provider: str, day: date, files: list[LandedFile]) -> str:

@@ -21,8 +21,11 @@ class LatestDelivery:
     files_landed: int
 
     def metadata(self) -> dict:
-        landed = {} if self.landed_at is None else {
-            "last_delivery_at": datetime.fromtimestamp(self.landed_at, tz=UTC).isoformat(timespec="seconds")}
+        landed = (
+            {}
+            if self.landed_at is None
+            else {"last_delivery_at": datetime.fromtimestamp(self.landed_at, tz=UTC).isoformat(timespec="seconds")}
+        )
         return {"newest_file": self.newest_file or "", "files_landed": self.files_landed, **landed}
 
 

@@ -27,7 +27,13 @@ TOP_LEVERS = 2
 RATING_LEVELS: tuple[float, ...] = tuple(float(level) for level in np.arange(1.0, 5.01, 0.5))
 PROBABILITY_COLUMNS = [probability_column(level) for level in RATING_LEVELS]
 # Columns of gold.contract_projected_summary carried over as they are.
-SUMMARY_COLUMNS = ["measures_rated", "reward_factor", "projected_summary_unrounded", "projected_summary", "p_four_plus_cut_points"]
+SUMMARY_COLUMNS = [
+    "measures_rated",
+    "reward_factor",
+    "projected_summary_unrounded",
+    "projected_summary",
+    "p_four_plus_cut_points",
+]
 
 # (name, DuckDB type, description): the columns of the table spec PREDICTIONS.
 PREDICTION_COLUMNS: list[tuple[str, str, str]] = [
@@ -35,36 +41,57 @@ PREDICTION_COLUMNS: list[tuple[str, str, str]] = [
     ("contract_id", "VARCHAR", "the plan's CMS contract number"),
     ("model", "VARCHAR", "parameter set: seed (the reference calibration) or fitted (model.star_rating_model)"),
     *[(spec.name, "DOUBLE", f"model input: {spec.label} ({spec.unit})") for spec in INPUTS],
-    ("missing_inputs", "VARCHAR", "inputs below their minimum number of measures, comma-separated; '' when complete "
-                                  "(then the prediction columns are null)"),
+    (
+        "missing_inputs",
+        "VARCHAR",
+        "inputs below their minimum number of measures, comma-separated; '' when complete (then the prediction columns are null)",
+    ),
     ("lowest_level", "DOUBLE", "the model's lowest rating level (the fitted model's may hold merged lower ratings)"),
     ("highest_level", "DOUBLE", "the model's highest rating level"),
-    *[(column, "DOUBLE", f"P(rating = {level:g} stars); null when {level:g} is not a level of the model")
-      for column, level in zip(PROBABILITY_COLUMNS, RATING_LEVELS)],
+    *[
+        (column, "DOUBLE", f"P(rating = {level:g} stars); null when {level:g} is not a level of the model")
+        for column, level in zip(PROBABILITY_COLUMNS, RATING_LEVELS)
+    ],
     ("expected_stars", "DOUBLE", "expected rating: sum over levels of level x P(level)"),
     ("p_four_plus", "DOUBLE", f"P(rating >= {QBP_STARS:g} stars): the Quality Bonus Payment line"),
-    *[column for rank in range(1, TOP_LEVERS + 1) for column in (
-        (f"lever_{rank}", "VARCHAR", f"input with the {'largest' if rank == 1 else f'#{rank}'} gain in expected stars "
-                                     "for the seed's one-year step (+5 pp HEDIS, +0.3 CAHPS, +5 pp adherence, -2 pp readmission)"),
-        (f"lever_{rank}_step", "DOUBLE", f"the seed's step for lever_{rank}, in the input's unit"),
-        (f"lever_{rank}_gain", "DOUBLE", f"E[stars | input + step] - E[stars] for lever_{rank}"),
-    )],
+    *[
+        column
+        for rank in range(1, TOP_LEVERS + 1)
+        for column in (
+            (
+                f"lever_{rank}",
+                "VARCHAR",
+                f"input with the {'largest' if rank == 1 else f'#{rank}'} gain in expected stars "
+                "for the seed's one-year step (+5 pp HEDIS, +0.3 CAHPS, +5 pp adherence, -2 pp readmission)",
+            ),
+            (f"lever_{rank}_step", "DOUBLE", f"the seed's step for lever_{rank}, in the input's unit"),
+            (f"lever_{rank}_gain", "DOUBLE", f"E[stars | input + step] - E[stars] for lever_{rank}"),
+        )
+    ],
     ("measures_rated", "INTEGER", "measures with projected stars behind the CMS projected summary (gold)"),
-    ("reward_factor", "DOUBLE", "CMS reward factor the projected measure stars earn (gold.contract_projected_summary); "
-                                "null without projected stars"),
+    (
+        "reward_factor",
+        "DOUBLE",
+        "CMS reward factor the projected measure stars earn (gold.contract_projected_summary); null without projected stars",
+    ),
     ("projected_summary_unrounded", "DOUBLE", "CMS projected summary before half-star rounding (no CAI)"),
     ("projected_summary", "DOUBLE", "CMS projected summary rating from the measure stars (half stars, no CAI)"),
-    ("p_four_plus_cut_points", "DOUBLE", "P(CMS projected summary >= 4 stars) over cut points simulated from the "
-                                         "forecast's back-test error (gold)"),
+    (
+        "p_four_plus_cut_points",
+        "DOUBLE",
+        "P(CMS projected summary >= 4 stars) over cut points simulated from the forecast's back-test error (gold)",
+    ),
 ]
 PREDICTION_COLUMN_NAMES = [name for name, _, _ in PREDICTION_COLUMNS]
 LEVER_STEPS = {spec.name: spec.step for spec in INPUTS}
 
 
 PREDICTIONS = TableSpec(
-    TABLE, "Per plan contract, week and parameter set: the rating distribution, expected stars, P(4+) and levers.",
+    TABLE,
+    "Per plan contract, week and parameter set: the rating distribution, expected stars, P(4+) and levers.",
     tuple(Column(*column) for column in PREDICTION_COLUMNS),
-    partition_column="as_of_week_end", primary_key=("as_of_week_end", "contract_id", "model"),
+    partition_column="as_of_week_end",
+    primary_key=("as_of_week_end", "contract_id", "model"),
 )
 
 # Every week, contract and model in one long result, with the week-on-week change of expected stars.
@@ -100,9 +127,7 @@ def _model_rows(params: OrdinalParams, inputs: pd.DataFrame) -> pd.DataFrame:
     return rows.reset_index()
 
 
-def contract_predictions(
-    rates: pd.DataFrame, summaries: pd.DataFrame, parameter_sets: Sequence[OrdinalParams]
-) -> pd.DataFrame:
+def contract_predictions(rates: pd.DataFrame, summaries: pd.DataFrame, parameter_sets: Sequence[OrdinalParams]) -> pd.DataFrame:
     """One row per (contract, parameter set) for one week.
 
     `rates`: gold.contract_measure_rates rows (contract_id, measure_id, rate, projected_stars);

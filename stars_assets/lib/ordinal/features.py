@@ -58,11 +58,32 @@ class FeatureDefinition:
 
 
 FEATURES: tuple[FeatureDefinition, ...] = (
-    FeatureDefinition("hedis", ("breast_cancer_screening", "colorectal_cancer_screening", "diabetes_eye_exam",
-                                "diabetes_blood_sugar_controlled", "controlling_blood_pressure", "transitions_of_care"), "rate"),
-    FeatureDefinition("cahps", ("getting_needed_care", "getting_appointments_quickly", "customer_service",
-                                "rating_of_health_care_quality", "rating_of_health_plan", "care_coordination",
-                                "rating_of_drug_plan", "getting_needed_prescription_drugs"), "stars"),
+    FeatureDefinition(
+        "hedis",
+        (
+            "breast_cancer_screening",
+            "colorectal_cancer_screening",
+            "diabetes_eye_exam",
+            "diabetes_blood_sugar_controlled",
+            "controlling_blood_pressure",
+            "transitions_of_care",
+        ),
+        "rate",
+    ),
+    FeatureDefinition(
+        "cahps",
+        (
+            "getting_needed_care",
+            "getting_appointments_quickly",
+            "customer_service",
+            "rating_of_health_care_quality",
+            "rating_of_health_plan",
+            "care_coordination",
+            "rating_of_drug_plan",
+            "getting_needed_prescription_drugs",
+        ),
+        "stars",
+    ),
     FeatureDefinition("adherence", ("adherence_diabetes", "adherence_hypertension", "adherence_statins"), "rate"),
     FeatureDefinition("readmission", ("plan_all_cause_readmissions",), "rate"),
 )

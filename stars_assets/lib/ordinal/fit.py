@@ -124,9 +124,7 @@ def stratified_folds(labels: pd.Series, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
-def cross_validate(
-    training: pd.DataFrame, label: str = "label", folds: int = CV_FOLDS, seed: int = CV_SEED
-) -> CrossValidation:
+def cross_validate(training: pd.DataFrame, label: str = "label", folds: int = CV_FOLDS, seed: int = CV_SEED) -> CrossValidation:
     fold_of_row = stratified_folds(training[label], folds, seed)
     levels = sorted(training[label].unique())
     held_out_parts = []
@@ -157,8 +155,11 @@ def cross_validate(
         index=pd.Index(levels, name="level"),
     )
     confusion = pd.crosstab(
-        pd.Categorical(observed, categories=levels), pd.Categorical(held_out["predicted"], categories=levels),
-        rownames=["observed"], colnames=["predicted"], dropna=False,
+        pd.Categorical(observed, categories=levels),
+        pd.Categorical(held_out["predicted"], categories=levels),
+        rownames=["observed"],
+        colnames=["predicted"],
+        dropna=False,
     )
     return CrossValidation(
         folds=folds,

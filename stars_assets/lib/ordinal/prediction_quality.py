@@ -16,8 +16,10 @@ EXAMPLES = 5
 
 
 def _examples(rows: pd.DataFrame, columns: list[str]) -> list[str]:
-    return [", ".join(f"{column}={value}" for column, value in zip(columns, row)) for row in
-            rows[columns].head(EXAMPLES).itertuples(index=False)]
+    return [
+        ", ".join(f"{column}={value}" for column, value in zip(columns, row))
+        for row in rows[columns].head(EXAMPLES).itertuples(index=False)
+    ]
 
 
 def probabilities_sum_to_one(predictions: pd.DataFrame, tolerance: float = TOLERANCE) -> Verdict:
@@ -33,8 +35,9 @@ def probabilities_sum_to_one(predictions: pd.DataFrame, tolerance: float = TOLER
     return Verdict(
         passed=passed,
         description=(
-            f"{len(predicted)} predicted rows sum to 1 within {tolerance:g}" if passed else
-            f"{len(bad)} row(s) whose probabilities do not sum to 1 or leave [0, 1]; "
+            f"{len(predicted)} predicted rows sum to 1 within {tolerance:g}"
+            if passed
+            else f"{len(bad)} row(s) whose probabilities do not sum to 1 or leave [0, 1]; "
             f"{len(unexplained)} row(s) without a prediction and without missing inputs"
         ),
         metadata={
@@ -54,14 +57,17 @@ def expected_stars_within_levels(predictions: pd.DataFrame, tolerance: float = T
     expected = predicted["expected_stars"].astype(float)
     p_four_plus = predicted["p_four_plus"].astype(float)
     bad = predicted[
-        (expected < predicted["lowest_level"] - tolerance) | (expected > predicted["highest_level"] + tolerance)
-        | (p_four_plus < -tolerance) | (p_four_plus > 1 + tolerance)
+        (expected < predicted["lowest_level"] - tolerance)
+        | (expected > predicted["highest_level"] + tolerance)
+        | (p_four_plus < -tolerance)
+        | (p_four_plus > 1 + tolerance)
     ]
     return Verdict(
         passed=bad.empty,
         description=(
-            f"{len(predicted)} expected ratings within their model's levels" if bad.empty else
-            f"{len(bad)} row(s) with expected stars outside the model's levels or P(4+) outside [0, 1]"
+            f"{len(predicted)} expected ratings within their model's levels"
+            if bad.empty
+            else f"{len(bad)} row(s) with expected stars outside the model's levels or P(4+) outside [0, 1]"
         ),
         metadata={
             **_failing_rows(predicted, bad, ["contract_id", "model", "expected_stars", "lowest_level", "highest_level"]),
@@ -87,8 +93,9 @@ def one_row_per_contract_and_model(predictions: pd.DataFrame, models: Sequence[s
     return Verdict(
         passed=passed,
         description=(
-            f"{len(contracts)} contract(s) x {len(models)} models, one row each" if passed else
-            f"{len(duplicated)} duplicated and {len(missing)} missing (contract, model) rows; unexpected models {unexpected}"
+            f"{len(contracts)} contract(s) x {len(models)} models, one row each"
+            if passed
+            else f"{len(duplicated)} duplicated and {len(missing)} missing (contract, model) rows; unexpected models {unexpected}"
         ),
         metadata={
             "contracts": len(contracts),
@@ -108,8 +115,9 @@ def lever_distances_not_negative(levers: pd.DataFrame) -> Verdict:
     return Verdict(
         passed=bad.empty,
         description=(
-            f"{len(levers)} lever distances >= 0" if bad.empty else
-            f"{len(bad)} lever(s) with a missing or negative distance, or a distance to earn above the distance"
+            f"{len(levers)} lever distances >= 0"
+            if bad.empty
+            else f"{len(bad)} lever(s) with a missing or negative distance, or a distance to earn above the distance"
         ),
         metadata=_failing_rows(levers, bad, ["contract_id", "measure_id", "rate", "distance", "distance_to_earn"]),
     )
@@ -126,9 +134,10 @@ def lever_gains_not_negative(levers: pd.DataFrame, tolerance: float = TOLERANCE)
     return Verdict(
         passed=bad.empty,
         description=(
-            f"{len(levers)} lever gains >= 0" + (f" ({len(explained)} rounded loss(es) from a lower reward factor)"
-                                                  if len(explained) else "")
-            if bad.empty else f"{len(bad)} lever(s) with a negative or missing gain"
+            f"{len(levers)} lever gains >= 0"
+            + (f" ({len(explained)} rounded loss(es) from a lower reward factor)" if len(explained) else "")
+            if bad.empty
+            else f"{len(bad)} lever(s) with a negative or missing gain"
         ),
         metadata={
             "rows_checked": len(levers),
@@ -146,7 +155,12 @@ def one_row_per_contract_and_measure(levers: pd.DataFrame) -> Verdict:
     duplicated = counts[counts > 1]
     return Verdict(
         passed=duplicated.empty,
-        description="one lever per contract and measure" if duplicated.empty else f"{len(duplicated)} duplicated (contract, measure)",
-        metadata={"rows_checked": len(levers), "duplicated_keys": len(duplicated),
-                  "examples": [f"{contract} {measure}" for contract, measure in duplicated.index[:EXAMPLES]]},
+        description="one lever per contract and measure"
+        if duplicated.empty
+        else f"{len(duplicated)} duplicated (contract, measure)",
+        metadata={
+            "rows_checked": len(levers),
+            "duplicated_keys": len(duplicated),
+            "examples": [f"{contract} {measure}" for contract, measure in duplicated.index[:EXAMPLES]],
+        },
     )

@@ -37,15 +37,22 @@ def year_features(history: backtest.History, base_year: int, specs=None) -> pd.D
     published = _overall(history, base_year)
     frame = pd.DataFrame({"rating": published})
     year_stars = history.stars[history.stars["star_year"] == base_year]
-    recomputed = rating.overall_ratings(year_stars, history.cai[history.cai["star_year"] == base_year],
-                                        history.summary[history.summary["star_year"] == base_year]).set_index("contract_id")
-    unrounded = recomputed["unrounded_with_improvement"].where(recomputed["used_improvement"], recomputed["unrounded_without_improvement"])
+    recomputed = rating.overall_ratings(
+        year_stars, history.cai[history.cai["star_year"] == base_year], history.summary[history.summary["star_year"] == base_year]
+    ).set_index("contract_id")
+    unrounded = recomputed["unrounded_with_improvement"].where(
+        recomputed["used_improvement"], recomputed["unrounded_without_improvement"]
+    )
     frame["unrounded_gap"] = (unrounded.reindex(frame.index) - frame["rating"]).fillna(0.0)
     carried = history.thresholds[history.thresholds["star_year"] == base_year]
-    carried_ratings = forecast.project_ratings(history, base_year, carried, target_year, specs).set_index("contract_id")["overall_rating"]
+    carried_ratings = forecast.project_ratings(history, base_year, carried, target_year, specs).set_index("contract_id")[
+        "overall_rating"
+    ]
     frame["carried_forward"] = carried_ratings.reindex(frame.index).fillna(frame["rating"])
     forecast_thresholds = forecast.forecast_cut_points(history, base_year, target_year, forecast.SHIPPED_METHOD, specs)
-    projected = forecast.project_ratings(history, base_year, forecast_thresholds, target_year, specs).set_index("contract_id")["overall_rating"]
+    projected = forecast.project_ratings(history, base_year, forecast_thresholds, target_year, specs).set_index("contract_id")[
+        "overall_rating"
+    ]
     frame["forecast_gap"] = (projected.reindex(frame.index) - frame["rating"]).fillna(0.0)
     previous = _overall(history, base_year - 1)
     frame["last_change"] = (frame["rating"] - previous.reindex(frame.index)).fillna(0.0)
@@ -109,15 +116,22 @@ def evaluate(model: YearAheadModel, test: pd.DataFrame, draws: int = 1000, seed:
         "persistence": test["rating"],
         "rules_carried_forward": test["carried_forward"],
     }
-    table = pd.DataFrame([{"method": name, "contracts": len(test), **scores_of(values, test["next_rating"])}
-                          for name, values in predictions.items()])
+    table = pd.DataFrame(
+        [
+            {"method": name, "contracts": len(test), **scores_of(values, test["next_rating"])}
+            for name, values in predictions.items()
+        ]
+    )
     actual = _level(test["next_rating"]).to_numpy()
     model_hit = (_level(predictions["ordinal_model"]).to_numpy() == actual).astype(float)
     persistence_hit = (_level(test["rating"]).to_numpy() == actual).astype(float)
     rng = np.random.default_rng(seed)
     samples = rng.integers(0, len(test), size=(draws, len(test)))
     gains = (model_hit[samples] - persistence_hit[samples]).mean(axis=1)
-    gain = {"gain_exact_points": 100 * float(model_hit.mean() - persistence_hit.mean()),
-            "ci_low": 100 * float(np.percentile(gains, 2.5)), "ci_high": 100 * float(np.percentile(gains, 97.5)),
-            "draws": draws}
+    gain = {
+        "gain_exact_points": 100 * float(model_hit.mean() - persistence_hit.mean()),
+        "ci_low": 100 * float(np.percentile(gains, 2.5)),
+        "ci_high": 100 * float(np.percentile(gains, 97.5)),
+        "draws": draws,
+    }
     return table, gain

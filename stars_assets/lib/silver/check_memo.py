@@ -82,8 +82,10 @@ def validate_remembered(con: duckdb.DuckDBPyConnection, table: str, days: list[d
         pieces.append(_remembered_or_validated(con, table, model, state, where=None))
         scope = "all partitions"
     else:
-        found = {row[0]: row for row in con.execute(PARTITION_STATE_SQL.format(table=table, written=written),
-                                                     {"days": days}).fetchall()}
+        found = {
+            row[0]: row
+            for row in con.execute(PARTITION_STATE_SQL.format(table=table, written=written), {"days": days}).fetchall()
+        }
         for day in sorted(set(days)):
             _, rows, until = found.get(day, (day, 0, None))
             state = _State(day, rows, until, f"{rows}:{until}")
@@ -102,8 +104,12 @@ def _has_partitions(table: str) -> bool:
 
 
 def _exists(con, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t",
-                       {"t": table}).fetchone()[0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t", {"t": table}
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def _table_state(con, table: str, written: str | None) -> _State:
@@ -111,31 +117,48 @@ def _table_state(con, table: str, written: str | None) -> _State:
     return _State(None, rows, until, f"{rows}:{until}:{inputs.recorded_fingerprint(con, table)}")
 
 
-def _remembered_or_validated(con, table: str, model, state: _State, where: date | None,
-                             written: str | None = None) -> tuple[RuleOutcome, str]:
+def _remembered_or_validated(
+    con, table: str, model, state: _State, where: date | None, written: str | None = None
+) -> tuple[RuleOutcome, str]:
     remembered = con.execute(REMEMBERED_SQL, {"table": table, "day": state.day}).fetchone()
     state = _State(state.day, state.rows, state.written_until, f"{state.text}:{_contract_version(model)}")
     if remembered is not None and remembered[2] == state.text:
         return RuleOutcome(passed=remembered[3], metadata=json.loads(remembered[4])), "reused"
     outcome, how = None, "validated"
-    if where is not None and remembered is not None and remembered[1] is not None \
-            and state.written_until is not None and state.written_until > remembered[1]:
-        before = con.execute(ROWS_UNTIL_SQL.format(table=table, written=written),
-                             {"day": where, "until": remembered[1]}).fetchone()[0]
+    if (
+        where is not None
+        and remembered is not None
+        and remembered[1] is not None
+        and state.written_until is not None
+        and state.written_until > remembered[1]
+    ):
+        before = con.execute(
+            ROWS_UNTIL_SQL.format(table=table, written=written), {"day": where, "until": remembered[1]}
+        ).fetchone()[0]
         if before == remembered[0]:
             # The remembered rows are all still there and the rest were written later: validate those only.
             until = remembered[1]
-            added = contracts.validate_table(con, "silver", table, model,
-                                             where=lambda t: (t.partition_date == where) & (t[written] > until))
+            added = contracts.validate_table(
+                con, "silver", table, model, where=lambda t: (t.partition_date == where) & (t[written] > until)
+            )
             outcome, how = _add(RuleOutcome(remembered[3], json.loads(remembered[4])), added), "validated the new rows"
     if outcome is None:
         outcome = contracts.validate_table(con, "silver", table, model, where=where)
     with in_transaction(con):
         con.execute(FORGET_SQL, {"table": table, "day": state.day})
-        con.execute(REMEMBER_SQL, {"table": table, "day": state.day, "rows": state.rows, "until": state.written_until,
-                                   "state": state.text, "passed": outcome.passed,
-                                   "metadata": json.dumps(_plain(outcome.metadata), default=str),
-                                   "now": datetime.now(UTC).replace(tzinfo=None)})
+        con.execute(
+            REMEMBER_SQL,
+            {
+                "table": table,
+                "day": state.day,
+                "rows": state.rows,
+                "until": state.written_until,
+                "state": state.text,
+                "passed": outcome.passed,
+                "metadata": json.dumps(_plain(outcome.metadata), default=str),
+                "now": datetime.now(UTC).replace(tzinfo=None),
+            },
+        )
     return outcome, how
 
 
@@ -169,6 +192,11 @@ def _combine(table: str, contract: str, scope: str, pieces: list[tuple[RuleOutco
     total = pieces[0][0]
     for outcome, _ in pieces[1:]:
         total = _add(total, outcome)
-    metadata = {**_plain(total.metadata), "table": f"silver.{table}", "contract": contract, "scope": scope,
-                "evaluation": ", ".join(how for _, how in pieces)}
+    metadata = {
+        **_plain(total.metadata),
+        "table": f"silver.{table}",
+        "contract": contract,
+        "scope": scope,
+        "evaluation": ", ".join(how for _, how in pieces),
+    }
     return RuleOutcome(all(o.passed for o, _ in pieces), metadata)

@@ -85,18 +85,26 @@ def contract(spec: TableSpec, name: str, rules: dict[str, list[Check]], checks: 
     unknown = set(rules) - set(spec.column_names)
     if unknown:
         raise ValueError(f"{spec.qualified_name}: rules for columns it does not have: {sorted(unknown)}")
-    columns = {c.name: pa.Column(_dtype(c), nullable=c.nullable, checks=rules.get(c.name, []), description=c.description or None)
-               for c in spec.columns}
+    columns = {
+        c.name: pa.Column(_dtype(c), nullable=c.nullable, checks=rules.get(c.name, []), description=c.description or None)
+        for c in spec.columns
+    }
     return pa.DataFrameSchema(
-        columns, checks=list(checks), name=name, title=spec.qualified_name, description=spec.description,
+        columns,
+        checks=list(checks),
+        name=name,
+        title=spec.qualified_name,
+        description=spec.description,
         unique=list(spec.primary_key) if spec.primary_key and not spec.partition_column else None,
     )
 
 
 def _table_check(error: str, warning: bool = False) -> Callable[[Callable[[ir.Table], ir.BooleanColumn]], Check]:
     """A table-level rule written as an Ibis expression over the table."""
+
     def wrap(rule: Callable[[ir.Table], ir.BooleanColumn]) -> Check:
         return Check(lambda data: rule(data.table), name=rule.__name__, error=error, raise_warning=warning)
+
     return wrap
 
 
@@ -156,39 +164,95 @@ def _contracts() -> dict[str, pa.DataFrameSchema]:
     outreach_providers = tuple(p.name for p in registry if p.kind == "outreach")
     emr_providers = tuple(p.name for p in registry if p.kind == "appointments")
     return {
-        "outreach_events": contract(tables.OUTREACH_EVENTS, "OutreachEvents", {
-            "event_id": [Check.str_matches(MD5_HEX_PATTERN)], "provider": [Check.isin(outreach_providers)],
-            "event_key": _nonempty(), **_resolved_member(),
-            "channel": [Check.isin(v.CHANNELS)], "event_type": [Check.isin(v.EVENT_TYPES)], **_lineage(),
-        }, [known_measure_codes]),
-        "appointment_events": contract(tables.APPOINTMENT_EVENTS, "AppointmentEvents", {
-            "event_id": [Check.str_matches(MD5_HEX_PATTERN)], "provider": [Check.isin(emr_providers)],
-            "event_key": _nonempty(), "appointment_key": _nonempty(), **_resolved_member(),
-            "status": [Check.isin(v.APPOINTMENT_STATUSES)], **_lineage(),
-        }, [appointment_key_names_its_provider, known_measure_code]),
-        "appointments": contract(tables.APPOINTMENTS, "Appointments", {
-            "appointment_key": _nonempty(), "provider": [Check.isin(emr_providers)], **_resolved_member(),
-            "status": [Check.isin(v.APPOINTMENT_STATUSES)], "events": [Check.greater_than_or_equal_to(1)],
-            "reschedules": [Check.greater_than_or_equal_to(0)], "state_hash": [Check.str_matches(MD5_HEX_PATTERN)],
-        }, [appointment_key_names_its_provider, reschedules_within_events]),
-        "members": contract(tables.MEMBERS, "Members", {
-            **_resolved_member(), "mbi": [Check.str_matches(MBI_PATTERN)], "vendor_ref": [Check.str_matches(VENDOR_REF_PATTERN)],
-            **_lineage(),
-        }, [enrollment_ends_after_it_starts]),
-        "care_gaps": contract(tables.CARE_GAPS, "CareGaps", {
-            "gap_id": _nonempty(), "member_id": [Check.str_matches(MEMBER_ID_PATTERN)],
-            "measure_code": [Check.isin(list(v.CARE_GAP_MEASURES))], "cms_measure_id": [Check.isin(list(crosswalk.care_gap_measure_ids().values()))],
-            "measurement_year": [Check.in_range(2000, 2099)], "gap_status": [Check.isin(v.GAP_STATUSES)], **_lineage(),
-        }, [measure_ids_agree, closure_not_before_opening, status_matches_close_date]),
-        "rx_fills": contract(tables.RX_FILLS, "RxFills", {
-            "fill_id": _nonempty(), "member_id": [Check.str_matches(MEMBER_ID_PATTERN)], "drug_class": [Check.isin(v.DRUG_CLASSES)],
-            "days_supply": [Check.in_range(1, 365)], **_lineage(),
-        }),
+        "outreach_events": contract(
+            tables.OUTREACH_EVENTS,
+            "OutreachEvents",
+            {
+                "event_id": [Check.str_matches(MD5_HEX_PATTERN)],
+                "provider": [Check.isin(outreach_providers)],
+                "event_key": _nonempty(),
+                **_resolved_member(),
+                "channel": [Check.isin(v.CHANNELS)],
+                "event_type": [Check.isin(v.EVENT_TYPES)],
+                **_lineage(),
+            },
+            [known_measure_codes],
+        ),
+        "appointment_events": contract(
+            tables.APPOINTMENT_EVENTS,
+            "AppointmentEvents",
+            {
+                "event_id": [Check.str_matches(MD5_HEX_PATTERN)],
+                "provider": [Check.isin(emr_providers)],
+                "event_key": _nonempty(),
+                "appointment_key": _nonempty(),
+                **_resolved_member(),
+                "status": [Check.isin(v.APPOINTMENT_STATUSES)],
+                **_lineage(),
+            },
+            [appointment_key_names_its_provider, known_measure_code],
+        ),
+        "appointments": contract(
+            tables.APPOINTMENTS,
+            "Appointments",
+            {
+                "appointment_key": _nonempty(),
+                "provider": [Check.isin(emr_providers)],
+                **_resolved_member(),
+                "status": [Check.isin(v.APPOINTMENT_STATUSES)],
+                "events": [Check.greater_than_or_equal_to(1)],
+                "reschedules": [Check.greater_than_or_equal_to(0)],
+                "state_hash": [Check.str_matches(MD5_HEX_PATTERN)],
+            },
+            [appointment_key_names_its_provider, reschedules_within_events],
+        ),
+        "members": contract(
+            tables.MEMBERS,
+            "Members",
+            {
+                **_resolved_member(),
+                "mbi": [Check.str_matches(MBI_PATTERN)],
+                "vendor_ref": [Check.str_matches(VENDOR_REF_PATTERN)],
+                **_lineage(),
+            },
+            [enrollment_ends_after_it_starts],
+        ),
+        "care_gaps": contract(
+            tables.CARE_GAPS,
+            "CareGaps",
+            {
+                "gap_id": _nonempty(),
+                "member_id": [Check.str_matches(MEMBER_ID_PATTERN)],
+                "measure_code": [Check.isin(list(v.CARE_GAP_MEASURES))],
+                "cms_measure_id": [Check.isin(list(crosswalk.care_gap_measure_ids().values()))],
+                "measurement_year": [Check.in_range(2000, 2099)],
+                "gap_status": [Check.isin(v.GAP_STATUSES)],
+                **_lineage(),
+            },
+            [measure_ids_agree, closure_not_before_opening, status_matches_close_date],
+        ),
+        "rx_fills": contract(
+            tables.RX_FILLS,
+            "RxFills",
+            {
+                "fill_id": _nonempty(),
+                "member_id": [Check.str_matches(MEMBER_ID_PATTERN)],
+                "drug_class": [Check.isin(v.DRUG_CLASSES)],
+                "days_supply": [Check.in_range(1, 365)],
+                **_lineage(),
+            },
+        ),
     }
 
 
-_NAMES = {"OutreachEvents": "outreach_events", "AppointmentEvents": "appointment_events", "Appointments": "appointments",
-          "Members": "members", "CareGaps": "care_gaps", "RxFills": "rx_fills"}
+_NAMES = {
+    "OutreachEvents": "outreach_events",
+    "AppointmentEvents": "appointment_events",
+    "Appointments": "appointments",
+    "Members": "members",
+    "CareGaps": "care_gaps",
+    "RxFills": "rx_fills",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -294,7 +358,9 @@ def _schema_failures(schema, table: ir.Table) -> list[tuple[_Rule, int, list[str
         failures = []
         for row in errors.failure_cases.itertuples():
             column = row.failure_case if row.check == "column_in_dataframe" else row.column
-            failures.append((_Rule(str(column), str(row.check), None, ()), 1, [f"{column}: {row.check} (found {row.failure_case})"]))
+            failures.append(
+                (_Rule(str(column), str(row.check), None, ()), 1, [f"{column}: {row.check} (found {row.failure_case})"])
+            )
         return failures
     return []
 
@@ -388,9 +454,11 @@ def validate_table(
         rules, errors = _rules(contract, rows, unusable)
         results += errors
 
-        counts = rows.aggregate(
-            _rows=rows.count(), **{f"_rule_{i}": rows.count(where=rule.bad) for i, rule in enumerate(rules)}
-        ).to_pyarrow().to_pylist()[0]
+        counts = (
+            rows.aggregate(_rows=rows.count(), **{f"_rule_{i}": rows.count(where=rule.bad) for i, rule in enumerate(rules)})
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
         rows_checked = int(counts["_rows"])
         lineage = [c for c in LINEAGE_COLUMNS if c in rows.columns]
         for i, rule in enumerate(rules):

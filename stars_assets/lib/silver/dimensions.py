@@ -95,8 +95,12 @@ def _replace(con: duckdb.DuckDBPyConnection, *tables: tuple[TableSpec, str], als
 def build_members(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
     con.execute(AUDIT_DDL)
     now = datetime.now(UTC).replace(tzinfo=None)
-    _replace(con, (MEMBERS, MEMBERS_SQL), (MEMBER_IDENTIFIERS, MEMBER_IDENTIFIERS_SQL),
-             also=((MEMBER_CONFLICTS_SQL[0], {}), (MEMBER_CONFLICTS_SQL[1], {"run_id": run_id, "now": now})))
+    _replace(
+        con,
+        (MEMBERS, MEMBERS_SQL),
+        (MEMBER_IDENTIFIERS, MEMBER_IDENTIFIERS_SQL),
+        also=((MEMBER_CONFLICTS_SQL[0], {}), (MEMBER_CONFLICTS_SQL[1], {"run_id": run_id, "now": now})),
+    )
 
 
 def build_care_gaps(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:

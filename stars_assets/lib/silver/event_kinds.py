@@ -17,7 +17,9 @@ from stars_assets.lib.silver.expressions import key_expression, local_time_note,
 from stars_assets.lib.silver.tables import APPOINTMENT_EVENTS, APPOINTMENTS, OUTREACH_EVENTS
 
 FUTURE = "CAST($day AS TIMESTAMP) + to_days($future_after_days)"
-FUTURE_EVENT = Rule("future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'")
+FUTURE_EVENT = Rule(
+    "future_timestamp", f"c.event_ts >= {FUTURE}", "'event time ' || CAST(r.event_ts AS VARCHAR) || ' UTC is after the delivery'"
+)
 # The plausible window of an event time: from January 1 of the year before the delivery (a late
 # file in early January still carries December's events) to FUTURE. Outside it a time is wrong
 # whatever its unit: epoch seconds read as milliseconds fall in January 1970, an absurd epoch
@@ -33,21 +35,29 @@ def nonexistent_local_time(*columns: str) -> Rule:
 
 def ambiguous_local_time(*columns: str) -> Rule:
     condition = " OR ".join(f"r.{c}_note = 'ambiguous'" for c in columns)
-    return Rule("ambiguous_local_time", condition,
-                "'a local time falls in the hour the autumn daylight-saving change repeats; read by the provider''s ambiguous rule'")
+    return Rule(
+        "ambiguous_local_time",
+        condition,
+        "'a local time falls in the hour the autumn daylight-saving change repeats; read by the provider''s ambiguous rule'",
+    )
 
 
 def past_timestamp(column: str) -> Rule:
-    return Rule("past_timestamp", f"c.{column} < {PAST}",
-                f"'{column.replace('_ts', ' time')} ' || CAST(r.{column} AS VARCHAR) || ' UTC is before the program year'")
+    return Rule(
+        "past_timestamp",
+        f"c.{column} < {PAST}",
+        f"'{column.replace('_ts', ' time')} ' || CAST(r.{column} AS VARCHAR) || ' UTC is before the program year'",
+    )
 
 
 def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
     mapping, p = provider.outreach, provider.name
     if mapping.measure_codes:
         params[f"{p}_separator"] = mapping.measure_codes_separator
-        measures = (f"list_filter(list_transform(string_split(coalesce(b.{mapping.measure_codes}, ''), ${p}_separator), "
-                    "lambda x: upper(trim(x))), lambda x: x <> '')")
+        measures = (
+            f"list_filter(list_transform(string_split(coalesce(b.{mapping.measure_codes}, ''), ${p}_separator), "
+            "lambda x: upper(trim(x))), lambda x: x <> '')"
+        )
     else:
         measures = "CAST([] AS VARCHAR[])"
     return {
@@ -59,14 +69,20 @@ def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
     }
 
 
-OUTREACH = EventSpec(OUTREACH_EVENTS, "outreach", _outreach_columns, rules=(
-    nonexistent_local_time("event_ts"),
-    Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
-    FUTURE_EVENT,
-    past_timestamp("event_ts"),
-    Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
-    MISSING_EVENT_KEY,
-), flags=(ambiguous_local_time("event_ts"),))
+OUTREACH = EventSpec(
+    OUTREACH_EVENTS,
+    "outreach",
+    _outreach_columns,
+    rules=(
+        nonexistent_local_time("event_ts"),
+        Rule("invalid_timestamp", "c.event_ts IS NULL", "'event time does not parse'"),
+        FUTURE_EVENT,
+        past_timestamp("event_ts"),
+        Rule("unknown_code", "c.channel IS NULL OR c.event_type IS NULL", "'vendor code has no canonical mapping'"),
+        MISSING_EVENT_KEY,
+    ),
+    flags=(ambiguous_local_time("event_ts"),),
+)
 
 
 def _appointment_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
@@ -162,8 +178,11 @@ APPOINTMENT = EventSpec(
         FUTURE_EVENT,
         past_timestamp("event_ts"),
         past_timestamp("start_ts"),
-        Rule("start_before_booking", f"c.start_ts < {BOOKED_TS}",
-             "'start ' || CAST(r.start_ts AS VARCHAR) || ' is before booking ' || CAST(r.booked_ts AS VARCHAR)"),
+        Rule(
+            "start_before_booking",
+            f"c.start_ts < {BOOKED_TS}",
+            "'start ' || CAST(r.start_ts AS VARCHAR) || ' is before booking ' || CAST(r.booked_ts AS VARCHAR)",
+        ),
         Rule("unknown_code", "c.status IS NULL", "'status code has no canonical mapping'"),
         MISSING_EVENT_KEY,
     ),

@@ -162,7 +162,9 @@ WHERE v.reason IS NULL
   AND {not_conflicting}
 """
 # One pass over the validated rows keeps the rejected ones and the ones a flag may concern.
-CHECKED_SQL = "CREATE OR REPLACE TEMP TABLE event_checked AS SELECT * FROM ({validated}) AS r WHERE r.reason IS NOT NULL OR {flagged}"
+CHECKED_SQL = (
+    "CREATE OR REPLACE TEMP TABLE event_checked AS SELECT * FROM ({validated}) AS r WHERE r.reason IS NOT NULL OR {flagged}"
+)
 REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_checked WHERE reason IS NOT NULL"
 # The same event key with different content (record_hash over every vendor field), among the
 # run's valid rows or against a row already loaded in the window: no version is trusted; every
@@ -244,8 +246,16 @@ PARTITION_COUNTS_SQL = """
 SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_removed
 FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day ORDER BY provider
 """
-TEMP_TABLES = ("event_checked", "event_rejects", "event_suspects", "event_suspect_rows", "event_duplicates", "event_conflicts", "event_counts",
-               "event_reconciled")
+TEMP_TABLES = (
+    "event_checked",
+    "event_rejects",
+    "event_suspects",
+    "event_suspect_rows",
+    "event_duplicates",
+    "event_conflicts",
+    "event_counts",
+    "event_reconciled",
+)
 
 
 def _bronze(provider: ProviderConfig, spec: EventSpec) -> str:
@@ -269,10 +279,13 @@ def candidates_sql(spec: EventSpec, providers: list[ProviderConfig]) -> tuple[st
             "member_ref": member_ref_sql(mapping.member_ref, provider.identifier_type),
             "identifier_type": f"${p}_id_type",
             **spec.columns(provider, params),
-            "source_file": "b._source_file", "source_row": "b._source_row", "record_hash": "b._record_hash",
+            "source_file": "b._source_file",
+            "source_row": "b._source_row",
+            "record_hash": "b._record_hash",
         }
         selects.append(
-            "SELECT " + ",\n       ".join(f"{sql} AS {name}" for name, sql in columns.items())
+            "SELECT "
+            + ",\n       ".join(f"{sql} AS {name}" for name, sql in columns.items())
             + f"\nFROM {_bronze(provider, spec)} AS b\nWHERE b._partition_date = $day AND b._source_file IN (SELECT unnest($files))"
         )
     return "\nUNION ALL\n".join(selects), params
@@ -294,16 +307,24 @@ def validated_sql(spec: EventSpec, rows: str, candidates: str) -> str:
 
 
 def quarantine_detail(spec: EventSpec) -> str:
-    rules = [*IDENTITY_RULES, *((r.reason, r.condition, r.detail) for r in spec.rules), (CONFLICTING_DUPLICATE, "", CONFLICT_DETAIL)]
+    rules = [
+        *IDENTITY_RULES,
+        *((r.reason, r.condition, r.detail) for r in spec.rules),
+        (CONFLICTING_DUPLICATE, "", CONFLICT_DETAIL),
+    ]
     return "CASE r.reason " + " ".join(f"WHEN '{reason}' THEN {detail}" for reason, _, detail in rules) + " END"
 
 
 def _insert_sql(spec: EventSpec, validated: str) -> str:
     written = {"event_id": "md5(v.provider || ':' || v.event_key)", "partition_date": "$day", "loaded_at": "$now"}
     names = spec.table.column_names
-    return INSERT_EVENTS_SQL.format(table=spec.table.qualified_name, columns=", ".join(names),
-                                    values=", ".join(written.get(n, f"v.{n}") for n in names), validated=validated,
-                                    not_conflicting=NOT_CONFLICTING.format(a="v"))
+    return INSERT_EVENTS_SQL.format(
+        table=spec.table.qualified_name,
+        columns=", ".join(names),
+        values=", ".join(written.get(n, f"v.{n}") for n in names),
+        validated=validated,
+        not_conflicting=NOT_CONFLICTING.format(a="v"),
+    )
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, spec: EventSpec) -> None:
@@ -315,8 +336,9 @@ def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:
     return inputs.recorded_fingerprint(con, "members")
 
 
-def build_partition(con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: list[ProviderConfig], day: date,
-                    run_id: str) -> PartitionBuild:
+def build_partition(
+    con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: list[ProviderConfig], day: date, run_id: str
+) -> PartitionBuild:
     """Build (or skip, or extend) one delivery date of the kind's silver table."""
     ensure_tables(con, spec)
     feeds = [p for p in providers if p.kind == spec.provider_kind]
@@ -332,7 +354,11 @@ def build_partition(con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: 
     now = datetime.now(UTC).replace(tzinfo=None)
     scope = {"day": day, "files": files}
     validation = {**params, **scope, "future_after_days": FUTURE_AFTER_DAYS, **identifier_pattern_params()}
-    window = {**scope, "window_start": day - timedelta(days=DEDUP_WINDOW_DAYS), "window_end": day + timedelta(days=DEDUP_WINDOW_DAYS)}
+    window = {
+        **scope,
+        "window_start": day - timedelta(days=DEDUP_WINDOW_DAYS),
+        "window_end": day + timedelta(days=DEDUP_WINDOW_DAYS),
+    }
     audit = {"table": spec.name, "day": day, "run_id": run_id, "now": now}
     delivered = "\nUNION ALL\n".join(DELIVERED_SQL.format(n=n, bronze=_bronze(p, spec)) for n, p in enumerate(feeds))
     with in_transaction(con):
@@ -356,16 +382,30 @@ def build_partition(con: duckdb.DuckDBPyConnection, spec: EventSpec, providers: 
         # quarantine
         detail = quarantine_detail(spec)
         for provider in feeds:
-            _execute(con, INSERT_QUARANTINE_SQL.format(detail=detail, bronze=_bronze(provider, spec)), {**audit, "provider": provider.name})
+            _execute(
+                con,
+                INSERT_QUARANTINE_SQL.format(detail=detail, bronze=_bronze(provider, spec)),
+                {**audit, "provider": provider.name},
+            )
         # write
         con.execute(_insert_sql(spec, validated), {**validation, "now": now})
         for flag in spec.flags:
-            _execute(con, FLAGS_SQL.format(flag=f"'{flag.reason}'", detail=flag.detail, condition=flag.condition,
-                                           not_conflicting=NOT_CONFLICTING.format(a="r")), audit)
+            _execute(
+                con,
+                FLAGS_SQL.format(
+                    flag=f"'{flag.reason}'",
+                    detail=flag.detail,
+                    condition=flag.condition,
+                    not_conflicting=NOT_CONFLICTING.format(a="r"),
+                ),
+                audit,
+            )
         derived = spec.after_write(con, day, now) if spec.after_write else None
         # reconcile
-        con.execute(COUNTS_SQL.format(table=table, delivered=delivered),
-                    {**scope, **{f"provider_{n}": p.name for n, p in enumerate(feeds)}})
+        con.execute(
+            COUNTS_SQL.format(table=table, delivered=delivered),
+            {**scope, **{f"provider_{n}": p.name for n, p in enumerate(feeds)}},
+        )
         con.execute(RECONCILE_SQL, {"table": spec.name, "day": day})
         con.execute(DELETE_RECONCILIATION_SQL, {"table": spec.name, "day": day})
         _execute(con, WRITE_RECONCILIATION_SQL, audit)

@@ -31,8 +31,10 @@ def _local(spec: TimestampSpec, prefix: str, params: dict) -> str | None:
     if spec.format == "iso8601":
         return f"CASE WHEN NOT regexp_matches({text}, ${prefix}_offset) THEN try_cast({text} AS TIMESTAMP) END"
     if spec.format == "hl7":
-        return (f"CASE WHEN NOT regexp_matches({text}, ${prefix}_offset) "
-                f"THEN coalesce(try_strptime({text}, '%Y%m%d%H%M%S'), try_strptime({text}, '%Y%m%d%H%M')) END")
+        return (
+            f"CASE WHEN NOT regexp_matches({text}, ${prefix}_offset) "
+            f"THEN coalesce(try_strptime({text}, '%Y%m%d%H%M%S'), try_strptime({text}, '%Y%m%d%H%M')) END"
+        )
     params[f"{prefix}_format"] = spec.format
     return f"try_strptime({text}, ${prefix}_format)"
 
@@ -62,8 +64,10 @@ def timestamp_utc(spec: TimestampSpec, prefix: str, params: dict) -> str:
     zone = f"${prefix}_zone"
     instant = f"timezone({zone}, {local})"
     shift = "- INTERVAL 1 HOUR" if spec.ambiguous == "earlier" else "+ INTERVAL 1 HOUR"
-    local_utc = (f"timezone('UTC', CASE WHEN timezone({zone}, {instant}) <> {local} THEN NULL "
-                 f"WHEN timezone({zone}, {instant} {shift}) = {local} THEN {instant} {shift} ELSE {instant} END)")
+    local_utc = (
+        f"timezone('UTC', CASE WHEN timezone({zone}, {instant}) <> {local} THEN NULL "
+        f"WHEN timezone({zone}, {instant} {shift}) = {local} THEN {instant} {shift} ELSE {instant} END)"
+    )
     if spec.format == "iso8601":
         return f"coalesce(timezone('UTC', try_cast(CASE WHEN regexp_matches({text}, ${prefix}_offset) THEN {text} END AS TIMESTAMPTZ)), {local_utc})"
     if spec.format == "hl7":
@@ -80,9 +84,11 @@ def local_time_note(spec: TimestampSpec, prefix: str, params: dict) -> str:
     local = _local(spec, prefix, params)
     zone = f"${prefix}_zone"
     instant = f"timezone({zone}, {local})"
-    return (f"CASE WHEN timezone({zone}, {instant}) <> {local} THEN 'nonexistent' "
-            f"WHEN timezone({zone}, {instant} - INTERVAL 1 HOUR) = {local} OR timezone({zone}, {instant} + INTERVAL 1 HOUR) = {local} "
-            "THEN 'ambiguous' END")
+    return (
+        f"CASE WHEN timezone({zone}, {instant}) <> {local} THEN 'nonexistent' "
+        f"WHEN timezone({zone}, {instant} - INTERVAL 1 HOUR) = {local} OR timezone({zone}, {instant} + INTERVAL 1 HOUR) = {local} "
+        "THEN 'ambiguous' END"
+    )
 
 
 def mapped_code(mapping: CodeMapping, prefix: str, params: dict) -> str:

@@ -13,9 +13,7 @@ from __future__ import annotations
 # alphabetic without S, L, O, I, B, Z; 3 and 6 alphanumeric from the same alphabet.
 _MBI_ALPHA = "[AC-HJKMNP-RT-Y]"
 _MBI_ALNUM = "[0-9AC-HJKMNP-RT-Y]"
-MBI_PATTERN = (
-    f"^[1-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]{_MBI_ALPHA}{_MBI_ALPHA}[0-9][0-9]$"
-)
+MBI_PATTERN = f"^[1-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]{_MBI_ALPHA}{_MBI_ALPHA}[0-9][0-9]$"
 
 IDENTIFIER_PATTERNS = {
     "member_id": r"^M[0-9]{9}$",
@@ -42,8 +40,11 @@ RESOLVE_JOIN = """LEFT JOIN (
 ) AS m ON m.id_type = c.identifier_type AND m.id_value = c.member_ref"""
 RESOLVED_COLUMNS = "m.member_id, m.contract_id, m.region"
 IDENTITY_RULES = (
-    ("malformed_member_id", f"c.member_ref IS NULL OR NOT {MEMBER_REF_IS_WELL_FORMED}",
-     "r.identifier_type || ' does not have the expected shape'"),
+    (
+        "malformed_member_id",
+        f"c.member_ref IS NULL OR NOT {MEMBER_REF_IS_WELL_FORMED}",
+        "r.identifier_type || ' does not have the expected shape'",
+    ),
     ("unknown_member", "m.member_id IS NULL", "r.identifier_type || ' not in the enrollment crosswalk'"),
     ("ambiguous_member", "m.members > 1", "r.identifier_type || ' belongs to more than one member in the enrollment crosswalk'"),
 )

@@ -71,8 +71,13 @@ class Plan:
     new_files: tuple[str, ...] = ()  # file paths to read in append mode
 
 
-def current_inputs(con: duckdb.DuckDBPyConnection, providers: list[str], day: date | None,
-                   depends_on: str = "", datasets: list[str] | None = None) -> Inputs:
+def current_inputs(
+    con: duckdb.DuckDBPyConnection,
+    providers: list[str],
+    day: date | None,
+    depends_on: str = "",
+    datasets: list[str] | None = None,
+) -> Inputs:
     con.execute(INPUTS_DDL)
     rows = con.execute(LOADED_FILES_SQL, {"providers": providers, "datasets": datasets or [], "day": day}).fetchall()
     return Inputs(tuple(r[0] for r in rows), depends_on)
@@ -107,9 +112,18 @@ def plan(con: duckdb.DuckDBPyConnection, table: str, day: date | None, inputs: I
 def record(con: duckdb.DuckDBPyConnection, table: str, day: date | None, inputs: Inputs, run_id: str) -> None:
     """Inside the transaction that writes the table or partition."""
     con.execute(FORGET_SQL, {"table": table, "day": day})
-    con.execute(RECORD_SQL, {"table": table, "day": day, "fingerprint": inputs.fingerprint, "depends_on": inputs.depends_on,
-                             "files": list(inputs.files), "run_id": run_id,
-                             "now": datetime.now(UTC).replace(tzinfo=None)})
+    con.execute(
+        RECORD_SQL,
+        {
+            "table": table,
+            "day": day,
+            "fingerprint": inputs.fingerprint,
+            "depends_on": inputs.depends_on,
+            "files": list(inputs.files),
+            "run_id": run_id,
+            "now": datetime.now(UTC).replace(tzinfo=None),
+        },
+    )
 
 
 def _split(entry: str) -> tuple[str, str]:

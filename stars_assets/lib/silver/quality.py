@@ -44,11 +44,15 @@ def member_id_coverage(con: duckdb.DuckDBPyConnection, table: str, days: list[da
     return RuleOutcome(
         passed=not below,
         warn_only=bool(below) and not failing,
-        metadata={"rows_delivered": delivered, "rows_with_invalid_member_id": bad,
-                  "coverage": round(coverage, 6), "minimum": MIN_MEMBER_ID_COVERAGE,
-                  "min_invalid_rows_to_fail": MIN_INVALID_ROWS_TO_FAIL,
-                  "days_below_minimum": {str(day): f"{n - b}/{n}" for day, n, b in below},
-                  "days_failing": [str(day) for day in failing]},
+        metadata={
+            "rows_delivered": delivered,
+            "rows_with_invalid_member_id": bad,
+            "coverage": round(coverage, 6),
+            "minimum": MIN_MEMBER_ID_COVERAGE,
+            "min_invalid_rows_to_fail": MIN_INVALID_ROWS_TO_FAIL,
+            "days_below_minimum": {str(day): f"{n - b}/{n}" for day, n, b in below},
+            "days_failing": [str(day) for day in failing],
+        },
     )
 
 
@@ -87,8 +91,9 @@ GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1
 """
 
 
-def unique_event_ids(con: duckdb.DuckDBPyConnection, table: str, days: list[date], window_days: int,
-                     written_since: datetime | None = None) -> RuleOutcome:
+def unique_event_ids(
+    con: duckdb.DuckDBPyConnection, table: str, days: list[date], window_days: int, written_since: datetime | None = None
+) -> RuleOutcome:
     """No event_id appears twice in the silver event table, within the deduplication window.
 
     Proven in three parts, none of which reads the whole history: every partition holds exactly
@@ -101,8 +106,12 @@ def unique_event_ids(con: duckdb.DuckDBPyConnection, table: str, days: list[date
     unaccounted = con.execute(UNACCOUNTED_SQL.format(table=table), {"table": table}).fetchall()
     duplicated: dict[str, int] = {}
     if days:
-        span = {"days": days, "since": written_since,
-                "start": min(days) - timedelta(days=window_days), "end": max(days) + timedelta(days=window_days)}
+        span = {
+            "days": days,
+            "since": written_since,
+            "start": min(days) - timedelta(days=window_days),
+            "end": max(days) + timedelta(days=window_days),
+        }
         duplicated.update(con.execute(DUPLICATES_NEAR_SQL.format(table=table), span).fetchall())
     if unaccounted:
         rogue = [row[0] for row in unaccounted if row[1] > 0]
@@ -110,11 +119,13 @@ def unique_event_ids(con: duckdb.DuckDBPyConnection, table: str, days: list[date
     examples = sorted(duplicated.items(), key=lambda item: (-item[1], item[0]))[:10]
     return RuleOutcome(
         passed=not duplicated and not unaccounted,
-        metadata={"duplicated_event_ids": len(duplicated),
-                  "examples": [f"{e[:12]}… x{n}" for e, n in examples],
-                  "partitions_verified": [str(d) for d in days],
-                  "partitions_not_matching_their_writes": [f"{d}: {n} rows, writes recorded {w}" for d, n, w in unaccounted[:20]],
-                  "window_days": window_days},
+        metadata={
+            "duplicated_event_ids": len(duplicated),
+            "examples": [f"{e[:12]}… x{n}" for e, n in examples],
+            "partitions_verified": [str(d) for d in days],
+            "partitions_not_matching_their_writes": [f"{d}: {n} rows, writes recorded {w}" for d, n, w in unaccounted[:20]],
+            "window_days": window_days,
+        },
     )
 
 
@@ -129,18 +140,21 @@ def event_time_integrity(con: duckdb.DuckDBPyConnection, days: list[date], writt
     bad, quarantined = con.execute(
         f"""
         SELECT (SELECT count(*) FROM silver.outreach_events WHERE partition_date IN (SELECT unnest($days))
-                AND {WRITTEN_SINCE.format(alias='')}
+                AND {WRITTEN_SINCE.format(alias="")}
                 AND (event_ts IS NULL OR event_ts >= CAST(partition_date AS TIMESTAMP) + INTERVAL {FUTURE_AFTER_DAYS} DAY)),
                (SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'outreach_events'
-                AND reason IN {v.sql_list(('future_timestamp', 'invalid_timestamp'))} AND partition_date IN (SELECT unnest($days)))
+                AND reason IN {v.sql_list(("future_timestamp", "invalid_timestamp"))} AND partition_date IN (SELECT unnest($days)))
         """,
         {"days": days, "since": written_since},
     ).fetchone()
-    return RuleOutcome(passed=bad == 0, metadata={"events_after_delivery_in_silver": int(bad),
-                                                   "rows_quarantined_for_time": int(quarantined)})
+    return RuleOutcome(
+        passed=bad == 0, metadata={"events_after_delivery_in_silver": int(bad), "rows_quarantined_for_time": int(quarantined)}
+    )
 
 
-def referential_integrity(con: duckdb.DuckDBPyConnection, table: str, days: list[date], written_since: datetime | None = None) -> RuleOutcome:
+def referential_integrity(
+    con: duckdb.DuckDBPyConnection, table: str, days: list[date], written_since: datetime | None = None
+) -> RuleOutcome:
     """Every event's member is in silver.members and its contract is a contract members belong to."""
     unknown_members, unknown_contracts, examples = con.execute(
         f"""
@@ -148,15 +162,17 @@ def referential_integrity(con: duckdb.DuckDBPyConnection, table: str, days: list
                count(*) FILTER (WHERE e.contract_id IS NULL OR e.contract_id NOT IN (SELECT DISTINCT contract_id FROM silver.members)),
                list(e.member_id) FILTER (WHERE m.member_id IS NULL)[1:5]
         FROM silver.{table} AS e LEFT JOIN silver.members AS m USING (member_id)
-        WHERE e.partition_date IN (SELECT unnest($days)) AND {WRITTEN_SINCE.format(alias='e.')}
+        WHERE e.partition_date IN (SELECT unnest($days)) AND {WRITTEN_SINCE.format(alias="e.")}
         """,
         {"days": days, "since": written_since},
     ).fetchone()
     return RuleOutcome(
         passed=unknown_members == 0 and unknown_contracts == 0,
-        metadata={"events_with_unknown_member": int(unknown_members),
-                  "events_with_unknown_contract": int(unknown_contracts),
-                  "examples": [mask_identifier(m) for m in (examples or [])]},
+        metadata={
+            "events_with_unknown_member": int(unknown_members),
+            "events_with_unknown_contract": int(unknown_contracts),
+            "examples": [mask_identifier(m) for m in (examples or [])],
+        },
     )
 
 
@@ -166,18 +182,22 @@ def reconciliation(con: duckdb.DuckDBPyConnection, table: str, sources: list[tup
     totals = {"delivered": 0, "loaded": 0, "quarantined": 0, "duplicates": 0}
     for provider, bronze_table in sources:
         for day in days:
-            delivered = con.execute(f"SELECT count(*) FROM bronze.{bronze_table} WHERE _partition_date = $day", {"day": day}).fetchone()[0]
+            delivered = con.execute(
+                f"SELECT count(*) FROM bronze.{bronze_table} WHERE _partition_date = $day", {"day": day}
+            ).fetchone()[0]
             scope = {"p": provider, "day": day, "table": table}
             loaded = con.execute(
                 f"SELECT count(*) FROM silver.{table} WHERE provider = $p AND partition_date = $day", {"p": provider, "day": day}
             ).fetchone()[0]
             quarantined = con.execute(
                 "SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND dataset = $table "
-                "AND provider = $p AND partition_date = $day", scope
+                "AND provider = $p AND partition_date = $day",
+                scope,
             ).fetchone()[0]
             duplicates = con.execute(
                 "SELECT coalesce(sum(duplicates_removed), 0) FROM audit.silver_reconciliation "
-                "WHERE silver_table = $table AND provider = $p AND partition_date = $day", scope
+                "WHERE silver_table = $table AND provider = $p AND partition_date = $day",
+                scope,
             ).fetchone()[0]
             for key, value in zip(totals, (delivered, loaded, quarantined, duplicates)):
                 totals[key] += int(value)
@@ -201,7 +221,9 @@ def appointment_time_integrity(con: duckdb.DuckDBPyConnection, days: list[date])
     ).fetchone()
     return RuleOutcome(
         passed=before_booking == 0 and after_delivery == 0,
-        metadata={"starts_before_booking_in_silver": int(before_booking),
-                  "events_after_delivery_in_silver": int(after_delivery),
-                  "rows_quarantined_for_time": int(quarantined)},
+        metadata={
+            "starts_before_booking_in_silver": int(before_booking),
+            "events_after_delivery_in_silver": int(after_delivery),
+            "rows_quarantined_for_time": int(quarantined),
+        },
     )

@@ -23,11 +23,12 @@ _LOADED = (
 )
 
 
-
 def _event_identity(provider: str, key: str) -> tuple[Column, ...]:
-    return (Column("event_id", "VARCHAR", f"md5 of provider and {key}", nullable=False),
-            Column("provider", "VARCHAR", provider, nullable=False),
-            Column("event_key", "VARCHAR", key, nullable=False))
+    return (
+        Column("event_id", "VARCHAR", f"md5 of provider and {key}", nullable=False),
+        Column("provider", "VARCHAR", provider, nullable=False),
+        Column("event_key", "VARCHAR", key, nullable=False),
+    )
 
 
 APPOINTMENT_KEY = Column("appointment_key", "VARCHAR", "<provider>:<appointment id>", nullable=False)
@@ -36,13 +37,19 @@ START_TS = Column("start_ts", "TIMESTAMP", "appointment start (UTC)", nullable=F
 VISIT_MEASURE = Column("measure_code", "VARCHAR", "care-gap measure the visit serves, where the EMR says")
 
 OUTREACH_EVENTS = TableSpec(
-    "silver.outreach_events", "One row per real-world outreach event from every outreach vendor, in one canonical schema.", (
+    "silver.outreach_events",
+    "One row per real-world outreach event from every outreach vendor, in one canonical schema.",
+    (
         *_event_identity("outreach vendor", "the vendor's own event key"),
         *_RESOLVED,
         Column("channel", "VARCHAR", _listed(v.CHANNELS), nullable=False),
         Column("event_type", "VARCHAR", _listed(v.EVENT_TYPES), nullable=False),
-        Column("measure_codes", "VARCHAR[]", "care-gap measures the touch targeted, where the vendor says; empty otherwise",
-               nullable=False),
+        Column(
+            "measure_codes",
+            "VARCHAR[]",
+            "care-gap measures the touch targeted, where the vendor says; empty otherwise",
+            nullable=False,
+        ),
         Column("event_ts", "TIMESTAMP", "UTC", nullable=False),
         *lineage(),
         *_LOADED,
@@ -52,9 +59,13 @@ OUTREACH_EVENTS = TableSpec(
 )
 
 APPOINTMENT_EVENTS = TableSpec(
-    "silver.appointment_events", "Every EMR message or FHIR resource version, with resolved member and UTC times.", (
+    "silver.appointment_events",
+    "Every EMR message or FHIR resource version, with resolved member and UTC times.",
+    (
         *_event_identity("EMR feed", "the message control id or resource version"),
-        APPOINTMENT_KEY, *_RESOLVED, APPOINTMENT_STATUS,
+        APPOINTMENT_KEY,
+        *_RESOLVED,
+        APPOINTMENT_STATUS,
         Column("event_ts", "TIMESTAMP", "when the EMR recorded the change (UTC)", nullable=False),
         START_TS,
         Column("booked_ts", "TIMESTAMP", "when the appointment was booked (UTC)"),
@@ -67,8 +78,14 @@ APPOINTMENT_EVENTS = TableSpec(
 )
 
 APPOINTMENTS = TableSpec(
-    "silver.appointments", "Latest state of each appointment, keyed by a source-qualified id.", (
-        APPOINTMENT_KEY, Column("provider", "VARCHAR", "EMR feed", nullable=False), *_RESOLVED, APPOINTMENT_STATUS, START_TS,
+    "silver.appointments",
+    "Latest state of each appointment, keyed by a source-qualified id.",
+    (
+        APPOINTMENT_KEY,
+        Column("provider", "VARCHAR", "EMR feed", nullable=False),
+        *_RESOLVED,
+        APPOINTMENT_STATUS,
+        START_TS,
         Column("booked_ts", "TIMESTAMP", "first booking (UTC)"),
         Column("last_event_ts", "TIMESTAMP", "time of the latest event (UTC)", nullable=False),
         VISIT_MEASURE,
@@ -82,7 +99,9 @@ APPOINTMENTS = TableSpec(
 )
 
 MEMBERS = TableSpec(
-    "silver.members", "Members from the latest enrollment snapshot; the source of the identifier crosswalk.", (
+    "silver.members",
+    "Members from the latest enrollment snapshot; the source of the identifier crosswalk.",
+    (
         member_id(),
         Column("mbi", "VARCHAR", "Medicare Beneficiary Identifier", identifier=True),
         Column("vendor_ref", "VARCHAR", "dialer vendor reference", identifier=True),
@@ -105,7 +124,9 @@ MEMBERS = TableSpec(
 )
 
 MEMBER_IDENTIFIERS = TableSpec(
-    "silver.member_identifiers", "The crosswalk every vendor identifier resolves through: one row per (identifier type, value).", (
+    "silver.member_identifiers",
+    "The crosswalk every vendor identifier resolves through: one row per (identifier type, value).",
+    (
         Column("id_type", "VARCHAR", _listed(v.IDENTIFIER_TYPES), nullable=False),
         Column("id_value", "VARCHAR", "the identifier as vendors send it", nullable=False, identifier=True),
         member_id(),
@@ -116,11 +137,18 @@ MEMBER_IDENTIFIERS = TableSpec(
 )
 
 CARE_GAPS = TableSpec(
-    "silver.care_gaps", "Care gaps (member x measure x measurement year) from the latest care-gap list.", (
+    "silver.care_gaps",
+    "Care gaps (member x measure x measurement year) from the latest care-gap list.",
+    (
         Column("gap_id", "VARCHAR", "", nullable=False),
         member_id(),
         Column("measure_code", "VARCHAR", _listed(v.CARE_GAP_MEASURES), nullable=False),
-        Column("cms_measure_id", "VARCHAR", "CMS Star Ratings measure id, in the numbering the vendors send (see the measure crosswalk)", nullable=False),
+        Column(
+            "cms_measure_id",
+            "VARCHAR",
+            "CMS Star Ratings measure id, in the numbering the vendors send (see the measure crosswalk)",
+            nullable=False,
+        ),
         Column("measurement_year", "INTEGER", "", nullable=False),
         Column("gap_status", "VARCHAR", _listed(v.GAP_STATUSES), nullable=False),
         Column("open_date", "DATE", "", nullable=False),
@@ -133,7 +161,9 @@ CARE_GAPS = TableSpec(
 )
 
 RX_FILLS = TableSpec(
-    "silver.rx_fills", "Part D fills for the adherence drug classes, one row per fill.", (
+    "silver.rx_fills",
+    "Part D fills for the adherence drug classes, one row per fill.",
+    (
         Column("fill_id", "VARCHAR", "", nullable=False),
         member_id(),
         Column("drug_class", "VARCHAR", _listed(v.DRUG_CLASSES), nullable=False),
@@ -154,7 +184,9 @@ PER_PROVIDER_DAY = (
 RUN_STAMP = (Column("run_id", "VARCHAR"), Column("recorded_at", "TIMESTAMP"))
 
 SILVER_RECONCILIATION = TableSpec(
-    "audit.silver_reconciliation", "Per silver event table, provider and day: rows delivered = loaded + quarantined + duplicates removed.", (
+    "audit.silver_reconciliation",
+    "Per silver event table, provider and day: rows delivered = loaded + quarantined + duplicates removed.",
+    (
         *PER_PROVIDER_DAY,
         Column("rows_delivered", "BIGINT", nullable=False),
         Column("rows_loaded", "BIGINT", nullable=False),
@@ -166,7 +198,9 @@ SILVER_RECONCILIATION = TableSpec(
 )
 
 SILVER_INPUTS = TableSpec(
-    "audit.silver_inputs", "What each silver partition (or dimension, partition_date null) was last built from.", (
+    "audit.silver_inputs",
+    "What each silver partition (or dimension, partition_date null) was last built from.",
+    (
         Column("silver_table", "VARCHAR", nullable=False),
         Column("partition_date", "DATE", "delivery date; null for a whole table"),
         Column("fingerprint", "VARCHAR", "sha256 of the logic version, the crosswalk fingerprint and the files", nullable=False),
