@@ -89,13 +89,18 @@ def member_documents(
     )
 
 
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"document_store": DocumentStoreResource()})
-
-
 refresh_member_documents_job = dg.define_asset_job(
     "refresh_member_documents",
     selection=dg.AssetSelection.groups("activation"),
     description="Rebuild the outreach documents of the members whose data arrived on the selected delivery dates and publish the changed ones to the document store.",
 )
+
+
+# A module with a @dg.definitions function contributes only what that function returns.
+@dg.definitions
+def activation() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[member_documents],
+        jobs=[refresh_member_documents_job],
+        resources={"document_store": DocumentStoreResource()},
+    )
