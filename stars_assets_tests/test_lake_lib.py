@@ -146,9 +146,9 @@ def test_tables_are_listed_and_described(warehouse, tmp_path):
     assert (totals.contains_phi, totals.rows, totals.partition_columns) == (False, 1, [])
 
 
-def test_a_locked_warehouse_is_waited_for_naming_the_holder(tmp_path):
-    database = str(tmp_path / "warehouse.duckdb")
-    holder = subprocess.Popen(
+def _hold_lock(database: str) -> subprocess.Popen:
+    """Another process holding the DuckDB file open until a line arrives on its standard input."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -158,6 +158,11 @@ def test_a_locked_warehouse_is_waited_for_naming_the_holder(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_a_locked_warehouse_is_waited_for_naming_the_holder(tmp_path):
+    database = str(tmp_path / "warehouse.duckdb")
+    holder = _hold_lock(database)
     try:
         assert holder.stdout.readline().strip() == "open"
         waits = []
@@ -177,16 +182,7 @@ def test_a_locked_warehouse_is_waited_for_naming_the_holder(tmp_path):
 
 def test_a_lock_held_past_the_bound_fails(tmp_path):
     database = str(tmp_path / "warehouse.duckdb")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, sys; c = duckdb.connect({database!r}); print('open', flush=True); sys.stdin.readline()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _hold_lock(database)
     try:
         assert holder.stdout.readline().strip() == "open"
         waits = []
