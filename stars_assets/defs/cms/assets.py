@@ -195,6 +195,13 @@ REFERENCE_TABLES = {
     "cut_points": "CMS Part C and Part D cut points: the score bands for 1..5 stars per measure and org type.",
     "cai": "CMS Categorical Adjustment Index: each contract's final adjustment categories and Puerto Rico flag.",
 }
+
+
+def cms_ins(*tables: str) -> dict[str, dg.AssetIn]:
+    """Inputs from CMS tables of this layer, each named as its table."""
+    return {table: dg.AssetIn(key=["cms", table]) for table in tables}
+
+
 measure_scores, measure_stars, summary_ratings, cut_points, cai = (
     _reference_table_asset(name, getattr(tables, name), description) for name, description in REFERENCE_TABLES.items()
 )
@@ -202,11 +209,7 @@ measure_scores, measure_stars, summary_ratings, cut_points, cai = (
 
 @dg.asset(
     key=["cms", "overall_ratings_recomputed"],
-    ins={
-        "measure_stars": dg.AssetIn(key=["cms", "measure_stars"]),
-        "cai": dg.AssetIn(key=["cms", "cai"]),
-        "summary_ratings": dg.AssetIn(key=["cms", "summary_ratings"]),
-    },
+    ins=cms_ins("measure_stars", "cai", "summary_ratings"),
     description=(
         "Overall Star Rating of every contract with Part C and Part D measure stars, recomputed from "
         "Measure Stars with the CMS rating engine (weights, reward factor, CAI, hold-harmless rules, "
@@ -239,13 +242,7 @@ def reproduction_by_year(recomputed: pd.DataFrame, summary_ratings: pd.DataFrame
 
 @dg.asset(
     key=["cms", "projection_cut_points"],
-    ins={
-        "measure_scores": dg.AssetIn(key=["cms", "measure_scores"]),
-        "measure_stars": dg.AssetIn(key=["cms", "measure_stars"]),
-        "summary_ratings": dg.AssetIn(key=["cms", "summary_ratings"]),
-        "cai": dg.AssetIn(key=["cms", "cai"]),
-        "cut_points": dg.AssetIn(key=["cms", "cut_points"]),
-    },
+    ins=cms_ins("measure_scores", "measure_stars", "summary_ratings", "cai", "cut_points"),
     description=(
         "Cut points for the star year the plan's current measurement year will be rated in (the latest published "
         "star year + 2), forecast by the back-test's winning method from every published year's scores, in the "
