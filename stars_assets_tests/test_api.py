@@ -18,7 +18,7 @@ from stars_sim.postgres import free_port
 
 from stars_assets.api.app import KEY_CACHE_SECONDS
 from stars_assets.cli import api_keys
-from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, DocumentStoreResource, member_documents
+from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, member_documents
 from stars_assets.defs.cms import assets as cms_assets
 from stars_assets.defs.gold.assets import care_gap_closure, contract_measure_rates
 from stars_assets.defs.model.predictions import measure_levers_asset
@@ -46,10 +46,7 @@ class ApiWorld:
 
 
 def _build_documents(warehouse: Path, landing: Path, url: str, **partitions) -> dg.ExecuteInProcessResult:
-    resources = {
-        **build_resources(warehouse=str(warehouse), landing=str(landing)),
-        "document_store": DocumentStoreResource(url=url),
-    }
+    resources = build_resources(warehouse=str(warehouse), landing=str(landing), documents=url)
     result = dg.materialize([member_documents], resources=resources, **partitions)
     assert result.success
     return result

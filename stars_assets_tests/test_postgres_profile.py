@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from stars_assets import settings
-from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, DocumentStoreResource, member_documents
+from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, member_documents
 from stars_assets.defs.resources import build_resources
 from stars_assets.lib.documents.store import DocumentStore
 from stars_assets_tests.conftest import WORLD_START
@@ -46,10 +46,7 @@ def test_dagster_run_recorded_in_postgres(postgres_instance, postgres_url, inges
     documents_db = postgres_url.rsplit("/", 1)[0] + "/documents"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE documents")
-    resources = {
-        **build_resources(warehouse=str(ingested.warehouse), landing=str(ingested.landing)),
-        "document_store": DocumentStoreResource(url=documents_db),
-    }
+    resources = build_resources(warehouse=str(ingested.warehouse), landing=str(ingested.landing), documents=documents_db)
     result = dg.materialize(
         [member_documents], resources=resources, instance=postgres_instance, partition_key=WORLD_START.isoformat()
     )

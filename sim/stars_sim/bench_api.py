@@ -70,13 +70,10 @@ def _ingest(landing: Path, warehouse: Path, first: dt.date, last: dt.date) -> fl
 
 
 def _build(landing: Path, warehouse: Path, url: str, run_config: dict | None = None, **partitions) -> tuple[float, dict]:
-    from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, DocumentStoreResource, member_documents
+    from stars_assets.defs.activation.assets import MEMBER_DOCUMENTS, member_documents
     from stars_assets.defs.resources import build_resources
 
-    resources = {
-        **build_resources(warehouse=str(warehouse), landing=str(landing)),
-        "document_store": DocumentStoreResource(url=url),
-    }
+    resources = build_resources(warehouse=str(warehouse), landing=str(landing), documents=url)
     started = time.perf_counter()
     result = dg.materialize([member_documents], resources=resources, run_config=run_config, **partitions)
     elapsed = time.perf_counter() - started

@@ -1,4 +1,5 @@
-"""Resources shared by every domain. Both point at the same DuckDB file.
+"""Resources shared by every domain. `duckdb` and `io_manager` point at the same DuckDB file; `document_store`
+holds the member documents the API serves.
 
 SQL layers (bronze, silver, gold) run their SQL through `duckdb`; small frame-shaped layers
 (cms, model) return pandas DataFrames that `io_manager` stores in the schema named by the
@@ -13,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from stars_assets import settings
+from stars_assets.lib.documents.store import DocumentStore, default_url
 from stars_assets.lib.warehouse import DEFAULT_LOCK_WAIT_SECONDS, connect_waiting_for_lock
 
 
@@ -45,13 +47,26 @@ class WarehouseResource(DuckDBResource):
             connection.close()
 
 
-def build_resources(warehouse: str | None = None, landing: str | None = None) -> dict:
+class DocumentStoreResource(dg.ConfigurableResource):
+    """Where member documents live: a sqlite:/// or postgresql:// URL (default: STARS_DOCUMENT_STORE_URL,
+    else <STARS_DATA_DIR>/documents.sqlite)."""
+
+    url: str | None = None
+
+    def open(self) -> DocumentStore:
+        store = DocumentStore(self.url or default_url())
+        store.create_schema()
+        return store
+
+
+def build_resources(warehouse: str | None = None, landing: str | None = None, documents: str | None = None) -> dict:
     database = warehouse or str(settings.warehouse_path())
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     return {
         "duckdb": WarehouseResource(database=database),
         "io_manager": DuckDBPandasIOManager(database=database),
         "landing": LandingZone(root=landing or str(settings.landing_dir())),
+        "document_store": DocumentStoreResource(url=documents),
     }
 
 

@@ -7,8 +7,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.defs.resources import DocumentStoreResource
 from stars_assets.lib.documents.build import build_documents
-from stars_assets.lib.documents.store import DocumentStore, default_url
 from stars_assets.lib.warehouse import configure_connection
 
 MEMBER_DOCUMENTS = dg.AssetKey(["activation", "member_documents"])
@@ -17,18 +17,6 @@ UPSTREAM = [dg.AssetKey(["silver", name]) for name in ("members", "care_gaps", "
     dg.AssetKey(["gold", "care_gap_closure"]),
     dg.AssetKey(["model", "measure_levers"]),
 ]
-
-
-class DocumentStoreResource(dg.ConfigurableResource):
-    """Where member documents live: a sqlite:/// or postgresql:// URL (default: STARS_DOCUMENT_STORE_URL,
-    else <STARS_DATA_DIR>/documents.sqlite)."""
-
-    url: str | None = None
-
-    def open(self) -> DocumentStore:
-        store = DocumentStore(self.url or default_url())
-        store.create_schema()
-        return store
 
 
 class MemberDocumentsConfig(dg.Config):
@@ -102,5 +90,4 @@ def activation() -> dg.Definitions:
     return dg.Definitions(
         assets=[member_documents],
         jobs=[refresh_member_documents_job],
-        resources={"document_store": DocumentStoreResource()},
     )
