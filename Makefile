@@ -31,8 +31,9 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+# Daily partitions start where the data folder's deliveries do (recorded by `make demo`), else on the measurement year's first day.
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	STARS_FIRST_DELIVERY_DATE=$$(cat $(STARS_DATA_DIR)/first_delivery_date 2>/dev/null) $(BIN)/dagster dev -w workspace.yaml
 
 # The Stars dashboard over the published lake, on http://127.0.0.1:$(DASHBOARD_PORT) (beside `make dev` on :3000).
 DASHBOARD_PORT ?= 8501
@@ -52,4 +53,4 @@ bench-api: $(STAMP)
 	$(BIN)/python -m stars_sim.bench_api $(ARGS)
 
 clean:
-	rm -rf $(DAGSTER_HOME) $(STARS_DATA_DIR)/landing $(STARS_DATA_DIR)/warehouse.duckdb $(STARS_DATA_DIR)/alerts $(STARS_DATA_DIR)/lake $(STARS_DATA_DIR)/documents.sqlite*
+	rm -rf $(DAGSTER_HOME) $(STARS_DATA_DIR)/landing $(STARS_DATA_DIR)/warehouse.duckdb $(STARS_DATA_DIR)/alerts $(STARS_DATA_DIR)/lake $(STARS_DATA_DIR)/documents.sqlite* $(STARS_DATA_DIR)/first_delivery_date

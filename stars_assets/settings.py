@@ -7,6 +7,7 @@ STARS_DATA_DIR (default: the project's data/ folder) holds:
   lake/<layer>/<table>  the Delta Lake tables everyone else reads (STARS_LAKE_URI moves them, e.g. to object storage)
   alerts/alerts.jsonl   asset-check and run-failure alerts
   reference/cms/<year>/ CMS's published Star Ratings data tables
+  first_delivery_date   the day the folder's deliveries start (written by `make demo`; `make dev` passes it on)
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 
 def data_dir() -> Path:
     return Path(os.environ.get("STARS_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+
+
+MEASUREMENT_YEAR_START = "2026-01-01"
+
+
+def first_delivery_date() -> str:
+    """The first daily partition: STARS_FIRST_DELIVERY_DATE where the deployment's deliveries start (the demo's
+    world starts months into the year), else the measurement year's first day."""
+    return os.environ.get("STARS_FIRST_DELIVERY_DATE") or MEASUREMENT_YEAR_START
+
+
+def first_delivery_date_file() -> Path:
+    return data_dir() / "first_delivery_date"
 
 
 def landing_dir() -> Path:

@@ -122,3 +122,26 @@ def test_a_seventh_vendor_needs_only_a_yaml_file(world, tmp_path):
         rejected = con.execute("SELECT count(*) FROM audit.quarantine WHERE provider = 'callwave'").fetchone()[0]
     data_lines = len(source.read_text(encoding="utf-8-sig").strip().splitlines()) - 1
     assert loaded[0] > 0 and loaded[0] + rejected == data_lines
+
+
+def test_partitions_start_where_the_deliveries_do(tmp_path):
+    """The demo's world starts months into the measurement year; its partitions start with it, not on 1 January."""
+    script = (
+        "from stars_assets.definitions import defs\n"
+        "job = defs().resolve_job_def('ingest_daily_deliveries')\n"
+        "weekly = defs().resolve_job_def('refresh_weekly_snapshots')\n"
+        "print(job.partitions_def.get_first_partition_key(), weekly.partitions_def.get_first_partition_key())\n"
+    )
+
+    def first_keys(**extra: str) -> list[str]:
+        result = subprocess.run(
+            [sys.executable, "-c", script], cwd=PROJECT, env=_env(tmp_path, **extra), capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert first_keys(STARS_FIRST_DELIVERY_DATE="2026-08-05") == [
+        "2026-08-05",
+        "2026-08-02",
+    ]  # a Wednesday, in the week of Sunday 2 August
+    assert first_keys(STARS_FIRST_DELIVERY_DATE="") == ["2026-01-01", "2025-12-28"]  # the measurement year's first day

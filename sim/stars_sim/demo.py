@@ -150,6 +150,9 @@ def main() -> int:
             ]
         )
     _align_clock(landing, datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC))
+    # Partitions start where this world's deliveries do: the code location started below, and `make dev` later, read it.
+    settings.first_delivery_date_file().write_text(start.isoformat())
+    os.environ["STARS_FIRST_DELIVERY_DATE"] = start.isoformat()
     print(f"2/3 materializing into {settings.warehouse_path()} (runs launched through the code location in {WORKSPACE.name})")
     logging.getLogger("dagster.code_server").setLevel(logging.WARNING)
     with (

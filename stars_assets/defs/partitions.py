@@ -1,14 +1,21 @@
 """Partitions shared across layers: delivery date for bronze and silver, week for snapshots."""
 
+from datetime import date, timedelta
+
 import dagster as dg
 
-FIRST_DELIVERY_DATE = "2026-01-01"
+from stars_assets import settings
+
+FIRST_DELIVERY_DATE = date.fromisoformat(settings.first_delivery_date())
 
 # end_offset=1 keeps today's partition open: hourly micro-batches arrive during the day.
-daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DELIVERY_DATE, end_offset=1)
+daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DELIVERY_DATE.isoformat(), end_offset=1)
 
-# Weekly "as of week end" snapshots; weeks start on Sunday and the snapshot is as of Saturday.
-weekly_partitions = dg.WeeklyPartitionsDefinition(start_date="2026-01-04")
+# Weekly "as of week end" snapshots; weeks start on Sunday (the one on or before the first delivery) and the
+# snapshot is as of Saturday.
+weekly_partitions = dg.WeeklyPartitionsDefinition(
+    start_date=(FIRST_DELIVERY_DATE - timedelta(days=(FIRST_DELIVERY_DATE.weekday() + 1) % 7)).isoformat()
+)
 
 # DuckDB admits one writing process per file: every asset that writes the warehouse runs in
 # this pool, whose limit (dagster.yaml, concurrency.pools.default_limit) is 1.
