@@ -85,6 +85,10 @@ class TableSpec:
         create = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE IF NOT EXISTS"
         return f"CREATE SCHEMA IF NOT EXISTS {self.schema};\n{create} {self.qualified_name} (\n    {body}\n);"
 
+    def add_missing_columns(self) -> str:
+        """ALTER TABLE ... ADD COLUMN IF NOT EXISTS for every column: brings a table an older release created up to the spec."""
+        return "\n".join(f"ALTER TABLE {self.qualified_name} ADD COLUMN IF NOT EXISTS {c.name} {c.type};" for c in self.columns)
+
 
 def ddl(*specs: TableSpec) -> str:
     return "\n".join(spec.ddl() for spec in specs)

@@ -8,11 +8,13 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
 from stars_assets.defs.resources import LandingZone
+from stars_assets.defs.tables import table_columns
 from stars_assets.lib.bronze.load import PartitionLoad, load_partition
 from stars_assets.lib.bronze.quality import (
     quarantine_rate_result,
     reconciliation_result,
 )
+from stars_assets.lib.bronze.tables import BRONZE_LINEAGE
 from stars_assets.lib.masking import markdown_preview
 from stars_assets.lib.providers import ProviderConfig, load_registry
 from stars_assets.lib.warehouse import configure_connection
@@ -40,14 +42,7 @@ def _column_schema(provider: ProviderConfig) -> dg.TableSchema:
             )
             for c in dataset.columns
         ]
-    columns += [
-        dg.TableColumn("_extra", "JSON", description="columns the provider sent that its YAML does not declare (schema drift)"),
-        dg.TableColumn("_source_file", "VARCHAR", description="landing file, relative to the landing root"),
-        dg.TableColumn("_source_row", "BIGINT", description="line, message, entry or row number in the file"),
-        dg.TableColumn("_partition_date", "DATE", description="delivery date from the file name"),
-        dg.TableColumn("_ingested_at", "TIMESTAMP"),
-        dg.TableColumn("_record_hash", "VARCHAR", description="md5 of the declared columns"),
-    ]
+    columns += table_columns(BRONZE_LINEAGE)
     return dg.TableSchema(columns=columns)
 
 

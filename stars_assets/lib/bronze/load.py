@@ -52,33 +52,14 @@ from stars_assets.lib.bronze.landing import (
     scan_file,
 )
 from stars_assets.lib.bronze.readers import FileRejected, StagedFile, stage_file
+from stars_assets.lib.bronze.tables import BRONZE_LINEAGE, FILE_MANIFEST, QUARANTINE
 from stars_assets.lib.providers import Dataset, ProviderConfig
 from stars_assets.lib.warehouse import in_transaction
 
-AUDIT_DDL = """
-CREATE SCHEMA IF NOT EXISTS bronze;
-CREATE SCHEMA IF NOT EXISTS audit;
-CREATE TABLE IF NOT EXISTS audit.file_manifest (
-    provider VARCHAR, dataset VARCHAR, partition_date DATE, file_path VARCHAR, size_bytes BIGINT,
-    modified_at TIMESTAMP, content_hash VARCHAR, status VARCHAR, reason VARCHAR, detail VARCHAR,
-    rows_loaded BIGINT, rows_rejected BIGINT, extra_columns VARCHAR[], run_id VARCHAR, loaded_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS audit.quarantine (
-    layer VARCHAR, provider VARCHAR, dataset VARCHAR, partition_date DATE, source_file VARCHAR,
-    source_row BIGINT, reason VARCHAR, detail VARCHAR, raw_text VARCHAR, run_id VARCHAR, recorded_at TIMESTAMP
-);
-ALTER TABLE audit.file_manifest ADD COLUMN IF NOT EXISTS sample_hash VARCHAR;
-ALTER TABLE audit.file_manifest ADD COLUMN IF NOT EXISTS line_count BIGINT;
-ALTER TABLE audit.file_manifest ADD COLUMN IF NOT EXISTS lines_skipped BIGINT;
-"""
-MANIFEST_COLUMNS = (
-    "provider, dataset, partition_date, file_path, size_bytes, modified_at, content_hash, status, reason, detail, "
-    "rows_loaded, rows_rejected, extra_columns, run_id, loaded_at, sample_hash, line_count, lines_skipped"
-)
-
-LINEAGE_COLUMNS = (
-    "_extra VARCHAR, _source_file VARCHAR, _source_row BIGINT, _partition_date DATE, _ingested_at TIMESTAMP, _record_hash VARCHAR"
-)
+AUDIT_TABLES = (FILE_MANIFEST, QUARANTINE)
+AUDIT_DDL = "CREATE SCHEMA IF NOT EXISTS bronze;\n" + "\n".join(f"{t.ddl()}\n{t.add_missing_columns()}" for t in AUDIT_TABLES)
+MANIFEST_COLUMNS = ", ".join(FILE_MANIFEST.column_names)
+LINEAGE_COLUMNS = ", ".join(f"{c.name} {c.type}" for c in BRONZE_LINEAGE)
 
 
 @dataclass(frozen=True)
