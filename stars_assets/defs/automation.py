@@ -15,13 +15,16 @@ import dagster as dg
 KEEP_CURRENT = dg.AutomationCondition.eager()
 
 # Eager without its two limits that do not fit a daily asset reading the newest week: any delivery date, not
-# only the latest (a late file re-runs an older date), and without waiting for the date's week of gold,
-# which is built only after the week ends (the documents use the newest week there is). The unpartitioned
-# member and care-gap snapshots are left out: every ingest rewrites them, their changed rows carry the
-# delivery date (snapshot_date), and that date's daily silver partitions are updated in the same run.
+# only the latest (a late file re-runs an older date), and without waiting for the date's week of gold and
+# levers, which are built only after the week ends (the documents use the newest week there is). The
+# unpartitioned member and care-gap snapshots do not trigger it: every ingest rewrites them, their changed
+# rows carry the delivery date (snapshot_date), and that date's daily silver partitions are updated in the
+# same run; but like every other silver input they must exist before a date is built.
 SNAPSHOTS = dg.AssetSelection.assets(dg.AssetKey(["silver", "members"]), dg.AssetKey(["silver", "care_gaps"]))
+WEEKLY_REFERENCES = dg.AssetSelection.assets(dg.AssetKey(["gold", "care_gap_closure"]), dg.AssetKey(["model", "measure_levers"]))
 FOLLOW_UPSTREAM_DAYS = (
     dg.AutomationCondition.any_deps_updated().ignore(SNAPSHOTS).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing().ignore(WEEKLY_REFERENCES)
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("follow_upstream_days")
