@@ -6,6 +6,7 @@ from datetime import date
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from stars_assets.defs.automation import FOLLOW_UPSTREAM_DAYS
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
 from stars_assets.defs.resources import DocumentStoreResource
 from stars_assets.lib.documents.build import build_documents
@@ -39,6 +40,7 @@ class MemberDocumentsConfig(dg.Config):
     kinds={"duckdb", "sql"},
     owners=["team:stars-activation"],
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM_DAYS,
 )
 def member_documents(
     context: dg.AssetExecutionContext,
