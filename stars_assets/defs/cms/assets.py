@@ -31,14 +31,9 @@ REASON = _column(
 RAW = _column("raw", "string", "The cell as published")
 
 
-def _per_contract(*columns: dg.TableColumn) -> dg.TableSchema:
-    """A table with a row per star year and contract."""
-    return dg.TableSchema(columns=[STAR_YEAR, CONTRACT_ID, *columns])
-
-
 def _per_contract_measure(published: dg.TableColumn) -> dg.TableSchema:
     """A published per contract and measure table: the published figure, or the reason there is none."""
-    return _per_contract(MEASURE_ID, MEASURE_NAME, published, REASON, RAW)
+    return dg.TableSchema(columns=[STAR_YEAR, CONTRACT_ID, MEASURE_ID, MEASURE_NAME, published, REASON, RAW])
 
 
 SCHEMAS = {
@@ -46,26 +41,32 @@ SCHEMAS = {
         _column("value", "float", "Measure score in published units; percentages in points (76% -> 76.0)")
     ),
     "measure_stars": _per_contract_measure(_column("stars", "int", "Measure stars 1..5; null with a reason when not rated")),
-    "summary_ratings": _per_contract(
-        _column("organization_type", "string", "Local CCP, Regional CCP, PDP, 1876 Cost, PFFS, MSA, ..."),
-        _column("contract_name", "string", "Contract name"),
-        _column("organization_marketing_name", "string", "Marketing name"),
-        _column("parent_organization", "string", "Parent organization"),
-        _column("snp", "bool", "Contract offers a Special Needs Plan"),
-        _column("disaster_pct_measurement_year", "float", "% of members in FEMA disaster areas, star year - 2 (HEDIS year)"),
-        _column("disaster_pct_prior_measurement_year", "float", "% of members in FEMA disaster areas, star year - 3 (HOS year)"),
-        *[
-            column
-            for name, rating in (
-                ("part_c_summary", "Part C summary"),
-                ("part_d_summary", "Part D summary"),
-                ("overall", "overall rating (MA-PD contracts)"),
-            )
-            for column in (
-                _column(name, "float", f"Published {rating}, half stars"),
-                _column(f"{name}_reason", "string", f"Reason code when there is no {rating}"),
-            )
-        ],
+    "summary_ratings": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            _column("organization_type", "string", "Local CCP, Regional CCP, PDP, 1876 Cost, PFFS, MSA, ..."),
+            _column("contract_name", "string", "Contract name"),
+            _column("organization_marketing_name", "string", "Marketing name"),
+            _column("parent_organization", "string", "Parent organization"),
+            _column("snp", "bool", "Contract offers a Special Needs Plan"),
+            _column("disaster_pct_measurement_year", "float", "% of members in FEMA disaster areas, star year - 2 (HEDIS year)"),
+            _column(
+                "disaster_pct_prior_measurement_year", "float", "% of members in FEMA disaster areas, star year - 3 (HOS year)"
+            ),
+            *[
+                column
+                for name, rating in (
+                    ("part_c_summary", "Part C summary"),
+                    ("part_d_summary", "Part D summary"),
+                    ("overall", "overall rating (MA-PD contracts)"),
+                )
+                for column in (
+                    _column(name, "float", f"Published {rating}, half stars"),
+                    _column(f"{name}_reason", "string", f"Reason code when there is no {rating}"),
+                )
+            ],
+        ]
     ),
     "cut_points": dg.TableSchema(
         columns=[
@@ -85,38 +86,48 @@ SCHEMAS = {
             RAW,
         ]
     ),
-    "cai": _per_contract(
-        _column("puerto_rico_only", "bool", "Contract serves only Puerto Rico (adherence measures weigh 0)"),
-        *[
-            _column(f"{rating}_fac", "int", f"{text} final adjustment category (1..9)")
-            for rating, text in (
-                ("part_c", "Part C summary"),
-                ("part_d_mapd", "MA-PD Part D summary"),
-                ("part_d_pdp", "PDP Part D summary"),
-                ("overall", "Overall rating"),
-            )
-        ],
+    "cai": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            _column("puerto_rico_only", "bool", "Contract serves only Puerto Rico (adherence measures weigh 0)"),
+            *[
+                _column(f"{rating}_fac", "int", f"{text} final adjustment category (1..9)")
+                for rating, text in (
+                    ("part_c", "Part C summary"),
+                    ("part_d_mapd", "MA-PD Part D summary"),
+                    ("part_d_pdp", "PDP Part D summary"),
+                    ("overall", "Overall rating"),
+                )
+            ],
+        ]
     ),
-    "overall_ratings_recomputed": _per_contract(
-        _column("measures_rated", "int", "Measure stars in the with-improvement calculation"),
-        _column("cai_category", "int", "Overall final adjustment category"),
-        _column("cai_value", "float", "CAI added before rounding"),
-        # Each figure twice: with the improvement measures C30/D04 and without them.
-        *[
-            _column(f"{figure}_{variant}_improvement", "float", f"{text}, {'incl.' if variant == 'with' else 'excl.'} C30/D04")
-            for figure, text in (
-                ("weighted_mean", "Weighted mean of measure stars"),
-                ("variance", "Weighted variance"),
-                ("reward_factor", "Reward factor: 0, 0.1, 0.2, 0.3 or 0.4"),
-                ("unrounded", "Mean + reward factor + CAI"),
-                ("rounded", "Half-star rating"),
-            )
-            for variant in ("with", "without")
-        ],
-        _column("used_improvement", "bool", "False when the improvement hold-harmless kept the rating without C30/D04"),
-        _column("new_measure_hold_harmless_eligible", "bool", "Disaster-affected (>= 25%) with data for a new measure"),
-        _column("used_new_measures", "bool", "False when the new-measure hold-harmless dropped C04/C05/C13"),
-        _column("overall_rating", "float", "Recomputed overall rating, half stars"),
+    "overall_ratings_recomputed": dg.TableSchema(
+        columns=[
+            STAR_YEAR,
+            CONTRACT_ID,
+            _column("measures_rated", "int", "Measure stars in the with-improvement calculation"),
+            _column("cai_category", "int", "Overall final adjustment category"),
+            _column("cai_value", "float", "CAI added before rounding"),
+            # Each figure twice: with the improvement measures C30/D04 and without them.
+            *[
+                _column(
+                    f"{figure}_{variant}_improvement", "float", f"{text}, {'incl.' if variant == 'with' else 'excl.'} C30/D04"
+                )
+                for figure, text in (
+                    ("weighted_mean", "Weighted mean of measure stars"),
+                    ("variance", "Weighted variance"),
+                    ("reward_factor", "Reward factor: 0, 0.1, 0.2, 0.3 or 0.4"),
+                    ("unrounded", "Mean + reward factor + CAI"),
+                    ("rounded", "Half-star rating"),
+                )
+                for variant in ("with", "without")
+            ],
+            _column("used_improvement", "bool", "False when the improvement hold-harmless kept the rating without C30/D04"),
+            _column("new_measure_hold_harmless_eligible", "bool", "Disaster-affected (>= 25%) with data for a new measure"),
+            _column("used_new_measures", "bool", "False when the new-measure hold-harmless dropped C04/C05/C13"),
+            _column("overall_rating", "float", "Recomputed overall rating, half stars"),
+        ]
     ),
 }
 
