@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -31,6 +32,16 @@ def table(layer: str, name: str, columns: list[str] | None = None) -> pd.DataFra
 
 def download(frame: pd.DataFrame, name: str, label: str = "Download CSV") -> None:
     st.download_button(label, frame.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv", key=f"csv_{name}")
+
+
+def bar_chart(frame: pd.DataFrame, **encoding) -> alt.Chart:
+    return alt.Chart(frame).mark_bar().encode(**encoding)
+
+
+def show_table(frame: pd.DataFrame, key: str, csv_name: str) -> None:
+    """The frame as a table, with a button to download it as CSV."""
+    st.dataframe(frame, hide_index=True, key=key)
+    download(frame, csv_name)
 
 
 def source(*tables: str) -> None:

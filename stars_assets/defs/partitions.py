@@ -17,9 +17,25 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(
     start_date=(FIRST_DELIVERY_DATE - timedelta(days=(FIRST_DELIVERY_DATE.weekday() + 1) % 7)).isoformat()
 )
 
+
+def week_metadata(as_of, rows: int) -> dict:
+    """What every weekly snapshot's materialization records first: its week end and its row count."""
+    return {"as_of_week_end": str(as_of), "dagster/row_count": dg.MetadataValue.int(rows)}
+
+
 # DuckDB admits one writing process per file: every asset that writes the warehouse runs in
 # this pool, whose limit (dagster.yaml, concurrency.pools.default_limit) is 1.
 WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+def blocking_check_specs(
+    key: dg.AssetKey, checks: dict[str, str], partitions_def: dg.PartitionsDefinition | None = None
+) -> list[dg.AssetCheckSpec]:
+    """One blocking check spec per (name, description) in `checks`."""
+    return [
+        dg.AssetCheckSpec(name, asset=key, blocking=True, description=text, partitions_def=partitions_def)
+        for name, text in checks.items()
+    ]
 
 
 def partition_check_evaluations(

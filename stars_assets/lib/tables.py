@@ -30,6 +30,14 @@ def member_id(description: str = "internal member id", nullable: bool = False) -
     return Column("member_id", "VARCHAR", description, nullable=nullable, identifier=True)
 
 
+# The leading columns of the weekly per-contract model tables (model.measure_levers, model.contract_predictions),
+# as (name, DuckDB type, description).
+WEEKLY_CONTRACT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("as_of_week_end", "DATE", "the Saturday the snapshot is as of"),
+    ("contract_id", "VARCHAR", "the plan's CMS contract number"),
+)
+
+
 def lineage(row_description: str = "row number in the source file") -> tuple[Column, ...]:
     """The silver columns that point back to the bronze row a record came from."""
     return (

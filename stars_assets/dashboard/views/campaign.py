@@ -87,17 +87,13 @@ st.subheader(f"{metric_label} by {level_label.lower()}, week ending {shown_week}
 st.caption("Select a bar to drill down: channel › region › cohort › measure. The URL keeps the view.")
 
 selection = alt.selection_point(name="drill", fields=[view.level])
-bars = (
-    alt.Chart(week_table)
-    .mark_bar()
-    .encode(
-        x=alt.X(f"{view.level}:N", title=level_label, sort=None),
-        y=alt.Y(f"{view.metric}:Q", title=metric_label),
-        tooltip=[view.level, alt.Tooltip(f"{view.metric}:Q", format=",.3~f")],
-        opacity=alt.condition(selection, alt.value(1.0), alt.value(0.5)),
-    )
-    .add_params(selection)
-)
+bars = ui.bar_chart(
+    week_table,
+    x=alt.X(f"{view.level}:N", title=level_label, sort=None),
+    y=alt.Y(f"{view.metric}:Q", title=metric_label),
+    tooltip=[view.level, alt.Tooltip(f"{view.metric}:Q", format=",.3~f")],
+    opacity=alt.condition(selection, alt.value(1.0), alt.value(0.5)),
+).add_params(selection)
 event = st.altair_chart(bars, on_select="rerun", key="campaign_bars")
 picked = [point.get(view.level) for point in (event.selection.get("drill") or []) if point.get(view.level)] if event else []
 if picked and view.level != DRILL_PATH[-1]:

@@ -26,9 +26,8 @@ stacked = by_cell.melt(
     id_vars=["contract_id", "measure_code"], value_vars=["closed", "open"], var_name="status", value_name="count"
 )
 st.altair_chart(
-    alt.Chart(stacked)
-    .mark_bar()
-    .encode(
+    ui.bar_chart(
+        stacked,
         x=alt.X("measure_code:N", title="measure"),
         y=alt.Y("count:Q", title="gaps"),
         color=alt.Color("status:N", scale=alt.Scale(domain=["closed", "open"])),
@@ -36,8 +35,7 @@ st.altair_chart(
         tooltip=["contract_id", "measure_code", "status", "count"],
     )
 )
-st.dataframe(by_cell, hide_index=True, key="gaps_table")
-ui.download(by_cell, "care_gaps_by_contract_measure")
+ui.show_table(by_cell, "gaps_table", "care_gaps_by_contract_measure")
 
 left, right = st.columns(2)
 with left:
@@ -53,16 +51,14 @@ with right:
     channels = data.closures_by_channel(frame, filters)
     st.subheader("Closures by attributed channel")
     st.altair_chart(
-        alt.Chart(channels)
-        .mark_bar()
-        .encode(
+        ui.bar_chart(
+            channels,
             x=alt.X("attributed_channel:N", sort="-y", title="channel credited (last reaching touch within 90 days)"),
             y=alt.Y("closures:Q"),
             tooltip=["attributed_channel", "closures"],
         )
     )
-    st.dataframe(channels, hide_index=True, key="channels_table")
-    ui.download(channels, "closures_by_channel")
+    ui.show_table(channels, "channels_table", "closures_by_channel")
 
 curves = data.closure_curves(frame, filters)
 st.subheader("Closure curves: share of gaps closed within N days of opening")

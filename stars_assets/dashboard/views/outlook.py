@@ -50,22 +50,19 @@ with right:
             y=alt.Y("p_four_plus:Q", title="P(4+ stars)", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
         )
     )
-st.dataframe(path, hide_index=True, key="trajectory_table")
-ui.download(path, f"outlook_{contract}_{model}")
+ui.show_table(path, "trajectory_table", f"outlook_{contract}_{model}")
 
 st.subheader("Measure levers, ranked by gain")
 if levers is not None:
     ranked = data.ranked_levers(levers, contract)
     st.altair_chart(
-        alt.Chart(ranked)
-        .mark_bar()
-        .encode(
+        ui.bar_chart(
+            ranked,
             x=alt.X("unrounded_gain:Q", title="rise of the weighted mean for one more measure star"),
             y=alt.Y("measure_id:N", sort=alt.SortField("lever_rank"), title="measure"),
             tooltip=["lever_rank", "measure_id", "measure_code", "rate", "threshold", "distance", "weight", "rounded_gain"],
         )
     )
-    st.dataframe(ranked, hide_index=True, key="levers_table")
-    ui.download(ranked, f"levers_{contract}")
+    ui.show_table(ranked, "levers_table", f"levers_{contract}")
     st.caption("Ranked by the rounded summary's gain, then the gain per unit of distance to the next CMS cut point.")
 ui.source("model/contract_predictions", "model/measure_levers")

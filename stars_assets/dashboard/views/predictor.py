@@ -61,9 +61,8 @@ st.caption(f"Model: {report['model']} ({source}).")
 
 st.subheader("Probability of each star level")
 st.altair_chart(
-    alt.Chart(probabilities)
-    .mark_bar()
-    .encode(
+    ui.bar_chart(
+        probabilities,
         x=alt.X("stars:N", sort=None, title="stars"),
         y=alt.Y("probability:Q", axis=alt.Axis(format="%")),
         tooltip=["stars", alt.Tooltip("probability:Q", format=".1%")],

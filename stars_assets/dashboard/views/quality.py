@@ -15,34 +15,30 @@ if quarantine is not None:
     provider = st.selectbox("Provider", [ALL, *sorted(quarantine["provider"].unique())], key="quality_provider")
     by_day = data.quarantine_by_day(quarantine, None if provider == ALL else provider)
     st.altair_chart(
-        alt.Chart(by_day)
-        .mark_bar()
-        .encode(
+        ui.bar_chart(
+            by_day,
             x=alt.X("yearmonthdate(delivery_date):O", title="delivery day"),
             y=alt.Y("sum(rows):Q", title="rows quarantined"),
             color="reason:N",
             tooltip=["delivery_date", "provider", "reason", "rows"],
         )
     )
-    st.dataframe(by_day, hide_index=True, key="quarantine_table")
-    ui.download(by_day, "quarantine_by_day")
+    ui.show_table(by_day, "quarantine_table", "quarantine_by_day")
 
 st.subheader("Asset-check outcomes over time")
 outcomes = ui.table("quality", "check_outcomes")
 if outcomes is not None:
     by_day = data.check_outcomes_by_day(outcomes)
     st.altair_chart(
-        alt.Chart(by_day)
-        .mark_bar()
-        .encode(
+        ui.bar_chart(
+            by_day,
             x=alt.X("yearmonthdate(day):O", title="evaluated on"),
             y=alt.Y("evaluations:Q"),
             color="outcome:N",
             tooltip=["day", "outcome", "evaluations"],
         )
     )
-    st.dataframe(by_day, hide_index=True, key="outcomes_table")
-    ui.download(by_day, "check_outcomes_by_day")
+    ui.show_table(by_day, "outcomes_table", "check_outcomes_by_day")
     failing = data.failed_checks(outcomes)
     st.caption(f"{len(failing)} check(s) failing at their latest evaluation.")
     st.dataframe(failing, hide_index=True, key="failing_table")
@@ -52,9 +48,8 @@ deliveries = ui.table("quality", "delivery_freshness")
 if deliveries is not None:
     fresh = data.freshness(deliveries)
     st.altair_chart(
-        alt.Chart(fresh)
-        .mark_bar()
-        .encode(
+        ui.bar_chart(
+            fresh,
             x=alt.X("provider:N"),
             y=alt.Y("hours_since:Q", title="hours since the newest file"),
             color=alt.Color("is_fresh:N", title="within SLA"),
@@ -62,6 +57,5 @@ if deliveries is not None:
         )
         + alt.Chart(fresh).mark_tick(color="red", thickness=2, size=30).encode(x="provider:N", y="sla_hours:Q")
     )
-    st.dataframe(fresh, hide_index=True, key="freshness_table")
-    ui.download(fresh, "delivery_freshness")
+    ui.show_table(fresh, "freshness_table", "delivery_freshness")
 ui.source("quality/quarantine_summary", "quality/check_outcomes", "quality/delivery_freshness")

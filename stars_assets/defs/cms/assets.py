@@ -30,29 +30,17 @@ REASON = _column(
 )
 RAW = _column("raw", "string", "The cell as published")
 
+
+def _per_contract_measure(published: dg.TableColumn) -> dg.TableSchema:
+    """A published per contract and measure table: the published figure, or the reason there is none."""
+    return dg.TableSchema(columns=[STAR_YEAR, CONTRACT_ID, MEASURE_ID, MEASURE_NAME, published, REASON, RAW])
+
+
 SCHEMAS = {
-    "measure_scores": dg.TableSchema(
-        columns=[
-            STAR_YEAR,
-            CONTRACT_ID,
-            MEASURE_ID,
-            MEASURE_NAME,
-            _column("value", "float", "Measure score in published units; percentages in points (76% -> 76.0)"),
-            REASON,
-            RAW,
-        ]
+    "measure_scores": _per_contract_measure(
+        _column("value", "float", "Measure score in published units; percentages in points (76% -> 76.0)")
     ),
-    "measure_stars": dg.TableSchema(
-        columns=[
-            STAR_YEAR,
-            CONTRACT_ID,
-            MEASURE_ID,
-            MEASURE_NAME,
-            _column("stars", "int", "Measure stars 1..5; null with a reason when not rated"),
-            REASON,
-            RAW,
-        ]
-    ),
+    "measure_stars": _per_contract_measure(_column("stars", "int", "Measure stars 1..5; null with a reason when not rated")),
     "summary_ratings": dg.TableSchema(
         columns=[
             STAR_YEAR,

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.automation import KEEP_CURRENT
-from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, week_metadata, weekly_partitions
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.forecast import PROJECTION_YEARS_AHEAD
 from stars_assets.lib.cms.rating import rules_for
@@ -115,10 +115,6 @@ def _replace_week(conn, table: str, as_of: date, insert_sql: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table} WHERE as_of_week_end = $week_end", {"week_end": as_of}).fetchone()[0]
 
 
-def _checks(key: dg.AssetKey, names: dict[str, str]) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in names.items()]
-
-
 FACT_DEPS = [SILVER["care_gaps"], SILVER["members"], SILVER["outreach_events"], SILVER["appointments"]]
 
 
@@ -148,7 +144,7 @@ def _weekly_fact(
         pool=WAREHOUSE_POOL,
         automation_condition=KEEP_CURRENT,
         metadata=table_metadata(GOLD_TABLES[key.path[-1]]),
-        check_specs=_checks(
+        check_specs=blocking_check_specs(
             key,
             {
                 contract_check: f"The week's rows satisfy the pandera contract {contract.name} (types, ranges, row rules).",
@@ -166,8 +162,7 @@ def _weekly_fact(
             summary = conn.execute(summary_sql, {"week_end": as_of}).fetchall()
         yield dg.MaterializeResult(
             metadata={
-                "as_of_week_end": str(as_of),
-                "dagster/row_count": dg.MetadataValue.int(rows),
+                **week_metadata(as_of, rows),
                 "dagster/column_lineage": lineage,
                 "summary": dg.MetadataValue.md(markdown_preview(summary_columns, summary)),
             },
@@ -254,7 +249,7 @@ RATE_CHECKS = {
     ],
     partitions_def=weekly_partitions,
     pool=WAREHOUSE_POOL,
-    check_specs=_checks(CONTRACT_MEASURE_RATES, RATE_CHECKS),
+    check_specs=blocking_check_specs(CONTRACT_MEASURE_RATES, RATE_CHECKS),
 )
 def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     as_of = week_end(context.partition_key)
@@ -291,8 +286,7 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
     yield dg.MaterializeResult(
         asset_key=CONTRACT_MEASURE_RATES,
         metadata={
-            "as_of_week_end": str(as_of),
-            "dagster/row_count": dg.MetadataValue.int(len(rates)),
+            **week_metadata(as_of, len(rates)),
             "cut_points_star_year": PROJECTION_STAR_YEAR,
             "rated_star_year": PROJECTION_STAR_YEAR,
             "rules_star_year": RULES_STAR_YEAR,
@@ -331,8 +325,7 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
     yield dg.MaterializeResult(
         asset_key=CONTRACT_PROJECTED_SUMMARY,
         metadata={
-            "as_of_week_end": str(as_of),
-            "dagster/row_count": dg.MetadataValue.int(len(summaries)),
+            **week_metadata(as_of, len(summaries)),
             "rated_star_year": PROJECTION_STAR_YEAR,
             "projected_summary": dg.MetadataValue.md(
                 markdown_preview(

@@ -24,7 +24,7 @@ from stars_assets.defs.gold.assets import (
     RULES_STAR_YEAR,
     week_end,
 )
-from stars_assets.defs.partitions import WAREHOUSE_POOL, weekly_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, week_metadata, weekly_partitions
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS
 from stars_assets.lib.cms.levers import RANKING_RULE, measure_levers
@@ -93,7 +93,7 @@ def _weekly_table(key: dg.AssetKey, spec: TableSpec, deps: list[dg.AssetKey], ch
         "owners": OWNERS,
         "pool": WAREHOUSE_POOL,
         "metadata": table_metadata(spec),
-        "check_specs": [dg.AssetCheckSpec(name, asset=key, blocking=True, description=text) for name, text in checks.items()],
+        "check_specs": blocking_check_specs(key, checks),
     }
 
 
@@ -173,8 +173,7 @@ def contract_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDB
     yield dg.MaterializeResult(
         asset_key=CONTRACT_PREDICTIONS,
         metadata={
-            "as_of_week_end": str(as_of),
-            "dagster/row_count": dg.MetadataValue.int(len(written)),
+            **week_metadata(as_of, len(written)),
             "contracts": int(written["contract_id"].nunique()),
             "contracts_missing_inputs": int(written.loc[written["missing_inputs"] != "", "contract_id"].nunique()),
             "models": list(MODELS),
@@ -252,8 +251,7 @@ def measure_levers_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     yield dg.MaterializeResult(
         asset_key=MEASURE_LEVERS,
         metadata={
-            "as_of_week_end": str(as_of),
-            "dagster/row_count": dg.MetadataValue.int(len(written)),
+            **week_metadata(as_of, len(written)),
             "cut_points_star_year": PROJECTION_STAR_YEAR,
             "contracts": int(written["contract_id"].nunique()),
             "measures_at_five_stars": int((rates["projected_stars"] == 5).sum()),

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.bronze.assets import bronze_key
-from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
+from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, daily_partitions, partition_check_evaluations
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.bronze.load import ensure_tables
 from stars_assets.lib.masking import markdown_preview
@@ -84,8 +84,10 @@ def _exists(conn, table: str) -> bool:
     )
 
 
-def _dimension_asset(spec: TableSpec, dataset: str, description: str, build, preview_columns: list[str]):
+def _dimension_asset(spec: TableSpec, description: str, build, preview_columns: list[str]):
+    """A warehouse dimension, rebuilt from the EDW extract of the same name (bronze.edw_<table>)."""
     name = spec.name
+    dataset = f"edw_{name}"
 
     @dg.asset(
         key=["silver", name],
@@ -118,21 +120,18 @@ def _dimension_asset(spec: TableSpec, dataset: str, description: str, build, pre
 
 members = _dimension_asset(
     tables.MEMBERS,
-    "edw_members",
     "Members from the latest enrollment snapshot, with the identifier crosswalk silver.member_identifiers (member id, MBI, vendor reference).",
     build_members,
     ["member_id", "mbi", "contract_id", "region", "dual_status", "lis_status", "snapshot_date"],
 )
 care_gaps = _dimension_asset(
     tables.CARE_GAPS,
-    "edw_care_gaps",
     "Care gaps (member x measure x measurement year) from the latest care-gap list, with open and close dates.",
     build_care_gaps,
     ["gap_id", "member_id", "measure_code", "cms_measure_id", "gap_status", "open_date", "close_date"],
 )
 rx_fills = _dimension_asset(
     tables.RX_FILLS,
-    "edw_rx_fills",
     "Part D fills for the adherence classes (diabetes, RAS antagonists, statins), one row per fill.",
     build_rx_fills,
     ["fill_id", "member_id", "drug_class", "fill_date", "days_supply"],
@@ -154,10 +153,7 @@ rx_fills = _dimension_asset(
     owners=OWNERS,
     pool=WAREHOUSE_POOL,
     metadata=table_metadata(tables.OUTREACH_EVENTS),
-    check_specs=[
-        dg.AssetCheckSpec(name, asset=OUTREACH_KEY, blocking=True, description=text, partitions_def=daily_partitions)
-        for name, text in OUTREACH_CHECKS.items()
-    ],
+    check_specs=blocking_check_specs(OUTREACH_KEY, OUTREACH_CHECKS, daily_partitions),
 )
 def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
@@ -264,10 +260,7 @@ APPOINTMENT_CHECKS = _event_checks(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
-    check_specs=[
-        dg.AssetCheckSpec(name, asset=APPOINTMENT_EVENTS_KEY, blocking=True, description=text, partitions_def=daily_partitions)
-        for name, text in APPOINTMENT_CHECKS.items()
-    ],
+    check_specs=blocking_check_specs(APPOINTMENT_EVENTS_KEY, APPOINTMENT_CHECKS, daily_partitions),
 )
 def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]

@@ -38,7 +38,7 @@ import pandas as pd
 
 from stars_assets.lib.cms.rating import RatingRules, measure_star, next_cut_point, summary_rating
 from stars_assets.lib.cms.tables import ALL_ORG_TYPES
-from stars_assets.lib.tables import Column, TableSpec
+from stars_assets.lib.tables import WEEKLY_CONTRACT_COLUMNS, Column, TableSpec
 
 RANKING_RULE = (
     "largest rounded_gain first, then largest unrounded_gain_per_unit (unrounded gain per unit of distance "
@@ -47,8 +47,7 @@ RANKING_RULE = (
 
 # (name, DuckDB type, description): the columns of the table spec MEASURE_LEVERS.
 LEVER_COLUMNS: list[tuple[str, str, str]] = [
-    ("as_of_week_end", "DATE", "the Saturday the snapshot is as of"),
-    ("contract_id", "VARCHAR", "the plan's CMS contract number"),
+    *WEEKLY_CONTRACT_COLUMNS,
     ("measure_id", "VARCHAR", "CMS measure id (C01..C33, D01..D12)"),
     ("measure_code", "VARCHAR", "the plan's measure code (BCS, PDC_STATIN, C18, ...)"),
     ("rate", "DOUBLE", "this week's score in the measure's own units (percent; CAHPS a 0-100 score)"),

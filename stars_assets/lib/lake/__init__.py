@@ -7,7 +7,7 @@ commit when their rows did not change.
 """
 
 from stars_assets.lib.lake.errors import IncompatibleSchemaError, LakeError, UnknownTableError, UnknownVersionError
-from stars_assets.lib.lake.publish import PublishResult, fingerprints, publish_arrow, publish_query
+from stars_assets.lib.lake.publish import PublishResult, fingerprints, publish_query
 from stars_assets.lib.lake.tables import (
     TableInfo,
     dataset,
@@ -33,7 +33,6 @@ __all__ = [
     "history",
     "list_tables",
     "open_table",
-    "publish_arrow",
     "publish_query",
     "read_table",
     "table_uri",

@@ -179,35 +179,6 @@ def publish_query(
     return PublishResult(layer, table, uri, DeltaTable(uri).version(), True, changed, unchanged, rows, digests, added)
 
 
-def publish_arrow(
-    data: pa.Table,
-    layer: str,
-    table: str,
-    *,
-    contains_phi: bool,
-    partition_column: str | None = None,
-    partitions: Sequence[date | str] = (),
-    source_name: str | None = None,
-    commit_metadata: dict[str, str] | None = None,
-    root: str | None = None,
-) -> PublishResult:
-    """Publish rows computed outside the warehouse (e.g. from the Dagster instance) the same way."""
-    with duckdb.connect() as con:
-        con.register("incoming", data)
-        return publish_query(
-            con,
-            "SELECT * FROM incoming",
-            layer,
-            table,
-            contains_phi=contains_phi,
-            partition_column=partition_column,
-            partitions=partitions,
-            source_name=source_name,
-            commit_metadata=commit_metadata,
-            root=root,
-        )
-
-
 LAKE_ROWS_VIEW = "lake_rows_under_check"
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from stars_assets.lib.ordinal.features import contract_inputs_from_measure_rates
 from stars_assets.lib.ordinal.params import INPUTS, QBP_STARS, OrdinalParams
 from stars_assets.lib.ordinal.predict import predict_contracts, probability_column
-from stars_assets.lib.tables import Column, TableSpec
+from stars_assets.lib.tables import WEEKLY_CONTRACT_COLUMNS, Column, TableSpec
 
 TABLE = "model.contract_predictions"
 TOP_LEVERS = 2
@@ -37,8 +37,7 @@ SUMMARY_COLUMNS = [
 
 # (name, DuckDB type, description): the columns of the table spec PREDICTIONS.
 PREDICTION_COLUMNS: list[tuple[str, str, str]] = [
-    ("as_of_week_end", "DATE", "the Saturday the snapshot is as of"),
-    ("contract_id", "VARCHAR", "the plan's CMS contract number"),
+    *WEEKLY_CONTRACT_COLUMNS,
     ("model", "VARCHAR", "parameter set: seed (the reference calibration) or fitted (model.star_rating_model)"),
     *[(spec.name, "DOUBLE", f"model input: {spec.label} ({spec.unit})") for spec in INPUTS],
     (
