@@ -7,12 +7,14 @@ import shutil
 from datetime import date, datetime, timedelta
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pytest
 
 from stars_assets.defs.cms.assets import cai, cut_points, measure_scores, measure_stars, projection_cut_points, summary_ratings
 from stars_assets.defs.gold import assets as gold
 from stars_assets.defs.resources import build_resources
+from stars_assets.lib.cms import crosswalk
 from stars_assets_tests.conftest import query, read_truth
 
 WEEK = "2026-10-25"  # Sunday; the snapshot is as of Saturday 2026-10-31
@@ -207,3 +209,38 @@ def test_projected_summary_rates_the_improvement_measures(gold_week):
     )
     assert summaries["part_c_improvement_stars"].between(1, 5).all()
     assert summaries["part_d_improvement_stars"].dropna().between(1, 5).all()
+
+
+def test_improvement_stars_follow_the_prior_year_scores(gold_week, tmp_path):
+    """The extract's prior-year scores drive C30/D04: rewritten so one contract improved by 8 points on every measure and
+    another declined by 8, a real re-run of the gold week rates the first above 3 stars and the second below."""
+    landing, source, _ = gold_week
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(source, warehouse)
+    summaries = query(source, "SELECT * FROM gold.contract_projected_summary WHERE as_of_week_end = $w", {"w": WEEK_END})
+    stars = summaries.set_index("contract_id")[["part_c_improvement_stars", "part_d_improvement_stars"]]
+    assert stars.stack().nunique() > 1  # the generated extract's own changes already vary between contracts
+    rates = query(source, "SELECT contract_id, measure_id, rate FROM gold.contract_measure_rates WHERE as_of_week_end = $w", {"w": WEEK_END})
+    improved, declined = sorted(rates["contract_id"].unique())[:2]
+    higher = crosswalk.year_measures(gold.RULES_STAR_YEAR)["higher_is_better"]
+    rates = rates[rates["contract_id"].isin([improved, declined]) & rates["measure_id"].isin(higher.index)].dropna(subset=["rate"])
+    sign = rates["measure_id"].map(higher).map({True: 1.0, False: -1.0}) * rates["contract_id"].map({improved: -1.0, declined: 1.0})
+    prior = rates.assign(prior_year_score=(rates["rate"] + 8 * sign).clip(0, 100).round(1).astype(str))
+    with duckdb.connect(str(warehouse)) as con:
+        con.register("prior", prior[["contract_id", "measure_id", "prior_year_score"]])
+        con.execute("""
+            UPDATE bronze.edw_contract_quality AS b SET prior_year_score = p.prior_year_score
+            FROM prior AS p WHERE trim(b.contract_id) = p.contract_id AND upper(trim(b.measure_id)) = p.measure_id
+        """)
+    result = dg.materialize(
+        [gold.contract_measure_rates],
+        resources=build_resources(warehouse=str(warehouse), landing=str(landing)),
+        partition_key=WEEK,
+        selection=[gold.CONTRACT_MEASURE_RATES, gold.CONTRACT_PROJECTED_SUMMARY],
+        raise_on_error=False,
+    )
+    assert result.success
+    rerun = query(warehouse, "SELECT * FROM gold.contract_projected_summary WHERE as_of_week_end = $w", {"w": WEEK_END})
+    rerun = rerun.set_index("contract_id")[["part_c_improvement_stars", "part_d_improvement_stars"]]
+    print(f"\nimprovement stars before:\n{stars}\nafter ({improved} improved, {declined} declined):\n{rerun}")
+    assert (rerun.loc[improved] > 3).all() and (rerun.loc[declined] < 3).all()

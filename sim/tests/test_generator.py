@@ -321,7 +321,7 @@ def test_edw_parquet_extracts(run_a):
             "close_source",
         ],
         "rx_fills": ["fill_id", "member_id", "drug_class", "fill_date", "days_supply"],
-        "contract_quality": ["contract_id", "measure_id", "numerator", "denominator", "score"],
+        "contract_quality": ["contract_id", "measure_id", "numerator", "denominator", "score", "prior_year_score"],
     }
     edw = run_a / "edw"
     for stem, columns in expected.items():
@@ -348,10 +348,23 @@ def test_edw_parquet_extracts(run_a):
     assert len({fills for *_, fills in spreads}) > 3
 
     quality = duckdb.sql(
-        f"select measure_id, min(score), max(score) from '{edw / 'contract_quality_20261026.parquet'}' group by 1 order by 1"
+        f"select measure_id, min(score), max(score) from '{edw / 'contract_quality_20261026.parquet'}' where score is not null "
+        "group by 1 order by 1"
     ).fetchall()
     assert [q[0] for q in quality] == sorted(["C18", "C22", "C23", "C24", "C25", "C26", "C27", "C28", "C29", *LAST_PUBLISHED])
     assert all(0 <= low <= high <= 100 for _, low, high in quality)
+    # Every measure, including those the plan computes from member data (rows with the prior year's score alone),
+    # carries its prior year's score, and contracts' changes since differ (C30/D04 compare consecutive years).
+    prior = duckdb.sql(f"""
+        select measure_id, count(*) filter (where prior_year_score is null), count(*) filter (where score is null),
+               count(distinct round(score - prior_year_score, 1))
+        from '{edw / "contract_quality_20261026.parquet"}' group by 1 order by 1
+    """).fetchall()
+    member_data = {"C01", "C02", "C11", "C12", "C14", "C20", "D08", "D09", "D10"}
+    assert [p[0] for p in prior] == sorted({*(q[0] for q in quality), *member_data})
+    assert all(missing_prior == 0 for _, missing_prior, _, _ in prior)
+    assert {m for m, _, no_score, _ in prior if no_score} == member_data
+    assert all(changes > 1 for m, _, _, changes in prior if m not in member_data)
 
     gaps = duckdb.sql(f"select gap_status, count(*) from '{edw / 'care_gaps_20261101.parquet'}' group by 1").fetchall()
     assert {status for status, _ in gaps} == {"OPEN", "CLOSED"}

@@ -11,7 +11,7 @@ from . import codes
 from .rng import stream
 from .simulation import SimResult, close_source_codes
 from .textfmt import day_number
-from .world import LAST_PUBLISHED, REGIONS, World
+from .world import LAST_PUBLISHED, LOWER_IS_BETTER, NATIONAL, REGIONS, World
 
 SNAPSHOT_CADENCE = "first day of the window and the 1st of each month"
 
@@ -91,40 +91,57 @@ def rx_fills(world: World, first_day: dt.date, last_day: dt.date) -> pa.Table:
     )
 
 
+def _prior_year_score(world: World, contract_id: str, measure: str, score: float) -> float:
+    """The contract's score one measurement year before `score` on a measure (a NATIONAL or LAST_PUBLISHED key): its
+    own trend (the same on every measure, in sds of the measure; positive = improved since) plus the measure's own
+    change, so contracts differ in how much they improved."""
+    sd = (NATIONAL.get(measure) or LAST_PUBLISHED[measure])[1]
+    trend = stream(world.seed, "prior-year-trend", contract_id).normal(0, 0.4)
+    change = sd * (trend + stream(world.seed, "prior-year", contract_id, measure).normal(0, 0.25))
+    if measure == "C28":
+        return round(max(score + 0.3 * change, 0.0), 2)
+    prior = score + change if measure in LOWER_IS_BETTER else score - change
+    return round(float(np.clip(prior, 0, 100)), 1)
+
+
 def contract_quality(world: World, day: dt.date) -> pa.Table:
     """Year-to-date C18 readmissions, CAHPS C22-C27, complaints C28 and leavers C29 per contract, and each
-    contract's last published score on the measures member-level data cannot compute (same every day)."""
+    contract's last published score on the measures member-level data cannot compute (same every day).
+
+    `prior_year_score` is each measure's score one measurement year earlier (the improvement measures C30/D04 compare
+    consecutive years); the measures the plan computes from member data (care gaps, PDC) come as rows with that
+    score alone (no numerator, denominator or score)."""
     rng = stream(world.seed, "contract-quality", day.year, day.month)
     d = day_number(day)
     enrolled = (world.enroll_start <= d) & (world.enroll_end >= d)
     year_share = max((day - dt.date(day.year, 1, 1)).days, 30) / 365
     rows = []
     for i, c in enumerate(world.contracts):
+
+        def prior(measure: str, score: float | None = None) -> float:
+            return _prior_year_score(world, c.contract_id, measure, c.rates[measure] if score is None else score)
+
         members = int(np.count_nonzero(enrolled & (world.contract == i)))
         stays = max(30, round(members * 0.22 * year_share))
         readmit = int(round(stays * max(0.5, c.rates["C18"] + rng.normal(0, 0.3)) / 100))
-        rows.append((c.contract_id, "C18", readmit, stays, round(100 * readmit / stays, 2)))
+        rows.append((c.contract_id, "C18", readmit, stays, round(100 * readmit / stays, 2), prior("C18")))
         for measure in codes.CAHPS_MEASURES:
             respondents = int(rng.integers(350, 900))
-            rows.append(
-                (
-                    c.contract_id,
-                    measure,
-                    None,
-                    respondents,
-                    round(float(np.clip(c.rates[measure] + rng.normal(0, 0.4), 0, 100)), 1),
-                )
-            )
+            score = round(float(np.clip(c.rates[measure] + rng.normal(0, 0.4), 0, 100)), 1)
+            rows.append((c.contract_id, measure, None, respondents, score, prior(measure)))
         complaints = int(round(c.rates["C28"] * members * year_share * 12 / 1000))
-        rows.append(
-            (c.contract_id, "C28", complaints, members, round(1000 * complaints / max(members, 1) / (year_share * 12), 2))
-        )
+        complaint_rate = round(1000 * complaints / max(members, 1) / (year_share * 12), 2)
+        rows.append((c.contract_id, "C28", complaints, members, complaint_rate, prior("C28")))
         leavers = int(round(c.rates["C29"] / 100 * members))
-        rows.append((c.contract_id, "C29", leavers, members, round(100 * leavers / max(members, 1), 1)))
+        rows.append((c.contract_id, "C29", leavers, members, round(100 * leavers / max(members, 1), 1), prior("C29")))
         published = stream(world.seed, "last-published", c.contract_id)
         for measure, (mean, sd) in LAST_PUBLISHED.items():
-            score = mean + sd * (c.quality_level + published.normal(0, 0.5))
-            rows.append((c.contract_id, measure, None, max(members, 1), float(np.clip(round(score), 0, 100))))
+            score = float(np.clip(round(mean + sd * (c.quality_level + published.normal(0, 0.5))), 0, 100))
+            rows.append((c.contract_id, measure, None, max(members, 1), score, prior(measure, score)))
+        for measure in codes.MEASURES:
+            rows.append((c.contract_id, codes.CMS_MEASURE_ID[measure], None, None, None, prior(measure)))
+        for measure in codes.ADHERENCE_MEASURE.values():
+            rows.append((c.contract_id, measure, None, None, None, prior(measure)))
     return pa.table(
         {
             "contract_id": pa.array([r[0] for r in rows]),
@@ -132,5 +149,6 @@ def contract_quality(world: World, day: dt.date) -> pa.Table:
             "numerator": pa.array([r[2] for r in rows], type=pa.int64()),
             "denominator": pa.array([r[3] for r in rows], type=pa.int64()),
             "score": pa.array([r[4] for r in rows], type=pa.float64()),
+            "prior_year_score": pa.array([r[5] for r in rows], type=pa.float64()),
         }
     )

@@ -17,6 +17,7 @@ from stars_assets.lib.gold.facts import (
     CAMPAIGN_EFFECTIVENESS_SQL,
     CARE_GAP_CLOSURE_SQL,
     CONTRACT_MEASURE_COUNTS_SQL,
+    CONTRACT_PRIOR_YEAR_SQL,
     CONTRACT_QUALITY_SQL,
     GOLD_DDL,
 )
@@ -263,14 +264,11 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         ).df()
         cut_points = conn.execute(PROJECTION_CUT_POINTS_SQL, {"year": PROJECTION_STAR_YEAR}).df()
         rates = project_measure_stars(counts, cut_points, rules)
-        # Improvement compares each contract's prior scores with this week's. The only prior scores at hand are the
-        # extract's (last published on the measures the plan cannot compute, year to date on C18/CAHPS/C28/C29), so
-        # those show no change and the member-level measures are not eligible until the extract carries their prior year.
-        last_published = rates.loc[
-            rates["source"] == "warehouse_extract", ["contract_id", "measure_id", "rate", "projected_stars"]
-        ]
-        last_published = last_published.rename(columns={"rate": "value", "projected_stars": "stars"})
-        improvement = project_improvement(rates, last_published, cut_points, RULES_STAR_YEAR)
+        # Improvement compares each contract's prior-year scores (the extract's, rated like this week's) with this week's.
+        prior_year = conn.execute(CONTRACT_PRIOR_YEAR_SQL, {"week_end": as_of}).df()
+        prior_year = project_measure_stars(prior_year, cut_points, rules)[["contract_id", "measure_id", "rate", "projected_stars"]]
+        prior_year = prior_year.rename(columns={"rate": "value", "projected_stars": "stars"})
+        improvement = project_improvement(rates, prior_year, cut_points, RULES_STAR_YEAR)
         summaries = project_summaries(rates, rules, cut_points, *_forecast_error(cut_points), improvement_stars=improvement)
         rates.insert(0, "as_of_week_end", as_of)
         summaries.insert(0, "as_of_week_end", as_of)

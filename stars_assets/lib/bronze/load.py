@@ -126,6 +126,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> N
     con.execute(AUDIT_DDL)
     for dataset in provider.datasets:
         con.execute(bronze_table_ddl(dataset))
+        # A column declared after the table was created joins it (NULL on earlier rows).
+        for column in dataset.columns:
+            con.execute(f"ALTER TABLE bronze.{dataset.name} ADD COLUMN IF NOT EXISTS {column.column} VARCHAR")
 
 
 def files_for_partition(

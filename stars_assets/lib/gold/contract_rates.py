@@ -54,16 +54,16 @@ def project_measure_stars(rates: pd.DataFrame, cut_points: pd.DataFrame, rules: 
 
 
 def project_improvement(
-    projected: pd.DataFrame, last_published: pd.DataFrame, cut_points: pd.DataFrame, star_year: int
+    projected: pd.DataFrame, prior_year: pd.DataFrame, cut_points: pd.DataFrame, star_year: int
 ) -> pd.DataFrame:
     """Each contract's Part C and Part D improvement measures (contract_id, part, measure_id, score, stars) from its
-    last published scores (`last_published`: contract_id, measure_id, value, stars) to the projected rates, both in
+    prior year's scores (`prior_year`: contract_id, measure_id, value, stars) to the projected rates, both in
     `star_year`'s measure numbering, rated with the improvement measures' bands in `cut_points`."""
     keys = crosswalk.keys_by_id(star_year)
     current = projected.assign(
         measure_key=projected["measure_id"].map(keys), value=projected["rate"], stars=projected["projected_stars"]
     )
-    prior = last_published.assign(measure_key=last_published["measure_id"].map(keys))
+    prior = prior_year.assign(measure_key=prior_year["measure_id"].map(keys))
     scores = improvement.improvement_scores(
         prior.dropna(subset=["measure_key"]), current.dropna(subset=["measure_key"]), star_year, star_year
     )

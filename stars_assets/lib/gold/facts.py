@@ -154,12 +154,24 @@ SELECT contract_id, measure_id, measure_code, 'member_level' AS source, numerato
 FROM (SELECT * FROM gap_measures UNION ALL SELECT * FROM adherence WHERE denominator > 0)
 """
 
-# Contract-level figures the warehouse sends (readmissions, CAHPS), latest extract by the week end.
+# Contract-level figures the warehouse sends (readmissions, CAHPS), latest extract by the week end. Rows without a
+# score carry only a prior year's score (measures the plan computes from member data): CONTRACT_PRIOR_YEAR_SQL's.
 CONTRACT_QUALITY_SQL = """
 SELECT trim(contract_id) AS contract_id, upper(trim(measure_id)) AS measure_id, upper(trim(measure_id)) AS measure_code,
        'warehouse_extract' AS source, try_cast(numerator AS DOUBLE) AS numerator,
        try_cast(denominator AS DOUBLE) AS denominator, try_cast(score AS DOUBLE) AS rate
 FROM bronze.edw_contract_quality
-WHERE _partition_date <= $week_end
+WHERE _partition_date <= $week_end AND score IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY trim(contract_id), upper(trim(measure_id)) ORDER BY _partition_date DESC, _source_row) = 1
+"""
+
+# Each contract's score on every measure one measurement year earlier (for the improvement measures C30/D04), from the
+# latest extract by the week end that carries one; in the CONTRACT_QUALITY_SQL layout, the prior score as the rate.
+CONTRACT_PRIOR_YEAR_SQL = """
+SELECT trim(contract_id) AS contract_id, upper(trim(measure_id)) AS measure_id, upper(trim(measure_id)) AS measure_code,
+       'warehouse_extract' AS source, NULL::DOUBLE AS numerator, NULL::DOUBLE AS denominator,
+       try_cast(prior_year_score AS DOUBLE) AS rate
+FROM bronze.edw_contract_quality
+WHERE _partition_date <= $week_end AND prior_year_score IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY trim(contract_id), upper(trim(measure_id)) ORDER BY _partition_date DESC, _source_row) = 1
 """
