@@ -118,8 +118,9 @@ def contract_quality(world: World, day: dt.date) -> pa.Table:
     rows = []
     for i, c in enumerate(world.contracts):
 
-        def prior(measure: str, score: float | None = None) -> float:
-            return _prior_year_score(world, c.contract_id, measure, c.rates[measure] if score is None else score)
+        def prior(measure: str, score: float | None = None, contract=c) -> float:
+            rate = contract.rates[measure] if score is None else score
+            return _prior_year_score(world, contract.contract_id, measure, rate)
 
         members = int(np.count_nonzero(enrolled & (world.contract == i)))
         stays = max(30, round(members * 0.22 * year_share))

@@ -1,5 +1,6 @@
 """Bronze: one asset per provider YAML, partitioned by delivery date, built by a factory."""
 
+import time
 from datetime import date
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
 from stars_assets.defs.resources import LandingZone
 from stars_assets.defs.tables import table_columns
+from stars_assets.lib.bronze.landing import inventory
 from stars_assets.lib.bronze.load import PartitionLoad, load_partition
 from stars_assets.lib.bronze.quality import (
     quarantine_rate_result,
@@ -129,17 +131,20 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
     def bronze_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingZone):
         partition_dates = [date.fromisoformat(k) for k in context.partition_keys]
         reconciliation, quarantine = {}, {}
+        # The folder is listed once per run, not once per day: a range's days share one listing (files that
+        # land later are read by a later run, as files still being written are).
+        entries = inventory(provider, landing.provider_dir(provider.name), time.time())
         with duckdb.get_connection() as conn:
             configure_connection(conn)
             for number, day in enumerate(partition_dates, start=1):
-                load = load_partition(conn, provider, Path(landing.root), day, context.run.run_id)
+                load = load_partition(conn, provider, Path(landing.root), day, context.run.run_id, entries=entries)
                 context.log.info(
                     f"[{number}/{len(partition_dates)}] {provider.name} {day} ({load.mode}, {load.files_read} files read): {len(load.files)} files, "
                     f"{load.rows_loaded} rows loaded, {load.rows_rejected} rows and {load.files_quarantined} files quarantined"
                 )
                 partition = day.isoformat()
                 context.add_asset_metadata(_partition_metadata(load), partition_key=partition)
-                outcome = reconciliation_result(conn, provider, landing.provider_dir(provider.name), [day])
+                outcome = reconciliation_result(conn, provider, landing.provider_dir(provider.name), [day], entries=entries)
                 reconciliation[partition] = (outcome.passed, outcome.metadata)
                 outcome = quarantine_rate_result([load])
                 quarantine[partition] = (outcome.passed, outcome.metadata)

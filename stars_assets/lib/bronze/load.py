@@ -183,9 +183,12 @@ def load_partition(
     run_id: str,
     log=None,
     now: float | None = None,
+    entries: list[LandedFile] | None = None,
 ) -> PartitionLoad:
+    """`entries`: the folder's inventory, when the caller took it once for a range of days (else taken here)."""
     ensure_tables(con, provider)
-    entries = inventory(provider, Path(landing_root) / provider.name, time.time() if now is None else now)
+    if entries is None:
+        entries = inventory(provider, Path(landing_root) / provider.name, time.time() if now is None else now)
     stamp = datetime.now(UTC).replace(tzinfo=None)
     _sync_not_read(con, provider, None, [e for e in entries if e.partition_date is None], run_id, stamp)
     dated = [e for e in entries if e.partition_date == partition_date]

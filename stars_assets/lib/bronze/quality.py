@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from stars_assets.lib.bronze.landing import inventory
+from stars_assets.lib.bronze.landing import LandedFile, inventory
 from stars_assets.lib.bronze.load import PartitionLoad
 from stars_assets.lib.providers import ProviderConfig
 
@@ -26,12 +26,18 @@ class RuleOutcome:
 
 
 def reconciliation_result(
-    con: duckdb.DuckDBPyConnection, provider: ProviderConfig, provider_dir: Path, days: list[date], now: float | None = None
+    con: duckdb.DuckDBPyConnection,
+    provider: ProviderConfig,
+    provider_dir: Path,
+    days: list[date],
+    now: float | None = None,
+    entries: list[LandedFile] | None = None,
 ) -> RuleOutcome:
     """Every entry of the landing folder (of these days, or without a date) is in the manifest;
     bronze rows per file = the manifest's rows_loaded; and every line of a line-format file is a
     loaded row, a rejected row or a skipped line."""
-    entries = inventory(provider, provider_dir, time.time() if now is None else now)
+    if entries is None:  # else the folder's inventory the caller took once for a range of days
+        entries = inventory(provider, provider_dir, time.time() if now is None else now)
     on_disk = {e.relative for e in entries if e.partition_date is None or e.partition_date in days}
     manifest = con.execute(
         "SELECT file_path, status, dataset, rows_loaded, rows_rejected, line_count, lines_skipped FROM audit.file_manifest "
