@@ -220,11 +220,17 @@ def test_improvement_stars_follow_the_prior_year_scores(gold_week, tmp_path):
     summaries = query(source, "SELECT * FROM gold.contract_projected_summary WHERE as_of_week_end = $w", {"w": WEEK_END})
     stars = summaries.set_index("contract_id")[["part_c_improvement_stars", "part_d_improvement_stars"]]
     assert stars.stack().nunique() > 1  # the generated extract's own changes already vary between contracts
-    rates = query(source, "SELECT contract_id, measure_id, rate FROM gold.contract_measure_rates WHERE as_of_week_end = $w", {"w": WEEK_END})
+    rates = query(
+        source, "SELECT contract_id, measure_id, rate FROM gold.contract_measure_rates WHERE as_of_week_end = $w", {"w": WEEK_END}
+    )
     improved, declined = sorted(rates["contract_id"].unique())[:2]
     higher = crosswalk.year_measures(gold.RULES_STAR_YEAR)["higher_is_better"]
-    rates = rates[rates["contract_id"].isin([improved, declined]) & rates["measure_id"].isin(higher.index)].dropna(subset=["rate"])
-    sign = rates["measure_id"].map(higher).map({True: 1.0, False: -1.0}) * rates["contract_id"].map({improved: -1.0, declined: 1.0})
+    rates = rates[rates["contract_id"].isin([improved, declined]) & rates["measure_id"].isin(higher.index)].dropna(
+        subset=["rate"]
+    )
+    sign = rates["measure_id"].map(higher).map({True: 1.0, False: -1.0}) * rates["contract_id"].map(
+        {improved: -1.0, declined: 1.0}
+    )
     prior = rates.assign(prior_year_score=(rates["rate"] + 8 * sign).clip(0, 100).round(1).astype(str))
     with duckdb.connect(str(warehouse)) as con:
         con.register("prior", prior[["contract_id", "measure_id", "prior_year_score"]])

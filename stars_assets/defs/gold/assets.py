@@ -266,7 +266,9 @@ def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         rates = project_measure_stars(counts, cut_points, rules)
         # Improvement compares each contract's prior-year scores (the extract's, rated like this week's) with this week's.
         prior_year = conn.execute(CONTRACT_PRIOR_YEAR_SQL, {"week_end": as_of}).df()
-        prior_year = project_measure_stars(prior_year, cut_points, rules)[["contract_id", "measure_id", "rate", "projected_stars"]]
+        prior_year = project_measure_stars(prior_year, cut_points, rules)[
+            ["contract_id", "measure_id", "rate", "projected_stars"]
+        ]
         prior_year = prior_year.rename(columns={"rate": "value", "projected_stars": "stars"})
         improvement = project_improvement(rates, prior_year, cut_points, RULES_STAR_YEAR)
         summaries = project_summaries(rates, rules, cut_points, *_forecast_error(cut_points), improvement_stars=improvement)
