@@ -94,7 +94,10 @@ bars = ui.bar_chart(
     tooltip=[view.level, alt.Tooltip(f"{view.metric}:Q", format=",.3~f")],
     opacity=alt.condition(selection, alt.value(1.0), alt.value(0.5)),
 ).add_params(selection)
-event = st.altair_chart(bars, on_select="rerun", key="campaign_bars")
+# One chart (and so one selection) per view: a selection made in one view must not carry into another, or going
+# back up by a breadcrumb would drill straight down again.
+chart_key = "campaign_bars_" + "_".join(view.to_params().values())
+event = st.altair_chart(bars, on_select="rerun", key=chart_key)
 picked = [point.get(view.level) for point in (event.selection.get("drill") or []) if point.get(view.level)] if event else []
 if picked and view.level != DRILL_PATH[-1]:
     show(view.drill(picked[0]))
