@@ -266,7 +266,9 @@ def wait_for_view(browser: DevTools, params: dict[str, str], level: str) -> dict
     deadline = time.monotonic() + PAGE_SECONDS
     shown, settled = {}, 0
     while settled < 3:
-        assert time.monotonic() < deadline, f"expected {level} under {params}, the page shows {shown}"
+        if time.monotonic() > deadline:
+            now = {key: shown.get(key) for key in ("ready", "params", "level", "bars")}
+            pytest.fail(f"expected the {level} level under {params}; the page shows {now}")
         time.sleep(0.5)
         previous, shown = shown, campaign_view(browser)
         assert not shown["exceptions"], shown["exceptions"]
