@@ -65,7 +65,9 @@ def cms_ins(*tables: str) -> dict[str, dg.AssetIn]:
     return {table: dg.AssetIn(key=["cms", table]) for table in tables}
 
 
-measure_scores, measure_stars, summary_ratings, cut_points, cai = (_reference_table_asset(spec) for spec in specs.REFERENCE_TABLES)
+measure_scores, measure_stars, summary_ratings, cut_points, cai = (
+    _reference_table_asset(spec) for spec in specs.REFERENCE_TABLES
+)
 
 
 @dg.asset(

@@ -5,9 +5,30 @@ No Dagster here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from stars_assets.lib.tables import Column, TableSpec
+
+# The ratings CMS publishes per contract, the ratings CAI adjusts (each with its final adjustment category) and the
+# figures of the overall-rating calculation the recomputation keeps.
+PUBLISHED_RATINGS = {
+    "part_c_summary": "Part C summary",
+    "part_d_summary": "Part D summary",
+    "overall": "overall rating (MA-PD contracts)",
+}
+CAI_RATINGS = {
+    "part_c": "Part C summary",
+    "part_d_mapd": "MA-PD Part D summary",
+    "part_d_pdp": "PDP Part D summary",
+    "overall": "Overall rating",
+}
+RATING_FIGURES = {
+    "weighted_mean": "Weighted mean of measure stars",
+    "variance": "Weighted variance",
+    "reward_factor": "Reward factor: 0, 0.1, 0.2, 0.3 or 0.4",
+    "unrounded": "Mean + reward factor + CAI",
+    "rounded": "Half-star rating",
+}
 
 STAR_YEAR = Column("star_year", "BIGINT", "Star Ratings year, from the folder name", nullable=False)
 CONTRACT_ID = Column("contract_id", "VARCHAR", "CMS contract number (H/R/S/E + 4 digits), trimmed", nullable=False)
@@ -19,14 +40,15 @@ REASON = Column(
 RAW = Column("raw", "VARCHAR", "The cell as published", nullable=False)
 
 
+def _per_contract(name: str, description: str, columns: tuple[Column, ...], key: tuple[Column, ...] = ()) -> TableSpec:
+    """A table with a row per star year, contract and `key` columns."""
+    leading = (STAR_YEAR, CONTRACT_ID, *key)
+    return TableSpec(f"cms.{name}", description, (*leading, *columns), primary_key=tuple(c.name for c in leading))
+
+
 def _per_contract_measure(name: str, description: str, published: Column) -> TableSpec:
     """A published per contract and measure table: the published figure, or the reason there is none."""
-    return TableSpec(
-        f"cms.{name}",
-        description,
-        (STAR_YEAR, CONTRACT_ID, MEASURE_ID, MEASURE_NAME, published, REASON, RAW),
-        primary_key=("star_year", "contract_id", "measure_id"),
-    )
+    return _per_contract(name, description, (MEASURE_NAME, published, REASON, RAW), key=(MEASURE_ID,))
 
 
 def _family(name: str, type_: str, description: str, members: Iterable[tuple[str, str]]) -> tuple[Column, ...]:
@@ -34,11 +56,11 @@ def _family(name: str, type_: str, description: str, members: Iterable[tuple[str
     return tuple(Column(name.format(key), type_, description.format(text)) for key, text in members)
 
 
-def _with_reasons(figures: tuple[tuple[str, str], ...], type_: str, described: str) -> tuple[Column, ...]:
+def _with_reasons(figures: Mapping[str, str], type_: str, described: str) -> tuple[Column, ...]:
     """Each published figure beside the reason code CMS gives when there is none."""
     return tuple(
         column
-        for name, text in figures
+        for name, text in figures.items()
         for column in (
             Column(name, type_, described.format(text)),
             Column(f"{name}_reason", "VARCHAR", f"Reason code when there is no {text}"),
@@ -57,12 +79,10 @@ MEASURE_STARS = _per_contract_measure(
     Column("stars", "BIGINT", "Measure stars 1..5; null with a reason when not rated"),
 )
 
-SUMMARY_RATINGS = TableSpec(
-    "cms.summary_ratings",
+SUMMARY_RATINGS = _per_contract(
+    "summary_ratings",
     "CMS Summary Ratings: published Part C, Part D and overall ratings per contract, with disaster percentages.",
     (
-        STAR_YEAR,
-        CONTRACT_ID,
         Column("organization_type", "VARCHAR", "Local CCP, Regional CCP, PDP, 1876 Cost, PFFS, MSA, ..."),
         Column("contract_name", "VARCHAR", "Contract name"),
         Column("organization_marketing_name", "VARCHAR", "Marketing name"),
@@ -72,17 +92,8 @@ SUMMARY_RATINGS = TableSpec(
             Column(f"disaster_pct_{year}", "DOUBLE", f"% of members in FEMA disaster areas, star year - {lag} ({source} year)")
             for year, lag, source in (("measurement_year", 2, "HEDIS"), ("prior_measurement_year", 3, "HOS"))
         ],
-        *_with_reasons(
-            (
-                ("part_c_summary", "Part C summary"),
-                ("part_d_summary", "Part D summary"),
-                ("overall", "overall rating (MA-PD contracts)"),
-            ),
-            "DOUBLE",
-            "Published {}, half stars",
-        ),
+        *_with_reasons(PUBLISHED_RATINGS, "DOUBLE", "Published {}, half stars"),
     ),
-    primary_key=("star_year", "contract_id"),
 )
 
 CUT_POINTS = TableSpec(
@@ -106,44 +117,22 @@ CUT_POINTS = TableSpec(
     ),
 )
 
-# The ratings CAI adjusts, each with its final adjustment category.
-CAI_RATINGS = {
-    "part_c": "Part C summary",
-    "part_d_mapd": "MA-PD Part D summary",
-    "part_d_pdp": "PDP Part D summary",
-    "overall": "Overall rating",
-}
-
-CAI = TableSpec(
-    "cms.cai",
+CAI = _per_contract(
+    "cai",
     "CMS Categorical Adjustment Index: each contract's final adjustment categories and Puerto Rico flag.",
     (
-        STAR_YEAR,
-        CONTRACT_ID,
         Column("puerto_rico_only", "BOOLEAN", "Contract serves only Puerto Rico (adherence measures weigh 0)", nullable=False),
         *_family("{}_fac", "BIGINT", "{} final adjustment category (1..9)", CAI_RATINGS.items()),
     ),
-    primary_key=("star_year", "contract_id"),
 )
 
 # The published tables, parsed each by the function of lib/cms/tables.py named as the table.
 REFERENCE_TABLES = (MEASURE_SCORES, MEASURE_STARS, SUMMARY_RATINGS, CUT_POINTS, CAI)
 
-# The figures of the overall-rating calculation the recomputation keeps.
-RATING_FIGURES = {
-    "weighted_mean": "Weighted mean of measure stars",
-    "variance": "Weighted variance",
-    "reward_factor": "Reward factor: 0, 0.1, 0.2, 0.3 or 0.4",
-    "unrounded": "Mean + reward factor + CAI",
-    "rounded": "Half-star rating",
-}
-
-OVERALL_RATINGS_RECOMPUTED = TableSpec(
-    "cms.overall_ratings_recomputed",
+OVERALL_RATINGS_RECOMPUTED = _per_contract(
+    "overall_ratings_recomputed",
     "Overall Star Rating of every contract with Part C and Part D measure stars, recomputed with the CMS rating engine.",
     (
-        STAR_YEAR,
-        CONTRACT_ID,
         Column("measures_rated", "BIGINT", "Measure stars in the with-improvement calculation", nullable=False),
         Column("cai_category", "BIGINT", "Overall final adjustment category; null when the contract has none"),
         Column("cai_value", "DOUBLE", "CAI added before rounding", nullable=False),
@@ -159,15 +148,20 @@ OVERALL_RATINGS_RECOMPUTED = TableSpec(
             ),
         ),
         Column(
-            "used_improvement", "BOOLEAN", "False when the improvement hold-harmless kept the rating without C30/D04", nullable=False
+            "used_improvement",
+            "BOOLEAN",
+            "False when the improvement hold-harmless kept the rating without C30/D04",
+            nullable=False,
         ),
         Column(
-            "new_measure_hold_harmless_eligible", "BOOLEAN", "Disaster-affected (>= 25%) with data for a new measure", nullable=False
+            "new_measure_hold_harmless_eligible",
+            "BOOLEAN",
+            "Disaster-affected (>= 25%) with data for a new measure",
+            nullable=False,
         ),
         Column("used_new_measures", "BOOLEAN", "False when the new-measure hold-harmless dropped C04/C05/C13", nullable=False),
         Column("overall_rating", "DOUBLE", "Recomputed overall rating, half stars"),
     ),
-    primary_key=("star_year", "contract_id"),
 )
 
 PROJECTION_CUT_POINTS = TableSpec(
