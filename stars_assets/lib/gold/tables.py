@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stars_assets.lib import vocabulary as v
+from stars_assets.lib.silver.tables import GAP_MEASURE
 from stars_assets.lib.tables import Column, TableSpec, coded, member_id
 
 # Gap closure is measured within these many days of the first touch.
@@ -19,8 +20,7 @@ CARE_GAP_CLOSURE = TableSpec(
         member_id(),
         Column("contract_id", "VARCHAR", "the member's contract", nullable=False),
         Column("region", "VARCHAR", "the member's region"),
-        coded("measure_code", v.CARE_GAP_MEASURES),
-        Column("cms_measure_id", "VARCHAR", "CMS Star Ratings measure id"),
+        *GAP_MEASURE,
         Column("measurement_year", "INTEGER", ""),
         Column("open_date", "DATE", "", nullable=False),
         Column("close_date", "DATE", "closure known by the week end"),

@@ -131,19 +131,24 @@ MEMBER_IDENTIFIERS = TableSpec(
     primary_key=("id_type", "id_value"),
 )
 
+# The measure a care gap is for, as silver.care_gaps holds it and the gold gap facts carry it on.
+GAP_MEASURE = (
+    coded("measure_code", v.CARE_GAP_MEASURES),
+    Column(
+        "cms_measure_id",
+        "VARCHAR",
+        "CMS Star Ratings measure id, in the numbering the vendors send (see the measure crosswalk)",
+        nullable=False,
+    ),
+)
+
 CARE_GAPS = TableSpec(
     "silver.care_gaps",
     "Care gaps (member x measure x measurement year) from the latest care-gap list.",
     (
         Column("gap_id", "VARCHAR", "", nullable=False),
         member_id(),
-        coded("measure_code", v.CARE_GAP_MEASURES),
-        Column(
-            "cms_measure_id",
-            "VARCHAR",
-            "CMS Star Ratings measure id, in the numbering the vendors send (see the measure crosswalk)",
-            nullable=False,
-        ),
+        *GAP_MEASURE,
         Column("measurement_year", "INTEGER", "", nullable=False),
         coded("gap_status", v.GAP_STATUSES),
         Column("open_date", "DATE", "", nullable=False),
