@@ -128,9 +128,10 @@ _DUCKDB_TYPES = {str: "VARCHAR", float: "DOUBLE", int: "INTEGER", bool: "BOOLEAN
 def row_columns(row_type: type) -> tuple[Column, ...]:
     """The columns of a dataclass row type whose fields read `name: Annotated[type, "description"]`: the DuckDB type
     follows the Python type, and a field is nullable only where it is typed `... | None`."""
+    hints = get_type_hints(row_type, include_extras=True)
     columns = []
     for field in fields(row_type):
-        annotated = get_type_hints(row_type, include_extras=True)[field.name]
+        annotated = hints[field.name]
         python_type, description = get_args(annotated) if get_origin(annotated) is Annotated else (annotated, "")
         optional = type(None) in get_args(python_type)
         if optional:
