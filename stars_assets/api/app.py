@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -109,6 +109,20 @@ def _decode_cursor(cursor: str) -> str:
 
 def _epoch_text(epoch: int | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# What a listed member or change carries as stored; the endpoints add what they derive.
+AUDIENCE_FIELDS = ("member_id", "contract_id", "region", "open_gap_measures")
+CHANGE_FIELDS = ("seq", "member_id", "updated_at")
+
+
+async def _audited_items(
+    request: Request, key: ApiKeyRecord, route: str, rows: list, fields: tuple[str, ...], **derived: Callable[[Any], Any]
+) -> list[dict]:
+    """The rows as the items a response lists (the named fields, then the derived ones), once the audit
+    log holds which members the key is shown."""
+    await request.app.state.audit.record(key.key_id, route, [r["member_id"] for r in rows])
+    return [{**{field: r[field] for field in fields}, **{name: derive(r) for name, derive in derived.items()}} for r in rows]
 
 
 class RequestLog:
@@ -219,18 +233,10 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
             limit=limit + 1,
         )
         page = rows[:limit]
-        await request.app.state.audit.record(key.key_id, "/v1/audiences", [r["member_id"] for r in page])
         return {
-            "members": [
-                {
-                    "member_id": r["member_id"],
-                    "contract_id": r["contract_id"],
-                    "region": r["region"],
-                    "open_gap_measures": r["open_gap_measures"],
-                    "last_touch_at": _epoch_text(r["last_touch_epoch"]),
-                }
-                for r in page
-            ],
+            "members": await _audited_items(
+                request, key, "/v1/audiences", page, AUDIENCE_FIELDS, last_touch_at=lambda r: _epoch_text(r["last_touch_epoch"])
+            ),
             "next_cursor": _encode_cursor(page[-1]["member_id"]) if len(rows) > limit else None,
             "not_touched_since": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
@@ -245,17 +251,10 @@ def create_app(store: DocumentStore | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     ) -> dict:
         rows = await run_in_threadpool(_store(request).changes, int(since), limit)
-        await request.app.state.audit.record(key.key_id, "/v1/changes", [r["member_id"] for r in rows])
         return {
-            "changes": [
-                {
-                    "seq": r["seq"],
-                    "member_id": r["member_id"],
-                    "updated_at": r["updated_at"],
-                    "document": json.loads(r["document"]),
-                }
-                for r in rows
-            ],
+            "changes": await _audited_items(
+                request, key, "/v1/changes", rows, CHANGE_FIELDS, document=lambda r: json.loads(r["document"])
+            ),
             "next_cursor": str(rows[-1]["seq"]) if rows else since,
         }
 

@@ -38,10 +38,25 @@ def bar_chart(frame: pd.DataFrame, **encoding) -> alt.Chart:
     return alt.Chart(frame).mark_bar().encode(**encoding)
 
 
-def show_table(frame: pd.DataFrame, key: str, csv_name: str) -> None:
-    """The frame as a table, with a button to download it as CSV."""
-    st.dataframe(frame, hide_index=True, key=key)
-    download(frame, csv_name)
+def section(title: str, layer: str, name: str) -> pd.DataFrame | None:
+    """A section's heading and the published table it shows (None, with a note, when there is none yet)."""
+    st.subheader(title)
+    return table(layer, name)
+
+
+def show_table(frame: pd.DataFrame, name: str) -> None:
+    """The frame as a table, with a button to download it as `name`.csv."""
+    st.dataframe(frame, hide_index=True, key=f"{name}_table")
+    download(frame, name)
+
+
+def bars_and_table(frame: pd.DataFrame, name: str, target: str | None = None, **encoding) -> None:
+    """A bar chart of the frame, with a red tick per bar at the `target` field if given, then the frame as a table."""
+    chart = bar_chart(frame, **encoding)
+    if target:
+        chart += alt.Chart(frame).mark_tick(color="red", thickness=2, size=30).encode(x=encoding["x"], y=target)
+    st.altair_chart(chart)
+    show_table(frame, name)
 
 
 def source(*tables: str) -> None:

@@ -6,7 +6,10 @@ masks (lib/masking.py) are all derived from these specs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Annotated, get_args, get_origin, get_type_hints
 
 
 @dataclass(frozen=True)
@@ -20,22 +23,22 @@ class Column:
     # diagnoses) is hidden whole.
     phi: bool = False
     identifier: bool = False
+    # A vocabulary column's allowed values: its contract checks them (see `coded`).
+    values: tuple[str, ...] = ()
 
     @property
     def is_phi(self) -> bool:
         return self.phi or self.identifier
 
 
+def coded(name: str, values: Iterable[str], nullable: bool = False) -> Column:
+    """A VARCHAR column holding codes of a vocabulary (lib/vocabulary.py): described by its codes, checked against them."""
+    values = tuple(values)
+    return Column(name, "VARCHAR", ", ".join(values), nullable=nullable, values=values)
+
+
 def member_id(description: str = "internal member id", nullable: bool = False) -> Column:
     return Column("member_id", "VARCHAR", description, nullable=nullable, identifier=True)
-
-
-# The leading columns of the weekly per-contract model tables (model.measure_levers, model.contract_predictions),
-# as (name, DuckDB type, description).
-WEEKLY_CONTRACT_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("as_of_week_end", "DATE", "the Saturday the snapshot is as of"),
-    ("contract_id", "VARCHAR", "the plan's CMS contract number"),
-)
 
 
 def lineage(row_description: str = "row number in the source file") -> tuple[Column, ...]:
@@ -100,3 +103,38 @@ class TableSpec:
 
 def ddl(*specs: TableSpec) -> str:
     return "\n".join(spec.ddl() for spec in specs)
+
+
+# The leading columns of the weekly per-contract model tables (model.measure_levers, model.contract_predictions).
+AS_OF_WEEK_END = Column("as_of_week_end", "DATE", "the Saturday the snapshot is as of", nullable=False)
+PLAN_CONTRACT_ID = Column("contract_id", "VARCHAR", "the plan's CMS contract number", nullable=False)
+
+
+def weekly_contract_table(qualified_name: str, description: str, key: str, columns: Iterable[Column]) -> TableSpec:
+    """A weekly per-contract model table: one row per week end, plan contract and `key`, partitioned by week end.
+    `columns` follow as_of_week_end and start with contract_id."""
+    return TableSpec(
+        qualified_name,
+        description,
+        (AS_OF_WEEK_END, *columns),
+        partition_column="as_of_week_end",
+        primary_key=("as_of_week_end", PLAN_CONTRACT_ID.name, key),
+    )
+
+
+_DUCKDB_TYPES = {str: "VARCHAR", float: "DOUBLE", int: "INTEGER", bool: "BOOLEAN", date: "DATE"}
+
+
+def row_columns(row_type: type) -> tuple[Column, ...]:
+    """The columns of a dataclass row type whose fields read `name: Annotated[type, "description"]`: the DuckDB type
+    follows the Python type, and a field is nullable only where it is typed `... | None`."""
+    hints = get_type_hints(row_type, include_extras=True)
+    columns = []
+    for field in fields(row_type):
+        annotated = hints[field.name]
+        python_type, description = get_args(annotated) if get_origin(annotated) is Annotated else (annotated, "")
+        optional = type(None) in get_args(python_type)
+        if optional:
+            (python_type,) = (arg for arg in get_args(python_type) if arg is not type(None))
+        columns.append(Column(field.name, _DUCKDB_TYPES[python_type], description, nullable=optional))
+    return tuple(columns)

@@ -35,7 +35,7 @@ st.altair_chart(
         tooltip=["contract_id", "measure_code", "status", "count"],
     )
 )
-ui.show_table(by_cell, "gaps_table", "care_gaps_by_contract_measure")
+ui.show_table(by_cell, "care_gaps_by_contract_measure")
 
 left, right = st.columns(2)
 with left:
@@ -50,15 +50,13 @@ with left:
 with right:
     channels = data.closures_by_channel(frame, filters)
     st.subheader("Closures by attributed channel")
-    st.altair_chart(
-        ui.bar_chart(
-            channels,
-            x=alt.X("attributed_channel:N", sort="-y", title="channel credited (last reaching touch within 90 days)"),
-            y=alt.Y("closures:Q"),
-            tooltip=["attributed_channel", "closures"],
-        )
+    ui.bars_and_table(
+        channels,
+        "closures_by_channel",
+        x=alt.X("attributed_channel:N", sort="-y", title="channel credited (last reaching touch within 90 days)"),
+        y=alt.Y("closures:Q"),
+        tooltip=["attributed_channel", "closures"],
     )
-    ui.show_table(channels, "channels_table", "closures_by_channel")
 
 curves = data.closure_curves(frame, filters)
 st.subheader("Closure curves: share of gaps closed within N days of opening")

@@ -50,19 +50,17 @@ with right:
             y=alt.Y("p_four_plus:Q", title="P(4+ stars)", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
         )
     )
-ui.show_table(path, "trajectory_table", f"outlook_{contract}_{model}")
+ui.show_table(path, f"outlook_{contract}_{model}")
 
 st.subheader("Measure levers, ranked by gain")
 if levers is not None:
     ranked = data.ranked_levers(levers, contract)
-    st.altair_chart(
-        ui.bar_chart(
-            ranked,
-            x=alt.X("unrounded_gain:Q", title="rise of the weighted mean for one more measure star"),
-            y=alt.Y("measure_id:N", sort=alt.SortField("lever_rank"), title="measure"),
-            tooltip=["lever_rank", "measure_id", "measure_code", "rate", "threshold", "distance", "weight", "rounded_gain"],
-        )
+    ui.bars_and_table(
+        ranked,
+        f"levers_{contract}",
+        x=alt.X("unrounded_gain:Q", title="rise of the weighted mean for one more measure star"),
+        y=alt.Y("measure_id:N", sort=alt.SortField("lever_rank"), title="measure"),
+        tooltip=["lever_rank", "measure_id", "measure_code", "rate", "threshold", "distance", "weight", "rounded_gain"],
     )
-    ui.show_table(ranked, "levers_table", f"levers_{contract}")
     st.caption("Ranked by the rounded summary's gain, then the gain per unit of distance to the next CMS cut point.")
 ui.source("model/contract_predictions", "model/measure_levers")

@@ -10,126 +10,13 @@ import pandas as pd
 
 from stars_assets import settings
 from stars_assets.defs.partitions import WAREHOUSE_POOL
-from stars_assets.lib.cms import backtest, forecast, rating, reproduction, tables
+from stars_assets.defs.tables import table_metadata
+from stars_assets.lib.cms import backtest, forecast, rating, reproduction, specs, tables
+from stars_assets.lib.tables import TableSpec
 
 # Every cms asset writes the DuckDB warehouse through the io_manager, hence the single-writer pool.
 COMMON = {"group_name": "cms", "kinds": {"pandas", "duckdb"}, "owners": ["team:stars-analytics"], "pool": WAREHOUSE_POOL}
 PREVIEW_ROWS = 10
-
-
-def _column(name: str, type_: str, description: str) -> dg.TableColumn:
-    return dg.TableColumn(name, type_, description=description)
-
-
-STAR_YEAR = _column("star_year", "int", "Star Ratings year, from the folder name")
-CONTRACT_ID = _column("contract_id", "string", "CMS contract number (H/R/S/E + 4 digits), trimmed")
-MEASURE_ID = _column("measure_id", "string", "CMS measure id for the star year, C01..C33, D01..D12")
-MEASURE_NAME = _column("measure_name", "string", "Measure name as published, dashes and quotes repaired")
-REASON = _column(
-    "reason", "string", "Why there is no value, as a snake_case code (too_small, not_required, ...); null when there is one"
-)
-RAW = _column("raw", "string", "The cell as published")
-
-
-def _per_contract_measure(published: dg.TableColumn) -> dg.TableSchema:
-    """A published per contract and measure table: the published figure, or the reason there is none."""
-    return dg.TableSchema(columns=[STAR_YEAR, CONTRACT_ID, MEASURE_ID, MEASURE_NAME, published, REASON, RAW])
-
-
-SCHEMAS = {
-    "measure_scores": _per_contract_measure(
-        _column("value", "float", "Measure score in published units; percentages in points (76% -> 76.0)")
-    ),
-    "measure_stars": _per_contract_measure(_column("stars", "int", "Measure stars 1..5; null with a reason when not rated")),
-    "summary_ratings": dg.TableSchema(
-        columns=[
-            STAR_YEAR,
-            CONTRACT_ID,
-            _column("organization_type", "string", "Local CCP, Regional CCP, PDP, 1876 Cost, PFFS, MSA, ..."),
-            _column("contract_name", "string", "Contract name"),
-            _column("organization_marketing_name", "string", "Marketing name"),
-            _column("parent_organization", "string", "Parent organization"),
-            _column("snp", "bool", "Contract offers a Special Needs Plan"),
-            _column("disaster_pct_measurement_year", "float", "% of members in FEMA disaster areas, star year - 2 (HEDIS year)"),
-            _column(
-                "disaster_pct_prior_measurement_year", "float", "% of members in FEMA disaster areas, star year - 3 (HOS year)"
-            ),
-            *[
-                column
-                for name, rating in (
-                    ("part_c_summary", "Part C summary"),
-                    ("part_d_summary", "Part D summary"),
-                    ("overall", "overall rating (MA-PD contracts)"),
-                )
-                for column in (
-                    _column(name, "float", f"Published {rating}, half stars"),
-                    _column(f"{name}_reason", "string", f"Reason code when there is no {rating}"),
-                )
-            ],
-        ]
-    ),
-    "cut_points": dg.TableSchema(
-        columns=[
-            STAR_YEAR,
-            _column("part", "string", "C or D"),
-            _column("org_type", "string", "MA-PD or PDP for Part D; All for Part C (one set for every contract)"),
-            MEASURE_ID,
-            MEASURE_NAME,
-            _column("stars", "int", "Star band 1..5"),
-            *[_column(bound, "float", f"{bound.capitalize()} bound of the band; null when open") for bound in ("lower", "upper")],
-            *[
-                _column(f"{bound}_inclusive", "bool", f"Score equal to {bound} earns the band ({op})")
-                for bound, op in (("lower", ">="), ("upper", "<="))
-            ],
-            _column("higher_is_better", "bool", "False for readmissions, complaints, members leaving"),
-            _column("decimals", "int", "Precision of the published thresholds; scores are rounded to it first"),
-            RAW,
-        ]
-    ),
-    "cai": dg.TableSchema(
-        columns=[
-            STAR_YEAR,
-            CONTRACT_ID,
-            _column("puerto_rico_only", "bool", "Contract serves only Puerto Rico (adherence measures weigh 0)"),
-            *[
-                _column(f"{rating}_fac", "int", f"{text} final adjustment category (1..9)")
-                for rating, text in (
-                    ("part_c", "Part C summary"),
-                    ("part_d_mapd", "MA-PD Part D summary"),
-                    ("part_d_pdp", "PDP Part D summary"),
-                    ("overall", "Overall rating"),
-                )
-            ],
-        ]
-    ),
-    "overall_ratings_recomputed": dg.TableSchema(
-        columns=[
-            STAR_YEAR,
-            CONTRACT_ID,
-            _column("measures_rated", "int", "Measure stars in the with-improvement calculation"),
-            _column("cai_category", "int", "Overall final adjustment category"),
-            _column("cai_value", "float", "CAI added before rounding"),
-            # Each figure twice: with the improvement measures C30/D04 and without them.
-            *[
-                _column(
-                    f"{figure}_{variant}_improvement", "float", f"{text}, {'incl.' if variant == 'with' else 'excl.'} C30/D04"
-                )
-                for figure, text in (
-                    ("weighted_mean", "Weighted mean of measure stars"),
-                    ("variance", "Weighted variance"),
-                    ("reward_factor", "Reward factor: 0, 0.1, 0.2, 0.3 or 0.4"),
-                    ("unrounded", "Mean + reward factor + CAI"),
-                    ("rounded", "Half-star rating"),
-                )
-                for variant in ("with", "without")
-            ],
-            _column("used_improvement", "bool", "False when the improvement hold-harmless kept the rating without C30/D04"),
-            _column("new_measure_hold_harmless_eligible", "bool", "Disaster-affected (>= 25%) with data for a new measure"),
-            _column("used_new_measures", "bool", "False when the new-measure hold-harmless dropped C04/C05/C13"),
-            _column("overall_rating", "float", "Recomputed overall rating, half stars"),
-        ]
-    ),
-}
 
 
 def markdown_table(rows: pd.DataFrame) -> dg.MarkdownMetadataValue:
@@ -161,28 +48,16 @@ def _all_star_years(parse: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([table for table in parsed if not table.empty] or parsed[:1], ignore_index=True)
 
 
-def _reference_table_asset(name: str, parse: Callable[[Path], pd.DataFrame], description: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=["cms", name],
-        description=description,
-        metadata={"dagster/column_schema": SCHEMAS[name]},
-        **COMMON,
-    )
+def _reference_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    """A published CMS table over every star year, parsed by the function of lib/cms/tables.py named as the table."""
+    parse: Callable[[Path], pd.DataFrame] = getattr(tables, spec.name)
+
+    @dg.asset(key=["cms", spec.name], description=spec.description, metadata=table_metadata(spec), **COMMON)
     def _asset() -> dg.Output[pd.DataFrame]:
         table = _all_star_years(parse)
         return dg.Output(table, metadata=_table_metadata(table))
 
     return _asset
-
-
-# CMS's published tables: what each holds, parsed by stars_assets.lib.cms.tables.
-REFERENCE_TABLES = {
-    "measure_scores": "CMS Measure Data: each contract's score on each measure, or the reason it has none (long format).",
-    "measure_stars": "CMS Measure Stars: each contract's stars (1..5) on each measure, or the reason it has none (long format).",
-    "summary_ratings": "CMS Summary Ratings: published Part C, Part D and overall ratings per contract, with disaster percentages.",
-    "cut_points": "CMS Part C and Part D cut points: the score bands for 1..5 stars per measure and org type.",
-    "cai": "CMS Categorical Adjustment Index: each contract's final adjustment categories and Puerto Rico flag.",
-}
 
 
 def cms_ins(*tables: str) -> dict[str, dg.AssetIn]:
@@ -191,7 +66,7 @@ def cms_ins(*tables: str) -> dict[str, dg.AssetIn]:
 
 
 measure_scores, measure_stars, summary_ratings, cut_points, cai = (
-    _reference_table_asset(name, getattr(tables, name), description) for name, description in REFERENCE_TABLES.items()
+    _reference_table_asset(spec) for spec in specs.REFERENCE_TABLES
 )
 
 
@@ -205,7 +80,7 @@ measure_scores, measure_stars, summary_ratings, cut_points, cai = (
         "CMS left unrated for too few measures; metadata compares the recomputation with every published "
         "numeric overall rating, per star year."
     ),
-    metadata={"dagster/column_schema": SCHEMAS["overall_ratings_recomputed"]},
+    metadata=table_metadata(specs.OVERALL_RATINGS_RECOMPUTED),
     **COMMON,
 )
 def overall_ratings_recomputed(
@@ -237,19 +112,7 @@ def reproduction_by_year(recomputed: pd.DataFrame, summary_ratings: pd.DataFrame
         "cut_points layout with the latest year's measure ids; measures the forecast does not cover keep the latest "
         "published bands (raw says which)."
     ),
-    metadata={
-        "dagster/column_schema": dg.TableSchema(
-            columns=[
-                *SCHEMAS["cut_points"].columns,
-                _column(
-                    "forecast_error_mean",
-                    "float",
-                    "Back-test: mean amount (points) the actual cut points were harder than forecast, same horizon",
-                ),
-                _column("forecast_error_sd", "float", "Back-test: spread of that error; P(4+) simulates cut points from both"),
-            ]
-        )
-    },
+    metadata=table_metadata(specs.PROJECTION_CUT_POINTS),
     **COMMON,
 )
 def projection_cut_points(

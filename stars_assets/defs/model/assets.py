@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL
+from stars_assets.defs.tables import column_schema, table_metadata
 from stars_assets.lib.ordinal import (
     FEATURES,
     INPUTS,
@@ -19,46 +20,14 @@ from stars_assets.lib.ordinal import (
     parameter_table,
     training_set,
 )
-from stars_assets.lib.ordinal.features import MIN_CONTRACTS_PER_LEVEL, TRAINING_STAR_YEAR, measure_count_column
-from stars_assets.lib.ordinal.fit import CONFIDENCE
+from stars_assets.lib.ordinal.features import MIN_CONTRACTS_PER_LEVEL, TRAINING_SET
+from stars_assets.lib.ordinal.fit import STAR_RATING_MODEL
 
 OWNERS = ["team:stars-analytics"]
 FEATURE_DEFINITIONS = "\n".join(
     f"- **{feature.input_name}**: mean of {', '.join(feature.measure_ids)} {feature.source}, "
     f"at least {feature.min_measures} of {len(feature.measure_ids)}"
     for feature in FEATURES
-)
-
-
-def _schema(columns: list[tuple[str, str, str]]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, type_, description=text) for name, type_, text in columns])
-
-
-TRAINING_SET_SCHEMA = _schema(
-    [
-        ("contract_id", "VARCHAR", "CMS contract number"),
-        ("organization_type", "VARCHAR", "CMS organization type (Local CCP, Regional CCP, PFFS, 1876 Cost)"),
-        ("overall", "DOUBLE", f"published {TRAINING_STAR_YEAR} overall Star Rating"),
-        *[(spec.name, "DOUBLE", f"{spec.label} ({spec.unit})") for spec in INPUTS],
-        *[(measure_count_column(feature), "BIGINT", f"measures behind {feature.input_name}") for feature in FEATURES],
-        ("label", "DOUBLE", "model level: the overall rating after merging sparse extreme ratings (a star value)"),
-    ]
-)
-# Column order as stored.
-TRAINING_SET_COLUMNS = [column.name for column in TRAINING_SET_SCHEMA.columns]
-
-PARAMETER_TABLE_SCHEMA = _schema(
-    [
-        ("name", "VARCHAR", "input name (beta), 'cut <lower>|<upper>' (cut) or statistic name"),
-        ("kind", "VARCHAR", "beta, cut (threshold in P(Y <= lower) = F(cut - x.beta)) or statistic"),
-        ("lower_level", "DOUBLE", "cut: the star level at or below the threshold"),
-        ("upper_level", "DOUBLE", "cut: the next star level above it"),
-        ("estimate", "DOUBLE", "maximum-likelihood estimate (statistic rows: the value)"),
-        ("std_err", "DOUBLE", "standard error (cuts: delta method from statsmodels' increments)"),
-        ("ci_low", "DOUBLE", f"{CONFIDENCE:.0%} Wald interval, lower end"),
-        ("ci_high", "DOUBLE", f"{CONFIDENCE:.0%} Wald interval, upper end"),
-        ("seed_value", "DOUBLE", "the seed's value (cuts: its threshold for reaching the same upper level)"),
-    ]
 )
 
 
@@ -78,7 +47,7 @@ def _markdown(frame: pd.DataFrame, decimals: int = 3) -> dg.MetadataValue:
     kinds={"pandas", "duckdb"},
     owners=OWNERS,
     pool=WAREHOUSE_POOL,
-    metadata={"dagster/column_schema": TRAINING_SET_SCHEMA},
+    metadata=table_metadata(TRAINING_SET),
 )
 def cms_training_set(
     measure_scores: pd.DataFrame, measure_stars: pd.DataFrame, summary_ratings: pd.DataFrame
@@ -90,7 +59,7 @@ def cms_training_set(
     ratings are merged into their inner neighbour (fewer than 10 contracts: 2026's two 2.0 contracts
     are modelled as 2.5)."""
     training = training_set(measure_scores, measure_stars, summary_ratings)
-    frame = training.frame[TRAINING_SET_COLUMNS]
+    frame = training.frame[TRAINING_SET.column_names]
     merged = {f"{rating:g}": f"{level:g}" for rating, level in training.level_of_rating.items() if rating != level}
     levels = frame.groupby("label").agg(
         contracts=("contract_id", "size"),
@@ -101,7 +70,7 @@ def cms_training_set(
         frame,
         metadata={
             "dagster/row_count": len(frame),
-            "dagster/column_schema": TRAINING_SET_SCHEMA,
+            "dagster/column_schema": column_schema(TRAINING_SET),
             "n_rated_contracts": len(frame) + len(training.dropped),
             "n_dropped_contracts": len(training.dropped),
             **{f"n_dropped_missing_{name}": count for name, count in training.dropped_per_input().items()},
@@ -124,7 +93,7 @@ def _model_metadata(result: FitResult, validation: CrossValidation, table: pd.Da
     calibration = validation.calibration.rename(index="{:g}".format)
     return {
         "dagster/row_count": len(table),
-        "dagster/column_schema": PARAMETER_TABLE_SCHEMA,
+        "dagster/column_schema": column_schema(STAR_RATING_MODEL),
         "coefficients": _markdown(coefficients),
         "cut_points": _markdown(cuts),
         "converged": result.converged,
@@ -147,7 +116,7 @@ def _model_metadata(result: FitResult, validation: CrossValidation, table: pd.Da
     kinds={"statsmodels", "pandas", "duckdb"},
     owners=OWNERS,
     pool=WAREHOUSE_POOL,
-    metadata={"dagster/column_schema": PARAMETER_TABLE_SCHEMA},
+    metadata=table_metadata(STAR_RATING_MODEL),
 )
 def star_rating_model(cms_training_set: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     """Proportional-odds ordinal logit (statsmodels OrderedModel, BFGS) of the published overall rating

@@ -32,57 +32,62 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Annotated
 
 import pandas as pd
 
 from stars_assets.lib.cms.rating import RatingRules, measure_star, next_cut_point, summary_rating
 from stars_assets.lib.cms.tables import ALL_ORG_TYPES
-from stars_assets.lib.tables import WEEKLY_CONTRACT_COLUMNS, Column, TableSpec
+from stars_assets.lib.tables import PLAN_CONTRACT_ID, Column, row_columns, weekly_contract_table
 
 RANKING_RULE = (
     "largest rounded_gain first, then largest unrounded_gain_per_unit (unrounded gain per unit of distance "
     "to the published cut point), then measure_id"
 )
 
-# (name, DuckDB type, description): the columns of the table spec MEASURE_LEVERS.
-LEVER_COLUMNS: list[tuple[str, str, str]] = [
-    *WEEKLY_CONTRACT_COLUMNS,
-    ("measure_id", "VARCHAR", "CMS measure id (C01..C33, D01..D12)"),
-    ("measure_code", "VARCHAR", "the plan's measure code (BCS, PDC_STATIN, C18, ...)"),
-    ("rate", "DOUBLE", "this week's score in the measure's own units (percent; CAHPS a 0-100 score)"),
-    ("current_stars", "INTEGER", "projected measure stars now"),
-    ("next_stars", "INTEGER", "the star the next cut point earns (current_stars + 1)"),
-    ("threshold", "DOUBLE", "the published cut point of the next star"),
-    ("threshold_inclusive", "BOOLEAN", "reaching the threshold exactly earns the next star (>= / <=)"),
-    ("higher_is_better", "BOOLEAN", "false for lower-is-better measures (C18 readmissions)"),
-    ("distance", "DOUBLE", "how far the score must move to the published cut point, own units, >= 0"),
-    (
-        "distance_to_earn",
-        "DOUBLE",
-        "how far the score must move until CMS's half-up rounding to the cut point's precision earns the next star, >= 0",
-    ),
-    ("weight", "DOUBLE", "the measure's CMS weight as counted in the summary (0 when the summary does not count it)"),
-    ("total_weight", "DOUBLE", "sum of the weights of the measures the projected summary counts"),
-    ("unrounded_gain", "DOUBLE", "weight / total_weight: rise of the weighted mean of stars for one more star"),
-    ("unrounded_gain_per_unit", "DOUBLE", "unrounded_gain / distance (stars per unit of score)"),
-    ("reward_factor_before", "DOUBLE", "CMS reward factor of the projected summary now"),
-    ("reward_factor_after", "DOUBLE", "reward factor with this measure one star higher"),
-    ("summary_unrounded_before", "DOUBLE", "projected summary before rounding (weighted mean + reward factor) now"),
-    ("summary_unrounded_after", "DOUBLE", "the same with this measure one star higher"),
-    ("summary_before", "DOUBLE", "projected summary rating now (half stars)"),
-    ("summary_after", "DOUBLE", "projected summary rating with this measure one star higher (half stars)"),
-    ("rounded_gain", "DOUBLE", "summary_after - summary_before: what crossing the cut point does to the rounded rating"),
-    ("lever_rank", "INTEGER", f"1 = best lever of the contract this week: {RANKING_RULE}"),
-]
-LEVER_COLUMN_NAMES = [name for name, _, _ in LEVER_COLUMNS]
-MEASURE_LEVERS = TableSpec(
+
+@dataclass(frozen=True)
+class Lever:
+    """A row of model.measure_levers as measure_levers finds it, before the ranking; every lever is complete
+    (a measure at 5 stars has no next cut point and no row)."""
+
+    contract_id: Annotated[str, PLAN_CONTRACT_ID.description]
+    measure_id: Annotated[str, "CMS measure id (C01..C33, D01..D12)"]
+    measure_code: Annotated[str, "the plan's measure code (BCS, PDC_STATIN, C18, ...)"]
+    rate: Annotated[float, "this week's score in the measure's own units (percent; CAHPS a 0-100 score)"]
+    current_stars: Annotated[int, "projected measure stars now"]
+    next_stars: Annotated[int, "the star the next cut point earns (current_stars + 1)"]
+    threshold: Annotated[float, "the published cut point of the next star"]
+    threshold_inclusive: Annotated[bool, "reaching the threshold exactly earns the next star (>= / <=)"]
+    higher_is_better: Annotated[bool, "false for lower-is-better measures (C18 readmissions)"]
+    distance: Annotated[float, "how far the score must move to the published cut point, own units, >= 0"]
+    distance_to_earn: Annotated[
+        float, "how far the score must move until CMS's half-up rounding to the cut point's precision earns the next star, >= 0"
+    ]
+    weight: Annotated[float, "the measure's CMS weight as counted in the summary (0 when the summary does not count it)"]
+    total_weight: Annotated[float, "sum of the weights of the measures the projected summary counts"]
+    unrounded_gain: Annotated[float, "weight / total_weight: rise of the weighted mean of stars for one more star"]
+    unrounded_gain_per_unit: Annotated[float, "unrounded_gain / distance (stars per unit of score)"]
+    reward_factor_before: Annotated[float, "CMS reward factor of the projected summary now"]
+    reward_factor_after: Annotated[float, "reward factor with this measure one star higher"]
+    summary_unrounded_before: Annotated[float, "projected summary before rounding (weighted mean + reward factor) now"]
+    summary_unrounded_after: Annotated[float, "the same with this measure one star higher"]
+    summary_before: Annotated[float, "projected summary rating now (half stars)"]
+    summary_after: Annotated[float, "projected summary rating with this measure one star higher (half stars)"]
+    rounded_gain: Annotated[float, "summary_after - summary_before: what crossing the cut point does to the rounded rating"]
+
+
+MEASURE_LEVERS = weekly_contract_table(
     "model.measure_levers",
     "Per plan contract, week and measure below 5 stars: the distance to the next cut point and its gain.",
-    tuple(Column(*column) for column in LEVER_COLUMNS),
-    partition_column="as_of_week_end",
-    primary_key=("as_of_week_end", "contract_id", "measure_id"),
+    "measure_id",
+    (
+        *row_columns(Lever),
+        Column("lever_rank", "INTEGER", f"1 = best lever of the contract this week: {RANKING_RULE}", nullable=False),
+    ),
 )
+LEVER_COLUMN_NAMES = MEASURE_LEVERS.column_names
 REQUIRED_RATE_COLUMNS = ["contract_id", "measure_id", "rate", "projected_stars"]
 DISTANCE_DECIMALS = 9
 
@@ -181,18 +186,18 @@ def measure_levers(
             weight = before.counted_weights.get(measure_id, 0.0)
             unrounded_gain = weight / before.total_weight
             records.append(
-                {
-                    "contract_id": contract_id,
-                    "measure_id": measure_id,
-                    "measure_code": codes[measure_id],
-                    "rate": value,
-                    "current_stars": cut.current_stars,
-                    "next_stars": cut.next_stars,
-                    "threshold": cut.threshold,
-                    "threshold_inclusive": cut.threshold_inclusive,
-                    "higher_is_better": cut.higher_is_better,
-                    "distance": distance,
-                    "distance_to_earn": round(
+                Lever(
+                    contract_id=contract_id,
+                    measure_id=measure_id,
+                    measure_code=codes[measure_id],
+                    rate=value,
+                    current_stars=cut.current_stars,
+                    next_stars=cut.next_stars,
+                    threshold=cut.threshold,
+                    threshold_inclusive=cut.threshold_inclusive,
+                    higher_is_better=cut.higher_is_better,
+                    distance=distance,
+                    distance_to_earn=round(
                         distance_to_earn(
                             value,
                             cut.threshold,
@@ -202,21 +207,21 @@ def measure_levers(
                         ),
                         DISTANCE_DECIMALS,
                     ),
-                    "weight": weight,
-                    "total_weight": before.total_weight,
-                    "unrounded_gain": unrounded_gain,
+                    weight=weight,
+                    total_weight=before.total_weight,
+                    unrounded_gain=unrounded_gain,
                     # A score sitting on an exclusive threshold is zero distance from it: any move is worth it.
-                    "unrounded_gain_per_unit": unrounded_gain / distance if distance > 0 else math.inf,
-                    "reward_factor_before": before.reward_factor,
-                    "reward_factor_after": after.reward_factor,
-                    "summary_unrounded_before": before.unrounded,
-                    "summary_unrounded_after": after.unrounded,
-                    "summary_before": before.rating,
-                    "summary_after": after.rating,
-                    "rounded_gain": after.rating - before.rating,
-                }
+                    unrounded_gain_per_unit=unrounded_gain / distance if distance > 0 else math.inf,
+                    reward_factor_before=before.reward_factor,
+                    reward_factor_after=after.reward_factor,
+                    summary_unrounded_before=before.unrounded,
+                    summary_unrounded_after=after.unrounded,
+                    summary_before=before.rating,
+                    summary_after=after.rating,
+                    rounded_gain=after.rating - before.rating,
+                )
             )
-    levers = pd.DataFrame.from_records(records, columns=LEVER_COLUMN_NAMES[1:-1])
+    levers = pd.DataFrame.from_records([asdict(lever) for lever in records], columns=[f.name for f in fields(Lever)])
     levers = levers.sort_values(
         ["contract_id", "rounded_gain", "unrounded_gain_per_unit", "measure_id"],
         ascending=[True, False, False, True],

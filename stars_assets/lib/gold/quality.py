@@ -14,8 +14,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from stars_assets.lib import vocabulary as v
 from stars_assets.lib.bronze.quality import RuleOutcome
+from stars_assets.lib.contracts import column_checks
 from stars_assets.lib.gold import tables
 from stars_assets.lib.masking import mask_value
 from stars_assets.lib.tables import TableSpec
@@ -34,9 +34,9 @@ PANDAS_DTYPES = {
 
 
 def contract(spec: TableSpec, name: str, rules: dict[str, list[pa.Check]], checks: list[pa.Check] = ()) -> pa.DataFrameSchema:
-    """The pandera contract of a gold table: the spec's columns, dtypes and nullability, plus the rules."""
+    """The pandera contract of a gold table: the spec's columns, dtypes, nullability and codes, plus the rules."""
     return pa.DataFrameSchema(
-        {c.name: pa.Column(PANDAS_DTYPES[c.type], nullable=c.nullable, checks=rules.get(c.name, [])) for c in spec.columns},
+        {c.name: pa.Column(PANDAS_DTYPES[c.type], nullable=c.nullable, checks=column_checks(c, rules)) for c in spec.columns},
         checks=list(checks),
         name=name,
         coerce=True,
@@ -49,10 +49,7 @@ RATE = [pa.Check.ge(0), pa.Check.le(1)]
 CareGapClosure = contract(
     tables.CARE_GAP_CLOSURE,
     "CareGapClosure",
-    {
-        "measure_code": [pa.Check.isin(list(v.CARE_GAP_MEASURES))],
-        **{column: NOT_NEGATIVE for column in ("days_to_close", "touches_total", "reaching_touches", "appointments_booked")},
-    },
+    {column: NOT_NEGATIVE for column in ("days_to_close", "touches_total", "reaching_touches", "appointments_booked")},
     [
         pa.Check(
             lambda df: df["close_date"].isna() | (df["close_date"] >= df["open_date"]), error="close_date is before open_date"
@@ -65,7 +62,6 @@ CampaignEffectiveness = contract(
     tables.CAMPAIGN_EFFECTIVENESS,
     "CampaignEffectiveness",
     {
-        "channel": [pa.Check.isin(list(v.CHANNELS))],
         "members_targeted": [pa.Check.gt(0)],
         **{
             column: NOT_NEGATIVE

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from stars_assets.lib import vocabulary as v
-from stars_assets.lib.tables import Column, TableSpec, member_id
+from stars_assets.lib.silver.tables import GAP_MEASURE
+from stars_assets.lib.tables import Column, TableSpec, coded, member_id
 
 # Gap closure is measured within these many days of the first touch.
 CLOSURE_WINDOWS_DAYS = (30, 60, 90)
 
 AS_OF = Column("as_of_week_end", "DATE", "the Saturday the snapshot is as of", nullable=False)
-_channels = ", ".join(v.CHANNELS)
 
 CARE_GAP_CLOSURE = TableSpec(
     "gold.care_gap_closure",
@@ -20,8 +20,7 @@ CARE_GAP_CLOSURE = TableSpec(
         member_id(),
         Column("contract_id", "VARCHAR", "the member's contract", nullable=False),
         Column("region", "VARCHAR", "the member's region"),
-        Column("measure_code", "VARCHAR", ", ".join(v.CARE_GAP_MEASURES), nullable=False),
-        Column("cms_measure_id", "VARCHAR", "CMS Star Ratings measure id"),
+        *GAP_MEASURE,
         Column("measurement_year", "INTEGER", ""),
         Column("open_date", "DATE", "", nullable=False),
         Column("close_date", "DATE", "closure known by the week end"),
@@ -52,7 +51,7 @@ CAMPAIGN_EFFECTIVENESS = TableSpec(
     "Campaign effectiveness as of the week end, by channel x region x contract x cohort x measure.",
     (
         AS_OF,
-        Column("channel", "VARCHAR", _channels, nullable=False),
+        coded("channel", v.CHANNELS),
         Column("region", "VARCHAR", ""),
         Column("contract_id", "VARCHAR", ""),
         Column("dual_lis_cohort", "VARCHAR", "DUAL, LIS or NEITHER"),

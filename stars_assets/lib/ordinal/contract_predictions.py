@@ -19,7 +19,7 @@ import pandas as pd
 from stars_assets.lib.ordinal.features import contract_inputs_from_measure_rates
 from stars_assets.lib.ordinal.params import INPUTS, QBP_STARS, OrdinalParams
 from stars_assets.lib.ordinal.predict import predict_contracts, probability_column
-from stars_assets.lib.tables import WEEKLY_CONTRACT_COLUMNS, Column, TableSpec
+from stars_assets.lib.tables import PLAN_CONTRACT_ID, Column, weekly_contract_table
 
 TABLE = "model.contract_predictions"
 TOP_LEVERS = 2
@@ -35,63 +35,72 @@ SUMMARY_COLUMNS = [
     "p_four_plus_cut_points",
 ]
 
-# (name, DuckDB type, description): the columns of the table spec PREDICTIONS.
-PREDICTION_COLUMNS: list[tuple[str, str, str]] = [
-    *WEEKLY_CONTRACT_COLUMNS,
-    ("model", "VARCHAR", "parameter set: seed (the reference calibration) or fitted (model.star_rating_model)"),
-    *[(spec.name, "DOUBLE", f"model input: {spec.label} ({spec.unit})") for spec in INPUTS],
-    (
-        "missing_inputs",
-        "VARCHAR",
-        "inputs below their minimum number of measures, comma-separated; '' when complete (then the prediction columns are null)",
-    ),
-    ("lowest_level", "DOUBLE", "the model's lowest rating level (the fitted model's may hold merged lower ratings)"),
-    ("highest_level", "DOUBLE", "the model's highest rating level"),
-    *[
-        (column, "DOUBLE", f"P(rating = {level:g} stars); null when {level:g} is not a level of the model")
-        for column, level in zip(PROBABILITY_COLUMNS, RATING_LEVELS)
-    ],
-    ("expected_stars", "DOUBLE", "expected rating: sum over levels of level x P(level)"),
-    ("p_four_plus", "DOUBLE", f"P(rating >= {QBP_STARS:g} stars): the Quality Bonus Payment line"),
-    *[
-        column
-        for rank in range(1, TOP_LEVERS + 1)
-        for column in (
-            (
-                f"lever_{rank}",
-                "VARCHAR",
-                f"input with the {'largest' if rank == 1 else f'#{rank}'} gain in expected stars "
-                "for the seed's one-year step (+5 pp HEDIS, +0.3 CAHPS, +5 pp adherence, -2 pp readmission)",
-            ),
-            (f"lever_{rank}_step", "DOUBLE", f"the seed's step for lever_{rank}, in the input's unit"),
-            (f"lever_{rank}_gain", "DOUBLE", f"E[stars | input + step] - E[stars] for lever_{rank}"),
-        )
-    ],
-    ("measures_rated", "INTEGER", "measures with projected stars behind the CMS projected summary (gold)"),
-    (
-        "reward_factor",
-        "DOUBLE",
-        "CMS reward factor the projected measure stars earn (gold.contract_projected_summary); null without projected stars",
-    ),
-    ("projected_summary_unrounded", "DOUBLE", "CMS projected summary before half-star rounding (no CAI)"),
-    ("projected_summary", "DOUBLE", "CMS projected summary rating from the measure stars (half stars, no CAI)"),
-    (
-        "p_four_plus_cut_points",
-        "DOUBLE",
-        "P(CMS projected summary >= 4 stars) over cut points simulated from the forecast's back-test error (gold)",
-    ),
-]
-PREDICTION_COLUMN_NAMES = [name for name, _, _ in PREDICTION_COLUMNS]
 LEVER_STEPS = {spec.name: spec.step for spec in INPUTS}
 
-
-PREDICTIONS = TableSpec(
+# A contract missing a model input keeps its rows, with the prediction columns null; the CMS columns are null
+# where gold has no projected summary for the contract.
+PREDICTIONS = weekly_contract_table(
     TABLE,
     "Per plan contract, week and parameter set: the rating distribution, expected stars, P(4+) and levers.",
-    tuple(Column(*column) for column in PREDICTION_COLUMNS),
-    partition_column="as_of_week_end",
-    primary_key=("as_of_week_end", "contract_id", "model"),
+    "model",
+    (
+        PLAN_CONTRACT_ID,
+        Column(
+            "model",
+            "VARCHAR",
+            "parameter set: seed (the reference calibration) or fitted (model.star_rating_model)",
+            nullable=False,
+        ),
+        *[Column(spec.name, "DOUBLE", f"model input: {spec.label} ({spec.unit})") for spec in INPUTS],
+        Column(
+            "missing_inputs",
+            "VARCHAR",
+            "inputs below their minimum number of measures, comma-separated; '' when complete (then the prediction columns are null)",
+            nullable=False,
+        ),
+        Column(
+            "lowest_level",
+            "DOUBLE",
+            "the model's lowest rating level (the fitted model's may hold merged lower ratings)",
+            nullable=False,
+        ),
+        Column("highest_level", "DOUBLE", "the model's highest rating level", nullable=False),
+        *[
+            Column(column, "DOUBLE", f"P(rating = {level:g} stars); null when {level:g} is not a level of the model")
+            for column, level in zip(PROBABILITY_COLUMNS, RATING_LEVELS)
+        ],
+        Column("expected_stars", "DOUBLE", "expected rating: sum over levels of level x P(level)"),
+        Column("p_four_plus", "DOUBLE", f"P(rating >= {QBP_STARS:g} stars): the Quality Bonus Payment line"),
+        *[
+            column
+            for rank in range(1, TOP_LEVERS + 1)
+            for column in (
+                Column(
+                    f"lever_{rank}",
+                    "VARCHAR",
+                    f"input with the {'largest' if rank == 1 else f'#{rank}'} gain in expected stars "
+                    "for the seed's one-year step (+5 pp HEDIS, +0.3 CAHPS, +5 pp adherence, -2 pp readmission)",
+                ),
+                Column(f"lever_{rank}_step", "DOUBLE", f"the seed's step for lever_{rank}, in the input's unit"),
+                Column(f"lever_{rank}_gain", "DOUBLE", f"E[stars | input + step] - E[stars] for lever_{rank}"),
+            )
+        ],
+        Column("measures_rated", "INTEGER", "measures with projected stars behind the CMS projected summary (gold)"),
+        Column(
+            "reward_factor",
+            "DOUBLE",
+            "CMS reward factor the projected measure stars earn (gold.contract_projected_summary); null without projected stars",
+        ),
+        Column("projected_summary_unrounded", "DOUBLE", "CMS projected summary before half-star rounding (no CAI)"),
+        Column("projected_summary", "DOUBLE", "CMS projected summary rating from the measure stars (half stars, no CAI)"),
+        Column(
+            "p_four_plus_cut_points",
+            "DOUBLE",
+            "P(CMS projected summary >= 4 stars) over cut points simulated from the forecast's back-test error (gold)",
+        ),
+    ),
 )
+PREDICTION_COLUMN_NAMES = PREDICTIONS.column_names
 
 # Every week, contract and model in one long result, with the week-on-week change of expected stars.
 TRAJECTORY_SQL = f"""

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from stars_assets.lib.cms import crosswalk
-from stars_assets.lib.ordinal.params import missing_inputs
+from stars_assets.lib.ordinal.params import INPUTS, missing_inputs
+from stars_assets.lib.tables import PLAN_CONTRACT_ID, Column, TableSpec
 
 TRAINING_STAR_YEAR = 2026
 MIN_CONTRACTS_PER_LEVEL = 10  # a rating level with fewer contracts cannot carry its own cut point
@@ -141,6 +142,27 @@ def merge_sparse_levels(ratings: pd.Series, min_contracts: int = MIN_CONTRACTS_P
     while len(levels) > 2 and counts[levels[-1]] < min_contracts:
         merge(levels.pop(), levels[-1])
     return {float(rating): float(level) for rating, level in level_of.items()}
+
+
+# Every published rating is present (the set keeps rated contracts) and every input (contracts missing one are dropped).
+TRAINING_SET = TableSpec(
+    "model.cms_training_set",
+    f"One row per {TRAINING_STAR_YEAR} MA-PD contract with a published overall Star Rating and all model inputs, with the label.",
+    (
+        PLAN_CONTRACT_ID,
+        Column("organization_type", "VARCHAR", "CMS organization type (Local CCP, Regional CCP, PFFS, 1876 Cost)"),
+        Column("overall", "DOUBLE", f"published {TRAINING_STAR_YEAR} overall Star Rating", nullable=False),
+        *[Column(spec.name, "DOUBLE", f"{spec.label} ({spec.unit})", nullable=False) for spec in INPUTS],
+        *[Column(measure_count_column(f), "BIGINT", f"measures behind {f.input_name}", nullable=False) for f in FEATURES],
+        Column(
+            "label",
+            "DOUBLE",
+            "model level: the overall rating after merging sparse extreme ratings (a star value)",
+            nullable=False,
+        ),
+    ),
+    primary_key=("contract_id",),
+)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,30 @@ from statsmodels.miscmodels.ordinal_model import OrderedModel
 
 from stars_assets.lib.ordinal.params import INPUT_NAMES, SEED, OrdinalParams, format_level
 from stars_assets.lib.ordinal.predict import predict
+from stars_assets.lib.tables import Column, TableSpec
 
 FIT_MAX_ITERATIONS = 2000
 CV_FOLDS = 5
 CV_SEED = 2026
 CONFIDENCE = 0.95
+
+
+# Cut rows carry their levels, beta and cut rows their interval; statistic rows only a name and a value.
+STAR_RATING_MODEL = TableSpec(
+    "model.star_rating_model",
+    "The fitted ordinal model's betas and cut points beside the seed's, then fit and cross-validation statistics.",
+    (
+        Column("name", "VARCHAR", "input name (beta), 'cut <lower>|<upper>' (cut) or statistic name", nullable=False),
+        Column("kind", "VARCHAR", "beta, cut (threshold in P(Y <= lower) = F(cut - x.beta)) or statistic", nullable=False),
+        Column("lower_level", "DOUBLE", "cut: the star level at or below the threshold"),
+        Column("upper_level", "DOUBLE", "cut: the next star level above it"),
+        Column("estimate", "DOUBLE", "maximum-likelihood estimate (statistic rows: the value)", nullable=False),
+        Column("std_err", "DOUBLE", "standard error (cuts: delta method from statsmodels' increments)"),
+        Column("ci_low", "DOUBLE", f"{CONFIDENCE:.0%} Wald interval, lower end"),
+        Column("ci_high", "DOUBLE", f"{CONFIDENCE:.0%} Wald interval, upper end"),
+        Column("seed_value", "DOUBLE", "the seed's value (cuts: its threshold for reaching the same upper level)"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -209,6 +228,4 @@ def parameter_table(result: FitResult, validation: CrossValidation, seed: Ordina
     statistic_rows = pd.DataFrame(
         {"name": list(statistics), "kind": "statistic", "estimate": [float(v) for v in statistics.values()]}
     )
-    return pd.concat([estimates, statistic_rows], ignore_index=True)[
-        ["name", "kind", "lower_level", "upper_level", "estimate", "std_err", "ci_low", "ci_high", "seed_value"]
-    ]
+    return pd.concat([estimates, statistic_rows], ignore_index=True)[STAR_RATING_MODEL.column_names]

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from stars_assets.lib import vocabulary as v
-from stars_assets.lib.tables import Column, TableSpec, lineage, member_id
-
-
-def _listed(values) -> str:
-    return ", ".join(values)
-
+from stars_assets.lib.tables import Column, TableSpec, coded, lineage, member_id
 
 MD5 = "md5 hex"
 _RESOLVED = (
@@ -32,7 +27,7 @@ def _event_identity(provider: str, key: str) -> tuple[Column, ...]:
 
 
 APPOINTMENT_KEY = Column("appointment_key", "VARCHAR", "<provider>:<appointment id>", nullable=False)
-APPOINTMENT_STATUS = Column("status", "VARCHAR", _listed(v.APPOINTMENT_STATUSES), nullable=False)
+APPOINTMENT_STATUS = coded("status", v.APPOINTMENT_STATUSES)
 START_TS = Column("start_ts", "TIMESTAMP", "appointment start (UTC)", nullable=False)
 VISIT_MEASURE = Column("measure_code", "VARCHAR", "care-gap measure the visit serves, where the EMR says")
 
@@ -42,8 +37,8 @@ OUTREACH_EVENTS = TableSpec(
     (
         *_event_identity("outreach vendor", "the vendor's own event key"),
         *_RESOLVED,
-        Column("channel", "VARCHAR", _listed(v.CHANNELS), nullable=False),
-        Column("event_type", "VARCHAR", _listed(v.EVENT_TYPES), nullable=False),
+        coded("channel", v.CHANNELS),
+        coded("event_type", v.EVENT_TYPES),
         Column(
             "measure_codes",
             "VARCHAR[]",
@@ -127,7 +122,7 @@ MEMBER_IDENTIFIERS = TableSpec(
     "silver.member_identifiers",
     "The crosswalk every vendor identifier resolves through: one row per (identifier type, value).",
     (
-        Column("id_type", "VARCHAR", _listed(v.IDENTIFIER_TYPES), nullable=False),
+        coded("id_type", v.IDENTIFIER_TYPES),
         Column("id_value", "VARCHAR", "the identifier as vendors send it", nullable=False, identifier=True),
         member_id(),
         Column("contract_id", "VARCHAR", "", nullable=False),
@@ -136,21 +131,26 @@ MEMBER_IDENTIFIERS = TableSpec(
     primary_key=("id_type", "id_value"),
 )
 
+# The measure a care gap is for, as silver.care_gaps holds it and the gold gap facts carry it on.
+GAP_MEASURE = (
+    coded("measure_code", v.CARE_GAP_MEASURES),
+    Column(
+        "cms_measure_id",
+        "VARCHAR",
+        "CMS Star Ratings measure id, in the numbering the vendors send (see the measure crosswalk)",
+        nullable=False,
+    ),
+)
+
 CARE_GAPS = TableSpec(
     "silver.care_gaps",
     "Care gaps (member x measure x measurement year) from the latest care-gap list.",
     (
         Column("gap_id", "VARCHAR", "", nullable=False),
         member_id(),
-        Column("measure_code", "VARCHAR", _listed(v.CARE_GAP_MEASURES), nullable=False),
-        Column(
-            "cms_measure_id",
-            "VARCHAR",
-            "CMS Star Ratings measure id, in the numbering the vendors send (see the measure crosswalk)",
-            nullable=False,
-        ),
+        *GAP_MEASURE,
         Column("measurement_year", "INTEGER", "", nullable=False),
-        Column("gap_status", "VARCHAR", _listed(v.GAP_STATUSES), nullable=False),
+        coded("gap_status", v.GAP_STATUSES),
         Column("open_date", "DATE", "", nullable=False),
         Column("close_date", "DATE", "null while open"),
         Column("close_source", "VARCHAR", "how the gap closed"),
@@ -166,7 +166,7 @@ RX_FILLS = TableSpec(
     (
         Column("fill_id", "VARCHAR", "", nullable=False),
         member_id(),
-        Column("drug_class", "VARCHAR", _listed(v.DRUG_CLASSES), nullable=False),
+        coded("drug_class", v.DRUG_CLASSES),
         Column("fill_date", "DATE", "", nullable=False),
         Column("days_supply", "INTEGER", "", nullable=False),
         Column("delivery_date", "DATE", "delivery date of the extract this row came from", nullable=False),
