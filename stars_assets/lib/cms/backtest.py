@@ -59,6 +59,7 @@ def history_from_tables(
     published = tables.published_thresholds(crosswalk.cms_reference_root() / tables.PUBLISHED_THRESHOLDS_FILE)
     keys = crosswalk.crosswalk()[["star_year", "cut_point_code", "measure_key"]]
     published = published.merge(keys, on=["star_year", "cut_point_code"], how="inner")
+    published = with_cms_cut_point_files(published[["star_year", "measure_key", "stars", "threshold"]], years)
     return History(
         scores=cut_point_population(scores, summary)[["star_year", "contract_id", "measure_key", "measure_id", "part", "value"]],
         stars=stars[["star_year", "contract_id", "measure_key", "measure_id", "stars"]].assign(
@@ -68,6 +69,21 @@ def history_from_tables(
         cai=cai,
         thresholds=published[published["star_year"].isin(years)][["star_year", "measure_key", "stars", "threshold"]],
     )
+
+
+def with_cms_cut_point_files(published: pd.DataFrame, years: list[int]) -> pd.DataFrame:
+    """The compiled thresholds, replaced by CMS's own cut-point files where a year ships them (the compiled table
+    has 2026's Kidney Health Evaluation off by 1 to 5 points): Part C's and Part D's MA-PD bands."""
+    files = pd.concat([tables.cut_points(settings.cms_reference_dir(year)) for year in years], ignore_index=True)
+    files = files[(files["stars"] >= 2) & files["org_type"].isin([tables.ALL_ORG_TYPES, "MA-PD"])]
+    if files.empty:
+        return published
+    files = crosswalk.with_measure_keys(files.drop(columns="higher_is_better"))
+    files["threshold"] = files["lower"].where(files["higher_is_better"], files["upper"])
+    files = files[["star_year", "measure_key", "stars", "threshold"]]
+    covered = published.merge(files[["star_year", "measure_key"]].drop_duplicates(), how="left", indicator=True)
+    kept = published[(covered["_merge"] == "left_only").to_numpy()]
+    return pd.concat([kept, files], ignore_index=True).sort_values(["star_year", "measure_key", "stars"], ignore_index=True)
 
 
 def specs_for(history: History) -> dict[int, dict[str, cutpoints.MeasureSpec]]:

@@ -33,6 +33,8 @@ GUARDRAIL_SHARE_OF_RANGE = 0.05  # other measures
 # CMS introduced both in the 2024 Star Ratings (the 2023 ratings ran without them).
 TUKEY_FROM_STAR_YEAR = 2024
 GUARDRAILS_FROM_STAR_YEAR = 2024
+# New and respecified measures run without guardrails while in the ratings three years or less.
+NEW_MEASURE_YEARS = 3
 CAHPS_PERCENTILES = {2: 15, 3: 30, 4: 60, 5: 80}
 THRESHOLD_COLUMNS = ["star_year", "measure_key", "stars", "threshold", "method"]
 
@@ -44,6 +46,12 @@ class MeasureSpec:
     method: str  # "clustering", "improvement" or "cahps"
     decimals: int
     percent_scale: bool
+    specification_star_year: int | None = None  # star year a new or respecified measure entered the ratings
+
+    def guardrailed(self, star_year: int) -> bool:
+        """Whether CMS caps this measure's cut points against the prior year's in `star_year`."""
+        new = self.specification_star_year is not None and star_year - self.specification_star_year < NEW_MEASURE_YEARS
+        return self.method == "clustering" and star_year >= GUARDRAILS_FROM_STAR_YEAR and not new
 
 
 def score_decimals(values: pd.Series) -> int:
@@ -57,7 +65,7 @@ def score_decimals(values: pd.Series) -> int:
 
 def measure_specs(scores: pd.DataFrame, measures: pd.DataFrame) -> dict[str, MeasureSpec]:
     """One spec per measure key in `scores`, from the crosswalk rows in `measures` (higher_is_better, domain,
-    improvement) and the scores' own precision and range."""
+    improvement, specification_star_year) and the scores' own precision and range."""
     attributes = measures.drop_duplicates("measure_key").set_index("measure_key")
     specs = {}
     for key, values in scores.groupby("measure_key")["value"]:
@@ -65,7 +73,10 @@ def measure_specs(scores: pd.DataFrame, measures: pd.DataFrame) -> dict[str, Mea
         method = "improvement" if row["improvement"] else "cahps" if row["domain"] == "CAHPS" else "clustering"
         decimals = score_decimals(values)
         percent = decimals == 0 and values.min() >= 0 and values.max() <= 100
-        specs[key] = MeasureSpec(key, bool(row["higher_is_better"]), method, decimals, percent)
+        since = row.get("specification_star_year")
+        specs[key] = MeasureSpec(
+            key, bool(row["higher_is_better"]), method, decimals, percent, None if pd.isna(since) else int(since)
+        )
     return specs
 
 
@@ -78,14 +89,22 @@ def tukey_outer_fences(values: np.ndarray, percent_scale: bool) -> tuple[float, 
 
 def cluster_cut_points(values: np.ndarray, higher_is_better: bool, groups: int = 5) -> list[float]:
     """Ward clustering of one-dimensional scores into `groups`; the cut point of each star above the lowest is
-    the lowest score of its cluster (highest for lower-is-better). NaN where fewer clusters exist (ties)."""
+    the lowest score of its cluster (highest for lower-is-better).
+
+    With fewer distinct scores than groups, clusters sharing a score are combined (Technical Notes, step 3) and
+    the remaining clusters take the best star levels; a level no cluster reaches gets NaN (0 once averaged,
+    as CMS publishes for MPF Price Accuracy in 2026 when only one score survives outlier deletion)."""
     values = np.asarray(values, dtype=float)
-    if len(np.unique(values)) < groups:
-        return [math.nan] * (groups - 1)
-    labels = fcluster(linkage(values.reshape(-1, 1), method="ward"), groups, criterion="maxclust")
+    distinct = np.unique(values)
+    if len(distinct) < groups:
+        labels = np.searchsorted(distinct, values)
+    else:
+        labels = fcluster(linkage(values.reshape(-1, 1), method="ward"), groups, criterion="maxclust")
     clusters = sorted((values[labels == label] for label in np.unique(labels)), key=np.mean, reverse=not higher_is_better)
-    edges = [cluster.min() if higher_is_better else cluster.max() for cluster in clusters[1:]]
-    return edges + [math.nan] * (groups - 1 - len(edges))
+    edges = [cluster.min() if higher_is_better else cluster.max() for cluster in clusters]
+    levels = range(groups - len(clusters) + 1, groups + 1)  # worst cluster first
+    cut = {level: edge for level, edge in zip(levels, edges) if level >= 2}
+    return [cut.get(level, math.nan) for level in range(2, groups + 1)]
 
 
 def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], seed: int) -> list[float]:
@@ -93,7 +112,9 @@ def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], se
     rng = np.random.default_rng(seed)
     folds = rng.permutation(len(values)) % FOLDS
     runs = np.array([cut(values[folds != fold]) for fold in range(FOLDS)], dtype=float)
-    return list(np.nanmean(runs, axis=0)) if not np.isnan(runs).all() else [math.nan] * runs.shape[1]
+    if np.isnan(runs).all():
+        return [math.nan] * runs.shape[1]
+    return [float(np.nanmean(level)) if not np.isnan(level).all() else 0.0 for level in runs.T]
 
 
 def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int) -> list[float]:
@@ -139,7 +160,7 @@ def year_cut_points(
     from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures).
     """
     tukey = star_year >= TUKEY_FROM_STAR_YEAR
-    guardrails = star_year >= GUARDRAILS_FROM_STAR_YEAR and prior_thresholds is not None
+    guardrails = prior_thresholds is not None
     prior_by_measure = (
         {key: dict(zip(rows["stars"], rows["threshold"])) for key, rows in prior_thresholds.groupby("measure_key")}
         if guardrails
@@ -153,7 +174,7 @@ def year_cut_points(
             thresholds = list(np.percentile(array, list(CAHPS_PERCENTILES.values())))
         else:
             thresholds = _clustered(array, spec, tukey, seed)
-            if guardrails and spec.method == "clustering" and key in prior_by_measure:
+            if guardrails and spec.guardrailed(star_year) and key in prior_by_measure:
                 thresholds = _guardrail(thresholds, prior_by_measure[key], spec, (prior_ranges or {}).get(key))
         for stars, value in zip(STAR_LEVELS, thresholds):
             rounded = value if math.isnan(value) or spec.method == "improvement" else round(value, spec.decimals)
