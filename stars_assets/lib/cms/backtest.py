@@ -74,7 +74,8 @@ def history_from_tables(
 def with_cms_cut_point_files(published: pd.DataFrame, years: list[int]) -> pd.DataFrame:
     """The compiled thresholds, replaced by CMS's own cut-point files where a year ships them (the compiled table
     has 2026's Kidney Health Evaluation off by 1 to 5 points): Part C's and Part D's MA-PD bands."""
-    files = pd.concat([tables.cut_points(settings.cms_reference_dir(year)) for year in years], ignore_index=True)
+    files = [tables.cut_points(settings.cms_reference_dir(year)) for year in years]
+    files = pd.concat([table for table in files if not table.empty] or files[:1], ignore_index=True)
     files = files[(files["stars"] >= 2) & files["org_type"].isin([tables.ALL_ORG_TYPES, "MA-PD"])]
     if files.empty:
         return published
@@ -96,14 +97,19 @@ def specs_for(history: History) -> dict[int, dict[str, cutpoints.MeasureSpec]]:
 def engine_cut_points(history: History, specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None) -> pd.DataFrame:
     """Each year's cut points re-derived from that year's scores (guardrails against the prior year's published)."""
     specs = specs or specs_for(history)
+    population = {year: clustering_population(history, year, specs[year]) for year in history.years}
     derived = []
     for year in history.years:
-        year_scores = history.scores[history.scores["star_year"] == year]
         prior = history.thresholds[history.thresholds["star_year"] == year - 1]
-        prior_scores = history.scores[history.scores["star_year"] == year - 1]
-        prior_ranges = cutpoints.score_ranges(prior_scores, specs.get(year - 1, specs[year])) if len(prior_scores) else None
-        derived.append(cutpoints.year_cut_points(year_scores, specs[year], year, prior if len(prior) else None, prior_ranges))
+        prior_ranges = cutpoints.score_ranges(population[year - 1], specs[year - 1]) if year - 1 in population else None
+        derived.append(cutpoints.year_cut_points(population[year], specs[year], year, prior if len(prior) else None, prior_ranges))
     return pd.concat(derived, ignore_index=True)
+
+
+def clustering_population(history: History, year: int, specs: dict[str, cutpoints.MeasureSpec]) -> pd.DataFrame:
+    """The scores that set `year`'s cut points (without the contracts the 60 percent rule excludes)."""
+    disaster_pct = history.summary[history.summary["star_year"] == year].set_index("contract_id")["disaster_pct_measurement_year"]
+    return cutpoints.clustering_population(history.scores[history.scores["star_year"] == year], disaster_pct, specs, year)
 
 
 def threshold_comparison(derived: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:

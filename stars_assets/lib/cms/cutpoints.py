@@ -36,6 +36,11 @@ GUARDRAILS_FROM_STAR_YEAR = 2024
 # New and respecified measures run without guardrails while in the ratings three years or less.
 NEW_MEASURE_YEARS = 3
 CAHPS_PERCENTILES = {2: 15, 3: 30, 4: 60, 5: 80}
+# The "60 percent rule": through the 2025 ratings, non-CAHPS scores of contracts with 60% or more of their
+# enrollees in FEMA Individual Assistance areas in the measurement year were left out of the clustering
+# (the 2026 Technical Notes list its removal among the changes from 2025).
+SIXTY_PERCENT_RULE_SHARE = 60.0
+SIXTY_PERCENT_RULE_UNTIL_STAR_YEAR = 2025
 THRESHOLD_COLUMNS = ["star_year", "measure_key", "stars", "threshold", "method"]
 
 
@@ -180,6 +185,17 @@ def year_cut_points(
             rounded = value if math.isnan(value) or spec.method == "improvement" else round(value, spec.decimals)
             records.append((star_year, key, stars, rounded, spec.method))
     return pd.DataFrame(records, columns=THRESHOLD_COLUMNS)
+
+
+def clustering_population(scores: pd.DataFrame, disaster_pct: pd.Series, specs: dict[str, MeasureSpec], star_year: int) -> pd.DataFrame:
+    """The scores of one star year that set its cut points: without the non-CAHPS scores of contracts the 60 percent
+    rule excludes. `disaster_pct` is each contract's share of enrollees in FEMA Individual Assistance areas in the
+    measurement year (two years before the star year), indexed by contract_id."""
+    if star_year > SIXTY_PERCENT_RULE_UNTIL_STAR_YEAR:
+        return scores
+    affected = scores["contract_id"].map(disaster_pct).fillna(0.0) >= SIXTY_PERCENT_RULE_SHARE
+    clustered = scores["measure_key"].map(lambda key: specs[key].method != "cahps")
+    return scores[~(affected & clustered)]
 
 
 def stars_from_thresholds(values: pd.Series, thresholds: dict[int, float], higher_is_better: bool) -> pd.Series:
