@@ -26,6 +26,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 STAR_LEVELS = (2, 3, 4, 5)
 FOLDS = 10
+FOLD_DRAWS = 4  # independent 10-fold partitions averaged (see _fold_means)
 SEED = 8675309
 TUKEY_MULTIPLIER = 3.0
 GUARDRAIL_POINTS = 5.0  # 0-100 measures
@@ -112,17 +113,24 @@ def cluster_cut_points(values: np.ndarray, higher_is_better: bool, groups: int =
     return [cut.get(level, math.nan) for level in range(2, groups + 1)]
 
 
-def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], seed: int) -> list[float]:
-    """Mean resampling: the cut points averaged over 10 runs, each leaving one random tenth of the scores out."""
+def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], seed: int, draws: int) -> list[float]:
+    """Mean resampling: the cut points averaged over 10 runs, each leaving one random tenth of the scores out.
+
+    CMS draws one such partition with SAS's generator, which cannot be reproduced here; a single numpy partition
+    is another draw whose cut points differ from CMS's by a point on dense measures. Averaging over `draws`
+    independent partitions estimates what CMS's draw gives in expectation, so only CMS's own draw's noise remains."""
     rng = np.random.default_rng(seed)
-    folds = rng.permutation(len(values)) % FOLDS
-    runs = np.array([cut(values[folds != fold]) for fold in range(FOLDS)], dtype=float)
+    runs = []
+    for _ in range(draws):
+        folds = rng.permutation(len(values)) % FOLDS
+        runs.extend(cut(values[folds != fold]) for fold in range(FOLDS))
+    runs = np.array(runs, dtype=float)
     if np.isnan(runs).all():
         return [math.nan] * runs.shape[1]
     return [float(np.nanmean(level)) if not np.isnan(level).all() else 0.0 for level in runs.T]
 
 
-def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int) -> list[float]:
+def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int, draws: int) -> list[float]:
     def kept(subset: np.ndarray) -> np.ndarray:
         if not tukey or len(subset) < 4:
             return subset
@@ -133,11 +141,11 @@ def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int) ->
         # Scores >= 0 earn 3, 4 or 5 stars, negative scores 1 or 2; the 3-star cut point is 0.
         non_negative, negative = kept(values[values >= 0]), kept(values[values < 0])
         upper = (
-            _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed) if len(non_negative) > 3 else [math.nan] * 2
+            _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed, draws) if len(non_negative) > 3 else [math.nan] * 2
         )
-        lower = _fold_means(negative, lambda v: cluster_cut_points(v, True, 2), seed) if len(negative) > 2 else [math.nan]
+        lower = _fold_means(negative, lambda v: cluster_cut_points(v, True, 2), seed, draws) if len(negative) > 2 else [math.nan]
         return [lower[0], 0.0, *upper]
-    return _fold_means(kept(values), lambda v: cluster_cut_points(v, spec.higher_is_better), seed)
+    return _fold_means(kept(values), lambda v: cluster_cut_points(v, spec.higher_is_better), seed, draws)
 
 
 def _guardrail(thresholds: list[float], prior: dict[int, float], spec: MeasureSpec, prior_range: float | None) -> list[float]:
@@ -158,11 +166,13 @@ def year_cut_points(
     prior_thresholds: pd.DataFrame | None = None,
     prior_ranges: dict[str, float] | None = None,
     seed: int = SEED,
+    fold_draws: int = FOLD_DRAWS,
 ) -> pd.DataFrame:
     """Cut points (2..5 stars) for every measure in `scores` (columns measure_key, value) of one star year.
 
     `prior_thresholds` (measure_key, stars, threshold) are the previous year's cut points, for the guardrails
-    from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures).
+    from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures);
+    `fold_draws` the number of 10-fold partitions averaged (1 is CMS's single draw, at a quarter of the time).
     """
     tukey = star_year >= TUKEY_FROM_STAR_YEAR
     guardrails = prior_thresholds is not None
@@ -178,7 +188,7 @@ def year_cut_points(
         if spec.method == "cahps":
             thresholds = list(np.percentile(array, list(CAHPS_PERCENTILES.values())))
         else:
-            thresholds = _clustered(array, spec, tukey, seed)
+            thresholds = _clustered(array, spec, tukey, seed, fold_draws)
             if guardrails and spec.guardrailed(star_year) and key in prior_by_measure:
                 thresholds = _guardrail(thresholds, prior_by_measure[key], spec, (prior_ranges or {}).get(key))
         for stars, value in zip(STAR_LEVELS, thresholds):
