@@ -11,7 +11,10 @@ CAHPS measures (relative distribution and significance testing): the percentile 
 80th); the public tables carry no standard errors, so significance and reliability tests are not applied.
 
 CMS's own random groups come from SAS's SURVEYSELECT with seed 8675309, which numpy cannot reproduce, so the
-folds differ and a threshold can land a point away from CMS's where a cluster edge is close.
+folds differ and a threshold can land a point away from CMS's where a cluster edge is close; the engine averages
+the 10-fold means over several partitions to estimate CMS's draw in expectation. Also from the Technical Notes:
+the 60 percent disaster rule's exclusions (through 2025), no guardrails for measures new or respecified within
+three years, and fewer than five clusters when fewer distinct scores survive outlier deletion.
 """
 
 from __future__ import annotations
