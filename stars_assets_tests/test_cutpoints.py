@@ -120,7 +120,9 @@ def test_the_sixty_percent_rule_leaves_affected_contracts_out_of_clustering_unti
 
 def test_cms_cut_point_files_replace_the_compiled_thresholds(history):
     files = tables.cut_points(settings.cms_reference_dir(2026))
-    files = crosswalk.with_measure_keys(files[(files["org_type"] != "PDP") & (files["stars"] >= 2)].drop(columns="higher_is_better"))
+    files = crosswalk.with_measure_keys(
+        files[(files["org_type"] != "PDP") & (files["stars"] >= 2)].drop(columns="higher_is_better")
+    )
     files["threshold"] = files["lower"].where(files["higher_is_better"], files["upper"])
     joined = history.thresholds.merge(files, on=["star_year", "measure_key", "stars"], suffixes=("", "_file"))
     assert len(joined) == len(files)

@@ -102,7 +102,9 @@ def engine_cut_points(history: History, specs: dict[int, dict[str, cutpoints.Mea
     for year in history.years:
         prior = history.thresholds[history.thresholds["star_year"] == year - 1]
         prior_ranges = cutpoints.score_ranges(population[year - 1], specs[year - 1]) if year - 1 in population else None
-        derived.append(cutpoints.year_cut_points(population[year], specs[year], year, prior if len(prior) else None, prior_ranges))
+        derived.append(
+            cutpoints.year_cut_points(population[year], specs[year], year, prior if len(prior) else None, prior_ranges)
+        )
     return pd.concat(derived, ignore_index=True)
 
 

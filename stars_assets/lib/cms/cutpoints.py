@@ -144,7 +144,9 @@ def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int, dr
         # Scores >= 0 earn 3, 4 or 5 stars, negative scores 1 or 2; the 3-star cut point is 0.
         non_negative, negative = kept(values[values >= 0]), kept(values[values < 0])
         upper = (
-            _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed, draws) if len(non_negative) > 3 else [math.nan] * 2
+            _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed, draws)
+            if len(non_negative) > 3
+            else [math.nan] * 2
         )
         lower = _fold_means(negative, lambda v: cluster_cut_points(v, True, 2), seed, draws) if len(negative) > 2 else [math.nan]
         return [lower[0], 0.0, *upper]
@@ -200,7 +202,9 @@ def year_cut_points(
     return pd.DataFrame(records, columns=THRESHOLD_COLUMNS)
 
 
-def clustering_population(scores: pd.DataFrame, disaster_pct: pd.Series, specs: dict[str, MeasureSpec], star_year: int) -> pd.DataFrame:
+def clustering_population(
+    scores: pd.DataFrame, disaster_pct: pd.Series, specs: dict[str, MeasureSpec], star_year: int
+) -> pd.DataFrame:
     """The scores of one star year that set its cut points: without the non-CAHPS scores of contracts the 60 percent
     rule excludes. `disaster_pct` is each contract's share of enrollees in FEMA Individual Assistance areas in the
     measurement year (two years before the star year), indexed by contract_id."""
