@@ -59,6 +59,7 @@ def history_from_tables(
     published = tables.published_thresholds(crosswalk.cms_reference_root() / tables.PUBLISHED_THRESHOLDS_FILE)
     keys = crosswalk.crosswalk()[["star_year", "cut_point_code", "measure_key"]]
     published = published.merge(keys, on=["star_year", "cut_point_code"], how="inner")
+    published = with_cms_cut_point_files(published[["star_year", "measure_key", "stars", "threshold"]], years)
     return History(
         scores=cut_point_population(scores, summary)[["star_year", "contract_id", "measure_key", "measure_id", "part", "value"]],
         stars=stars[["star_year", "contract_id", "measure_key", "measure_id", "stars"]].assign(
@@ -68,6 +69,22 @@ def history_from_tables(
         cai=cai,
         thresholds=published[published["star_year"].isin(years)][["star_year", "measure_key", "stars", "threshold"]],
     )
+
+
+def with_cms_cut_point_files(published: pd.DataFrame, years: list[int]) -> pd.DataFrame:
+    """The compiled thresholds, replaced by CMS's own cut-point files where a year ships them (the compiled table
+    has 2026's Kidney Health Evaluation off by 1 to 5 points): Part C's and Part D's MA-PD bands."""
+    files = [tables.cut_points(settings.cms_reference_dir(year)) for year in years]
+    files = pd.concat([table for table in files if not table.empty] or files[:1], ignore_index=True)
+    files = files[(files["stars"] >= 2) & files["org_type"].isin([tables.ALL_ORG_TYPES, "MA-PD"])]
+    if files.empty:
+        return published
+    files = crosswalk.with_measure_keys(files.drop(columns="higher_is_better"))
+    files["threshold"] = files["lower"].where(files["higher_is_better"], files["upper"])
+    files = files[["star_year", "measure_key", "stars", "threshold"]]
+    covered = published.merge(files[["star_year", "measure_key"]].drop_duplicates(), how="left", indicator=True)
+    kept = published[(covered["_merge"] == "left_only").to_numpy()]
+    return pd.concat([kept, files], ignore_index=True).sort_values(["star_year", "measure_key", "stars"], ignore_index=True)
 
 
 def specs_for(history: History) -> dict[int, dict[str, cutpoints.MeasureSpec]]:
@@ -80,14 +97,21 @@ def specs_for(history: History) -> dict[int, dict[str, cutpoints.MeasureSpec]]:
 def engine_cut_points(history: History, specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None) -> pd.DataFrame:
     """Each year's cut points re-derived from that year's scores (guardrails against the prior year's published)."""
     specs = specs or specs_for(history)
+    population = {year: clustering_population(history, year, specs[year]) for year in history.years}
     derived = []
     for year in history.years:
-        year_scores = history.scores[history.scores["star_year"] == year]
         prior = history.thresholds[history.thresholds["star_year"] == year - 1]
-        prior_scores = history.scores[history.scores["star_year"] == year - 1]
-        prior_ranges = cutpoints.score_ranges(prior_scores, specs.get(year - 1, specs[year])) if len(prior_scores) else None
-        derived.append(cutpoints.year_cut_points(year_scores, specs[year], year, prior if len(prior) else None, prior_ranges))
+        prior_ranges = cutpoints.score_ranges(population[year - 1], specs[year - 1]) if year - 1 in population else None
+        derived.append(
+            cutpoints.year_cut_points(population[year], specs[year], year, prior if len(prior) else None, prior_ranges)
+        )
     return pd.concat(derived, ignore_index=True)
+
+
+def clustering_population(history: History, year: int, specs: dict[str, cutpoints.MeasureSpec]) -> pd.DataFrame:
+    """The scores that set `year`'s cut points (without the contracts the 60 percent rule excludes)."""
+    disaster_pct = history.summary[history.summary["star_year"] == year].set_index("contract_id")["disaster_pct_measurement_year"]
+    return cutpoints.clustering_population(history.scores[history.scores["star_year"] == year], disaster_pct, specs, year)
 
 
 def threshold_comparison(derived: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:

@@ -31,6 +31,9 @@ COLUMNS = [
     "overall_duplicate_of",
     "puerto_rico_zero_weight",
     "cut_point_code",
+    # The star year the measure's current specification entered the ratings, where that is 2023 or later (new
+    # or substantively respecified measures); CMS applies no cut-point guardrails in its first three years.
+    "specification_star_year",
 ]
 
 
@@ -41,7 +44,8 @@ def cms_reference_root() -> Path:
 @functools.cache
 def _load(path: Path) -> pd.DataFrame:
     table = pd.read_csv(path, dtype={"measure_id": str, "cut_point_code": str, "overall_duplicate_of": str})
-    table["new_measure_disaster_year"] = table["new_measure_disaster_year"].astype("Int64")
+    for column in ("new_measure_disaster_year", "specification_star_year"):
+        table[column] = table[column].astype("Int64")
     duplicated = table[table.duplicated(["star_year", "measure_id"]) | table.duplicated(["star_year", "measure_key"])]
     if not duplicated.empty:
         raise ValueError(f"measure crosswalk has duplicate rows: {duplicated[['star_year', 'measure_id']].to_dict('records')}")

@@ -11,7 +11,10 @@ CAHPS measures (relative distribution and significance testing): the percentile 
 80th); the public tables carry no standard errors, so significance and reliability tests are not applied.
 
 CMS's own random groups come from SAS's SURVEYSELECT with seed 8675309, which numpy cannot reproduce, so the
-folds differ and a threshold can land a point away from CMS's where a cluster edge is close.
+folds differ and a threshold can land a point away from CMS's where a cluster edge is close; the engine averages
+the 10-fold means over several partitions to estimate CMS's draw in expectation. Also from the Technical Notes:
+the 60 percent disaster rule's exclusions (through 2025), no guardrails for measures new or respecified within
+three years, and fewer than five clusters when fewer distinct scores survive outlier deletion.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 STAR_LEVELS = (2, 3, 4, 5)
 FOLDS = 10
+FOLD_DRAWS = 4  # independent 10-fold partitions averaged (see _fold_means)
 SEED = 8675309
 TUKEY_MULTIPLIER = 3.0
 GUARDRAIL_POINTS = 5.0  # 0-100 measures
@@ -33,7 +37,14 @@ GUARDRAIL_SHARE_OF_RANGE = 0.05  # other measures
 # CMS introduced both in the 2024 Star Ratings (the 2023 ratings ran without them).
 TUKEY_FROM_STAR_YEAR = 2024
 GUARDRAILS_FROM_STAR_YEAR = 2024
+# New and respecified measures run without guardrails while in the ratings three years or less.
+NEW_MEASURE_YEARS = 3
 CAHPS_PERCENTILES = {2: 15, 3: 30, 4: 60, 5: 80}
+# The "60 percent rule": through the 2025 ratings, non-CAHPS scores of contracts with 60% or more of their
+# enrollees in FEMA Individual Assistance areas in the measurement year were left out of the clustering
+# (the 2026 Technical Notes list its removal among the changes from 2025).
+SIXTY_PERCENT_RULE_SHARE = 60.0
+SIXTY_PERCENT_RULE_UNTIL_STAR_YEAR = 2025
 THRESHOLD_COLUMNS = ["star_year", "measure_key", "stars", "threshold", "method"]
 
 
@@ -44,6 +55,12 @@ class MeasureSpec:
     method: str  # "clustering", "improvement" or "cahps"
     decimals: int
     percent_scale: bool
+    specification_star_year: int | None = None  # star year a new or respecified measure entered the ratings
+
+    def guardrailed(self, star_year: int) -> bool:
+        """Whether CMS caps this measure's cut points against the prior year's in `star_year`."""
+        new = self.specification_star_year is not None and star_year - self.specification_star_year < NEW_MEASURE_YEARS
+        return self.method == "clustering" and star_year >= GUARDRAILS_FROM_STAR_YEAR and not new
 
 
 def score_decimals(values: pd.Series) -> int:
@@ -57,7 +74,7 @@ def score_decimals(values: pd.Series) -> int:
 
 def measure_specs(scores: pd.DataFrame, measures: pd.DataFrame) -> dict[str, MeasureSpec]:
     """One spec per measure key in `scores`, from the crosswalk rows in `measures` (higher_is_better, domain,
-    improvement) and the scores' own precision and range."""
+    improvement, specification_star_year) and the scores' own precision and range."""
     attributes = measures.drop_duplicates("measure_key").set_index("measure_key")
     specs = {}
     for key, values in scores.groupby("measure_key")["value"]:
@@ -65,7 +82,10 @@ def measure_specs(scores: pd.DataFrame, measures: pd.DataFrame) -> dict[str, Mea
         method = "improvement" if row["improvement"] else "cahps" if row["domain"] == "CAHPS" else "clustering"
         decimals = score_decimals(values)
         percent = decimals == 0 and values.min() >= 0 and values.max() <= 100
-        specs[key] = MeasureSpec(key, bool(row["higher_is_better"]), method, decimals, percent)
+        since = row.get("specification_star_year")
+        specs[key] = MeasureSpec(
+            key, bool(row["higher_is_better"]), method, decimals, percent, None if pd.isna(since) else int(since)
+        )
     return specs
 
 
@@ -78,25 +98,42 @@ def tukey_outer_fences(values: np.ndarray, percent_scale: bool) -> tuple[float, 
 
 def cluster_cut_points(values: np.ndarray, higher_is_better: bool, groups: int = 5) -> list[float]:
     """Ward clustering of one-dimensional scores into `groups`; the cut point of each star above the lowest is
-    the lowest score of its cluster (highest for lower-is-better). NaN where fewer clusters exist (ties)."""
+    the lowest score of its cluster (highest for lower-is-better).
+
+    With fewer distinct scores than groups, clusters sharing a score are combined (Technical Notes, step 3) and
+    the remaining clusters take the best star levels; a level no cluster reaches gets NaN (0 once averaged,
+    as CMS publishes for MPF Price Accuracy in 2026 when only one score survives outlier deletion)."""
     values = np.asarray(values, dtype=float)
-    if len(np.unique(values)) < groups:
-        return [math.nan] * (groups - 1)
-    labels = fcluster(linkage(values.reshape(-1, 1), method="ward"), groups, criterion="maxclust")
+    distinct = np.unique(values)
+    if len(distinct) < groups:
+        labels = np.searchsorted(distinct, values)
+    else:
+        labels = fcluster(linkage(values.reshape(-1, 1), method="ward"), groups, criterion="maxclust")
     clusters = sorted((values[labels == label] for label in np.unique(labels)), key=np.mean, reverse=not higher_is_better)
-    edges = [cluster.min() if higher_is_better else cluster.max() for cluster in clusters[1:]]
-    return edges + [math.nan] * (groups - 1 - len(edges))
+    edges = [cluster.min() if higher_is_better else cluster.max() for cluster in clusters]
+    levels = range(groups - len(clusters) + 1, groups + 1)  # worst cluster first
+    cut = {level: edge for level, edge in zip(levels, edges) if level >= 2}
+    return [cut.get(level, math.nan) for level in range(2, groups + 1)]
 
 
-def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], seed: int) -> list[float]:
-    """Mean resampling: the cut points averaged over 10 runs, each leaving one random tenth of the scores out."""
+def _fold_means(values: np.ndarray, cut: Callable[[np.ndarray], list[float]], seed: int, draws: int) -> list[float]:
+    """Mean resampling: the cut points averaged over 10 runs, each leaving one random tenth of the scores out.
+
+    CMS draws one such partition with SAS's generator, which cannot be reproduced here; a single numpy partition
+    is another draw whose cut points differ from CMS's by a point on dense measures. Averaging over `draws`
+    independent partitions estimates what CMS's draw gives in expectation, so only CMS's own draw's noise remains."""
     rng = np.random.default_rng(seed)
-    folds = rng.permutation(len(values)) % FOLDS
-    runs = np.array([cut(values[folds != fold]) for fold in range(FOLDS)], dtype=float)
-    return list(np.nanmean(runs, axis=0)) if not np.isnan(runs).all() else [math.nan] * runs.shape[1]
+    runs = []
+    for _ in range(draws):
+        folds = rng.permutation(len(values)) % FOLDS
+        runs.extend(cut(values[folds != fold]) for fold in range(FOLDS))
+    runs = np.array(runs, dtype=float)
+    if np.isnan(runs).all():
+        return [math.nan] * runs.shape[1]
+    return [float(np.nanmean(level)) if not np.isnan(level).all() else 0.0 for level in runs.T]
 
 
-def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int) -> list[float]:
+def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int, draws: int) -> list[float]:
     def kept(subset: np.ndarray) -> np.ndarray:
         if not tukey or len(subset) < 4:
             return subset
@@ -107,11 +144,13 @@ def _clustered(values: np.ndarray, spec: MeasureSpec, tukey: bool, seed: int) ->
         # Scores >= 0 earn 3, 4 or 5 stars, negative scores 1 or 2; the 3-star cut point is 0.
         non_negative, negative = kept(values[values >= 0]), kept(values[values < 0])
         upper = (
-            _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed) if len(non_negative) > 3 else [math.nan] * 2
+            _fold_means(non_negative, lambda v: cluster_cut_points(v, True, 3), seed, draws)
+            if len(non_negative) > 3
+            else [math.nan] * 2
         )
-        lower = _fold_means(negative, lambda v: cluster_cut_points(v, True, 2), seed) if len(negative) > 2 else [math.nan]
+        lower = _fold_means(negative, lambda v: cluster_cut_points(v, True, 2), seed, draws) if len(negative) > 2 else [math.nan]
         return [lower[0], 0.0, *upper]
-    return _fold_means(kept(values), lambda v: cluster_cut_points(v, spec.higher_is_better), seed)
+    return _fold_means(kept(values), lambda v: cluster_cut_points(v, spec.higher_is_better), seed, draws)
 
 
 def _guardrail(thresholds: list[float], prior: dict[int, float], spec: MeasureSpec, prior_range: float | None) -> list[float]:
@@ -132,14 +171,16 @@ def year_cut_points(
     prior_thresholds: pd.DataFrame | None = None,
     prior_ranges: dict[str, float] | None = None,
     seed: int = SEED,
+    fold_draws: int = FOLD_DRAWS,
 ) -> pd.DataFrame:
     """Cut points (2..5 stars) for every measure in `scores` (columns measure_key, value) of one star year.
 
     `prior_thresholds` (measure_key, stars, threshold) are the previous year's cut points, for the guardrails
-    from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures).
+    from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures);
+    `fold_draws` the number of 10-fold partitions averaged (1 is CMS's single draw, at a quarter of the time).
     """
     tukey = star_year >= TUKEY_FROM_STAR_YEAR
-    guardrails = star_year >= GUARDRAILS_FROM_STAR_YEAR and prior_thresholds is not None
+    guardrails = prior_thresholds is not None
     prior_by_measure = (
         {key: dict(zip(rows["stars"], rows["threshold"])) for key, rows in prior_thresholds.groupby("measure_key")}
         if guardrails
@@ -152,13 +193,26 @@ def year_cut_points(
         if spec.method == "cahps":
             thresholds = list(np.percentile(array, list(CAHPS_PERCENTILES.values())))
         else:
-            thresholds = _clustered(array, spec, tukey, seed)
-            if guardrails and spec.method == "clustering" and key in prior_by_measure:
+            thresholds = _clustered(array, spec, tukey, seed, fold_draws)
+            if guardrails and spec.guardrailed(star_year) and key in prior_by_measure:
                 thresholds = _guardrail(thresholds, prior_by_measure[key], spec, (prior_ranges or {}).get(key))
         for stars, value in zip(STAR_LEVELS, thresholds):
             rounded = value if math.isnan(value) or spec.method == "improvement" else round(value, spec.decimals)
             records.append((star_year, key, stars, rounded, spec.method))
     return pd.DataFrame(records, columns=THRESHOLD_COLUMNS)
+
+
+def clustering_population(
+    scores: pd.DataFrame, disaster_pct: pd.Series, specs: dict[str, MeasureSpec], star_year: int
+) -> pd.DataFrame:
+    """The scores of one star year that set its cut points: without the non-CAHPS scores of contracts the 60 percent
+    rule excludes. `disaster_pct` is each contract's share of enrollees in FEMA Individual Assistance areas in the
+    measurement year (two years before the star year), indexed by contract_id."""
+    if star_year > SIXTY_PERCENT_RULE_UNTIL_STAR_YEAR:
+        return scores
+    affected = scores["contract_id"].map(disaster_pct).fillna(0.0) >= SIXTY_PERCENT_RULE_SHARE
+    clustered = scores["measure_key"].map(lambda key: specs[key].method != "cahps")
+    return scores[~(affected & clustered)]
 
 
 def stars_from_thresholds(values: pd.Series, thresholds: dict[int, float], higher_is_better: bool) -> pd.Series:
