@@ -74,7 +74,7 @@ def member_documents(
             "last_change_seq": summary["last_seq"],
             "store_backend": summary["backend"],
             "reference_weeks": build.reference_version,
-            "build_seconds": round(seconds, 2),
+            "build_seconds": round(seconds, 3),
         }
     )
 
