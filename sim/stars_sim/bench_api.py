@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 print(
                     f"[{name}] full build: {metadata['documents_written']:,} documents in {seconds:.2f} s "
-                    f"(the asset's own work {metadata['build_seconds']:.2f} s)",
+                    f"(the asset's own work {metadata['build_seconds']:.2f} s: assembling {metadata['assemble_seconds']:.2f} s, "
+                    f"writing {metadata['write_seconds']:.2f} s)",
                     flush=True,
                 )
             print(f"ingested {last} in {_ingest(landing, warehouse, last, last):.1f} s", flush=True)
@@ -231,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"[{name}] incremental build after {last}: {metadata['documents_rebuilt']:,} rebuilt, "
                     f"{metadata['documents_written']:,} written in {seconds:.2f} s (the asset's own work "
-                    f"{metadata['build_seconds']:.2f} s)",
+                    f"{metadata['build_seconds']:.2f} s: assembling {metadata['assemble_seconds']:.2f} s, "
+                    f"writing {metadata['write_seconds']:.2f} s)",
                     flush=True,
                 )
             with duckdb.connect(str(warehouse), read_only=True) as con:
