@@ -462,9 +462,7 @@ def test_rewritten_documents_move_in_the_lookups_and_audiences(empty_store):
     )
     # The first member's MBI, region, open gaps and opt-outs all change; the second member is not rewritten.
     store.write_documents(
-        _document_rows(
-            {"member_id": "M000000001", "mbi": "1AA0AA0AA03", "region": "SOUTH", "gaps": ["COL"], "opt_outs": ["SMS"]}
-        )
+        _document_rows({"member_id": "M000000001", "mbi": "1AA0AA0AA03", "region": "SOUTH", "gaps": ["COL"], "opt_outs": ["SMS"]})
     )
     assert store.has_documents()
     assert store.document(mbi="1AA0AA0AA01") is None

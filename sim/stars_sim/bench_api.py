@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> None:
             "Build times: 'run' is the whole Dagster run (dg.materialize: what its caller waits for; the target "
             "incremental/full <= 10% applies to it), 'asset' the asset's own work (its build_seconds metadata)."
         )
-        print("| store | full: run | asset | incremental (1 day): run | asset | incr/full: run | asset | GET p50 | p95 | p99 | req/s | load |")
+        print(
+            "| store | full: run | asset | incremental (1 day): run | asset | incr/full: run | asset | GET p50 | p95 | p99 | req/s | load |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, f in figures.items():
             print(
