@@ -402,3 +402,78 @@ def test_openapi_documents_the_endpoints_and_the_key_header(server):
     assert {"/v1/members/{member_ref}", "/v1/audiences", "/v1/changes", "/v1/health"} <= set(spec["paths"])
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     assert server.get("/docs").status_code == 200
+
+
+# --- rewriting documents in the store: lookups and audience indexes follow the new content ---------------------
+
+
+@pytest.fixture(params=STORES)
+def empty_store(request, postgres_url, tmp_path):
+    """An empty document store of each kind (PostgreSQL: a fresh database on the session's server)."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'documents.sqlite'}"
+    else:
+        database = f"rewrites_{os.getpid()}_{int(time.time() * 1000)}"
+        admin = sa.create_engine(make_url(postgres_url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+        admin.dispose()
+        url = make_url(postgres_url).set(database=database).render_as_string(hide_password=False)
+    store = DocumentStore(url)
+    store.create_schema()
+    yield store
+    store.close()
+
+
+def _document_rows(*documents: dict):
+    import json
+
+    import pyarrow as pa
+
+    rows = [
+        {
+            "member_id": d["member_id"],
+            "mbi": d["mbi"],
+            "contract_id": "H1234",
+            "region": d["region"],
+            "enrolled": 1,
+            "last_touch_epoch": None,
+            "document": json.dumps(d),
+            "content_hash": str(hash(json.dumps(d))),
+            "open_gap_measures": d["gaps"],
+            "opted_out_channels": d["opt_outs"],
+        }
+        for d in documents
+    ]
+    return pa.Table.from_pylist(rows)
+
+
+def test_rewritten_documents_move_in_the_lookups_and_audiences(empty_store):
+    store = empty_store
+    assert not store.has_documents()
+    store.write_documents(
+        _document_rows(
+            {"member_id": "M000000001", "mbi": "1AA0AA0AA01", "region": "NORTH", "gaps": ["BCS", "COL"], "opt_outs": []},
+            {"member_id": "M000000002", "mbi": "1AA0AA0AA02", "region": "NORTH", "gaps": ["BCS"], "opt_outs": ["SMS"]},
+        )
+    )
+    # The first member's MBI, region, open gaps and opt-outs all change; the second member is not rewritten.
+    store.write_documents(
+        _document_rows({"member_id": "M000000001", "mbi": "1AA0AA0AA03", "region": "SOUTH", "gaps": ["COL"], "opt_outs": ["SMS"]})
+    )
+    assert store.has_documents()
+    assert store.document(mbi="1AA0AA0AA01") is None
+    assert store.document(mbi="1AA0AA0AA03")[0] == "M000000001"
+    assert store.document(mbi="1AA0AA0AA02")[0] == "M000000002"
+
+    def audience(**filters) -> list[tuple[str, str, list[str]]]:
+        return [(m["member_id"], m["region"], m["open_gap_measures"]) for m in store.audience(**filters)]
+
+    assert audience(channel="EMAIL") == [("M000000001", "SOUTH", ["COL"]), ("M000000002", "NORTH", ["BCS"])]
+    assert audience(channel="EMAIL", measure_code="BCS") == [("M000000002", "NORTH", ["BCS"])]
+    assert audience(channel="EMAIL", region="NORTH") == [("M000000002", "NORTH", ["BCS"])]
+    assert audience(channel="SMS") == []
+    assert [(c["seq"], c["member_id"]) for c in store.changes(0, 10)] == [(2, "M000000002"), (3, "M000000001")]

@@ -62,35 +62,37 @@ UNION SELECT member_id FROM silver.members WHERE snapshot_date IN (SELECT unnest
 UNION SELECT member_id FROM silver.care_gaps WHERE snapshot_date IN (SELECT unnest($days))
 """
 
+# Every part reads only the candidates' rows: the members' own row is read once into `candidates`, and every
+# other table is joined to it. Lists are ordered with list_sort over (sort key, value) structs rather than
+# ordered aggregates (list(x ORDER BY y)), which keep a sort per member and cost several times more.
 DOCUMENTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE doc_built AS
-WITH candidates AS (
-    SELECT DISTINCT c.member_id FROM doc_candidates AS c JOIN silver.members AS m USING (member_id)
+WITH candidates AS MATERIALIZED (
+    SELECT m.* FROM silver.members AS m SEMI JOIN doc_candidates AS c USING (member_id)
 ),
-gaps AS (
-    SELECT g.member_id, g.gap_status = 'OPEN' AS is_open, g.measure_code, g.cms_measure_id,
-           {{'gap_id': g.gap_id, 'measure_code': g.measure_code, 'cms_measure_id': g.cms_measure_id,
-             'measurement_year': g.measurement_year, 'opened': g.open_date, 'closed': g.close_date,
-             'close_source': g.close_source, 'attributed_channel': a.attributed_channel}} AS gap,
-           g.open_date, g.gap_id
-    FROM silver.care_gaps AS g JOIN candidates USING (member_id) LEFT JOIN doc_attribution AS a USING (gap_id)
+gaps AS MATERIALIZED (
+    SELECT g.member_id, c.contract_id, g.gap_status = 'OPEN' AS is_open, g.measure_code, g.cms_measure_id,
+           {{'opened': g.open_date, 'gap_id': g.gap_id,
+             'gap': {{'gap_id': g.gap_id, 'measure_code': g.measure_code, 'cms_measure_id': g.cms_measure_id,
+                     'measurement_year': g.measurement_year, 'opened': g.open_date, 'closed': g.close_date,
+                     'close_source': g.close_source, 'attributed_channel': a.attributed_channel}}}} AS sortable_gap
+    FROM silver.care_gaps AS g JOIN candidates AS c USING (member_id) LEFT JOIN doc_attribution AS a USING (gap_id)
 ),
 gap_lists AS (
     SELECT member_id,
-           list(gap ORDER BY open_date, gap_id) FILTER (WHERE is_open) AS open_gaps,
-           list(gap ORDER BY open_date, gap_id) FILTER (WHERE NOT is_open) AS closed_gaps,
-           list(DISTINCT measure_code ORDER BY measure_code) FILTER (WHERE is_open) AS open_gap_measures
+           list_transform(list_sort(list(sortable_gap) FILTER (WHERE is_open)), lambda x: x.gap) AS open_gaps,
+           list_transform(list_sort(list(sortable_gap) FILTER (WHERE NOT is_open)), lambda x: x.gap) AS closed_gaps,
+           list_sort(list_distinct(list(measure_code) FILTER (WHERE is_open))) AS open_gap_measures
     FROM gaps GROUP BY 1
 ),
 priorities AS (
     -- The member's open-gap measures in the order of the contract's levers (1 = moves the projected rating most).
     SELECT g.member_id,
-           list({{'measure_code': g.measure_code, 'cms_measure_id': g.cms_measure_id, 'lever_rank': l.lever_rank,
-                  'current_stars': l.current_stars, 'next_stars': l.next_stars, 'rounded_gain': l.rounded_gain,
-                  'unrounded_gain': round(l.unrounded_gain, 6)}}
-                ORDER BY l.lever_rank, g.measure_code) AS priority_measures
-    FROM (SELECT DISTINCT g.member_id, m.contract_id, g.measure_code, g.cms_measure_id
-          FROM gaps AS g JOIN silver.members AS m USING (member_id) WHERE g.is_open) AS g
+           list_transform(list_sort(list({{'lever_rank': l.lever_rank, 'measure_code': g.measure_code,
+                  'priority': {{'measure_code': g.measure_code, 'cms_measure_id': g.cms_measure_id, 'lever_rank': l.lever_rank,
+                               'current_stars': l.current_stars, 'next_stars': l.next_stars, 'rounded_gain': l.rounded_gain,
+                               'unrounded_gain': round(l.unrounded_gain, 6)}}}})), lambda x: x.priority) AS priority_measures
+    FROM (SELECT DISTINCT member_id, contract_id, measure_code, cms_measure_id FROM gaps WHERE is_open) AS g
     JOIN doc_levers AS l ON l.contract_id = g.contract_id AND l.measure_id = g.cms_measure_id
     GROUP BY 1
 ),
@@ -98,60 +100,63 @@ channels AS (
     SELECT e.member_id, e.channel, count(*) AS touches, max(e.event_ts) AS last_touch_ts,
            arg_max(e.event_type, (e.event_ts, e.event_id)) AS last_outcome,
            min(e.event_ts) FILTER (WHERE e.event_type = 'OPTED_OUT') AS opted_out_ts
-    FROM silver.outreach_events AS e JOIN candidates USING (member_id)
+    FROM silver.outreach_events AS e SEMI JOIN candidates USING (member_id)
     GROUP BY 1, 2
 ),
 touch_lists AS (
+    -- One entry per channel, and each struct starts with the channel: sorting the structs orders them by channel.
     SELECT member_id,
-           list({{'channel': channel, 'last_touch_at': strftime(last_touch_ts, '{TIMESTAMP_FORMAT}'),
-                  'outcome': last_outcome, 'touches': touches}} ORDER BY channel) AS last_touches,
-           list({{'channel': channel, 'since': strftime(opted_out_ts, '{TIMESTAMP_FORMAT}')}} ORDER BY channel)
-               FILTER (WHERE opted_out_ts IS NOT NULL) AS opt_outs,
-           list(channel ORDER BY channel) FILTER (WHERE opted_out_ts IS NOT NULL) AS opted_out_channels,
+           list_sort(list({{'channel': channel, 'last_touch_at': strftime(last_touch_ts, '{TIMESTAMP_FORMAT}'),
+                           'outcome': last_outcome, 'touches': touches}})) AS last_touches,
+           list_sort(list({{'channel': channel, 'since': strftime(opted_out_ts, '{TIMESTAMP_FORMAT}')}})
+               FILTER (WHERE opted_out_ts IS NOT NULL)) AS opt_outs,
+           list_sort(list(channel) FILTER (WHERE opted_out_ts IS NOT NULL)) AS opted_out_channels,
            max(last_touch_ts) AS last_touch_ts
     FROM channels GROUP BY 1
 ),
 appointment_lists AS (
     SELECT a.member_id,
-           list({{'appointment_key': a.appointment_key, 'provider': a.provider, 'status': a.status, 'measure_code': a.measure_code,
-                  'start_at': strftime(a.start_ts, '{TIMESTAMP_FORMAT}'), 'booked_at': strftime(a.booked_ts, '{TIMESTAMP_FORMAT}'),
-                  'reschedules': a.reschedules}} ORDER BY a.start_ts, a.appointment_key) AS appointments
-    FROM silver.appointments AS a JOIN candidates USING (member_id)
+           list_transform(list_sort(list({{'start_ts': a.start_ts, 'appointment_key': a.appointment_key,
+                  'appointment': {{'appointment_key': a.appointment_key, 'provider': a.provider, 'status': a.status,
+                                  'measure_code': a.measure_code, 'start_at': strftime(a.start_ts, '{TIMESTAMP_FORMAT}'),
+                                  'booked_at': strftime(a.booked_ts, '{TIMESTAMP_FORMAT}'), 'reschedules': a.reschedules}}}})),
+                  lambda x: x.appointment) AS appointments
+    FROM silver.appointments AS a SEMI JOIN candidates USING (member_id)
     GROUP BY 1
+),
+documents AS (
+    SELECT m.member_id, m.mbi, m.contract_id, m.region, (m.enrollment_end IS NULL)::INTEGER AS enrolled,
+           epoch(t.last_touch_ts)::BIGINT AS last_touch_epoch,
+           coalesce(g.open_gap_measures, []::VARCHAR[]) AS open_gap_measures,
+           coalesce(t.opted_out_channels, []::VARCHAR[]) AS opted_out_channels,
+           to_json({{
+               'member_id': m.member_id, 'mbi': m.mbi, 'contract_id': m.contract_id, 'region': m.region,
+               'birth_date': m.birth_date, 'sex': m.sex,
+               'enrollment': {{'start': m.enrollment_start, 'end': m.enrollment_end}},
+               'cohort': {{'dual': m.dual_status, 'lis': m.lis_status, 'diabetes': m.has_diabetes,
+                          'hypertension': m.has_hypertension, 'hyperlipidemia': m.has_hyperlipidemia}},
+               'open_gaps': coalesce(g.open_gaps, []), 'closed_gaps': coalesce(g.closed_gaps, []),
+               'last_touch_at': strftime(t.last_touch_ts, '{TIMESTAMP_FORMAT}'),
+               'last_touches': coalesce(t.last_touches, []), 'opt_outs': coalesce(t.opt_outs, []),
+               'appointments': {{
+                   'upcoming': coalesce(list_filter(ap.appointments, lambda x: x.status IN {UPCOMING_APPOINTMENT_STATUSES}), []),
+                   'past': coalesce(list_filter(ap.appointments, lambda x: x.status NOT IN {UPCOMING_APPOINTMENT_STATUSES}), [])}},
+               'priority_measures': coalesce(p.priority_measures, [])
+           }})::VARCHAR AS document
+    FROM candidates AS m
+    LEFT JOIN gap_lists AS g USING (member_id)
+    LEFT JOIN priorities AS p USING (member_id)
+    LEFT JOIN touch_lists AS t USING (member_id)
+    LEFT JOIN appointment_lists AS ap USING (member_id)
 )
-SELECT m.member_id, m.mbi, m.contract_id, m.region, (m.enrollment_end IS NULL)::INTEGER AS enrolled,
-       epoch(t.last_touch_ts)::BIGINT AS last_touch_epoch,
-       coalesce(g.open_gap_measures, []::VARCHAR[]) AS open_gap_measures,
-       coalesce(t.opted_out_channels, []::VARCHAR[]) AS opted_out_channels,
-       to_json({{
-           'member_id': m.member_id, 'mbi': m.mbi, 'contract_id': m.contract_id, 'region': m.region,
-           'birth_date': m.birth_date, 'sex': m.sex,
-           'enrollment': {{'start': m.enrollment_start, 'end': m.enrollment_end}},
-           'cohort': {{'dual': m.dual_status, 'lis': m.lis_status, 'diabetes': m.has_diabetes,
-                      'hypertension': m.has_hypertension, 'hyperlipidemia': m.has_hyperlipidemia}},
-           'open_gaps': coalesce(g.open_gaps, []), 'closed_gaps': coalesce(g.closed_gaps, []),
-           'last_touch_at': strftime(t.last_touch_ts, '{TIMESTAMP_FORMAT}'),
-           'last_touches': coalesce(t.last_touches, []), 'opt_outs': coalesce(t.opt_outs, []),
-           'appointments': {{
-               'upcoming': coalesce(list_filter(ap.appointments, lambda x: x.status IN {UPCOMING_APPOINTMENT_STATUSES}), []),
-               'past': coalesce(list_filter(ap.appointments, lambda x: x.status NOT IN {UPCOMING_APPOINTMENT_STATUSES}), [])}},
-           'priority_measures': coalesce(p.priority_measures, [])
-       }})::VARCHAR AS document
-FROM silver.members AS m
-JOIN candidates USING (member_id)
-LEFT JOIN gap_lists AS g USING (member_id)
-LEFT JOIN priorities AS p USING (member_id)
-LEFT JOIN touch_lists AS t USING (member_id)
-LEFT JOIN appointment_lists AS ap USING (member_id)
+SELECT *, md5(document) AS content_hash FROM documents
 """
-
-HASHED_SQL = "CREATE OR REPLACE TEMP TABLE doc_hashed AS SELECT *, md5(document) AS content_hash FROM doc_built"
 
 # Documents whose content differs from what the store holds (stored_hashes: member_id, content_hash).
 CHANGED_DOCUMENTS_SQL = """
 SELECT d.member_id, d.mbi, d.contract_id, d.region, d.enrolled, d.last_touch_epoch, d.open_gap_measures, d.opted_out_channels,
        d.document, d.content_hash
-FROM doc_hashed AS d LEFT JOIN stored_hashes AS s USING (member_id)
+FROM doc_built AS d LEFT JOIN stored_hashes AS s USING (member_id)
 WHERE s.content_hash IS DISTINCT FROM d.content_hash
 ORDER BY d.member_id
 """
@@ -192,17 +197,16 @@ def build_documents(
     """Build the documents of the members changed on `days` (all members when `days` is None, the store is
     empty or the weekly references moved on) and keep those whose content differs from the store's."""
     reference_version = prepare_references(con)
-    full = days is None or store.summary()["documents"] == 0 or reference_version != store.state(reference_state)
+    full = days is None or not store.has_documents() or reference_version != store.state(reference_state)
     if full:
         con.execute(ALL_MEMBERS_SQL)
     else:
         con.execute(CHANGED_MEMBERS_SQL, {"days": days})
     con.execute(DOCUMENTS_SQL)
-    con.execute(HASHED_SQL)
-    candidates = con.execute("SELECT count(*) FROM doc_hashed").fetchall()[0][0]
+    candidates = con.execute("SELECT count(*) FROM doc_built").fetchall()[0][0]
     # A full build compares against every stored hash; an incremental one asks only for its candidates'.
     stored_hashes = store.content_hashes(
-        None if full else [r[0] for r in con.execute("SELECT member_id FROM doc_hashed").fetchall()]
+        None if full else [r[0] for r in con.execute("SELECT member_id FROM doc_built").fetchall()]
     )
     con.register("stored_hashes", stored_hashes)
     try:

@@ -72,22 +72,36 @@ CREATE TEMP TABLE opt_out_staging (member_id VARCHAR(32), channel VARCHAR(32))
 DROP_STAGING_SQL = "DROP TABLE document_staging; DROP TABLE open_gap_staging; DROP TABLE opt_out_staging"
 
 # One statement numbers the batch after the largest sequence number so far. (`WHERE true` lets SQLite
-# parse an upsert from a SELECT.)
+# parse an upsert from a SELECT.) An update leaves the indexed columns (mbi, contract, region) alone: setting
+# them, even to the same value, rewrites their index entries, and they rarely change; the next statement
+# updates the few that did. Likewise the audience indexes change only in the rows that differ: an
+# incremental build touches a few percent of the members, and rewriting their unchanged rows would dirty
+# most index pages.
 UPSERT_SQL = """
 INSERT INTO member_documents (member_id, mbi, contract_id, region, enrolled, last_touch_epoch, document, content_hash, seq, updated_at)
 SELECT member_id, mbi, contract_id, region, enrolled, last_touch_epoch, {json_in}, content_hash,
        (SELECT coalesce(max(seq), 0) FROM member_documents) + row_number() OVER (ORDER BY member_id), :now
 FROM document_staging WHERE true
 ON CONFLICT (member_id) DO UPDATE SET
-    mbi = excluded.mbi, contract_id = excluded.contract_id, region = excluded.region, enrolled = excluded.enrolled,
-    last_touch_epoch = excluded.last_touch_epoch, document = excluded.document, content_hash = excluded.content_hash,
-    seq = excluded.seq, updated_at = excluded.updated_at
+    enrolled = excluded.enrolled, last_touch_epoch = excluded.last_touch_epoch, document = excluded.document,
+    content_hash = excluded.content_hash, seq = excluded.seq, updated_at = excluded.updated_at;
+UPDATE member_documents SET mbi = s.mbi, contract_id = s.contract_id, region = s.region
+FROM document_staging AS s
+WHERE member_documents.member_id = s.member_id
+  AND (member_documents.mbi IS DISTINCT FROM s.mbi OR member_documents.contract_id IS DISTINCT FROM s.contract_id
+       OR member_documents.region IS DISTINCT FROM s.region)
 """
 REPLACE_INDEX_SQL = """
-DELETE FROM member_open_gaps WHERE member_id IN (SELECT member_id FROM document_staging);
-INSERT INTO member_open_gaps (member_id, measure_code) SELECT DISTINCT member_id, measure_code FROM open_gap_staging;
-DELETE FROM member_opt_outs WHERE member_id IN (SELECT member_id FROM document_staging);
-INSERT INTO member_opt_outs (member_id, channel) SELECT DISTINCT member_id, channel FROM opt_out_staging
+DELETE FROM member_open_gaps
+WHERE member_id IN (SELECT member_id FROM document_staging)
+  AND (member_id, measure_code) NOT IN (SELECT member_id, measure_code FROM open_gap_staging);
+INSERT INTO member_open_gaps (member_id, measure_code)
+SELECT DISTINCT member_id, measure_code FROM open_gap_staging WHERE true ON CONFLICT DO NOTHING;
+DELETE FROM member_opt_outs
+WHERE member_id IN (SELECT member_id FROM document_staging)
+  AND (member_id, channel) NOT IN (SELECT member_id, channel FROM opt_out_staging);
+INSERT INTO member_opt_outs (member_id, channel)
+SELECT DISTINCT member_id, channel FROM opt_out_staging WHERE true ON CONFLICT DO NOTHING
 """
 SET_STATE_SQL = """
 INSERT INTO store_state (name, value) VALUES (:name, :value)
@@ -263,6 +277,9 @@ class DocumentStore:
                 )
         return pa.Table.from_pylist(rows, schema=pa.schema([("member_id", pa.string()), ("content_hash", pa.string())]))
 
+    def has_documents(self) -> bool:
+        return bool(self._read("SELECT 1 AS found FROM member_documents LIMIT 1"))
+
     def state(self, name: str) -> str | None:
         rows = self._read("SELECT value FROM store_state WHERE name = :name", {"name": name})
         return rows[0]["value"] if rows else None
@@ -286,7 +303,9 @@ class DocumentStore:
                 self._load(
                     conn, "opt_out_staging", ["member_id", "channel"], _explode(documents, "opted_out_channels", "channel")
                 )
-                conn.execute(sa.text(UPSERT_SQL.format(json_in=self.backend.json_in)), {"now": now_text()})
+                upsert, update_indexed = _statements(UPSERT_SQL.format(json_in=self.backend.json_in))
+                conn.execute(sa.text(upsert), {"now": now_text()})
+                conn.execute(sa.text(update_indexed))
                 for statement in _statements(REPLACE_INDEX_SQL):
                     conn.execute(sa.text(statement))
             for name, value in (state or {}).items():
@@ -305,8 +324,11 @@ class DocumentStore:
                     for row in zip(*(rows.column(c).to_pylist() for c in columns)):
                         copy.write_row(row)
         else:
-            placeholders = ", ".join(f":{c}" for c in columns)
-            conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"), rows.to_pylist())
+            # sqlite3's executemany over plain tuples: SQLAlchemy's per-row parameter handling costs more than the insert.
+            conn.connection.driver_connection.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                zip(*(rows.column(c).to_pylist() for c in columns)),
+            )
 
     # --- reads: served by the API --------------------------------------------------------------------
 
