@@ -6,8 +6,8 @@ the run before gold is built from it. A check on a table with a partition_date c
 partitioned like its asset: it validates the run's delivery dates and records one evaluation per
 date (a range run included), validating the range's changed dates in one query grouped by date;
 otherwise it validates the whole table. The work stays in DuckDB, one scan for every row rule, and
-outcomes are remembered with the state of the rows they covered (lib/silver/check_memo.py): unchanged rows are not read twice, and after an append only the
-appended rows are.
+outcomes are remembered with the state of the rows they covered (lib/silver/check_memo.py):
+unchanged rows are not read twice, and after an append only the appended rows are.
 
 A contract whose only failures are warning-level rules (raise_warning=True in the model) fails
 with WARN severity, which Dagster never treats as blocking.
