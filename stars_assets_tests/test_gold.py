@@ -250,3 +250,34 @@ def test_improvement_stars_follow_the_prior_year_scores(gold_week, tmp_path):
     rerun = rerun.set_index("contract_id")[["part_c_improvement_stars", "part_d_improvement_stars"]]
     print(f"\nimprovement stars before:\n{stars}\nafter ({improved} improved, {declined} declined):\n{rerun}")
     assert (rerun.loc[improved] > 3).all() and (rerun.loc[declined] < 3).all()
+
+
+def test_a_range_of_weeks_is_one_run_with_each_weeks_own_counts_and_checks(gold_week, tmp_path):
+    landing, built, _ = gold_week
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built, warehouse)
+    weeks = ["2026-10-18", WEEK]
+    result = dg.materialize(
+        [gold.care_gap_closure, gold.campaign_effectiveness],
+        resources=build_resources(warehouse=str(warehouse), landing=str(landing)),
+        tags={"dagster/asset_partition_range_start": weeks[0], "dagster/asset_partition_range_end": weeks[-1]},
+    )
+    assert result.success
+    for key, table in (
+        (gold.CARE_GAP_CLOSURE, "gold.care_gap_closure"),
+        (gold.CAMPAIGN_EFFECTIVENESS, "gold.campaign_effectiveness"),
+    ):
+        recorded = {
+            event.partition: event.materialization.metadata["dagster/row_count"].value
+            for event in result.get_asset_materialization_events()
+            if event.asset_key == key and event.partition is not None
+        }
+        counts = query(warehouse, f"SELECT strftime(as_of_week_end - 6, '%Y-%m-%d'), count(*) FROM {table} GROUP BY 1")
+        in_table = dict(counts.itertuples(index=False))
+        assert recorded == {week: in_table.get(week, 0) for week in weeks}
+        assert recorded[WEEK] > 0
+    evaluations = [e for e in result.get_asset_check_evaluations() if e.asset_key == gold.CARE_GAP_CLOSURE]
+    assert sorted((e.check_name, e.partition) for e in evaluations) == sorted(
+        (name, week) for name in ("check_contract_care_gap_closure", "check_uniqueness_gap_id") for week in weeks
+    )
+    assert all(e.passed for e in evaluations)

@@ -305,6 +305,26 @@ def test_one_partition_is_validated_through_a_filter(warehouse):
         validate(warehouse, "members", where=date(2026, 1, 2))
 
 
+@pytest.mark.parametrize("table", ["outreach_events", "appointment_events"])
+def test_a_range_validated_at_once_gives_each_day_its_own_outcome(warehouse, table):
+    """One grouped pass over a range: each day's outcome, examples included, is the one validate_table gives that day."""
+    wrong = {"outreach_events": {"channel": "'FAX'"}, "appointment_events": {"status": "'LOST'"}}[table]
+    warn = {"outreach_events": {"measure_codes": "['D08']"}, "appointment_events": {"measure_code": "'FLU'"}}[table]
+    for n in range(3):
+        copy_with(warehouse, table, **wrong, source_row=str(100 + n), partition_date="DATE '2026-01-03'")
+    copy_with(warehouse, table, **warn, partition_date="DATE '2026-01-04'")
+    days = [date(2026, 1, d) for d in (1, 2, 3, 4)]
+    outcomes = contracts.validate_partitions(warehouse, "silver", table, contracts.CONTRACTS[table], days)
+    assert list(outcomes) == days
+    for day in days:
+        assert outcomes[day].passed == validate(warehouse, table, where=day).passed
+        assert outcomes[day].metadata == validate(warehouse, table, where=day).metadata
+    assert [o.passed for o in outcomes.values()] == [True, True, False, True]
+    assert [o.metadata["rows_checked"] for o in outcomes.values()] == [0, GOOD_ROWS[table], 3, 1]
+    assert outcomes[days[2]].metadata["failures"] == 3 and len(outcomes[days[2]].metadata["examples"]) == 3
+    assert list(outcomes[days[3]].metadata["warnings_by_check"].values()) == [1]
+
+
 @pytest.mark.parametrize("table", ["outreach_events", "care_gaps"])
 def test_same_verdicts_as_pandera_validating_the_ibis_table_itself(warehouse, table):
     """On a small table pandera's own lazy validation is affordable: it must name the same failed checks."""

@@ -169,8 +169,11 @@ def main() -> int:
             ),
             _launch(workspace, instance, "refresh_cms_reference_and_model"),
         ]
-        for week in completed_weeks(start, end):
-            runs.append(_launch(workspace, instance, "refresh_weekly_snapshots", {"dagster/partition": week}))
+        # The weeks in one run (a single-run backfill, as the UI launches one): one run start instead of one per week.
+        weeks = completed_weeks(start, end)
+        runs.append(
+            _launch(workspace, instance, "refresh_weekly_snapshots", {RANGE_START_TAG: weeks[0], RANGE_END_TAG: weeks[-1]})
+        )
         # The API's member documents, built whole the first time (the store is empty), as of the last day.
         runs.append(_launch(workspace, instance, "refresh_member_documents", {"dagster/partition": end.isoformat()}))
         evaluations = [evaluation for run in runs for evaluation in _check_evaluations(instance, run)]

@@ -71,3 +71,28 @@ def partition_check_evaluations(
             partition=partition,
         )
     yield dg.Output(None, output_name=output)
+
+
+def each_partition(context: dg.AssetExecutionContext, materialize_one):
+    """Run an asset body once per partition of the run, so a range of weeks is one run (a single-run backfill).
+
+    `materialize_one(partition_key)` yields the MaterializeResults of one partition, as an asset run for that
+    partition alone would (metadata and check results included). Each result's metadata goes to that
+    partition's own materialization and each check result becomes that partition's evaluation (the checks are
+    partitioned like the asset); then every asset materializes once for the run, as Dagster expects of a
+    single-run backfill.
+    """
+    outcomes: dict[dg.AssetCheckKey, dict[str, tuple]] = {}
+    keys: list[dg.AssetKey] = []
+    for partition in context.partition_keys:
+        for result in materialize_one(partition):
+            key = result.asset_key or context.assets_def.key
+            keys += [key] if key not in keys else []
+            context.add_asset_metadata(dict(result.metadata or {}), asset_key=key, partition_key=partition)
+            for check in result.check_results or []:
+                check_key = dg.AssetCheckKey(check.asset_key or key, check.check_name)
+                outcomes.setdefault(check_key, {})[partition] = (check.passed, check.metadata, check.severity)
+    for key in keys:
+        yield dg.MaterializeResult(asset_key=key)
+    for check_key, by_partition in outcomes.items():
+        yield from partition_check_evaluations(context, check_key, by_partition)

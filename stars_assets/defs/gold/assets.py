@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.automation import KEEP_CURRENT
-from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, week_metadata, weekly_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, each_partition, week_metadata, weekly_partitions
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.forecast import PROJECTION_YEARS_AHEAD
 from stars_assets.lib.cms.rating import rules_for
@@ -139,6 +139,7 @@ def _weekly_fact(
         group_name="gold",
         description=description,
         partitions_def=weekly_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=FACT_DEPS,
         kinds={"duckdb", "sql"},
         owners=OWNERS,
@@ -151,10 +152,13 @@ def _weekly_fact(
                 contract_check: f"The week's rows satisfy the pandera contract {contract.name} (types, ranges, row rules).",
                 unique_check: f"One row per {', '.join(unique_key)} and week end.",
             },
+            weekly_partitions,
         ),
     )
     def weekly_fact(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-        as_of = week_end(context.partition_key)
+        yield from each_partition(context, lambda partition: one_week(duckdb, week_end(partition)))
+
+    def one_week(duckdb: DuckDBResource, as_of: date):
         with duckdb.get_connection() as conn:
             conn.execute(GOLD_DDL)
             rows = _replace_week(conn, table, as_of, insert_sql)
@@ -249,11 +253,15 @@ RATE_CHECKS = {
         ),
     ],
     partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
-    check_specs=blocking_check_specs(CONTRACT_MEASURE_RATES, RATE_CHECKS),
+    check_specs=blocking_check_specs(CONTRACT_MEASURE_RATES, RATE_CHECKS, weekly_partitions),
 )
 def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    as_of = week_end(context.partition_key)
+    yield from each_partition(context, lambda partition: _measure_rates_of_week(duckdb, week_end(partition)))
+
+
+def _measure_rates_of_week(duckdb: DuckDBResource, as_of: date):
     rules = rules_for(RULES_STAR_YEAR)
     with duckdb.get_connection() as conn:
         conn.execute(GOLD_DDL)

@@ -24,7 +24,7 @@ from stars_assets.defs.gold.assets import (
     RULES_STAR_YEAR,
     week_end,
 )
-from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, week_metadata, weekly_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, each_partition, week_metadata, weekly_partitions
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS
 from stars_assets.lib.cms.levers import RANKING_RULE, measure_levers
@@ -87,13 +87,14 @@ def _weekly_table(key: dg.AssetKey, spec: TableSpec, deps: list[dg.AssetKey], ch
         "key": key,
         "deps": deps,
         "partitions_def": weekly_partitions,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
         "automation_condition": KEEP_CURRENT,
         "group_name": "model",
         "kinds": {"duckdb", "pandas"},
         "owners": OWNERS,
         "pool": WAREHOUSE_POOL,
         "metadata": table_metadata(spec),
-        "check_specs": blocking_check_specs(key, checks),
+        "check_specs": blocking_check_specs(key, checks, weekly_partitions),
     }
 
 
@@ -159,7 +160,10 @@ def _prediction_overview(predictions: pd.DataFrame, trajectory: pd.DataFrame) ->
     ),
 )
 def contract_predictions_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    as_of = week_end(context.partition_key)
+    yield from each_partition(context, lambda partition: _predictions_of_week(duckdb, week_end(partition)))
+
+
+def _predictions_of_week(duckdb: DuckDBResource, as_of: date):
     with duckdb.get_connection() as conn:
         rates = _read_week(conn, "gold.contract_measure_rates", as_of)
         summaries = _read_week(conn, "gold.contract_projected_summary", as_of)
@@ -236,7 +240,10 @@ def _top_levers(levers: pd.DataFrame, top: int = TOP_MEASURE_LEVERS) -> pd.DataF
     **_weekly_table(MEASURE_LEVERS, LEVERS, [CONTRACT_MEASURE_RATES, CONTRACT_PROJECTED_SUMMARY, CUT_POINTS], LEVER_CHECKS),
 )
 def measure_levers_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    as_of = week_end(context.partition_key)
+    yield from each_partition(context, lambda partition: _levers_of_week(duckdb, week_end(partition)))
+
+
+def _levers_of_week(duckdb: DuckDBResource, as_of: date):
     rules = rules_for(RULES_STAR_YEAR)
     with duckdb.get_connection() as conn:
         rates = _read_week(conn, "gold.contract_measure_rates", as_of)

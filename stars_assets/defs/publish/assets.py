@@ -13,7 +13,7 @@ import duckdb as duckdb_module
 import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
-from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.defs.partitions import WAREHOUSE_POOL
 from stars_assets.defs.publish.tables import CHECK_OUTCOMES, LAKE_TABLES, LakeTable
 from stars_assets.defs.resources import LandingZone
 from stars_assets.lib import lake
@@ -132,8 +132,8 @@ def reconcile(conn, spec: LakeTable, source: str, result: lake.PublishResult, pa
 
 
 def build_publish_asset(spec: LakeTable) -> dg.AssetsDefinition:
-    # Daily publishes follow silver's single-run backfills (one Delta commit for a range); weekly ones run per week like gold.
-    single_run = spec.partitions_def is daily_partitions
+    # Publishes follow silver's and gold's single-run backfills: one Delta commit for a range of days or weeks.
+    single_run = spec.partitions_def is not None
 
     @dg.asset(
         key=spec.key,
