@@ -147,17 +147,9 @@ OVERALL_RATINGS_RECOMPUTED = _per_contract(
                 for variant, included in (("with", "incl."), ("without", "excl."))
             ),
         ),
+        Column("used_improvement", "BOOLEAN", "False when the improvement hold-harmless left out C30/D04", nullable=False),
         Column(
-            "used_improvement",
-            "BOOLEAN",
-            "False when the improvement hold-harmless kept the rating without C30/D04",
-            nullable=False,
-        ),
-        Column(
-            "new_measure_hold_harmless_eligible",
-            "BOOLEAN",
-            "Disaster-affected (>= 25%) with data for a new measure",
-            nullable=False,
+            "new_measure_hold_harmless_eligible", "BOOLEAN", "Disaster-affected (>= 25%), with new-measure data", nullable=False
         ),
         Column("used_new_measures", "BOOLEAN", "False when the new-measure hold-harmless dropped C04/C05/C13", nullable=False),
         Column("overall_rating", "DOUBLE", "Recomputed overall rating, half stars"),

@@ -55,15 +55,10 @@ PREDICTIONS = weekly_contract_table(
         Column(
             "missing_inputs",
             "VARCHAR",
-            "inputs below their minimum number of measures, comma-separated; '' when complete (then the prediction columns are null)",
+            "inputs short of their minimum measures, comma-separated; '' if none (else predictions are null)",
             nullable=False,
         ),
-        Column(
-            "lowest_level",
-            "DOUBLE",
-            "the model's lowest rating level (the fitted model's may hold merged lower ratings)",
-            nullable=False,
-        ),
+        Column("lowest_level", "DOUBLE", "the model's lowest rating level (fitted: may merge lower ratings)", nullable=False),
         Column("highest_level", "DOUBLE", "the model's highest rating level", nullable=False),
         *[
             Column(column, "DOUBLE", f"P(rating = {level:g} stars); null when {level:g} is not a level of the model")

@@ -40,10 +40,7 @@ OUTREACH_EVENTS = TableSpec(
         coded("channel", v.CHANNELS),
         coded("event_type", v.EVENT_TYPES),
         Column(
-            "measure_codes",
-            "VARCHAR[]",
-            "care-gap measures the touch targeted, where the vendor says; empty otherwise",
-            nullable=False,
+            "measure_codes", "VARCHAR[]", "care-gap measures the touch targeted (as the vendor says); else empty", nullable=False
         ),
         Column("event_ts", "TIMESTAMP", "UTC", nullable=False),
         *lineage(),
