@@ -16,6 +16,7 @@ member's document hashes the same on every build. No Dagster here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -170,25 +171,24 @@ class DocumentBuild:
     reference_version: str
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, table = qualified.split(".")
-    return (
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $s AND table_name = $t", {"s": schema, "t": table}
-        ).fetchall()[0][0]
-        > 0
-    )
+def _existing_tables(con: duckdb.DuckDBPyConnection, qualified: Iterable[str]) -> set[str]:
+    """Which of the `schema.table` names exist, in one catalog query."""
+    found = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name || '.' || table_name IN (SELECT unnest($names))",
+        {"names": list(qualified)},
+    ).fetchall()
+    return {name for (name,) in found}
 
 
 def prepare_references(con: duckdb.DuckDBPyConnection) -> str:
     """Point the document SQL at the newest gold attribution and levers; returns their weeks as a version string."""
-    con.execute(ATTRIBUTION_SQL if _table_exists(con, "gold.care_gap_closure") else NO_ATTRIBUTION_SQL)
-    con.execute(LEVERS_SQL if _table_exists(con, "model.measure_levers") else NO_LEVERS_SQL)
-    weeks = []
-    for table, sql in REFERENCE_WEEKS_SQL.items():
-        week = con.execute(sql).fetchall()[0][0] if _table_exists(con, table) else None
-        weeks.append(f"{table}={week}")
-    return ";".join(weeks)
+    existing = _existing_tables(con, REFERENCE_WEEKS_SQL)
+    con.execute(ATTRIBUTION_SQL if "gold.care_gap_closure" in existing else NO_ATTRIBUTION_SQL)
+    con.execute(LEVERS_SQL if "model.measure_levers" in existing else NO_LEVERS_SQL)
+    # The weeks of both references in one statement (an incremental run pays for every round trip).
+    weeks = [f"({REFERENCE_WEEKS_SQL[table]})" if table in existing else "NULL" for table in REFERENCE_WEEKS_SQL]
+    values = con.execute(f"SELECT {', '.join(weeks)}").fetchall()[0]
+    return ";".join(f"{table}={week}" for table, week in zip(REFERENCE_WEEKS_SQL, values))
 
 
 def build_documents(
