@@ -38,6 +38,17 @@ def blocking_check_specs(
     ]
 
 
+def range_run(
+    partitions_def: dg.PartitionsDefinition, key: dg.AssetKey | None = None, checks: dict[str, str] | None = None
+) -> dict:
+    """How an asset that writes the warehouse runs: a partition range in one run (single-run backfill), one writer
+    at a time through the warehouse pool, and its blocking checks (if any) evaluated per partition."""
+    arguments = {"partitions_def": partitions_def, "backfill_policy": dg.BackfillPolicy.single_run(), "pool": WAREHOUSE_POOL}
+    if checks:
+        arguments["check_specs"] = blocking_check_specs(key, checks, partitions_def)
+    return arguments
+
+
 def partition_check_evaluations(
     context,
     check_key: dg.AssetCheckKey,

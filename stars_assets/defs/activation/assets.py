@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.automation import FOLLOW_UPSTREAM_DAYS
-from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions
+from stars_assets.defs.partitions import daily_partitions, range_run
 from stars_assets.defs.resources import DocumentStoreResource
 from stars_assets.lib.documents.build import build_documents
 from stars_assets.lib.warehouse import configure_connection
@@ -34,12 +34,10 @@ class MemberDocumentsConfig(dg.Config):
         "members whose silver rows arrived on its delivery dates and writes those whose content changed to the "
         "document store, each under a new change-feed sequence number."
     ),
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=UPSTREAM,
     kinds={"duckdb", "sql"},
     owners=["team:stars-activation"],
-    pool=WAREHOUSE_POOL,
+    **range_run(daily_partitions),
     automation_condition=FOLLOW_UPSTREAM_DAYS,
 )
 def member_documents(

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from stars_assets.defs.partitions import WAREHOUSE_POOL, daily_partitions, partition_check_evaluations
+from stars_assets.defs.partitions import daily_partitions, partition_check_evaluations, range_run
 from stars_assets.defs.resources import LandingZone
 from stars_assets.defs.tables import table_columns
 from stars_assets.lib.bronze.landing import inventory
@@ -98,12 +98,10 @@ def build_bronze_asset(provider: ProviderConfig) -> dg.AssetsDefinition:
         key=key,
         group_name="bronze",
         description=provider.description,
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[landing_key(provider.name)],
         kinds={"duckdb", provider.format},
         owners=list(provider.owners),
-        pool=WAREHOUSE_POOL,
+        **range_run(daily_partitions),
         tags={"layer": "bronze", "provider": provider.name},
         metadata={
             "dagster/column_schema": _column_schema(provider),

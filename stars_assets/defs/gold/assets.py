@@ -6,7 +6,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.automation import KEEP_CURRENT
-from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, each_partition, week_metadata, weekly_partitions
+from stars_assets.defs.partitions import (
+    each_partition,
+    range_run,
+    week_metadata,
+    weekly_partitions,
+)
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.forecast import PROJECTION_YEARS_AHEAD
 from stars_assets.lib.cms.rating import rules_for
@@ -138,21 +143,18 @@ def _weekly_fact(
         key=key,
         group_name="gold",
         description=description,
-        partitions_def=weekly_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=FACT_DEPS,
         kinds={"duckdb", "sql"},
         owners=OWNERS,
-        pool=WAREHOUSE_POOL,
         automation_condition=KEEP_CURRENT,
         metadata=table_metadata(GOLD_TABLES[key.path[-1]]),
-        check_specs=blocking_check_specs(
+        **range_run(
+            weekly_partitions,
             key,
             {
                 contract_check: f"The week's rows satisfy the pandera contract {contract.name} (types, ranges, row rules).",
                 unique_check: f"One row per {', '.join(unique_key)} and week end.",
             },
-            weekly_partitions,
         ),
     )
     def weekly_fact(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
@@ -252,10 +254,7 @@ RATE_CHECKS = {
             automation_condition=KEEP_CURRENT,
         ),
     ],
-    partitions_def=weekly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    check_specs=blocking_check_specs(CONTRACT_MEASURE_RATES, RATE_CHECKS, weekly_partitions),
+    **range_run(weekly_partitions, CONTRACT_MEASURE_RATES, RATE_CHECKS),
 )
 def contract_measure_rates(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     yield from each_partition(context, lambda partition: _measure_rates_of_week(duckdb, week_end(partition)))

@@ -24,7 +24,7 @@ from stars_assets.defs.gold.assets import (
     RULES_STAR_YEAR,
     week_end,
 )
-from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, each_partition, week_metadata, weekly_partitions
+from stars_assets.defs.partitions import each_partition, range_run, week_metadata, weekly_partitions
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.cms.levers import MEASURE_LEVERS as LEVERS
 from stars_assets.lib.cms.levers import RANKING_RULE, measure_levers
@@ -86,15 +86,12 @@ def _weekly_table(key: dg.AssetKey, spec: TableSpec, deps: list[dg.AssetKey], ch
     return {
         "key": key,
         "deps": deps,
-        "partitions_def": weekly_partitions,
-        "backfill_policy": dg.BackfillPolicy.single_run(),
         "automation_condition": KEEP_CURRENT,
         "group_name": "model",
         "kinds": {"duckdb", "pandas"},
         "owners": OWNERS,
-        "pool": WAREHOUSE_POOL,
         "metadata": table_metadata(spec),
-        "check_specs": blocking_check_specs(key, checks, weekly_partitions),
+        **range_run(weekly_partitions, key, checks),
     }
 
 

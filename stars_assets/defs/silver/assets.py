@@ -7,7 +7,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.bronze.assets import bronze_key
-from stars_assets.defs.partitions import WAREHOUSE_POOL, blocking_check_specs, daily_partitions, partition_check_evaluations
+from stars_assets.defs.partitions import (
+    WAREHOUSE_POOL,
+    daily_partitions,
+    partition_check_evaluations,
+    range_run,
+)
 from stars_assets.defs.tables import table_metadata
 from stars_assets.lib.bronze.load import ensure_tables
 from stars_assets.lib.masking import markdown_preview
@@ -146,14 +151,11 @@ rx_fills = _dimension_asset(
         "deterministic event_id, resolved member and contract, canonical channel and event type, UTC time, "
         "and lineage to the source file and row. Duplicates are removed across days; rejected rows go to quarantine."
     ),
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[bronze_key(p.name) for p in OUTREACH_PROVIDERS] + [members.key],
     kinds={"duckdb", "sql"},
     owners=OWNERS,
-    pool=WAREHOUSE_POOL,
     metadata=table_metadata(tables.OUTREACH_EVENTS),
-    check_specs=blocking_check_specs(OUTREACH_KEY, OUTREACH_CHECKS, daily_partitions),
+    **range_run(daily_partitions, OUTREACH_KEY, OUTREACH_CHECKS),
 )
 def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
@@ -257,10 +259,7 @@ APPOINTMENT_CHECKS = _event_checks(
             owners=OWNERS,
         ),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    check_specs=blocking_check_specs(APPOINTMENT_EVENTS_KEY, APPOINTMENT_CHECKS, daily_partitions),
+    **range_run(daily_partitions, APPOINTMENT_EVENTS_KEY, APPOINTMENT_CHECKS),
 )
 def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     days = [date.fromisoformat(k) for k in context.partition_keys]
