@@ -29,15 +29,10 @@ import duckdb
 
 from stars_assets.lib.bronze.quality import RuleOutcome
 from stars_assets.lib.silver import contracts, inputs
+from stars_assets.lib.silver.tables import CONTRACT_CHECKS
 from stars_assets.lib.warehouse import in_transaction
 
-MEMO_DDL = """
-CREATE SCHEMA IF NOT EXISTS audit;
-CREATE TABLE IF NOT EXISTS audit.contract_checks (
-    silver_table VARCHAR, partition_date DATE, row_count BIGINT, written_until TIMESTAMP, state VARCHAR,
-    passed BOOLEAN, metadata VARCHAR, recorded_at TIMESTAMP
-);
-"""
+MEMO_DDL = CONTRACT_CHECKS.ddl()
 
 # Columns a pipeline write stamps on every row it writes, per table.
 WRITE_TIME_COLUMN = {"outreach_events": "loaded_at", "appointment_events": "loaded_at", "appointments": "updated_at"}

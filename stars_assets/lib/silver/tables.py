@@ -207,6 +207,22 @@ SILVER_INPUTS = TableSpec(
     ),
 )
 
+CONTRACT_CHECKS = TableSpec(
+    "audit.contract_checks",
+    "The last contract-check outcome of each silver partition (or table, partition_date null) and the state of the rows "
+    "it covered, so a re-run over unchanged rows reuses it and an append validates only the added rows (check_memo.py).",
+    (
+        Column("silver_table", "VARCHAR", nullable=False),
+        Column("partition_date", "DATE", "delivery date; null for a whole table"),
+        Column("row_count", "BIGINT", "rows the outcome covered", nullable=False),
+        Column("written_until", "TIMESTAMP", "latest write time among those rows"),
+        Column("state", "VARCHAR", "the covered rows' state (count, write time, recorded inputs) as text", nullable=False),
+        Column("passed", "BOOLEAN", nullable=False),
+        Column("metadata", "VARCHAR", "the outcome's metadata as JSON (counts and masked examples)"),
+        Column("recorded_at", "TIMESTAMP", nullable=False),
+    ),
+)
+
 SILVER_TABLES = (OUTREACH_EVENTS, APPOINTMENT_EVENTS, APPOINTMENTS, MEMBERS, MEMBER_IDENTIFIERS, CARE_GAPS, RX_FILLS)
 
 SILVER_FLAGS = TableSpec(
