@@ -100,14 +100,17 @@ def _appointment_columns(provider: ProviderConfig, params: dict) -> dict[str, st
 
 
 # When a feed does not carry the booking time on every message (HL7 SIU), the booking is the time
-# of the appointment's first BOOKED event, from this run's rows or the rows already loaded.
+# of the appointment's first BOOKED event, from this run's rows or the rows already loaded. Only the
+# appointments the run's rows name are looked up in the history, so a day's cost does not grow with it.
 BOOKINGS_JOIN = f"""
 LEFT JOIN (
+    WITH run_rows AS MATERIALIZED (SELECT appointment_key, status, event_ts FROM ({{candidates}}))
     SELECT appointment_key, min(event_ts) AS first_booked_ts FROM (
-        SELECT appointment_key, event_ts FROM ({{candidates}}) WHERE status = '{v.BOOKED}'
+        SELECT appointment_key, event_ts FROM run_rows WHERE status = '{v.BOOKED}'
         UNION ALL
         SELECT o.appointment_key, o.event_ts FROM {APPOINTMENT_EVENTS.qualified_name} AS o
         WHERE o.status = '{v.BOOKED}' AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
+          AND o.appointment_key IN (SELECT appointment_key FROM run_rows)
     ) GROUP BY 1
 ) AS bookings ON bookings.appointment_key = c.appointment_key
 """

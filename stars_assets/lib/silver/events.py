@@ -114,6 +114,10 @@ FROM ({rows}) AS c
 {joins}
 {resolve}
 """
+# The run's candidate rows, validated once (parsing, member resolution and rules are the costly
+# part) and kept for every later step: quarantine, duplicates, insert, flags and counts. A day of
+# millions of rows outgrows the memory limit, and DuckDB spills the table to its temp directory.
+VALIDATED_TABLE_SQL = f"CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.*, {{event_hash}} AS key_hash FROM ({{validated}}) AS v"
 
 # Rows already written that a day's events are deduplicated against: other days of the window,
 # and this day's rows from files this run does not read (an append).
@@ -127,18 +131,17 @@ HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE
 # appended makes DuckDB rewrite them all at commit):
 #   1. suspects: hashes that occur twice among the run's rows, or that an older row holds
 #   2. duplicates: of the suspect rows that are valid, the copies after the first (in file and
-#      row order) and the events an older row already holds; the suspect rows are validated once
-#      (few: repeats only) for this and for the conflicts
+#      row order) and the events an older row already holds; the suspect rows (few: repeats only)
+#      are set aside for this and for the conflicts
 #   3. the valid rows that are not duplicates are inserted
-SUSPECTS_SQL = f"CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT {EVENT_HASH} AS h FROM ({{candidates}}) GROUP BY 1 HAVING count(*) > 1"
+SUSPECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT key_hash AS h FROM event_validated GROUP BY 1 HAVING count(*) > 1"
 SUSPECTS_SEEN_BEFORE_SQL = f"""
 INSERT INTO event_suspects
 SELECT DISTINCT hash(o.provider || ':' || o.event_key) FROM {{table}} AS o
 WHERE {OLDER_ROWS}
-  AND hash(o.provider || ':' || o.event_key) IN (SELECT {EVENT_HASH} FROM ({{candidates}}))
+  AND hash(o.provider || ':' || o.event_key) IN (SELECT key_hash FROM event_validated)
 """
-SUSPECT_CANDIDATES_SQL = f"SELECT * FROM ({{candidates}}) WHERE {EVENT_HASH} IN (SELECT h FROM event_suspects)"
-SUSPECT_ROWS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspect_rows AS {validated_suspects}"
+SUSPECT_ROWS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspect_rows AS SELECT * FROM event_validated WHERE key_hash IN (SELECT h FROM event_suspects)"
 DUPLICATES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_duplicates AS
 WITH suspect_rows AS (
@@ -155,17 +158,13 @@ WHERE copy_number > 1
 INSERT_EVENTS_SQL = """
 INSERT INTO {table} ({columns})
 SELECT {values}
-FROM ({validated}) AS v
+FROM event_validated AS v
 WHERE v.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d
                   WHERE d.source_file = v.source_file AND d.source_row = v.source_row AND d.provider = v.provider)
   AND {not_conflicting}
 """
-# One pass over the validated rows keeps the rejected ones and the ones a flag may concern.
-CHECKED_SQL = (
-    "CREATE OR REPLACE TEMP TABLE event_checked AS SELECT * FROM ({validated}) AS r WHERE r.reason IS NOT NULL OR {flagged}"
-)
-REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_checked WHERE reason IS NOT NULL"
+REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_validated WHERE reason IS NOT NULL"
 # The same event key with different content (record_hash over every vendor field), among the
 # run's valid rows or against a row already loaded in the window: no version is trusted; every
 # copy of the run is quarantined (the versions side by side in the quarantine), none is loaded.
@@ -185,7 +184,7 @@ NOT_CONFLICTING = "NOT EXISTS (SELECT 1 FROM event_conflicts AS x WHERE x.source
 FLAGS_SQL = """
 INSERT INTO audit.silver_flags
 SELECT $table, r.provider, $day, r.source_file, r.source_row, {flag}, {detail}, $run_id, $now
-FROM event_checked AS r
+FROM event_validated AS r
 WHERE r.reason IS NULL AND {condition}
   AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d
                   WHERE d.source_file = r.source_file AND d.source_row = r.source_row AND d.provider = r.provider)
@@ -247,7 +246,7 @@ SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_remov
 FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day ORDER BY provider
 """
 TEMP_TABLES = (
-    "event_checked",
+    "event_validated",
     "event_rejects",
     "event_suspects",
     "event_suspect_rows",
@@ -315,14 +314,13 @@ def quarantine_detail(spec: EventSpec) -> str:
     return "CASE r.reason " + " ".join(f"WHEN '{reason}' THEN {detail}" for reason, _, detail in rules) + " END"
 
 
-def _insert_sql(spec: EventSpec, validated: str) -> str:
+def _insert_sql(spec: EventSpec) -> str:
     written = {"event_id": "md5(v.provider || ':' || v.event_key)", "partition_date": "$day", "loaded_at": "$now"}
     names = spec.table.column_names
     return INSERT_EVENTS_SQL.format(
         table=spec.table.qualified_name,
         columns=", ".join(names),
         values=", ".join(written.get(n, f"v.{n}") for n in names),
-        validated=validated,
         not_conflicting=NOT_CONFLICTING.format(a="v"),
     )
 
@@ -366,15 +364,13 @@ def build_partition(
             for statement in DELETE_PARTITION_SQL:
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
         # validate
-        flagged = " OR ".join(f"({f.condition})" for f in spec.flags) or "false"
-        con.execute(CHECKED_SQL.format(validated=validated, flagged=flagged), validation)
+        con.execute(VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH), validation)
         con.execute(REJECTS_SQL)
         # deduplicate, and set conflicting versions aside
-        con.execute(SUSPECTS_SQL.format(candidates=union), {**params, **scope})
+        con.execute(SUSPECTS_SQL)
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
-            con.execute(SUSPECTS_SEEN_BEFORE_SQL.format(table=table, candidates=union), {**params, **window})
-        suspects = validated_sql(spec, SUSPECT_CANDIDATES_SQL.format(candidates=union), union)
-        _execute(con, SUSPECT_ROWS_SQL.format(validated_suspects=suspects), validation)
+            _execute(con, SUSPECTS_SEEN_BEFORE_SQL.format(table=table), window)
+        con.execute(SUSPECT_ROWS_SQL)
         for statement in (DUPLICATES_SQL, CONFLICTS_SQL):
             _execute(con, statement.format(table=table, validated_suspects="SELECT * FROM event_suspect_rows"), window)
         con.execute(f"DELETE FROM event_duplicates AS d WHERE {NOT_CONFLICTING.format(a='d').replace('NOT EXISTS', 'EXISTS', 1)}")
@@ -388,7 +384,7 @@ def build_partition(
                 {**audit, "provider": provider.name},
             )
         # write
-        con.execute(_insert_sql(spec, validated), {**validation, "now": now})
+        _execute(con, _insert_sql(spec), {"day": day, "now": now})
         for flag in spec.flags:
             _execute(
                 con,
