@@ -117,7 +117,9 @@ FROM ({rows}) AS c
 # The run's candidate rows, validated once (parsing, member resolution and rules are the costly
 # part) and kept for every later step: quarantine, duplicates, insert, flags and counts. A day of
 # millions of rows outgrows the memory limit, and DuckDB spills the table to its temp directory.
-VALIDATED_TABLE_SQL = f"CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.*, {{event_hash}} AS key_hash FROM ({{validated}}) AS v"
+VALIDATED_TABLE_SQL = (
+    "CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.*, {event_hash} AS key_hash FROM ({validated}) AS v"
+)
 
 # Rows already written that a day's events are deduplicated against: other days of the window,
 # and this day's rows from files this run does not read (an append).
@@ -134,7 +136,9 @@ HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE
 #      row order) and the events an older row already holds; the suspect rows (few: repeats only)
 #      are set aside for this and for the conflicts
 #   3. the valid rows that are not duplicates are inserted
-SUSPECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT key_hash AS h FROM event_validated GROUP BY 1 HAVING count(*) > 1"
+SUSPECTS_SQL = (
+    "CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT key_hash AS h FROM event_validated GROUP BY 1 HAVING count(*) > 1"
+)
 SUSPECTS_SEEN_BEFORE_SQL = f"""
 INSERT INTO event_suspects
 SELECT DISTINCT hash(o.provider || ':' || o.event_key) FROM {{table}} AS o
