@@ -4,7 +4,11 @@ A partition is written in one transaction: bronze rows, the audit file manifest 
 bronze-layer quarantine rows for (provider, date) change together, so a crash leaves the
 previous state. Inside it, files are read one at a time, each parsed once into a small staging
 relation and inserted into bronze straight away (memory holds one file, never the partition); a
-file that cannot be used is quarantined and the rest go on. When DuckDB itself fails on a file
+file that cannot be used is quarantined and the rest go on. Small JSON-lines files (hourly
+micro-batches, up to BATCH_MAX_FILE_BYTES each) are the exception: a dataset's files of the day
+are read and parsed together and inserted by one statement, since a few statements per file cost
+more than the reading; a batch in which the reader refuses any line is staged file by file instead,
+so every outcome, line number and reason is the one the file would have alone. When DuckDB itself fails on a file
 (a truncated gzip found at its end, an unreadable file) the transaction is rolled back and the
 partition is written again without that file, which is quarantined with the error.
 
@@ -284,6 +288,8 @@ def load_partition(
                 failed[retry.relative] = retry.rejected
                 if log is not None:
                     log(f"{retry.relative}: {retry.rejected}; writing the partition again without it")
+            finally:
+                _drop_temp_relations(con)  # the batches' staging tables, kept until their INSERT
     written = {o.file_path: o for o in outcomes}
     result.files = [written.get(f.relative) or known[f.relative] for f in landed] + [_not_read_outcome(e) for e in not_read]
     result.files_read = sum(o.status in ("loaded", "quarantined") for o in outcomes)
@@ -401,20 +407,6 @@ def _write_partition(
     batches = _stage_batches(con, provider, to_read, pending, failed, hashes) if batching else []
     batched = {relative: (batch, read) for batch, _, files in batches for read, relative in files.items()}
     batch_loaded: dict[str, dict[str, str]] = {}  # stage -> {path read: file} of the batched files loaded
-    try:
-        return _write_partition_outcomes(
-            con, provider, partition_date, run_id, mode, to_read, pending, failed, not_read, log, params, hashes, outcomes,
-            batches, batched, batch_loaded, now,
-        )
-    finally:
-        if batches:
-            _drop_temp_relations(con)
-
-
-def _write_partition_outcomes(
-    con, provider, partition_date, run_id, mode, to_read, pending, failed, not_read, log, params, hashes, outcomes,
-    batches, batched, batch_loaded, now,
-) -> list[FileOutcome]:
     with in_transaction(con):
         if mode == "replace":
             _delete_partition(con, provider, partition_date)

@@ -362,7 +362,9 @@ SELECT {file} _source_row, reason,
 FROM checked
 """
 
-JSONL_REJECT_DETAIL_SQL = "CASE reason WHEN 'malformed_json' THEN 'line is not a JSON object' ELSE 'a required field is missing' END"
+JSONL_REJECT_DETAIL_SQL = (
+    "CASE reason WHEN 'malformed_json' THEN 'line is not a JSON object' ELSE 'a required field is missing' END"
+)
 
 
 def _jsonl_parse_params(dataset: Dataset) -> dict:
