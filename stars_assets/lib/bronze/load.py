@@ -127,7 +127,21 @@ def bronze_table_ddl(dataset: Dataset) -> str:
     return f"CREATE TABLE IF NOT EXISTS bronze.{dataset.name} ({columns}, {LINEAGE_COLUMNS})"
 
 
+PRESENT_COLUMNS_SQL = """
+SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns()
+WHERE database_name = current_database() AND schema_name IN ('bronze', 'audit')
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> None:
+    # Called for every partition: one catalog query when every table and column is there already.
+    expected = {(t.qualified_name, c.name) for t in AUDIT_TABLES for c in t.columns} | {
+        (f"bronze.{d.name}", c)
+        for d in provider.datasets
+        for c in [c.column for c in d.columns] + [c.name for c in BRONZE_LINEAGE]
+    }
+    if expected <= set(con.execute(PRESENT_COLUMNS_SQL).fetchall()):
+        return
     con.execute(AUDIT_DDL)
     for dataset in provider.datasets:
         con.execute(bronze_table_ddl(dataset))
@@ -541,6 +555,8 @@ def _insert_batch(con, dataset: Dataset, batch: StagedBatch, files: dict[str, st
         """,
         {**bound, "day": params["day"], "now": params["now"]},
     )
+    if not any(batch.files[read].rejected_rows for read in files):
+        return
     con.execute(
         f"""
         INSERT INTO audit.quarantine
