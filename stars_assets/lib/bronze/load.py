@@ -489,8 +489,11 @@ def _write_partition(
                     _insert_batch(con, dataset, batch, batch_loaded[batch.stage], params)
                 except duckdb.Error as exc:
                     raise _RetryUnbatched() from exc
-        _sync_not_read(con, provider, partition_date, not_read, run_id, now, in_open_transaction=True)
-        _write_manifest(con, outcomes, params)
+        if mode == "replace":  # the partition's manifest and quarantine were deleted whole: one INSERT writes them
+            _write_manifest(con, outcomes + [_not_read_outcome(e) for e in not_read], params)
+        else:
+            _sync_not_read(con, provider, partition_date, not_read, run_id, now, in_open_transaction=True)
+            _write_manifest(con, outcomes, params)
     return outcomes
 
 
