@@ -665,3 +665,57 @@ def test_a_file_that_grows_while_it_is_read_is_left_for_a_later_run(tmp_path, mo
         (outcome,) = load_partition(con, PROVIDERS["dialer"], landing, DAY, "run-2").files
         assert (outcome.status, outcome.rows_loaded) == ("loaded", 2)
         assert con.execute("SELECT status FROM audit.file_manifest").fetchall() == [("loaded",)]
+
+
+def test_a_days_small_json_lines_files_read_together_equal_reading_them_one_by_one(tmp_path, monkeypatch):
+    """Batched reading gives the rows, line numbers, manifest and quarantine that file-by-file reading gives:
+    a day whose batch holds malformed, blank, incomplete and drifted lines, and a day where the reader
+    refuses a line (not UTF-8), which is then read file by file."""
+    import stars_assets.lib.bronze.load as bronze_load
+
+    landing = tmp_path / "landing"
+    engage = landing / "engage"
+    lines = {
+        f"{YMD}_00": engage_line("a1") + "\n" + engage_line("a2") + "{not json\n" + engage_line("a3", extra_col="x") + "   \n",
+        f"{YMD}_01": engage_line("b1") + '{"event_id": "b2"}\n[1, 2]\n' + engage_line("b4").rstrip("\n"),
+        f"{YMD}_02": "\n\n",
+        f"{YMD}_03": engage_line("c1", other="y"),
+        f"{OTHER_YMD}_00": engage_line("d1"),
+    }
+    for name, text in lines.items():
+        land(engage / f"engage_events_{name}.jsonl.gz", gzip.compress(text.encode(), mtime=0))
+    land(
+        engage / f"engage_events_{OTHER_YMD}_01.jsonl.gz", gzip.compress(engage_line("d2").encode() + b'{"x": "\xff"}\n', mtime=0)
+    )
+    land(engage / f"engage_events_{OTHER_YMD}_02.jsonl.gz", gzip.compress(engage_line("d3").encode(), mtime=0))
+    tables = {
+        "bronze.engage": "SELECT * EXCLUDE (_ingested_at) FROM bronze.engage ORDER BY _source_file, _source_row",
+        "audit.file_manifest": "SELECT * EXCLUDE (run_id, loaded_at) FROM audit.file_manifest ORDER BY file_path",
+        "audit.quarantine": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine ORDER BY source_file, source_row",
+    }
+    batches = []
+    spied = bronze_load.stage_jsonl_batch
+    monkeypatch.setattr(bronze_load, "stage_jsonl_batch", lambda *a: batches.append(spied(*a)) or batches[-1])
+    results = {}
+    for batch_max in (bronze_load.BATCH_MAX_FILE_BYTES, 0):
+        monkeypatch.setattr(bronze_load, "BATCH_MAX_FILE_BYTES", batch_max)
+        warehouse = tmp_path / f"warehouse_{batch_max}.duckdb"
+        with duckdb.connect(str(warehouse)) as con:
+            for day in (OTHER_DAY, DAY):
+                load_partition(con, PROVIDERS["engage"], landing, day, "run")
+        results[batch_max] = {name: query(warehouse, sql) for name, sql in tables.items()}
+    # One batch per day was staged, and only DAY's was usable (OTHER_DAY's reader refused a line).
+    assert [b is not None for b in batches] == [False, True]
+    batched, one_by_one = results.values()
+    for name in tables:
+        pd.testing.assert_frame_equal(batched[name], one_by_one[name], obj=name)
+    assert len(batched["bronze.engage"]) == 8  # 6 on DAY; on OTHER_DAY the file half not UTF-8 is quarantined whole
+    assert sorted(batched["audit.quarantine"]["reason"]) == [
+        "malformed_json",
+        "malformed_json",
+        "missing_required_field",
+        "wrong_encoding",
+    ]
+    assert batched["bronze.engage"].query("event_id == 'a3'")[["_source_row", "_extra"]].values.tolist() == [
+        [5, '{"extra_col":"x"}']
+    ]

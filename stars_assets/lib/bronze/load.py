@@ -4,7 +4,11 @@ A partition is written in one transaction: bronze rows, the audit file manifest 
 bronze-layer quarantine rows for (provider, date) change together, so a crash leaves the
 previous state. Inside it, files are read one at a time, each parsed once into a small staging
 relation and inserted into bronze straight away (memory holds one file, never the partition); a
-file that cannot be used is quarantined and the rest go on. When DuckDB itself fails on a file
+file that cannot be used is quarantined and the rest go on. Small JSON-lines files (hourly
+micro-batches, up to BATCH_MAX_FILE_BYTES each) are the exception: a dataset's files of the day
+are read and parsed together and inserted by one statement, since a few statements per file cost
+more than the reading; a batch in which the reader refuses any line is staged file by file instead,
+so every outcome, line number and reason is the one the file would have alone. When DuckDB itself fails on a file
 (a truncated gzip found at its end, an unreadable file) the transaction is rolled back and the
 partition is written again without that file, which is quarantined with the error.
 
@@ -39,6 +43,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from stars_assets.lib.bronze.landing import (
     LINE_FORMATS,
@@ -51,7 +56,7 @@ from stars_assets.lib.bronze.landing import (
     sample_hash,
     scan_file,
 )
-from stars_assets.lib.bronze.readers import FileRejected, StagedFile, stage_file
+from stars_assets.lib.bronze.readers import FileRejected, StagedBatch, StagedFile, stage_file, stage_jsonl_batch
 from stars_assets.lib.bronze.tables import BRONZE_LINEAGE, FILE_MANIFEST, QUARANTINE
 from stars_assets.lib.providers import Dataset, ProviderConfig
 from stars_assets.lib.warehouse import in_transaction
@@ -122,7 +127,21 @@ def bronze_table_ddl(dataset: Dataset) -> str:
     return f"CREATE TABLE IF NOT EXISTS bronze.{dataset.name} ({columns}, {LINEAGE_COLUMNS})"
 
 
+PRESENT_COLUMNS_SQL = """
+SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns()
+WHERE database_name = current_database() AND schema_name IN ('bronze', 'audit')
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> None:
+    # Called for every partition: one catalog query when every table and column is there already.
+    expected = {(t.qualified_name, c.name) for t in AUDIT_TABLES for c in t.columns} | {
+        (f"bronze.{d.name}", c)
+        for d in provider.datasets
+        for c in [c.column for c in d.columns] + [c.name for c in BRONZE_LINEAGE]
+    }
+    if expected <= set(con.execute(PRESENT_COLUMNS_SQL).fetchall()):
+        return
     con.execute(AUDIT_DDL)
     for dataset in provider.datasets:
         con.execute(bronze_table_ddl(dataset))
@@ -164,6 +183,14 @@ def _hashes_loaded_elsewhere(con, provider: str, partition_date: date) -> dict[s
         {"provider": provider, "day": partition_date},
     ).fetchall()
     return dict(rows)
+
+
+# JSON-lines files up to this size (as delivered) are read together, a day's at once (see _stage_batches).
+BATCH_MAX_FILE_BYTES = 1024 * 1024
+
+
+class _RetryUnbatched(Exception):
+    """A statement over a batch of files failed and aborted the transaction: write the partition again file by file."""
 
 
 class _RetryWithout(Exception):
@@ -260,16 +287,23 @@ def load_partition(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-scan") as scanner,
     ):
         pending = _Scans(scanner, provider, to_read, Path(folder))
+        batching = True
         while True:
             try:
                 outcomes = _write_partition(
-                    con, provider, partition_date, run_id, result.mode, known, to_read, pending, failed, not_read, log
+                    con, provider, partition_date, run_id, result.mode, known, to_read, pending, failed, not_read, log, batching
                 )
                 break
+            except _RetryUnbatched:
+                batching = False
+                if log is not None:
+                    log("writing a batch of files failed; writing the partition again file by file")
             except _RetryWithout as retry:
                 failed[retry.relative] = retry.rejected
                 if log is not None:
                     log(f"{retry.relative}: {retry.rejected}; writing the partition again without it")
+            finally:
+                _drop_temp_relations(con)  # the batches' staging tables, kept until their INSERT
     written = {o.file_path: o for o in outcomes}
     result.files = [written.get(f.relative) or known[f.relative] for f in landed] + [_not_read_outcome(e) for e in not_read]
     result.files_read = sum(o.status in ("loaded", "quarantined") for o in outcomes)
@@ -375,6 +409,7 @@ def _write_partition(
     failed: dict[str, FileRejected],
     not_read: list[LandedFile],
     log,
+    batching: bool = True,
 ) -> list[FileOutcome]:
     now = datetime.now(UTC).replace(tzinfo=None)
     params = {"provider": provider.name, "day": partition_date, "run_id": run_id, "now": now}
@@ -382,6 +417,10 @@ def _write_partition(
     if mode == "append":
         hashes.update({o.content_hash: o.file_path for o in known.values() if o.status == "loaded"})
     outcomes: list[FileOutcome] = []
+    # Staged before the transaction (temporary tables only): a batch DuckDB cannot read leaves nothing to undo.
+    batches = _stage_batches(con, provider, to_read, pending, failed, hashes) if batching else []
+    batched = {relative: (batch, read) for batch, _, files in batches for read, relative in files.items()}
+    batch_loaded: dict[str, dict[str, str]] = {}  # stage -> {path read: file} of the batched files loaded
     with in_transaction(con):
         if mode == "replace":
             _delete_partition(con, provider, partition_date)
@@ -426,19 +465,110 @@ def _write_partition(
                 rejected = failed[landed.relative]
                 outcome = FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail)
             else:
-                outcome = _load_file(con, provider, landed, scan, f"stage_{number}", base, params)
+                outcome = None
+                if landed.relative in batched:
+                    batch, read = batched[landed.relative]
+                    outcome = _batched_outcome(batch.files.get(read), scan, base)
+                    if outcome is not None:
+                        batch_loaded.setdefault(batch.stage, {})[read] = landed.relative
+                if outcome is None:  # not batched, or its lines are not all accounted for: staged alone
+                    outcome = _load_file(con, provider, landed, scan, f"stage_{number}", base, params)
                 if outcome.status == "loaded":
                     hashes[scan.content_hash] = landed.relative
-            if scan.inflated is not None:
-                scan.inflated.unlink(missing_ok=True)  # a second pass (see _RetryWithout) reads the file itself
+            if scan.inflated is not None and landed.relative not in batched:
+                # A second pass (see _RetryWithout) reads the file itself; a batch's plain copies are read by its INSERT.
+                scan.inflated.unlink(missing_ok=True)
             outcomes.append(outcome)
             if log is not None:
                 log(
                     f"{landed.relative}: {outcome.status} {outcome.reason or ''} rows={outcome.rows_loaded} rejected={outcome.rows_rejected}"
                 )
-        _sync_not_read(con, provider, partition_date, not_read, run_id, now, in_open_transaction=True)
-        _write_manifest(con, outcomes, params)
+        for batch, dataset, _ in batches:
+            if batch.stage in batch_loaded:
+                try:
+                    _insert_batch(con, dataset, batch, batch_loaded[batch.stage], params)
+                except duckdb.Error as exc:
+                    raise _RetryUnbatched() from exc
+        if mode == "replace":  # the partition's manifest and quarantine were deleted whole: one INSERT writes them
+            _write_manifest(con, outcomes + [_not_read_outcome(e) for e in not_read], params)
+        else:
+            _sync_not_read(con, provider, partition_date, not_read, run_id, now, in_open_transaction=True)
+            _write_manifest(con, outcomes, params)
     return outcomes
+
+
+def _stage_batches(
+    con, provider: ProviderConfig, to_read: list[LandedFile], pending: _Scans, failed: dict, hashes: dict[str, str]
+) -> list[tuple[StagedBatch, Dataset, dict[str, str]]]:
+    """Stage the partition's small JSON-lines files of each dataset together (a day of hourly files costs the
+    statements of one file): (batch, dataset, {path read: file}). Only files the per-file checks would read
+    go in; a batch the reader refuses any line of is dropped, and its files are staged one at a time."""
+    if provider.format != "jsonl":
+        return []
+    by_dataset: dict[str, tuple[Dataset, dict[str, str]]] = {}
+    for number, landed in enumerate(to_read):
+        if not 0 < landed.size <= BATCH_MAX_FILE_BYTES or landed.relative in failed:
+            continue
+        scan, _ = pending.result(number)
+        if scan.problem is not None or scan.long_lines or scan.content_hash in hashes:
+            continue
+        read = scan.inflated if scan.inflated is not None else landed.path
+        if provider.compression == "gzip" and scan.inflated is None:
+            continue
+        by_dataset.setdefault(landed.dataset.name, (landed.dataset, {}))[1][str(read)] = landed.relative
+    reader = provider.model_copy(update={"compression": "none"}) if provider.compression == "gzip" else provider
+    batches = []
+    for number, (dataset, files) in enumerate(by_dataset.values()):
+        if len(files) < 2:
+            continue
+        batch = stage_jsonl_batch(con, reader, dataset, [Path(p) for p in files], f"batch_{number}")
+        if batch is None:
+            _drop_temp_relations(con)
+            continue
+        batches.append((batch, dataset, files))
+    return batches
+
+
+def _batched_outcome(staged: StagedFile | None, scan: FileScan, base: dict) -> FileOutcome | None:
+    """A batched file's outcome; None when its lines are not all accounted for (it is then staged alone,
+    where the difference is named)."""
+    if staged is None or staged.lines_accounted != scan.lines:
+        return None
+    return FileOutcome(
+        **base,
+        status="loaded",
+        rows_loaded=staged.rows,
+        rows_rejected=staged.rejected_rows,
+        extra_columns=staged.extra_columns,
+        lines_skipped=staged.lines_skipped,
+    )
+
+
+def _insert_batch(con, dataset: Dataset, batch: StagedBatch, files: dict[str, str], params: dict) -> None:
+    """The loaded batched files' rows into bronze and their rejected rows into the quarantine: one INSERT each."""
+    columns = [c.column for c in dataset.columns]
+    hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
+    bound = {"read": list(files), "files": list(files.values())}
+    con.execute(
+        f"""
+        INSERT INTO bronze.{dataset.name}
+        SELECT {", ".join(columns)}, _extra, $files[list_position($read, _file)] AS _source_file, _source_row,
+               $day AS _partition_date, $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
+        FROM ({batch.rows_select(dataset)}) AS staged
+        """,
+        {**bound, "day": params["day"], "now": params["now"]},
+    )
+    if not any(batch.files[read].rejected_rows for read in files):
+        return
+    con.execute(
+        f"""
+        INSERT INTO audit.quarantine
+        SELECT 'bronze', $provider, $dataset, $day, $files[list_position($read, _file)], source_row, reason, detail, raw_text,
+               $run_id, $now
+        FROM ({batch.rejects_select()}) AS rejects
+        """,
+        {**params, **bound, "dataset": dataset.name},
+    )
 
 
 def _changed_since_listed(landed: LandedFile) -> bool:
@@ -480,7 +610,7 @@ def _load_file(
         _drop_temp_relations(con)
         return FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail)
     try:
-        _insert_staged(con, landed.dataset, landed.relative, staged, params)
+        _insert_staged(con, landed.dataset, landed.relative, staged, params, has_rejects=bool(staged.rejected_rows + lines_lost))
     except duckdb.Error as exc:
         raise _RetryWithout(landed.relative, FileRejected("unreadable_file", str(exc).splitlines()[0])) from exc
     _drop_temp_relations(con)
@@ -506,7 +636,11 @@ def _account_for_lines(con, provider: ProviderConfig, staged: StagedFile, scan: 
     so the file is quarantined instead. Returns the lines skipped (header, blank lines) and lost."""
     if scan.lines is None or staged.lines_accounted is None:
         return None, 0
-    reported = {row[0] for row in con.execute(f"SELECT DISTINCT source_row FROM {staged.stage}_rejects").fetchall()}
+    reported = (
+        {row[0] for row in con.execute(f"SELECT DISTINCT source_row FROM {staged.stage}_rejects").fetchall()}
+        if scan.long_lines
+        else set()
+    )
     lost = [(line, size) for line, size in scan.long_lines if line not in reported]
     if any(line <= staged.last_line for line, _ in lost):
         raise FileRejected("unaccounted_lines", f"the parser skipped line {lost[0][0]} ({lost[0][1]} bytes) without a trace")
@@ -538,7 +672,7 @@ def _delete_partition(con, provider: ProviderConfig, partition_date: date) -> No
     )
 
 
-def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, params: dict) -> None:
+def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, params: dict, has_rejects: bool = True) -> None:
     columns = [c.column for c in dataset.columns]
     hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
     source, source_params = staged.source
@@ -551,6 +685,8 @@ def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, par
         """,
         {**source_params, "file": relative, "day": params["day"], "now": params["now"]},
     )
+    if not has_rejects:
+        return
     con.execute(
         f"""
         INSERT INTO audit.quarantine
@@ -561,45 +697,60 @@ def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, par
     )
 
 
+MANIFEST_INSERT_SQL = f"""
+INSERT INTO audit.file_manifest ({MANIFEST_COLUMNS})
+SELECT $provider, dataset, $day, file_path, size_bytes, modified_at, content_hash, status, reason, detail,
+       rows_loaded, rows_rejected, extra_columns, $run_id, $now, sample_hash, line_count, lines_skipped
+FROM _manifest_outcomes
+"""
+
+FILE_QUARANTINE_INSERT_SQL = f"""
+INSERT INTO audit.quarantine
+SELECT 'bronze', $provider, dataset, $day, file_path, NULL, reason, detail, NULL, $run_id, $now
+FROM _manifest_outcomes WHERE status = 'quarantined' OR status IN ({", ".join(f"'{s}'" for s in NOT_READ_STATUSES if s != "still_being_written")})
+"""
+
+OUTCOME_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("file_path", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("modified_at", pa.timestamp("us")),
+        ("content_hash", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("rows_loaded", pa.int64()),
+        ("rows_rejected", pa.int64()),
+        ("extra_columns", pa.list_(pa.string())),
+        ("sample_hash", pa.string()),
+        ("line_count", pa.int64()),
+        ("lines_skipped", pa.int64()),
+    ]
+)
+
+
 def _write_manifest(con, outcomes: list[FileOutcome], params: dict) -> None:
-    for outcome in outcomes:
-        con.execute(
-            f"INSERT INTO audit.file_manifest ({MANIFEST_COLUMNS}) VALUES "
-            "($provider, $dataset, $day, $file, $size, $mtime, $hash, $status, $reason, $detail, $rows, $rejected, $extra, "
-            "$run_id, $now, $sample, $lines, $skipped)",
-            {
-                **params,
-                "dataset": outcome.dataset,
-                "file": outcome.file_path,
-                "size": outcome.size_bytes,
-                "mtime": outcome.modified_at,
-                "hash": outcome.content_hash,
-                "status": outcome.status,
-                "reason": outcome.reason,
-                "detail": outcome.detail,
-                "rows": outcome.rows_loaded,
-                "rejected": outcome.rows_rejected,
-                "extra": list(outcome.extra_columns),
-                "sample": outcome.sample_hash,
-                "lines": outcome.line_count,
-                "skipped": outcome.lines_skipped,
-            },
-        )
-        if outcome.status == "quarantined" or (outcome.status in NOT_READ_STATUSES and outcome.status != "still_being_written"):
-            con.execute(
-                "INSERT INTO audit.quarantine VALUES ('bronze', $provider, $dataset, $day, $file, NULL, $reason, $detail, NULL, $run_id, $now)",
-                {
-                    **params,
-                    "dataset": outcome.dataset,
-                    "file": outcome.file_path,
-                    "reason": outcome.reason,
-                    "detail": outcome.detail,
-                },
-            )
+    """The outcomes into the manifest, and the files quarantined or refused into the quarantine: one INSERT
+    each for the whole partition (a statement per file was most of the cost of many small files)."""
+    if not outcomes:
+        return
+    table = pa.Table.from_pylist(
+        [{**{f.name: getattr(o, f.name) for f in OUTCOME_SCHEMA}, "extra_columns": list(o.extra_columns)} for o in outcomes],
+        schema=OUTCOME_SCHEMA,
+    )
+    con.register("_manifest_outcomes", table)
+    try:
+        con.execute(MANIFEST_INSERT_SQL, params)
+        con.execute(FILE_QUARANTINE_INSERT_SQL, params)
+    finally:
+        con.unregister("_manifest_outcomes")
 
 
 def _drop_temp_relations(con) -> None:
-    for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall():
-        con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
-    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
-        con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+    relations = con.execute(
+        "SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary AND NOT internal "
+        "UNION ALL SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary"
+    ).fetchall()
+    for kind, name in relations:
+        con.execute(f"DROP {kind} IF EXISTS temp.main.{name}")

@@ -338,6 +338,108 @@ def _split_open_quotes(con, provider: ProviderConfig, stage: str, width: int) ->
     return len(recovered)
 
 
+# Parses numbered lines ({lines}: raw, _source_row, and {file} columns) into {stage}_parsed.
+JSONL_PARSE_SQL = """
+CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
+WITH numbered AS ({lines}),
+keyed AS (
+    SELECT {file} _source_row, raw,
+           CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN json_keys(raw) END AS keys
+    FROM numbered
+), checked AS (
+    SELECT {file} _source_row, raw, keys,
+           CASE WHEN keys IS NULL THEN 'malformed_json'
+                WHEN NOT list_has_all(keys, $required) THEN 'missing_required_field'
+           END AS reason
+    FROM keyed
+    WHERE keys IS NOT NULL OR trim(raw) <> ''  -- blank lines are skipped
+)
+SELECT {file} _source_row, reason,
+       CASE WHEN reason IS NULL THEN json_extract_string(raw, $paths) END AS _values,
+       CASE WHEN reason IS NULL AND NOT list_has_all($declared, keys)
+            THEN nullif(json_merge_patch(raw, $patch), '{{}}') END AS _extra,
+       CASE WHEN reason IS NOT NULL THEN raw END AS raw_text
+FROM checked
+"""
+
+JSONL_REJECT_DETAIL_SQL = (
+    "CASE reason WHEN 'malformed_json' THEN 'line is not a JSON object' ELSE 'a required field is missing' END"
+)
+
+
+def _jsonl_parse_params(dataset: Dataset) -> dict:
+    declared = [c.source for c in dataset.columns]
+    return {
+        "required": [c.source for c in dataset.columns if c.required],
+        "declared": declared,
+        "paths": ["$." + json.dumps(source) for source in declared],
+        "patch": json.dumps({source: None for source in declared}),
+    }
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """Several JSON-lines files staged by one set of statements: `files` by the path read (each with
+    its counts, as `_stage_jsonl` gives them); `{stage}_parsed` holds every file's lines with `_file`."""
+
+    stage: str
+    files: dict[str, StagedFile]
+
+    def rows_select(self, dataset: Dataset) -> str:
+        """The good rows of the files in the bound list $read (the paths read), with `_file`."""
+        values = ", ".join(f"_values[{i}] AS {c.column}" for i, c in enumerate(dataset.columns, start=1))
+        return f"SELECT _file, {values}, _extra, _source_row FROM {self.stage}_parsed WHERE reason IS NULL AND _file IN (SELECT unnest($read))"
+
+    def rejects_select(self) -> str:
+        return (
+            f"SELECT _file, _source_row AS source_row, reason, {JSONL_REJECT_DETAIL_SQL} AS detail, raw_text "
+            f"FROM {self.stage}_parsed WHERE reason IS NOT NULL AND _file IN (SELECT unnest($read))"
+        )
+
+
+def stage_jsonl_batch(con, provider: ProviderConfig, dataset: Dataset, paths: list[Path], stage: str) -> StagedBatch | None:
+    """Read and parse many small JSON-lines files in a few statements instead of a few per file (a day of
+    hourly files costs the statements of one). Lines are numbered per file from the scan's order, as
+    `_stage_jsonl` numbers them. Returns None when the reader itself refused a line (too long, not UTF-8)
+    or failed: the caller then stages the files one at a time, where each such line or file has its reason."""
+    try:
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {stage}_raw AS
+            SELECT filename AS _file, row_number() OVER () AS _rn, raw
+            FROM read_csv($paths, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '', escape = '',
+                          header = false, auto_detect = false, compression = $compression, filename = true,
+                          max_line_size = {MAX_LINE_BYTES}, strict_mode = false, store_rejects = true,
+                          rejects_table = '{stage}_rej', rejects_scan = '{stage}_scan')
+            """,
+            {"paths": [str(p) for p in paths], "compression": _compression(provider)},
+        )
+        if con.execute(f"SELECT count(*) FROM {stage}_rej").fetchone()[0]:
+            return None
+        lines = f"SELECT _file, raw, _rn - min(_rn) OVER (PARTITION BY _file) + 1 AS _source_row FROM {stage}_raw"
+        con.execute(JSONL_PARSE_SQL.format(stage=stage, lines=lines, file="_file,"), _jsonl_parse_params(dataset))
+        counts = con.execute(
+            f"""
+            SELECT raw._file, raw.lines, coalesce(p.good, 0), coalesce(p.rejected, 0), coalesce(p.parsed, 0), p.extra
+            FROM (SELECT _file, count(*) AS lines FROM {stage}_raw GROUP BY 1) AS raw
+            LEFT JOIN (
+                SELECT _file, count(*) FILTER (WHERE reason IS NULL) AS good, count(*) FILTER (WHERE reason IS NOT NULL) AS rejected,
+                       count(*) AS parsed, list_sort(list_distinct(flatten(list(json_keys(_extra)) FILTER (WHERE _extra IS NOT NULL)))) AS extra
+                FROM {stage}_parsed GROUP BY 1
+            ) AS p USING (_file)
+            """
+        ).fetchall()
+    except duckdb.Error:
+        return None
+    files = {
+        file: StagedFile(
+            stage, good, rejected, tuple(extra or ()), lines_accounted=lines, lines_skipped=lines - parsed, last_line=lines
+        )
+        for file, lines, good, rejected, parsed, extra in counts
+    }
+    return StagedBatch(stage, files)
+
+
 def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, stage: str) -> StagedFile:
     # Each physical line is one record: read lines whole, then parse JSON in SQL, so a bad line
     # is a rejected row with its line number rather than a failed file. Numbering the lines keeps
@@ -345,7 +447,6 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
     # Every line is parsed once for its keys and once for all declared fields (one call), and
     # `_extra` is only built for the rare line that has undeclared keys. Lines the reader itself
     # refuses (too long, not UTF-8) are in its rejects table, with their line numbers.
-    declared = [c.source for c in dataset.columns]
     try:
         con.execute(
             f"""
@@ -367,49 +468,22 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
                    min(error_type || ': ' || error_message) AS detail,
                    any_value(ltrim(csv_line, chr(13) || chr(10))) AS raw_text
             FROM {stage}_rej GROUP BY line""")
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {stage}_spans AS SELECT source_row AS line, CAST(1 AS BIGINT) AS span "
-            f"FROM {stage}_reader_rejects"
-        )
-        rows = _count(con, f"{stage}_raw")
-        undecodable, first_bad = con.execute(
-            f"SELECT count(*), min(source_row) FROM {stage}_reader_rejects WHERE reason = 'invalid_encoding'"
+        # One statement for the counts: a file costs a few statements, so each one saved counts.
+        rows, reader_rejects, undecodable, first_bad = con.execute(
+            f"SELECT (SELECT count(*) FROM {stage}_raw), count(*), count(*) FILTER (WHERE reason = 'invalid_encoding'), "
+            f"min(source_row) FILTER (WHERE reason = 'invalid_encoding') FROM {stage}_reader_rejects"
         ).fetchone()
-        _check_encoding(provider, undecodable, rows + _count(con, f"{stage}_reader_rejects"), first_bad)
-        lines = (
-            GOOD_ROW_LINE_SQL.format(stage=stage, first_line=1, columns="raw")
-            if _count(con, f"{stage}_spans")
-            else f"SELECT raw, _rn AS _source_row FROM {stage}_raw"
-        )  # no line refused: numbers are positions
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
-            WITH numbered AS ({lines}),
-            keyed AS (
-                SELECT _source_row, raw,
-                       CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN json_keys(raw) END AS keys
-                FROM numbered
-            ), checked AS (
-                SELECT _source_row, raw, keys,
-                       CASE WHEN keys IS NULL THEN 'malformed_json'
-                            WHEN NOT list_has_all(keys, $required) THEN 'missing_required_field'
-                       END AS reason
-                FROM keyed
-                WHERE keys IS NOT NULL OR trim(raw) <> ''  -- blank lines are skipped
+        _check_encoding(provider, undecodable, rows + reader_rejects, first_bad)
+        lines = f"SELECT raw, _rn AS _source_row FROM {stage}_raw"  # no line refused: numbers are positions
+        if reader_rejects:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {stage}_spans AS SELECT source_row AS line, CAST(1 AS BIGINT) AS span "
+                f"FROM {stage}_reader_rejects"
             )
-            SELECT _source_row, reason,
-                   CASE WHEN reason IS NULL THEN json_extract_string(raw, $paths) END AS _values,
-                   CASE WHEN reason IS NULL AND NOT list_has_all($declared, keys)
-                        THEN nullif(json_merge_patch(raw, $patch), '{{}}') END AS _extra,
-                   CASE WHEN reason IS NOT NULL THEN raw END AS raw_text
-            FROM checked
-            """,
-            {
-                "required": [c.source for c in dataset.columns if c.required],
-                "declared": declared,
-                "paths": ["$." + json.dumps(source) for source in declared],
-                "patch": json.dumps({source: None for source in declared}),
-            },
+            lines = GOOD_ROW_LINE_SQL.format(stage=stage, first_line=1, columns="raw")
+        con.execute(
+            JSONL_PARSE_SQL.format(stage=stage, lines=lines, file=""),
+            _jsonl_parse_params(dataset),
         )
     except duckdb.Error as exc:
         message = str(exc).splitlines()[0]
@@ -422,24 +496,17 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {stage}_rejects AS
-        SELECT _source_row AS source_row, reason,
-               CASE reason WHEN 'malformed_json' THEN 'line is not a JSON object'
-                           ELSE 'a required field is missing' END AS detail,
-               raw_text
+        SELECT _source_row AS source_row, reason, {JSONL_REJECT_DETAIL_SQL} AS detail, raw_text
         FROM {stage}_parsed WHERE reason IS NOT NULL
         UNION ALL SELECT * FROM {stage}_reader_rejects
         """
     )
-    extra = tuple(
-        row[0]
-        for row in con.execute(
-            f"SELECT DISTINCT unnest(json_keys(_extra)) FROM {stage}_parsed WHERE _extra IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    )
-    good, rejected, parsed = con.execute(
-        f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), count(*) FROM {stage}_parsed"
+    good, rejected, parsed, extra_keys = con.execute(
+        f"SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), count(*), "
+        f"(SELECT list_sort(list_distinct(flatten(list(json_keys(_extra))))) FROM {stage}_parsed WHERE _extra IS NOT NULL) "
+        f"FROM {stage}_parsed"
     ).fetchone()
-    reader_rejects = _count(con, f"{stage}_reader_rejects")
+    extra = tuple(extra_keys or ())
     blank = rows - parsed
     accounted = rows + reader_rejects
     return StagedFile(
