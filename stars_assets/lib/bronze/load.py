@@ -544,16 +544,24 @@ def _batched_outcome(staged: StagedFile | None, scan: FileScan, base: dict) -> F
     )
 
 
-def _insert_batch(con, dataset: Dataset, batch: StagedBatch, files: dict[str, str], params: dict) -> None:
-    """The loaded batched files' rows into bronze and their rejected rows into the quarantine: one INSERT each."""
+def _bronze_row_select(dataset: Dataset, source_file: str) -> str:
+    """The SELECT list that makes staged rows bronze rows: the declared columns, lineage, and the record hash (md5 of
+    the declared columns), alike for a file staged alone or in a batch. `source_file` is the SQL naming the file."""
     columns = [c.column for c in dataset.columns]
     hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
+    return (
+        f"{', '.join(columns)}, _extra, {source_file} AS _source_file, _source_row, $day AS _partition_date, "
+        f"$now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash"
+    )
+
+
+def _insert_batch(con, dataset: Dataset, batch: StagedBatch, files: dict[str, str], params: dict) -> None:
+    """The loaded batched files' rows into bronze and their rejected rows into the quarantine: one INSERT each."""
     bound = {"read": list(files), "files": list(files.values())}
     con.execute(
         f"""
         INSERT INTO bronze.{dataset.name}
-        SELECT {", ".join(columns)}, _extra, $files[list_position($read, _file)] AS _source_file, _source_row,
-               $day AS _partition_date, $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
+        SELECT {_bronze_row_select(dataset, "$files[list_position($read, _file)]")}
         FROM ({batch.rows_select(dataset)}) AS staged
         """,
         {**bound, "day": params["day"], "now": params["now"]},
@@ -673,14 +681,11 @@ def _delete_partition(con, provider: ProviderConfig, partition_date: date) -> No
 
 
 def _insert_staged(con, dataset: Dataset, relative: str, staged: StagedFile, params: dict, has_rejects: bool = True) -> None:
-    columns = [c.column for c in dataset.columns]
-    hashed = ", ".join(f"coalesce({c}, chr(0))" for c in columns)
     source, source_params = staged.source
     con.execute(
         f"""
         INSERT INTO bronze.{dataset.name}
-        SELECT {", ".join(columns)}, _extra, $file AS _source_file, _source_row, $day AS _partition_date,
-               $now AS _ingested_at, md5(concat_ws(chr(31), {hashed})) AS _record_hash
+        SELECT {_bronze_row_select(dataset, "$file")}
         FROM ({source}) AS staged
         """,
         {**source_params, "file": relative, "day": params["day"], "now": params["now"]},
@@ -710,24 +715,9 @@ SELECT 'bronze', $provider, dataset, $day, file_path, NULL, reason, detail, NULL
 FROM _manifest_outcomes WHERE status = 'quarantined' OR status IN ({", ".join(f"'{s}'" for s in NOT_READ_STATUSES if s != "still_being_written")})
 """
 
-OUTCOME_SCHEMA = pa.schema(
-    [
-        ("dataset", pa.string()),
-        ("file_path", pa.string()),
-        ("size_bytes", pa.int64()),
-        ("modified_at", pa.timestamp("us")),
-        ("content_hash", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("rows_loaded", pa.int64()),
-        ("rows_rejected", pa.int64()),
-        ("extra_columns", pa.list_(pa.string())),
-        ("sample_hash", pa.string()),
-        ("line_count", pa.int64()),
-        ("lines_skipped", pa.int64()),
-    ]
-)
+# The manifest columns a file's outcome carries (FileOutcome's fields); the others are the partition's parameters.
+OUTCOME_COLUMNS = tuple(c for c in FILE_MANIFEST.column_names if c not in ("provider", "partition_date", "run_id", "loaded_at"))
+OUTCOME_SCHEMA_SQL = f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM audit.file_manifest LIMIT 0"
 
 
 def _write_manifest(con, outcomes: list[FileOutcome], params: dict) -> None:
@@ -735,9 +725,10 @@ def _write_manifest(con, outcomes: list[FileOutcome], params: dict) -> None:
     each for the whole partition (a statement per file was most of the cost of many small files)."""
     if not outcomes:
         return
+    schema = con.execute(OUTCOME_SCHEMA_SQL).to_arrow_table().schema  # the manifest's own column types
     table = pa.Table.from_pylist(
-        [{**{f.name: getattr(o, f.name) for f in OUTCOME_SCHEMA}, "extra_columns": list(o.extra_columns)} for o in outcomes],
-        schema=OUTCOME_SCHEMA,
+        [{**{c: getattr(o, c) for c in OUTCOME_COLUMNS}, "extra_columns": list(o.extra_columns)} for o in outcomes],
+        schema=schema,
     )
     con.register("_manifest_outcomes", table)
     try:
