@@ -129,18 +129,9 @@ def validate_partitions(con: duckdb.DuckDBPyConnection, table: str, days: list[d
             con.execute(FORGET_DAYS_SQL, {"table": table, "days": changed})
             now = datetime.now(UTC).replace(tzinfo=None)
             for day in changed:
-                con.execute(
-                    REMEMBER_SQL,
-                    {
-                        "table": table,
-                        "day": day,
-                        "rows": states[day].rows,
-                        "until": states[day].written_until,
-                        "state": f"{states[day].text}:{version}",
-                        "passed": validated[day].passed,
-                        "metadata": json.dumps(_plain(validated[day].metadata), default=str),
-                        "now": now,
-                    },
+                state = states[day]
+                _remember(
+                    con, table, _State(day, state.rows, state.written_until, f"{state.text}:{version}"), validated[day], now
                 )
         for day in changed:
             outcomes[day], how[day] = validated[day], "validated"
@@ -204,20 +195,25 @@ def _remembered_or_validated(
         outcome = contracts.validate_table(con, "silver", table, model, where=where)
     with in_transaction(con):
         con.execute(FORGET_SQL, {"table": table, "day": state.day})
-        con.execute(
-            REMEMBER_SQL,
-            {
-                "table": table,
-                "day": state.day,
-                "rows": state.rows,
-                "until": state.written_until,
-                "state": state.text,
-                "passed": outcome.passed,
-                "metadata": json.dumps(_plain(outcome.metadata), default=str),
-                "now": datetime.now(UTC).replace(tzinfo=None),
-            },
-        )
+        _remember(con, table, state, outcome, datetime.now(UTC).replace(tzinfo=None))
     return outcome, how
+
+
+def _remember(con, table: str, state: _State, outcome: RuleOutcome, now: datetime) -> None:
+    """Keep `outcome` for the rows `state` describes (its text carries the contract version); inside a transaction."""
+    con.execute(
+        REMEMBER_SQL,
+        {
+            "table": table,
+            "day": state.day,
+            "rows": state.rows,
+            "until": state.written_until,
+            "state": state.text,
+            "passed": outcome.passed,
+            "metadata": json.dumps(_plain(outcome.metadata), default=str),
+            "now": now,
+        },
+    )
 
 
 def _plain(metadata: dict) -> dict:
