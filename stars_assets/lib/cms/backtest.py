@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from stars_assets import settings
-from stars_assets.lib.cms import crosswalk, cutpoints, tables
+from stars_assets.lib.cms import cahps, crosswalk, cutpoints, tables
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,82 @@ def specs_for(history: History) -> dict[int, dict[str, cutpoints.MeasureSpec]]:
     }
 
 
-def engine_cut_points(history: History, specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None) -> pd.DataFrame:
-    """Each year's cut points re-derived from that year's scores (guardrails against the prior year's published)."""
+@dataclass(frozen=True)
+class CahpsModel:
+    """What the public tables do not carry for CAHPS stars, fitted on published years (`cahps`)."""
+
+    fitted_on: tuple[int, ...]
+    percentile_shift: float
+    margins: pd.DataFrame  # measure_key, margin_below, margin_above
+
+
+def fit_cahps_model(history: History, specs: dict[int, dict[str, cutpoints.MeasureSpec]], years: list[int]) -> CahpsModel:
+    """The CAHPS percentile shift and significance margins fitted on `years`' published CAHPS cut points and stars."""
+    scores = _cahps_rows(history.scores, specs, years)
+    published = _cahps_rows(history.thresholds, specs, years)
+    base = pd.concat(
+        [
+            cutpoints.assign_stars(scores[scores["star_year"] == year], published[published["star_year"] == year], specs[year])
+            for year in years
+        ],
+        ignore_index=True,
+    ).rename(columns={"stars": "base"})
+    rated = base.dropna(subset=["base"]).merge(
+        history.stars.rename(columns={"stars": "published"}), on=["star_year", "contract_id", "measure_key"]
+    )
+    return CahpsModel(tuple(years), cahps.fit_percentile_shift(scores, published), cahps.fit_significance_margins(rated))
+
+
+def cahps_models(history: History, specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None) -> dict[int, CahpsModel]:
+    """Each year's CAHPS model fitted on every other published year, never on the year it rates."""
     specs = specs or specs_for(history)
+    return cahps.out_of_sample(history.years, lambda years: fit_cahps_model(history, specs, years))
+
+
+def cahps_model_table(models: dict[int, CahpsModel]) -> pd.DataFrame:
+    """One row per rated year and CAHPS measure: the years fitted on, the percentile shift and the margins."""
+    return pd.concat(
+        [
+            model.margins.assign(
+                star_year=year, fitted_on=", ".join(map(str, model.fitted_on)), percentile_shift=model.percentile_shift
+            )
+            for year, model in models.items()
+        ],
+        ignore_index=True,
+    )[["star_year", "fitted_on", "percentile_shift", *cahps.MARGIN_COLUMNS]]
+
+
+def _cahps_rows(frame: pd.DataFrame, specs: dict[int, dict[str, cutpoints.MeasureSpec]], years: list[int]) -> pd.DataFrame:
+    keep = [
+        year in years and key in specs[year] and specs[year][key].method == "cahps"
+        for year, key in zip(frame["star_year"], frame["measure_key"])
+    ]
+    return frame[keep]
+
+
+def engine_cut_points(
+    history: History,
+    specs: dict[int, dict[str, cutpoints.MeasureSpec]] | None = None,
+    models: dict[int, CahpsModel] | None = None,
+) -> pd.DataFrame:
+    """Each year's cut points re-derived from that year's scores (guardrails against the prior year's published;
+    CAHPS percentiles moved by each year's out-of-sample `models`' shift, none without)."""
+    specs = specs or specs_for(history)
+    models = models or {}
     population = {year: clustering_population(history, year, specs[year]) for year in history.years}
     derived = []
     for year in history.years:
         prior = history.thresholds[history.thresholds["star_year"] == year - 1]
         prior_ranges = cutpoints.score_ranges(population[year - 1], specs[year - 1]) if year - 1 in population else None
         derived.append(
-            cutpoints.year_cut_points(population[year], specs[year], year, prior if len(prior) else None, prior_ranges)
+            cutpoints.year_cut_points(
+                population[year],
+                specs[year],
+                year,
+                prior if len(prior) else None,
+                prior_ranges,
+                cahps_shift=models[year].percentile_shift if year in models else 0.0,
+            )
         )
     return pd.concat(derived, ignore_index=True)
 
@@ -123,13 +189,22 @@ def threshold_comparison(derived: pd.DataFrame, published: pd.DataFrame) -> pd.D
 
 
 def stars_comparison(
-    history: History, thresholds: pd.DataFrame, specs: dict[int, dict[str, cutpoints.MeasureSpec]]
+    history: History,
+    thresholds: pd.DataFrame,
+    specs: dict[int, dict[str, cutpoints.MeasureSpec]],
+    models: dict[int, CahpsModel] | None = None,
 ) -> pd.DataFrame:
-    """Published measure stars against the stars `thresholds` give the same scores."""
+    """Published measure stars against the stars `thresholds` give the same scores (CAHPS base groups moved by the
+    significance test of each year's `models`, where given)."""
+    models = models or {}
     assigned = pd.concat(
         [
-            cutpoints.assign_stars(
-                history.scores[history.scores["star_year"] == year], thresholds[thresholds["star_year"] == year], specs[year]
+            with_cahps_significance(
+                cutpoints.assign_stars(
+                    history.scores[history.scores["star_year"] == year], thresholds[thresholds["star_year"] == year], specs[year]
+                ),
+                specs[year],
+                models.get(year),
             )
             for year in history.years
         ],
@@ -143,15 +218,32 @@ def stars_comparison(
     return joined
 
 
+def with_cahps_significance(
+    assigned: pd.DataFrame, specs: dict[str, cutpoints.MeasureSpec], model: CahpsModel | None
+) -> pd.DataFrame:
+    """One year's `assign_stars` result with the CAHPS measures' base groups moved by `model`'s significance test
+    (the national mean is over all of the year's scores in `assigned`); unchanged without a model."""
+    if model is None:
+        return assigned
+    is_cahps = assigned["measure_key"].map(lambda key: key in specs and specs[key].method == "cahps").to_numpy(dtype=bool)
+    moved = cahps.significance_stars(assigned[is_cahps].rename(columns={"stars": "base"}), model.margins)
+    result = assigned.copy()
+    result.loc[is_cahps, "stars"] = moved.to_numpy()
+    return result
+
+
 def engine_backtest(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-year table, per-threshold detail): share of published thresholds reproduced exactly (at the
     published precision) and within 1 point, and share of published measure stars reproduced, for the
-    clustering measures, the CAHPS measures and all; the published thresholds' own star reproduction for scale."""
+    clustering measures, the CAHPS measures and all; the published thresholds' own star reproduction for scale.
+    CAHPS stars (the engine's and the published thresholds' alike) go through the significance test fitted on the
+    other years (`cahps_models`)."""
     specs = specs_for(history)
-    derived = engine_cut_points(history, specs)
+    models = cahps_models(history, specs)
+    derived = engine_cut_points(history, specs, models)
     detail = threshold_comparison(derived, history.thresholds)
-    engine_stars = stars_comparison(history, derived, specs)
-    published_stars = stars_comparison(history, history.thresholds, specs)
+    engine_stars = stars_comparison(history, derived, specs, models)
+    published_stars = stars_comparison(history, history.thresholds, specs, models)
     rows = []
     for year in history.years:
         for label, methods in (("clustering", {"clustering", "improvement"}), ("cahps", {"cahps"}), ("all", None)):

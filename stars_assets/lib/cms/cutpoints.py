@@ -7,8 +7,8 @@ score of its cluster (highest for lower-is-better measures), and the final cut p
 rounded to the scores' precision; guardrails (from 2024) then cap the move from the prior year's cut point at
 5 points for 0-100 measures or 5% of the prior year's score range for others. Improvement measures cluster
 scores >= 0 into 3, 4, 5 stars and negative scores into 1, 2 stars.
-CAHPS measures (relative distribution and significance testing): the percentile part only (15th, 30th, 60th,
-80th); the public tables carry no standard errors, so significance and reliability tests are not applied.
+CAHPS measures (relative distribution and significance testing): the percentile cut points of the base groups
+(15th, 30th, 60th, 80th) here; the significance test that moves a contract from its base group is in `cahps`.
 
 CMS's own random groups come from SAS's SURVEYSELECT with seed 8675309, which numpy cannot reproduce, so the
 folds differ and a threshold can land a point away from CMS's where a cluster edge is close; the engine averages
@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from stars_assets.lib.cms import cahps
+
 STAR_LEVELS = (2, 3, 4, 5)
 FOLDS = 10
 FOLD_DRAWS = 4  # independent 10-fold partitions averaged (see _fold_means)
@@ -39,7 +41,6 @@ TUKEY_FROM_STAR_YEAR = 2024
 GUARDRAILS_FROM_STAR_YEAR = 2024
 # New and respecified measures run without guardrails while in the ratings three years or less.
 NEW_MEASURE_YEARS = 3
-CAHPS_PERCENTILES = {2: 15, 3: 30, 4: 60, 5: 80}
 # The "60 percent rule": through the 2025 ratings, non-CAHPS scores of contracts with 60% or more of their
 # enrollees in FEMA Individual Assistance areas in the measurement year were left out of the clustering
 # (the 2026 Technical Notes list its removal among the changes from 2025).
@@ -172,12 +173,14 @@ def year_cut_points(
     prior_ranges: dict[str, float] | None = None,
     seed: int = SEED,
     fold_draws: int = FOLD_DRAWS,
+    cahps_shift: float = 0.0,
 ) -> pd.DataFrame:
     """Cut points (2..5 stars) for every measure in `scores` (columns measure_key, value) of one star year.
 
     `prior_thresholds` (measure_key, stars, threshold) are the previous year's cut points, for the guardrails
     from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures);
-    `fold_draws` the number of 10-fold partitions averaged (1 is CMS's single draw, at a quarter of the time).
+    `fold_draws` the number of 10-fold partitions averaged (1 is CMS's single draw, at a quarter of the time);
+    `cahps_shift` moves the CAHPS percentiles (`cahps.fit_percentile_shift`, fitted on other years).
     """
     tukey = star_year >= TUKEY_FROM_STAR_YEAR
     guardrails = prior_thresholds is not None
@@ -191,7 +194,7 @@ def year_cut_points(
         spec = specs[key]
         array = np.sort(values.to_numpy(dtype=float))
         if spec.method == "cahps":
-            thresholds = list(np.percentile(array, list(CAHPS_PERCENTILES.values())))
+            thresholds = cahps.percentile_cut_points(array, spec.decimals, cahps_shift)
         else:
             thresholds = _clustered(array, spec, tukey, seed, fold_draws)
             if guardrails and spec.guardrailed(star_year) and key in prior_by_measure:
