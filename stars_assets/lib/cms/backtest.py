@@ -270,3 +270,49 @@ def engine_backtest(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _share(mask: pd.Series) -> float:
     return round(float(mask.mean()), 4) if len(mask) else np.nan
+
+
+def cahps_backtest(history: History) -> pd.DataFrame:
+    """Per star year, the CAHPS measures alone, step by step: published cut points reproduced exactly (rounded
+    percentiles, then moved by the out-of-sample shift) and published stars reproduced by the base groups, with the
+    significance test, and by the published cut points with and without it (the ceiling)."""
+    specs = specs_for(history)
+    cahps_specs = {
+        year: {key: spec for key, spec in year_specs.items() if spec.method == "cahps"} for year, year_specs in specs.items()
+    }
+    keys = {key for year_specs in cahps_specs.values() for key in year_specs}
+    only = History(
+        scores=history.scores[history.scores["measure_key"].isin(keys)],
+        stars=history.stars[history.stars["measure_key"].isin(keys)],
+        summary=history.summary,
+        cai=history.cai,
+        thresholds=history.thresholds[history.thresholds["measure_key"].isin(keys)],
+    )
+    models = cahps_models(only, cahps_specs)
+    percentiles = engine_cut_points(only, cahps_specs)
+    shifted = engine_cut_points(only, cahps_specs, models)
+    variants = {
+        "percentiles": (percentiles, None),
+        "shifted": (shifted, None),
+        "shifted_significance": (shifted, models),
+        "published": (only.thresholds, None),
+        "published_significance": (only.thresholds, models),
+    }
+    reproduced = {
+        name: stars_comparison(only, thresholds, cahps_specs, variant_models)
+        for name, (thresholds, variant_models) in variants.items()
+    }
+    exact = {
+        "percentiles": threshold_comparison(percentiles, only.thresholds),
+        "shifted": threshold_comparison(shifted, only.thresholds),
+    }
+    rows = []
+    for year in only.years:
+        row = {"star_year": year, "percentile_shift": models[year].percentile_shift}
+        for name, detail in exact.items():
+            row[f"exact_{name}"] = _share(detail.loc[detail["star_year"] == year, "difference"].abs() < 1e-6)
+        for name, joined in reproduced.items():
+            year_rows = joined[joined["star_year"] == year]
+            row[f"stars_{name}"] = _share(year_rows["stars_derived"] == year_rows["stars_published"])
+        rows.append(row)
+    return pd.DataFrame(rows)

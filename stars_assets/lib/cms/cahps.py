@@ -85,8 +85,8 @@ def fit_significance_margins(rated: pd.DataFrame) -> pd.DataFrame:
         records.append(
             (
                 key,
-                _best_margin(lambda margin: deviation[below] < -margin, went_below),
-                _best_margin(lambda margin: deviation[above] > margin, went_above),
+                _best_margin(-deviation[below], went_below),
+                _best_margin(deviation[above], went_above),
             )
         )
     return pd.DataFrame(records, columns=MARGIN_COLUMNS)
@@ -117,10 +117,11 @@ def out_of_sample(years: list[int], fit: Callable[[list[int]], object]) -> dict[
     return {year: fit([other for other in years if other != year]) for year in years}
 
 
-def _best_margin(significant: Callable[[float], np.ndarray], observed: np.ndarray) -> float:
+def _best_margin(distance: np.ndarray, observed: np.ndarray) -> float:
+    """The margin beyond which `distance` from the mean (in the tested direction) agrees best with `observed`."""
     if not len(observed):
         return float("nan")
-    agreement = [float((significant(margin) == observed).mean()) for margin in MARGIN_GRID]
+    agreement = [float(((distance > margin) == observed).mean()) for margin in MARGIN_GRID]
     return float(_middle_of_best(MARGIN_GRID, agreement))
 
 

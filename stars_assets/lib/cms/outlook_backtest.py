@@ -17,6 +17,7 @@ HELD_OUT_BASE_YEAR = 2025  # 2025 data -> 2026 rating, never seen in training
 class BacktestReport:
     reproduction: pd.DataFrame
     engine: pd.DataFrame
+    cahps: pd.DataFrame
     forecast: pd.DataFrame
     forecast_winner: str
     year_ahead: pd.DataFrame
@@ -28,6 +29,7 @@ class BacktestReport:
         return {
             "Reproduction of published overall ratings, per star year": self.reproduction,
             "Cut-point engine: each year's cut points re-derived from that year's scores": self.engine,
+            "CAHPS measures: percentile cut points and the significance test, fitted on the other years": self.cahps,
             f"Cut-point forecast vs carry-forward (shipped: {self.forecast_winner})": self.forecast,
             f"Year-ahead projection, held-out pair {HELD_OUT_BASE_YEAR} -> {HELD_OUT_BASE_YEAR + 1}": self.year_ahead,
             "Year-ahead model: exact-match gain over persistence (points, bootstrap 95% interval)": gain,
@@ -56,6 +58,7 @@ def run_backtests(
     return BacktestReport(
         reproduction=reproduction_table(history),
         engine=engine_table,
+        cahps=backtest.cahps_backtest(history),
         forecast=forecast_table,
         forecast_winner=forecast.winner(forecast_table),
         year_ahead=evaluation,
