@@ -38,7 +38,7 @@ def test_guardrails_cap_the_move_from_last_year():
     specs = {"m": cutpoints.MeasureSpec("m", True, "clustering", 0, True)}
     prior = pd.DataFrame({"measure_key": "m", "stars": [2, 3, 4, 5], "threshold": [50.0, 60, 70, 80]})
     capped = cutpoints.year_cut_points(scores, specs, 2026, prior, {"m": 60.0})
-    free = cutpoints.year_cut_points(scores, specs, 2023, prior, {"m": 60.0})  # no guardrails before 2024
+    free = cutpoints.year_cut_points(scores, specs, 2022, prior, {"m": 60.0})  # no guardrails before 2023
     assert list(free["threshold"]) == [55.0, 70.0, 85.0, 95.0]
     assert list(capped["threshold"]) == [55.0, 65.0, 75.0, 85.0]
 

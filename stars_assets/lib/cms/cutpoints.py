@@ -4,7 +4,7 @@ Non-CAHPS measures (Technical Notes, "Clustering Methodology Detail"): Tukey out
 (from the 2024 ratings on), the remaining scores are split at random into 10 groups, Ward hierarchical
 clustering into five groups runs 10 times leaving one group out, each run's cut point for a star is the lowest
 score of its cluster (highest for lower-is-better measures), and the final cut point is the mean of the 10 runs,
-rounded to the scores' precision; guardrails (from 2024) then cap the move from the prior year's cut point at
+rounded to the scores' precision; guardrails (from 2023) then cap the move from the prior year's cut point at
 5 points for 0-100 measures or 5% of the prior year's score range for others. Improvement measures cluster
 scores >= 0 into 3, 4, 5 stars and negative scores into 1, 2 stars.
 CAHPS measures (relative distribution and significance testing): the percentile cut points of the base groups
@@ -36,9 +36,10 @@ SEED = 8675309
 TUKEY_MULTIPLIER = 3.0
 GUARDRAIL_POINTS = 5.0  # 0-100 measures
 GUARDRAIL_SHARE_OF_RANGE = 0.05  # other measures
-# CMS introduced both in the 2024 Star Ratings (the 2023 ratings ran without them).
+# 42 CFR 422.166(a)(2)(i): guardrails from the Star Ratings issued in October 2022 (the 2023 ratings), Tukey deletion
+# from October 2023 (2024). The 2023 guardrails cap against 2022's cut points, which the shipped tables do not carry.
 TUKEY_FROM_STAR_YEAR = 2024
-GUARDRAILS_FROM_STAR_YEAR = 2024
+GUARDRAILS_FROM_STAR_YEAR = 2023
 # New and respecified measures run without guardrails while in the ratings three years or less.
 NEW_MEASURE_YEARS = 3
 # The "60 percent rule": through the 2025 ratings, non-CAHPS scores of contracts with 60% or more of their
@@ -178,7 +179,7 @@ def year_cut_points(
     """Cut points (2..5 stars) for every measure in `scores` (columns measure_key, value) of one star year.
 
     `prior_thresholds` (measure_key, stars, threshold) are the previous year's cut points, for the guardrails
-    from 2024 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures);
+    from 2023 on; `prior_ranges` the previous year's score range per measure (cap for non-0-100 measures);
     `fold_draws` the number of 10-fold partitions averaged (1 is CMS's single draw, at a quarter of the time);
     `cahps_shift` moves the CAHPS percentiles (`cahps.fit_percentile_shift`, fitted on other years).
     """
