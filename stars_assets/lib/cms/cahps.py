@@ -94,22 +94,36 @@ def fit_significance_margins(rated: pd.DataFrame) -> pd.DataFrame:
 
 def significance_stars(scored: pd.DataFrame, margins: pd.DataFrame) -> pd.Series:
     """Final CAHPS stars from base groups: `scored` has star_year, measure_key, value and base (NaN without a
-    score); measures without margins keep their base group."""
+    score); the national mean is the mean of `scored`'s scores per measure and year; measures without margins keep
+    their base group."""
     scored = with_national_deviation(scored)
     by_key = margins.set_index("measure_key")
-    below_margin = scored["measure_key"].map(by_key["margin_below"]).to_numpy(dtype=float)
-    above_margin = scored["measure_key"].map(by_key["margin_above"]).to_numpy(dtype=float)
-    base = scored["base"].to_numpy(dtype=float)
-    deviation = scored["deviation"].to_numpy(dtype=float)
-    known = ~np.isnan(below_margin)
-    below = known & (deviation < -below_margin)
-    above = known & (deviation > above_margin)
+    stars = moved_by_significance(
+        scored["base"].to_numpy(dtype=float),
+        scored["deviation"].to_numpy(dtype=float),
+        scored["measure_key"].map(by_key["margin_below"]).to_numpy(dtype=float),
+        scored["measure_key"].map(by_key["margin_above"]).to_numpy(dtype=float),
+    )
+    return pd.Series(stars, index=scored.index, name="stars")
+
+
+def moved_by_significance(
+    base: np.ndarray, deviation: np.ndarray, margin_below: np.ndarray, margin_above: np.ndarray
+) -> np.ndarray:
+    """Tables K-7/K-8 on arrays (broadcast together): base groups 1, 3 and 5 moved by the significance of
+    `deviation` (score - national mean) beyond the margins; NaN margins leave the base group."""
+    base, deviation, margin_below, margin_above = np.broadcast_arrays(
+        np.asarray(base, dtype=float), deviation, np.asarray(margin_below, dtype=float), np.asarray(margin_above, dtype=float)
+    )
+    known = ~np.isnan(margin_below) & ~np.isnan(margin_above)
+    below = known & (deviation < -margin_below)
+    above = known & (deviation > margin_above)
     stars = base.copy()
     stars[known & (base == 1) & ~below] = 2
     stars[(base == 3) & below] = 2
     stars[(base == 3) & above] = 4
     stars[known & (base == 5) & ~above] = 4
-    return pd.Series(stars, index=scored.index, name="stars")
+    return stars
 
 
 def out_of_sample(years: list[int], fit: Callable[[list[int]], object]) -> dict[int, object]:
