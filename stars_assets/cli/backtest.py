@@ -3,8 +3,9 @@
     stars-backtest [--markdown] [--draws N]
 
 Reproduction of each year's overall ratings, the cut-point engine against each year's published cut points and
-measure stars, the cut-point forecast one and two years ahead against carrying cut points forward, and the
-year-ahead rating projection on the held-out pair 2025 -> 2026 against persistence. Takes a few minutes.
+measure stars (and the CAHPS measures' percentile shift and significance test step by step), the cut-point
+forecast one and two years ahead against carrying cut points forward, and the year-ahead rating projection on
+the held-out pair 2025 -> 2026 against persistence. Takes a few minutes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Every back-test over CMS's published history in one place, as tables: the per-year reproduction of overall
-ratings, the cut-point engine, the cut-point forecast against carry-forward, and the year-ahead projection."""
+ratings, the cut-point engine (and its CAHPS steps), the cut-point forecast against carry-forward, and the
+year-ahead projection."""
 
 from __future__ import annotations
 
