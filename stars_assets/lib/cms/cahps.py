@@ -11,8 +11,8 @@ The public tables carry rounded scores and no standard errors, so two parts are 
 published CAHPS cut points and stars, never from the year being rated:
 - the percentiles are taken over the scores spread evenly over their rounding interval (ties of a rounded score
   stand for distinct unrounded means), moved by a shift fitted on other years' published cut points (CMS's cut
-  points sit up to a point below the rounded scores' percentiles, never above: CMS's distribution also holds
-  unrounded means and contracts the tables publish no score for);
+  points sit up to a point below the rounded scores' percentiles, never above: CMS's distribution holds
+  unrounded means, and perhaps contracts the tables publish no score for);
 - significance is |score - mean of the contracts' scores| beyond a per-measure margin, one below and one above
   the mean, fitted on other years' published stars within their published base groups.
 """
