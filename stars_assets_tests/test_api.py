@@ -477,3 +477,15 @@ def test_rewritten_documents_move_in_the_lookups_and_audiences(empty_store):
     assert audience(channel="EMAIL", region="NORTH") == [("M000000002", "NORTH", ["BCS"])]
     assert audience(channel="SMS") == []
     assert [(c["seq"], c["member_id"]) for c in store.changes(0, 10)] == [(2, "M000000002"), (3, "M000000001")]
+
+
+def test_a_document_whose_content_is_unchanged_is_not_rewritten(empty_store):
+    store = empty_store
+    first = {"member_id": "M000000001", "mbi": "1AA0AA0AA01", "region": "NORTH", "gaps": ["BCS"], "opt_outs": []}
+    second = {"member_id": "M000000002", "mbi": "1AA0AA0AA02", "region": "NORTH", "gaps": ["COL"], "opt_outs": []}
+    assert store.write_documents(_document_rows(first, second)) == 2
+    # The same two documents again, then one of them changed: only the changed one takes a new sequence number.
+    assert store.write_documents(_document_rows(first, second)) == 0
+    assert store.write_documents(_document_rows(first, {**second, "gaps": ["BCS", "COL"]})) == 1
+    assert [(c["seq"], c["member_id"]) for c in store.changes(0, 10)] == [(1, "M000000001"), (3, "M000000002")]
+    assert [m["open_gap_measures"] for m in store.audience(channel="EMAIL")] == [["BCS"], ["BCS", "COL"]]

@@ -54,29 +54,29 @@ def member_documents(
             configure_connection(conn)
             build = build_documents(conn, None if config.rebuild_all else days, store, REFERENCE_VERSION)
         assembled = time.perf_counter()
-        written = store.write_documents(build.changed, {REFERENCE_VERSION: build.reference_version})
+        written = store.write_documents(build.documents, {REFERENCE_VERSION: build.reference_version})
         write_seconds = time.perf_counter() - assembled
         summary = store.summary()
     finally:
         store.close()
     seconds = time.perf_counter() - started
     context.log.info(
-        f"{build.mode} build over {len(days)} delivery dates: {build.candidates} documents rebuilt, "
+        f"{build.mode} build over {len(days)} delivery dates: {build.documents.num_rows} documents rebuilt, "
         f"{written} changed and written, store now holds {summary['documents']}"
     )
     return dg.MaterializeResult(
         metadata={
             "mode": build.mode,
-            "documents_rebuilt": build.candidates,
+            "documents_rebuilt": build.documents.num_rows,
             "documents_written": written,
-            "documents_unchanged": build.candidates - written,
+            "documents_unchanged": build.documents.num_rows - written,
             "documents_in_store": summary["documents"],
             "last_change_seq": summary["last_seq"],
             "store_backend": summary["backend"],
             "reference_weeks": build.reference_version,
             "build_seconds": round(seconds, 3),
-            "assemble_seconds": round(assembled - started, 3),  # DuckDB: the documents and their comparison with the store
-            "write_seconds": round(write_seconds, 3),  # the document store's upsert and commit
+            "assemble_seconds": round(assembled - started, 3),  # DuckDB: the documents
+            "write_seconds": round(write_seconds, 3),  # the document store's comparison with the stored hashes, upsert and commit
         }
     )
 

@@ -9,7 +9,7 @@ one more closure moves the contract's projected rating most).
 Incremental: the candidates are the members whose silver rows arrived in the delivery dates a run
 covers (outreach and appointment events by partition_date, member and care-gap snapshots by
 snapshot_date); every member when the store is empty, a rebuild is asked for, or the weekly
-references (gold attribution week, levers week) moved on. A document is written only when its
+references (gold attribution week, levers week) moved on. The store writes a document only when its
 content hash differs from the stored one. Nothing here depends on the clock, so an unchanged
 member's document hashes the same on every build. No Dagster here.
 """
@@ -67,7 +67,6 @@ UNION SELECT member_id FROM silver.care_gaps WHERE snapshot_date IN (SELECT unne
 # other table is joined to it. Lists are ordered with list_sort over (sort key, value) structs rather than
 # ordered aggregates (list(x ORDER BY y)), which keep a sort per member and cost several times more.
 DOCUMENTS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE doc_built AS
 WITH candidates AS MATERIALIZED (
     SELECT m.* FROM silver.members AS m SEMI JOIN doc_candidates AS c USING (member_id)
 ),
@@ -153,21 +152,11 @@ documents AS (
 SELECT *, md5(document) AS content_hash FROM documents
 """
 
-# Documents whose content differs from what the store holds (stored_hashes: member_id, content_hash).
-CHANGED_DOCUMENTS_SQL = """
-SELECT d.member_id, d.mbi, d.contract_id, d.region, d.enrolled, d.last_touch_epoch, d.open_gap_measures, d.opted_out_channels,
-       d.document, d.content_hash
-FROM doc_built AS d LEFT JOIN stored_hashes AS s USING (member_id)
-WHERE s.content_hash IS DISTINCT FROM d.content_hash
-ORDER BY d.member_id
-"""
-
 
 @dataclass(frozen=True)
 class DocumentBuild:
     mode: str  # "full" or "incremental"
-    candidates: int  # members whose documents were rebuilt
-    changed: pa.Table  # the documents that differ from the store's, to write
+    documents: pa.Table  # the rebuilt documents; the store writes those whose content changed
     reference_version: str
 
 
@@ -195,22 +184,12 @@ def build_documents(
     con: duckdb.DuckDBPyConnection, days: list[date] | None, store: DocumentStore, reference_state: str = "reference_version"
 ) -> DocumentBuild:
     """Build the documents of the members changed on `days` (all members when `days` is None, the store is
-    empty or the weekly references moved on) and keep those whose content differs from the store's."""
+    empty or the weekly references moved on)."""
     reference_version = prepare_references(con)
     full = days is None or not store.has_documents() or reference_version != store.state(reference_state)
     if full:
         con.execute(ALL_MEMBERS_SQL)
     else:
         con.execute(CHANGED_MEMBERS_SQL, {"days": days})
-    con.execute(DOCUMENTS_SQL)
-    candidates = con.execute("SELECT count(*) FROM doc_built").fetchall()[0][0]
-    # A full build compares against every stored hash; an incremental one asks only for its candidates'.
-    stored_hashes = store.content_hashes(
-        None if full else [r[0] for r in con.execute("SELECT member_id FROM doc_built").fetchall()]
-    )
-    con.register("stored_hashes", stored_hashes)
-    try:
-        changed = con.sql(CHANGED_DOCUMENTS_SQL).to_arrow_table()
-    finally:
-        con.unregister("stored_hashes")
-    return DocumentBuild("full" if full else "incremental", candidates, changed, reference_version)
+    documents = con.sql(DOCUMENTS_SQL).to_arrow_table()
+    return DocumentBuild("full" if full else "incremental", documents, reference_version)

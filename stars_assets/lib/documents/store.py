@@ -7,8 +7,9 @@ audit trail, in SQLite (embedded default) or PostgreSQL (documents as JSONB). A 
 Both run the same SQL through SQLAlchemy; `Backend` holds the few spots where they differ (column types,
 the JSON cast, how a batch is loaded, how writers are serialized). SQLite runs in WAL mode, so the API
 reads while the asset writes. Every written document takes the next number of one increasing sequence
-(`seq`): the change feed returns documents past a cursor in that order. Writers are serialized (one
-statement in SQLite, a table lock in PostgreSQL), so a sequence number never commits behind a larger one.
+(`seq`): the change feed returns documents past a cursor in that order. Writers are serialized (SQLite's write
+lock, a table lock in PostgreSQL), so a sequence number never commits behind a larger one. A document is
+written only when its content hash differs from the stored one.
 No Dagster here.
 """
 
@@ -71,20 +72,29 @@ CREATE TEMP TABLE opt_out_staging (member_id VARCHAR(32), channel VARCHAR(32))
 """
 DROP_STAGING_SQL = "DROP TABLE document_staging; DROP TABLE open_gap_staging; DROP TABLE opt_out_staging"
 
+# The store keeps a staged document only when its content hash differs from the stored one: the comparison runs
+# in the transaction that writes, so a build never reads the stored hashes out first.
+DROP_UNCHANGED_SQL = """
+DELETE FROM document_staging
+WHERE EXISTS (SELECT 1 FROM member_documents AS d
+              WHERE d.member_id = document_staging.member_id AND d.content_hash = document_staging.content_hash)
+"""
 # One statement numbers the batch after the largest sequence number so far. (`WHERE true` lets SQLite
-# parse an upsert from a SELECT.) An update leaves the indexed columns (mbi, contract, region) alone: setting
-# them, even to the same value, rewrites their index entries, and they rarely change; the next statement
-# updates the few that did. Likewise the audience indexes change only in the rows that differ: an
-# incremental build touches a few percent of the members, and rewriting their unchanged rows would dirty
-# most index pages.
+# parse an upsert from a SELECT.) Where the backend rewrites an index entry only when its column is set
+# (SQLite), an update leaves the indexed columns (mbi, contract, region) alone, and UPDATE_INDEXED_SQL sets the
+# few that changed. Likewise the audience indexes change only in the rows that differ: an incremental build
+# touches a few percent of the members, and rewriting their unchanged rows would dirty most index pages.
 UPSERT_SQL = """
 INSERT INTO member_documents (member_id, mbi, contract_id, region, enrolled, last_touch_epoch, document, content_hash, seq, updated_at)
 SELECT member_id, mbi, contract_id, region, enrolled, last_touch_epoch, {json_in}, content_hash,
        (SELECT coalesce(max(seq), 0) FROM member_documents) + row_number() OVER (ORDER BY member_id), :now
 FROM document_staging WHERE true
-ON CONFLICT (member_id) DO UPDATE SET
+ON CONFLICT (member_id) DO UPDATE SET {indexed_sets}
     enrolled = excluded.enrolled, last_touch_epoch = excluded.last_touch_epoch, document = excluded.document,
-    content_hash = excluded.content_hash, seq = excluded.seq, updated_at = excluded.updated_at;
+    content_hash = excluded.content_hash, seq = excluded.seq, updated_at = excluded.updated_at
+"""
+INDEXED_SETS = "mbi = excluded.mbi, contract_id = excluded.contract_id, region = excluded.region,"
+UPDATE_INDEXED_SQL = """
 UPDATE member_documents SET mbi = s.mbi, contract_id = s.contract_id, region = s.region
 FROM document_staging AS s
 WHERE member_documents.member_id = s.member_id
@@ -96,12 +106,14 @@ DELETE FROM member_open_gaps
 WHERE member_id IN (SELECT member_id FROM document_staging)
   AND (member_id, measure_code) NOT IN (SELECT member_id, measure_code FROM open_gap_staging);
 INSERT INTO member_open_gaps (member_id, measure_code)
-SELECT DISTINCT member_id, measure_code FROM open_gap_staging WHERE true ON CONFLICT DO NOTHING;
+SELECT DISTINCT member_id, measure_code FROM open_gap_staging WHERE member_id IN (SELECT member_id FROM document_staging)
+ON CONFLICT DO NOTHING;
 DELETE FROM member_opt_outs
 WHERE member_id IN (SELECT member_id FROM document_staging)
   AND (member_id, channel) NOT IN (SELECT member_id, channel FROM opt_out_staging);
 INSERT INTO member_opt_outs (member_id, channel)
-SELECT DISTINCT member_id, channel FROM opt_out_staging WHERE true ON CONFLICT DO NOTHING
+SELECT DISTINCT member_id, channel FROM opt_out_staging WHERE member_id IN (SELECT member_id FROM document_staging)
+ON CONFLICT DO NOTHING
 """
 SET_STATE_SQL = """
 INSERT INTO store_state (name, value) VALUES (:name, :value)
@@ -134,13 +146,19 @@ class Backend:
     json_out: str  # the stored document as JSON text
     lock_writers: str | None
     audit_commit: str | None  # how audit transactions commit
+    # PostgreSQL writes a new row version, with an entry in every index, on any update (the sequence number's index
+    # rules out heap-only updates), so setting the indexed columns in the upsert costs nothing and saves a statement
+    # that joins the staged rows with the whole table; SQLite rewrites an index entry only when its column is set.
+    upsert_sets_indexed: bool
 
 
 # Audit rows commit with the same guarantee on both stores: SQLite in WAL mode with synchronous=NORMAL, and
 # PostgreSQL with synchronous_commit off for the audit transaction only, keep every committed row through a
 # process crash and may lose the last fraction of a second of rows if the machine loses power; neither corrupts.
 # A fsync per request would cap the API at one request per disk flush.
-SQLITE = Backend("sqlite", "TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT", "document", "document", None, None)
+# A document write reads the stored hashes before it writes, so SQLite's transaction takes the write lock first: a read
+# snapshot cannot be upgraded once another writer (the API's audit) has committed.
+SQLITE = Backend("sqlite", "TEXT", "INTEGER PRIMARY KEY AUTOINCREMENT", "document", "document", "BEGIN IMMEDIATE", None, False)
 POSTGRESQL = Backend(
     "postgresql",
     "JSONB",
@@ -149,6 +167,7 @@ POSTGRESQL = Backend(
     "CAST(document AS TEXT)",
     "LOCK TABLE member_documents IN SHARE ROW EXCLUSIVE MODE",
     "SET LOCAL synchronous_commit TO off",
+    True,
 )
 
 
@@ -169,6 +188,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent after a crash; fsync at checkpoints
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA temp_store=MEMORY")  # the staging tables never touch a file
     cursor.close()
 
 
@@ -262,21 +282,6 @@ class DocumentStore:
 
     # --- documents: written by the asset -------------------------------------------------------------
 
-    def content_hashes(self, member_ids: Sequence[str] | None = None) -> pa.Table:
-        """(member_id, content_hash) of the stored documents: all, or those of `member_ids`."""
-        if member_ids is None:
-            rows = self._read("SELECT member_id, content_hash FROM member_documents")
-        else:
-            rows = []
-            for start in range(0, len(member_ids), 500):
-                chunk = {f"id{n}": member for n, member in enumerate(member_ids[start : start + 500])}
-                rows += self._read(
-                    "SELECT member_id, content_hash FROM member_documents WHERE member_id IN "
-                    f"({', '.join(':' + name for name in chunk)})",
-                    chunk,
-                )
-        return pa.Table.from_pylist(rows, schema=pa.schema([("member_id", pa.string()), ("content_hash", pa.string())]))
-
     def has_documents(self) -> bool:
         return bool(self._read("SELECT 1 AS found FROM member_documents LIMIT 1"))
 
@@ -285,8 +290,10 @@ class DocumentStore:
         return rows[0]["value"] if rows else None
 
     def write_documents(self, documents: pa.Table, state: dict[str, str] | None = None) -> int:
-        """Upsert `documents` (DOCUMENT_COLUMNS plus open_gap_measures and opted_out_channels lists) in one
-        transaction with their audience indexes, each under a new sequence number; returns how many."""
+        """Upsert those of `documents` (DOCUMENT_COLUMNS plus open_gap_measures and opted_out_channels lists) whose
+        content hash differs from the stored one, in one transaction with their audience indexes, each under a new
+        sequence number; returns how many were written."""
+        written = 0
         with self.engine.begin() as conn:
             if self.backend.lock_writers:
                 conn.execute(sa.text(self.backend.lock_writers))
@@ -294,6 +301,8 @@ class DocumentStore:
                 conn.execute(sa.text(statement))
             if documents.num_rows:
                 self._load(conn, "document_staging", DOCUMENT_COLUMNS, documents.select(DOCUMENT_COLUMNS))
+                written = documents.num_rows - conn.execute(sa.text(DROP_UNCHANGED_SQL)).rowcount
+            if written:
                 self._load(
                     conn,
                     "open_gap_staging",
@@ -303,16 +312,19 @@ class DocumentStore:
                 self._load(
                     conn, "opt_out_staging", ["member_id", "channel"], _explode(documents, "opted_out_channels", "channel")
                 )
-                upsert, update_indexed = _statements(UPSERT_SQL.format(json_in=self.backend.json_in))
-                conn.execute(sa.text(upsert), {"now": now_text()})
-                conn.execute(sa.text(update_indexed))
+                indexed_sets = INDEXED_SETS if self.backend.upsert_sets_indexed else ""
+                conn.execute(
+                    sa.text(UPSERT_SQL.format(json_in=self.backend.json_in, indexed_sets=indexed_sets)), {"now": now_text()}
+                )
+                if not self.backend.upsert_sets_indexed:
+                    conn.execute(sa.text(UPDATE_INDEXED_SQL))
                 for statement in _statements(REPLACE_INDEX_SQL):
                     conn.execute(sa.text(statement))
             for name, value in (state or {}).items():
                 conn.execute(sa.text(SET_STATE_SQL), {"name": name, "value": value})
             for statement in _statements(DROP_STAGING_SQL):
                 conn.execute(sa.text(statement))
-        return documents.num_rows
+        return written
 
     def _load(self, conn: Connection, table: str, columns: list[str], rows: pa.Table) -> None:
         if not rows.num_rows:
