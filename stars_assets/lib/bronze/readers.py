@@ -349,14 +349,14 @@ keyed AS (
 ), checked AS (
     SELECT {file} _source_row, raw, keys,
            CASE WHEN keys IS NULL THEN 'malformed_json'
-                WHEN NOT list_has_all(keys, $required) THEN 'missing_required_field'
+                WHEN len(list_filter($required, lambda name: NOT list_contains(keys, name))) > 0 THEN 'missing_required_field'
            END AS reason
     FROM keyed
     WHERE keys IS NOT NULL OR trim(raw) <> ''  -- blank lines are skipped
 )
 SELECT {file} _source_row, reason,
        CASE WHEN reason IS NULL THEN json_extract_string(raw, $paths) END AS _values,
-       CASE WHEN reason IS NULL AND NOT list_has_all($declared, keys)
+       CASE WHEN reason IS NULL AND len(list_filter(keys, lambda name: NOT list_contains($declared, name))) > 0
             THEN nullif(json_merge_patch(raw, $patch), '{{}}') END AS _extra,
        CASE WHEN reason IS NOT NULL THEN raw END AS raw_text
 FROM checked
