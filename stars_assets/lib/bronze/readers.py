@@ -339,6 +339,7 @@ def _split_open_quotes(con, provider: ProviderConfig, stage: str, width: int) ->
 
 
 # Parses numbered lines ({lines}: raw, _source_row, and {file} columns) into {stage}_parsed.
+# Keys are checked name by name with list_contains: list_has_all over a bound list costs as much as parsing the line.
 JSONL_PARSE_SQL = """
 CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
 WITH numbered AS ({lines}),
