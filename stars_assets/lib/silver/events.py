@@ -139,25 +139,28 @@ HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE
 SUSPECTS_SQL = (
     "CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT key_hash AS h FROM event_validated GROUP BY 1 HAVING count(*) > 1"
 )
-SUSPECTS_SEEN_BEFORE_SQL = f"""
-INSERT INTO event_suspects
-SELECT DISTINCT hash(o.provider || ':' || o.event_key) FROM {{table}} AS o
+# The older rows holding one of the run's events, read once for the three passes below (the
+# table is scanned once rather than once per pass: at a payer's volume a scan costs seconds).
+OLDER_MATCHES_SQL = f"""
+CREATE OR REPLACE TEMP TABLE event_older AS
+SELECT o.event_id, o.record_hash, hash(o.provider || ':' || o.event_key) AS key_hash FROM {{table}} AS o
 WHERE {OLDER_ROWS}
   AND hash(o.provider || ':' || o.event_key) IN (SELECT key_hash FROM event_validated)
 """
+NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, key_hash UBIGINT)"
+SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT key_hash FROM event_older"
 SUSPECT_ROWS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspect_rows AS SELECT * FROM event_validated WHERE key_hash IN (SELECT h FROM event_suspects)"
-DUPLICATES_SQL = f"""
+DUPLICATES_SQL = """
 CREATE OR REPLACE TEMP TABLE event_duplicates AS
 WITH suspect_rows AS (
     SELECT v.provider, v.source_file, v.source_row, md5(v.provider || ':' || v.event_key) AS event_id,
            row_number() OVER (PARTITION BY v.provider, v.event_key ORDER BY v.source_file, v.source_row) AS copy_number
-    FROM ({{validated_suspects}}) AS v
+    FROM event_suspect_rows AS v
     WHERE v.reason IS NULL
 )
 SELECT provider, source_file, source_row FROM suspect_rows
 WHERE copy_number > 1
-   OR event_id IN (SELECT o.event_id FROM {{table}} AS o
-                   WHERE {OLDER_ROWS} AND o.event_id IN (SELECT event_id FROM suspect_rows))
+   OR event_id IN (SELECT event_id FROM event_older)
 """
 INSERT_EVENTS_SQL = """
 INSERT INTO {table} ({columns})
@@ -174,13 +177,12 @@ REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event
 # copy of the run is quarantined (the versions side by side in the quarantine), none is loaded.
 CONFLICTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_conflicts AS
-WITH suspect_rows AS (SELECT v.* FROM ({{validated_suspects}}) AS v WHERE v.reason IS NULL),
+WITH suspect_rows AS (SELECT * FROM event_suspect_rows WHERE reason IS NULL),
 conflicting AS (
     SELECT provider, event_key FROM suspect_rows GROUP BY 1, 2 HAVING count(DISTINCT record_hash) > 1
     UNION
     SELECT s.provider, s.event_key FROM suspect_rows AS s
-    JOIN {{table}} AS o ON o.event_id = md5(s.provider || ':' || s.event_key) AND o.record_hash IS DISTINCT FROM s.record_hash
-    WHERE {OLDER_ROWS}
+    JOIN event_older AS o ON o.event_id = md5(s.provider || ':' || s.event_key) AND o.record_hash IS DISTINCT FROM s.record_hash
 )
 SELECT s.* REPLACE ('{CONFLICTING_DUPLICATE}' AS reason) FROM suspect_rows AS s JOIN conflicting USING (provider, event_key)
 """
@@ -251,6 +253,7 @@ FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date 
 """
 TEMP_TABLES = (
     "event_validated",
+    "event_older",
     "event_rejects",
     "event_suspects",
     "event_suspect_rows",
@@ -373,10 +376,13 @@ def build_partition(
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
-            _execute(con, SUSPECTS_SEEN_BEFORE_SQL.format(table=table), window)
+            _execute(con, OLDER_MATCHES_SQL.format(table=table), window)
+        else:
+            con.execute(NO_OLDER_MATCHES_SQL)
+        con.execute(SUSPECTS_SEEN_BEFORE_SQL)
         con.execute(SUSPECT_ROWS_SQL)
         for statement in (DUPLICATES_SQL, CONFLICTS_SQL):
-            _execute(con, statement.format(table=table, validated_suspects="SELECT * FROM event_suspect_rows"), window)
+            con.execute(statement)
         con.execute(f"DELETE FROM event_duplicates AS d WHERE {NOT_CONFLICTING.format(a='d').replace('NOT EXISTS', 'EXISTS', 1)}")
         con.execute("INSERT INTO event_rejects BY NAME SELECT * FROM event_conflicts")
         # quarantine
