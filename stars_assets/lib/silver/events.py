@@ -143,9 +143,9 @@ SUSPECTS_SQL = (
 # table is scanned once rather than once per pass: at a payer's volume a scan costs seconds).
 OLDER_MATCHES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_older AS
-SELECT o.event_id, o.record_hash, hash(o.provider || ':' || o.event_key) AS key_hash FROM {{table}} AS o
+SELECT o.event_id, o.record_hash, {EVENT_HASH} AS key_hash FROM {{table}} AS o
 WHERE {OLDER_ROWS}
-  AND hash(o.provider || ':' || o.event_key) IN (SELECT key_hash FROM event_validated)
+  AND {EVENT_HASH} IN (SELECT key_hash FROM event_validated)
 """
 NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, key_hash UBIGINT)"
 SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT key_hash FROM event_older"
