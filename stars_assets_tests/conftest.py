@@ -15,9 +15,6 @@ from stars_sim import generate
 from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
-from stars_assets.lib.lake.process import exit_now
-
-EXIT_STATUS = pytest.StashKey[int]()
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -165,19 +162,3 @@ def postgres_url():
 
     with throwaway_postgres() as url:
         yield url
-
-
-# --- ending the test process ---------------------------------------------------------------------
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session, exitstatus):
-    session.config.stash[EXIT_STATUS] = int(exitstatus)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config):
-    """The tests read and write Delta tables in this process: end it as the lake's commands do, once pytest
-    has reported everything, so delta-rs' runtime threads cannot abort the finished run (lib/lake/process.py)."""
-    if EXIT_STATUS in config.stash:
-        exit_now(config.stash[EXIT_STATUS])

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from stars_assets.dashboard import data
 from stars_assets.dashboard.app import PAGES, PAGES_DIR
+from stars_assets.lib.lake import arrow_dataset
 
 IDENTIFIER_COLUMNS = {"member_id", "mbi", "vendor_ref", "gap_id", "birth_date"}
 
@@ -33,7 +34,7 @@ def on_lake(lake, sql: str, **tables: str) -> pd.DataFrame:
     """Run SQL over Delta tables read straight from the lake (name=layer/table)."""
     con = duckdb.connect()
     for name, path in tables.items():
-        con.register(name, DeltaTable(str(lake / path)).to_pyarrow_table())
+        con.register(name, arrow_dataset(DeltaTable(str(lake / path))).to_table())
     return con.sql(sql).df()
 
 

@@ -27,6 +27,7 @@ from deltalake import DeltaTable
 from websockets.sync.client import connect
 
 from stars_assets.dashboard.app import PAGES
+from stars_assets.lib.lake import arrow_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -292,7 +293,7 @@ def click_element(browser: DevTools, selector: str) -> None:
 def lake_figures(lake: Path, path: dict[str, str], level: str) -> dict[str, dict[str, float]]:
     """The figures per value of `level` at the latest week within the drill `path`, straight from the Delta table."""
     con = duckdb.connect()
-    con.register("campaign", DeltaTable(str(lake / "gold" / "campaign_effectiveness")).to_pyarrow_table())
+    con.register("campaign", arrow_dataset(DeltaTable(str(lake / "gold" / "campaign_effectiveness"))).to_table())
     where = "".join(f' AND "{LAKE_COLUMNS[step]}" = ?' for step in path)
     frame = con.execute(LAKE_FIGURES_SQL.format(column=f'"{LAKE_COLUMNS[level]}"', where=where), list(path.values())).df()
     return {row.pop("value"): row for row in frame.to_dict("records")}

@@ -146,3 +146,25 @@ def test_vacuum_is_explicit_and_logged(lake_root, tmp_path):
     )
     # A dry run deletes nothing: the earlier version still reads.
     assert run(root, "read", "gold.campaign_effectiveness", "--version", "0").returncode == 0
+
+
+# Reads the lake the way the dashboards and the API do, again and again for half a second, then exits normally.
+READ_IN_A_LOOP = """
+import sys, time
+from stars_assets.lib import lake
+started = time.monotonic()
+while time.monotonic() - started < 0.5:
+    for layer, table in [("gold", "campaign_effectiveness"), ("silver", "outreach_events")]:
+        lake.read_table(layer, table, root=sys.argv[1])
+"""
+
+
+def test_a_process_that_read_the_lake_exits_cleanly(lake_root):
+    """Read through delta-rs' own file handler, such a process aborted at exit most of the time
+    ("terminate called without an active exception", exit status -6 / 134)."""
+    root, _ = lake_root
+    readers = [
+        subprocess.Popen([sys.executable, "-c", READ_IN_A_LOOP, str(root)], stderr=subprocess.PIPE, text=True) for _ in range(8)
+    ]
+    ended = [(reader.communicate(timeout=120)[1], reader.returncode) for reader in readers]
+    assert ended == [("", 0)] * len(readers)

@@ -33,7 +33,7 @@ READER = textwrap.dedent("""
                     delta = lake.open_table(layer, table, root=root)
                 except lake.UnknownTableError:
                     continue  # not published yet
-                log.write(json.dumps({"table": table, "version": delta.version(), "rows": delta.to_pyarrow_table().num_rows}) + "\\n")
+                log.write(json.dumps({"table": table, "version": delta.version(), "rows": lake.arrow_dataset(delta).count_rows()}) + "\\n")
                 log.flush()
 """)
 

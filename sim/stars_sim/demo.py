@@ -14,6 +14,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import time
 import warnings
 
@@ -33,7 +34,6 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from stars_assets import settings
 from stars_assets.defs.ops.checks import landing_observation
 from stars_assets.lib import lake
-from stars_assets.lib.lake.process import exit_now
 from stars_assets.lib.ops.freshness import latest_delivery
 from stars_assets.lib.providers import load_registry
 from stars_sim import generate
@@ -219,4 +219,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    exit_now(main())
+    sys.exit(main())

@@ -26,7 +26,6 @@ import pyarrow as pa
 from tabulate import tabulate
 
 from stars_assets.lib import lake
-from stars_assets.lib.lake.process import exit_now
 
 log = logging.getLogger("stars-lake")
 
@@ -178,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The console script: the command, then an exit that skips finalization (see lib/lake/process.py)."""
-    exit_now(main())
+    sys.exit(main())
 
 
 if __name__ == "__main__":

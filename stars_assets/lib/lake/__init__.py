@@ -10,6 +10,7 @@ from stars_assets.lib.lake.errors import IncompatibleSchemaError, LakeError, Unk
 from stars_assets.lib.lake.publish import PublishResult, fingerprints, publish_query
 from stars_assets.lib.lake.tables import (
     TableInfo,
+    arrow_dataset,
     dataset,
     describe_table,
     history,
@@ -27,6 +28,7 @@ __all__ = [
     "TableInfo",
     "UnknownTableError",
     "UnknownVersionError",
+    "arrow_dataset",
     "dataset",
     "describe_table",
     "fingerprints",

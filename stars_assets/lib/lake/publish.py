@@ -27,6 +27,7 @@ from stars_assets.lib.lake.tables import (
     META_ROWS,
     META_SOURCE,
     WHOLE_TABLE,
+    arrow_dataset,
     latest_commit_value,
     table_uri,
 )
@@ -194,7 +195,7 @@ def lake_fingerprints(
     """Fingerprints of the lake table's rows in the requested partitions, computed exactly as for the warehouse's
     `source`: its columns, in its order, cast back to its types (Delta stores HUGEINT as decimal, for example)."""
     columns = _columns(con, source, params or {})
-    con.register(LAKE_ROWS_VIEW, delta.to_pyarrow_dataset())
+    con.register(LAKE_ROWS_VIEW, arrow_dataset(delta))
     try:
         as_warehouse = (
             "SELECT " + ", ".join(f"CAST({_quote(c)} AS {t}) AS {_quote(c)}" for c, t in columns) + f" FROM {LAKE_ROWS_VIEW}"
