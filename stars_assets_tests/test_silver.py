@@ -196,3 +196,118 @@ def test_outreach_before_any_enrollment_snapshot_is_quarantined_not_crashed(worl
         "(SELECT count(*) FROM audit.quarantine WHERE layer = 'silver' AND reason = 'unknown_member') AS unknown",
     )
     assert counts["loaded"][0] == 0 and counts["unknown"][0] > 0
+
+
+# What a silver partition is, for comparing two builds of it: its rows, quarantine, flags and
+# reconciliation, without the run stamps.
+PARTITION_STATE_SQL = {
+    "events": "SELECT * EXCLUDE (loaded_at) REPLACE (CAST(measure_codes AS VARCHAR) AS measure_codes) "
+    "FROM silver.outreach_events WHERE partition_date = $day ORDER BY ALL",
+    # raw_text without the time bronze loaded the row
+    "quarantine": "SELECT * EXCLUDE (run_id, recorded_at) "
+    'REPLACE (regexp_replace(raw_text, \'"_ingested_at":"[^"]*"\', \'\') AS raw_text) FROM audit.quarantine '
+    "WHERE layer = 'silver' AND dataset = 'outreach_events' AND partition_date = $day ORDER BY ALL",
+    "flags": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.silver_flags "
+    "WHERE silver_table = 'outreach_events' AND partition_date = $day ORDER BY ALL",
+    "reconciliation": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.silver_reconciliation "
+    "WHERE silver_table = 'outreach_events' AND partition_date = $day ORDER BY ALL",
+}
+
+
+def _partition_state(warehouse, day) -> dict[str, list]:
+    return {name: query(warehouse, sql, {"day": day}).values.tolist() for name, sql in PARTITION_STATE_SQL.items()}
+
+
+def _outreach_mode(result: dg.ExecuteInProcessResult) -> str:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == silver.OUTREACH_KEY]
+    return event.materialization.metadata["mode"].value
+
+
+def test_a_correction_appended_to_a_day_equals_rebuilding_the_day(ingested, tmp_path):
+    """A vendor's correction file is added to a built day (append: only its rows are read) and gives
+    exactly the partition a rebuild from all the day's files gives: new events loaded, re-sent
+    events counted as duplicates (also a repeat inside the correction), bad rows quarantined.
+    A re-sent event with changed content is quarantined and never loaded twice."""
+    import csv
+
+    day = WORLD_START + timedelta(days=4)
+    ymd = day.strftime("%Y%m%d")
+    landing = tmp_path / "landing"
+    shutil.copytree(ingested.landing, landing)
+    (original,) = (landing / "dialer").glob(f"dialer_calls_{ymd}.csv")
+    with original.open(newline="", encoding="utf-8-sig") as handle:
+        header, *rows = list(csv.reader(handle))
+    loaded = set(
+        query(
+            ingested.warehouse,
+            "SELECT event_key FROM silver.outreach_events WHERE provider = 'dialer' AND partition_date = $day",
+            {"day": day},
+        )["event_key"]
+    )
+    column = {name: i for i, name in enumerate(header)}
+    good = [r for r in rows if r[column["Call ID"]] in loaded]
+    assert len(good) >= 10
+
+    def changed(row: list[str], **values: str) -> list[str]:
+        row = list(row)
+        for name, value in values.items():
+            row[column[name]] = value
+        return row
+
+    new = [changed(r, **{"Call ID": r[column["Call ID"]] + "-N"}) for r in good[:3]]
+    resent = good[3:6]  # identical: duplicates of loaded events
+    conflicting = [changed(r, Disposition="REFUSED" if r[column["Disposition"]] != "REFUSED" else "BUSY") for r in good[6:8]]
+    bad = [
+        changed(good[8], **{"Call ID": "BAD-MEMBER", "Member Ref": "VR-NOT-A-REF"}),
+        changed(good[9], **{"Call ID": "BAD-TIME", "Call Start": "not a time"}),
+    ]
+    correction = landing / "dialer" / f"dialer_calls_{ymd}_correction.csv"
+    with correction.open("w", newline="", encoding="utf-8-sig") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(
+            [header, *new, new[0], *resent, *conflicting, *bad]
+        )
+
+    appended, rebuilt = tmp_path / "appended.duckdb", tmp_path / "rebuilt.duckdb"
+    for warehouse in (appended, rebuilt):
+        shutil.copy(ingested.warehouse, warehouse)
+    with duckdb.connect(str(rebuilt)) as con:  # forget what the day was built from: the next run rebuilds it
+        con.execute(
+            "DELETE FROM audit.silver_inputs WHERE silver_table = 'outreach_events' AND partition_date = $day", {"day": day}
+        )
+    modes = {}
+    for name, warehouse in (("append", appended), ("replace", rebuilt)):
+        result = ingest(landing, warehouse, day, day)
+        assert result.success, name
+        modes[name] = _outreach_mode(result)
+    assert modes == {"append": "append", "replace": "replace"}
+
+    changed_keys = {r[column["Call ID"]] for r in conflicting}
+    states = {}
+    for name, warehouse in (("append", appended), ("replace", rebuilt)):
+        state = _partition_state(warehouse, day)
+        # A rebuild sees both versions of a changed event in one run and loads neither; an append
+        # keeps the version loaded earlier and quarantines the new one. Either way no event is loaded twice.
+        events = query(
+            warehouse, "SELECT event_key, count(*) AS n FROM silver.outreach_events WHERE provider = 'dialer' GROUP BY 1"
+        )
+        assert events["n"].max() == 1, name
+        conflicts = query(
+            warehouse,
+            "SELECT source_file, raw_text FROM audit.quarantine WHERE reason = 'conflicting_duplicate' AND partition_date = $day",
+            {"day": day},
+        )
+        assert {f for f in conflicts["source_file"] if f.endswith("_correction.csv")} == {f"dialer/{correction.name}"}, name
+        state["events"] = [r for r in state["events"] if r[2] not in changed_keys]
+        state["quarantine"] = [r for r in state["quarantine"] if r[6] != "conflicting_duplicate"]
+        states[name] = state
+    assert states["append"]["events"] == states["replace"]["events"]
+    assert states["append"]["quarantine"] == states["replace"]["quarantine"]
+    assert states["append"]["flags"] == states["replace"]["flags"]
+    (before,) = [r for r in _partition_state(ingested.warehouse, day)["reconciliation"] if r[1] == "dialer"]
+    (after,) = [r for r in states["append"]["reconciliation"] if r[1] == "dialer"]
+    delivered, loaded_rows, quarantined, duplicates = (a - b for a, b in zip(after[3:7], before[3:7]))
+    assert (delivered, loaded_rows, quarantined, duplicates) == (3 + 1 + 3 + 2 + 2, 3, 2 + 2, 3 + 1)
+    # Every count but the conflicts' (2 more rows quarantined instead of loaded) is the rebuild's.
+    (rebuilt_counts,) = [r for r in states["replace"]["reconciliation"] if r[1] == "dialer"]
+    assert after[3] == rebuilt_counts[3]
+    assert (after[4] - 2, after[5] + 2, after[6]) == tuple(rebuilt_counts[4:7])

@@ -116,10 +116,14 @@ FROM ({rows}) AS c
 """
 # The run's candidate rows, validated once (parsing, member resolution and rules are the costly
 # part) and kept for every later step: quarantine, duplicates, insert, flags and counts. A day of
-# millions of rows outgrows the memory limit, and DuckDB spills the table to its temp directory.
-VALIDATED_TABLE_SQL = (
-    "CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.*, {event_hash} AS key_hash FROM ({validated}) AS v"
+# millions of rows outgrows the memory limit, and DuckDB spills the table to its temp directory;
+# so the table holds only what later steps read: a row's file is its number in event_files (the
+# path is a long string on every row, and writing strings is what a temp table costs), and the
+# vendor's raw member identifier is dropped once resolved.
+FILES_SQL = (
+    "CREATE OR REPLACE TEMP TABLE event_files AS SELECT unnest($files) AS source_file, generate_subscripts($files, 1) AS file_no"
 )
+VALIDATED_TABLE_SQL = "CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.* EXCLUDE (member_ref), {event_hash} AS key_hash FROM ({validated}) AS v"
 
 # Rows already written that a day's events are deduplicated against: other days of the window,
 # and this day's rows from files this run does not read (an append).
@@ -127,7 +131,8 @@ OLDER_ROWS = """
     o.partition_date BETWEEN $window_start AND $window_end
     AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
 """
-EVENT_HASH = "hash(provider || ':' || event_key)"
+# hash() of two values combines their hashes: no concatenated string is built per row.
+EVENT_HASH = "hash(provider, event_key)"
 HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE " + OLDER_ROWS + " LIMIT 1)"
 # Duplicates are found before anything is written (deleting rows a transaction has just
 # appended makes DuckDB rewrite them all at commit):
@@ -143,9 +148,9 @@ SUSPECTS_SQL = (
 # table is scanned once rather than once per pass: at a payer's volume a scan costs seconds).
 OLDER_MATCHES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_older AS
-SELECT o.event_id, o.record_hash, {EVENT_HASH} AS key_hash FROM {{table}} AS o
+SELECT o.event_id, o.record_hash, hash(o.provider, o.event_key) AS key_hash FROM {{table}} AS o
 WHERE {OLDER_ROWS}
-  AND {EVENT_HASH} IN (SELECT key_hash FROM event_validated)
+  AND hash(o.provider, o.event_key) IN (SELECT key_hash FROM event_validated)
 """
 NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, key_hash UBIGINT)"
 SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT key_hash FROM event_older"
@@ -153,22 +158,21 @@ SUSPECT_ROWS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspect_rows AS SELECT * 
 DUPLICATES_SQL = """
 CREATE OR REPLACE TEMP TABLE event_duplicates AS
 WITH suspect_rows AS (
-    SELECT v.provider, v.source_file, v.source_row, md5(v.provider || ':' || v.event_key) AS event_id,
-           row_number() OVER (PARTITION BY v.provider, v.event_key ORDER BY v.source_file, v.source_row) AS copy_number
+    SELECT v.provider, v.file_no, v.source_row, md5(v.provider || ':' || v.event_key) AS event_id,
+           row_number() OVER (PARTITION BY v.provider, v.event_key ORDER BY v.file_no, v.source_row) AS copy_number
     FROM event_suspect_rows AS v
     WHERE v.reason IS NULL
 )
-SELECT provider, source_file, source_row FROM suspect_rows
+SELECT provider, file_no, source_row FROM suspect_rows
 WHERE copy_number > 1
    OR event_id IN (SELECT event_id FROM event_older)
 """
 INSERT_EVENTS_SQL = """
 INSERT INTO {table} ({columns})
 SELECT {values}
-FROM event_validated AS v
+FROM event_validated AS v JOIN event_files AS f USING (file_no)
 WHERE v.reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d
-                  WHERE d.source_file = v.source_file AND d.source_row = v.source_row AND d.provider = v.provider)
+  AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d WHERE d.file_no = v.file_no AND d.source_row = v.source_row)
   AND {not_conflicting}
 """
 REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_validated WHERE reason IS NOT NULL"
@@ -186,22 +190,24 @@ conflicting AS (
 )
 SELECT s.* REPLACE ('{CONFLICTING_DUPLICATE}' AS reason) FROM suspect_rows AS s JOIN conflicting USING (provider, event_key)
 """
-NOT_CONFLICTING = "NOT EXISTS (SELECT 1 FROM event_conflicts AS x WHERE x.source_file = {a}.source_file AND x.source_row = {a}.source_row AND x.provider = {a}.provider)"
+# A row of the run is identified by its file number and row (a file belongs to one provider).
+NOT_CONFLICTING = (
+    "NOT EXISTS (SELECT 1 FROM event_conflicts AS x WHERE x.file_no = {a}.file_no AND x.source_row = {a}.source_row)"
+)
 FLAGS_SQL = """
 INSERT INTO audit.silver_flags
-SELECT $table, r.provider, $day, r.source_file, r.source_row, {flag}, {detail}, $run_id, $now
-FROM event_validated AS r
+SELECT $table, r.provider, $day, f.source_file, r.source_row, {flag}, {detail}, $run_id, $now
+FROM event_validated AS r JOIN event_files AS f USING (file_no)
 WHERE r.reason IS NULL AND {condition}
-  AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d
-                  WHERE d.source_file = r.source_file AND d.source_row = r.source_row AND d.provider = r.provider)
+  AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d WHERE d.file_no = r.file_no AND d.source_row = r.source_row)
   AND {not_conflicting}
 """
 # The raw bronze row of each rejected row of one provider: {bronze} is its bronze table.
 INSERT_QUARANTINE_SQL = """
 INSERT INTO audit.quarantine
-SELECT 'silver', r.provider, $table, $day, r.source_file, r.source_row, r.reason, {detail}, to_json(b), $run_id, $now
-FROM event_rejects AS r
-JOIN {bronze} AS b ON b._partition_date = $day AND b._source_file = r.source_file AND b._source_row = r.source_row
+SELECT 'silver', r.provider, $table, $day, f.source_file, r.source_row, r.reason, {detail}, to_json(b), $run_id, $now
+FROM event_rejects AS r JOIN event_files AS f USING (file_no)
+JOIN {bronze} AS b ON b._partition_date = $day AND b._source_file = f.source_file AND b._source_row = r.source_row
 WHERE r.provider = $provider
 """
 
@@ -252,6 +258,7 @@ SELECT provider, rows_delivered, rows_loaded, rows_quarantined, duplicates_remov
 FROM audit.silver_reconciliation WHERE silver_table = $table AND partition_date = $day ORDER BY provider
 """
 TEMP_TABLES = (
+    "event_files",
     "event_validated",
     "event_older",
     "event_rejects",
@@ -271,7 +278,7 @@ def _bronze(provider: ProviderConfig, spec: EventSpec) -> str:
 def candidates_sql(spec: EventSpec, providers: list[ProviderConfig]) -> tuple[str, dict]:
     """One SELECT per provider, normalized to the kind's columns, UNION ALL.
 
-    Rows are the provider's bronze rows of $day whose file is in $files."""
+    Rows are the provider's bronze rows of $day whose file is in event_files (FILES_SQL)."""
     params: dict = {}
     selects = []
     for provider in providers:
@@ -285,14 +292,14 @@ def candidates_sql(spec: EventSpec, providers: list[ProviderConfig]) -> tuple[st
             "member_ref": member_ref_sql(mapping.member_ref, provider.identifier_type),
             "identifier_type": f"${p}_id_type",
             **spec.columns(provider, params),
-            "source_file": "b._source_file",
+            "file_no": "f.file_no",
             "source_row": "b._source_row",
             "record_hash": "b._record_hash",
         }
         selects.append(
             "SELECT "
             + ",\n       ".join(f"{sql} AS {name}" for name, sql in columns.items())
-            + f"\nFROM {_bronze(provider, spec)} AS b\nWHERE b._partition_date = $day AND b._source_file IN (SELECT unnest($files))"
+            + f"\nFROM {_bronze(provider, spec)} AS b JOIN event_files AS f ON f.source_file = b._source_file\nWHERE b._partition_date = $day"
         )
     return "\nUNION ALL\n".join(selects), params
 
@@ -322,7 +329,12 @@ def quarantine_detail(spec: EventSpec) -> str:
 
 
 def _insert_sql(spec: EventSpec) -> str:
-    written = {"event_id": "md5(v.provider || ':' || v.event_key)", "partition_date": "$day", "loaded_at": "$now"}
+    written = {
+        "event_id": "md5(v.provider || ':' || v.event_key)",
+        "source_file": "f.source_file",
+        "partition_date": "$day",
+        "loaded_at": "$now",
+    }
     names = spec.table.column_names
     return INSERT_EVENTS_SQL.format(
         table=spec.table.qualified_name,
@@ -352,7 +364,8 @@ def build_partition(
     plan = inputs.plan(con, spec.name, day, current)
     if plan.mode == "unchanged":
         return PartitionBuild("unchanged", partition_counts(con, spec, day))
-    files = list(plan.new_files) if plan.mode == "append" else [entry.rsplit(":", 1)[0] for entry in current.files]
+    # Sorted by path: a file's number orders it as its path does (the first copy of an event is kept).
+    files = sorted(plan.new_files if plan.mode == "append" else (entry.rsplit(":", 1)[0] for entry in current.files))
 
     union, params = candidates_sql(spec, feeds)
     validated = validated_sql(spec, union, union)
@@ -371,7 +384,8 @@ def build_partition(
             for statement in DELETE_PARTITION_SQL:
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
         # validate
-        con.execute(VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH), validation)
+        con.execute(FILES_SQL, {"files": files})
+        _execute(con, VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH), validation)
         con.execute(REJECTS_SQL)
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
