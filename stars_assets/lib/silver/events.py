@@ -131,8 +131,9 @@ OLDER_ROWS = """
     o.partition_date BETWEEN $window_start AND $window_end
     AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
 """
-# hash() of two values combines their hashes: no concatenated string is built per row.
-EVENT_HASH = "hash(provider, event_key)"
+# hash() of two values combines their hashes: no concatenated string is built per row. {row}: "o." or "".
+EVENT_HASH = "hash({row}provider, {row}event_key)"
+OLDER_EVENT_HASH = EVENT_HASH.format(row="o.")
 HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE " + OLDER_ROWS + " LIMIT 1)"
 # Duplicates are found before anything is written (deleting rows a transaction has just
 # appended makes DuckDB rewrite them all at commit):
@@ -152,10 +153,10 @@ SUSPECTS_SQL = (
 # as the day, so a full build matches on the 64-bit hash alone.
 OLDER_MATCHES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_older AS
-SELECT o.event_id, o.record_hash, hash(o.provider, o.event_key) AS key_hash FROM {{table}} AS o
+SELECT o.event_id, o.record_hash, {OLDER_EVENT_HASH} AS key_hash FROM {{table}} AS o
 WHERE {OLDER_ROWS}
   {{few_keys}}
-  AND hash(o.provider, o.event_key) IN (SELECT key_hash FROM event_validated)
+  AND {OLDER_EVENT_HASH} IN (SELECT key_hash FROM event_validated)
 """
 FEW_KEYS = "AND o.event_key IN (SELECT event_key FROM event_validated)"
 NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, key_hash UBIGINT)"
@@ -391,7 +392,7 @@ def build_partition(
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
         # validate
         con.execute(FILES_SQL, {"files": files})
-        _execute(con, VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH), validation)
+        _execute(con, VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH.format(row="")), validation)
         con.execute(REJECTS_SQL)
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
