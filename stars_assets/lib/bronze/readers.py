@@ -97,7 +97,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, provider: ProviderConfig, dataset
     except FileRejected as rejected:
         if rejected.reason != "wrong_encoding" or provider.fallback_encoding is None or provider.format == "parquet":
             raise
-    _drop_stage(con, stage)
+    drop_stage(con, stage)
     with tempfile.TemporaryDirectory(prefix="stars-transcode-") as folder:
         utf8 = Path(folder) / "utf8.txt"
         _transcode(provider, path, utf8)
@@ -134,13 +134,15 @@ def _transcode(provider: ProviderConfig, path: Path, target: Path) -> None:
         raise FileRejected("wrong_encoding", f"neither UTF-8 nor {provider.fallback_encoding}: {exc.reason}") from exc
 
 
-def _drop_stage(con: duckdb.DuckDBPyConnection, stage: str) -> None:
+def drop_stage(con: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """Drop one stage's temporary relations (`stage` and `stage_*`), and no other stage's."""
+    mine = "(name = $s OR starts_with(name, $s || '_'))"
     for (name,) in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal AND starts_with(view_name, $s)", {"s": stage}
+        f"SELECT view_name AS name FROM duckdb_views() WHERE temporary AND NOT internal AND {mine}", {"s": stage}
     ).fetchall():
         con.execute(f"DROP VIEW IF EXISTS temp.main.{quote_identifier(name)}")
     for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, $s)", {"s": stage}
+        f"SELECT table_name AS name FROM duckdb_tables() WHERE temporary AND {mine}", {"s": stage}
     ).fetchall():
         con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_identifier(name)}")
 
