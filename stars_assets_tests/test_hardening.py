@@ -749,3 +749,45 @@ def test_a_batch_of_small_files_is_written_once_beside_a_large_file_read_alone(t
         (f"engage/engage_events_{YMD}_02.jsonl.gz", 400, 400),
     ]
     assert quarantined == [(f"engage/engage_events_{YMD}_00.jsonl.gz", 2, "malformed_json")]
+
+
+def test_json_lines_that_are_blank_not_objects_or_not_json_get_their_own_reason_and_line(tmp_path):
+    """Each line is judged alone: blank (spaces, also Unicode ones) is skipped, JSON that is not an object, JSON
+    cut or followed by more text, and an escape JSON forbids are malformed; an empty object lacks the required
+    fields; the good lines after them keep their own line numbers, also when a bad line sits among many good ones."""
+    good = [engage_line(f"g{n}") for n in range(3000)]
+    bad = {
+        3: "{}",
+        4: "[1, 2]",
+        5: '"text"',
+        6: "null",
+        7: "\u00a0 \u3000",
+        8: "\t",
+        9: '{"event_id": "x"} tail',
+        10: '{"event_id": "\\ud800"}',
+        11: "",
+        2500: '{"event_id": "late"',
+    }
+    lines = [line.rstrip("\n") for line in good]
+    for number in sorted(bad):
+        lines.insert(number - 1, bad[number])
+    engage = tmp_path / "landing" / "engage"
+    land(engage / f"engage_events_{YMD}_00.jsonl.gz", gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        (outcome,) = load_partition(con, PROVIDERS["engage"], tmp_path / "landing", DAY, "run").files
+        quarantined = con.execute("SELECT source_row, reason FROM audit.quarantine ORDER BY 1").fetchall()
+        rows = con.execute(
+            "SELECT event_id, _source_row FROM bronze.engage WHERE event_id IN ('g0', 'g2', 'g3', 'g2997')"
+        ).fetchall()
+    assert quarantined == [
+        (3, "missing_required_field"),
+        (4, "malformed_json"),
+        (5, "malformed_json"),
+        (6, "malformed_json"),
+        (8, "malformed_json"),
+        (9, "malformed_json"),
+        (10, "malformed_json"),
+        (2500, "malformed_json"),
+    ]
+    assert (outcome.status, outcome.rows_loaded, outcome.rows_rejected, outcome.lines_skipped) == ("loaded", 3000, 8, 2)
+    assert sorted(rows) == [("g0", 1), ("g2", 12), ("g2997", 3008), ("g3", 13)]
