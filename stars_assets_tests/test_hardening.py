@@ -719,3 +719,75 @@ def test_a_days_small_json_lines_files_read_together_equal_reading_them_one_by_o
     assert batched["bronze.engage"].query("event_id == 'a3'")[["_source_row", "_extra"]].values.tolist() == [
         [5, '{"extra_col":"x"}']
     ]
+
+
+def test_a_batch_of_small_files_is_written_once_beside_a_large_file_read_alone(tmp_path, monkeypatch):
+    """The small files' batch stays staged while a large file of the day is read alone, so the partition is
+    written in one pass (it was written twice: reading the large file dropped the batch's staging tables)."""
+    import stars_assets.lib.bronze.load as bronze_load
+
+    engage = tmp_path / "landing" / "engage"
+    land(engage / f"engage_events_{YMD}_00.jsonl.gz", gzip.compress((engage_line("s1") + "{bad\n").encode(), mtime=0))
+    land(engage / f"engage_events_{YMD}_01.jsonl.gz", gzip.compress(engage_line("s2").encode(), mtime=0))
+    large = "".join(engage_line(f"L{n}", member_id=os.urandom(8).hex()) for n in range(400))
+    land(engage / f"engage_events_{YMD}_02.jsonl.gz", gzip.compress(large.encode(), mtime=0))
+    monkeypatch.setattr(bronze_load, "BATCH_MAX_FILE_BYTES", 1000)
+    messages = []
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        load = load_partition(con, PROVIDERS["engage"], tmp_path / "landing", DAY, "run", log=messages.append)
+        rows = con.execute("SELECT _source_file, count(*), max(_source_row) FROM bronze.engage GROUP BY 1 ORDER BY 1").fetchall()
+        quarantined = con.execute("SELECT source_file, source_row, reason FROM audit.quarantine").fetchall()
+    assert not [m for m in messages if "again" in m], messages
+    assert [(o.status, o.rows_loaded, o.rows_rejected) for o in load.files] == [
+        ("loaded", 1, 1),
+        ("loaded", 1, 0),
+        ("loaded", 400, 0),
+    ]
+    assert rows == [
+        (f"engage/engage_events_{YMD}_00.jsonl.gz", 1, 1),
+        (f"engage/engage_events_{YMD}_01.jsonl.gz", 1, 1),
+        (f"engage/engage_events_{YMD}_02.jsonl.gz", 400, 400),
+    ]
+    assert quarantined == [(f"engage/engage_events_{YMD}_00.jsonl.gz", 2, "malformed_json")]
+
+
+def test_json_lines_that_are_blank_not_objects_or_not_json_get_their_own_reason_and_line(tmp_path):
+    """Each line is judged alone: blank (spaces, also Unicode ones) is skipped, JSON that is not an object, JSON
+    cut or followed by more text, and an escape JSON forbids are malformed; an empty object lacks the required
+    fields; the good lines after them keep their own line numbers, also when a bad line sits among many good ones."""
+    good = [engage_line(f"g{n}") for n in range(3000)]
+    bad = {
+        3: "{}",
+        4: "[1, 2]",
+        5: '"text"',
+        6: "null",
+        7: "\u00a0 \u3000",
+        8: "\t",
+        9: '{"event_id": "x"} tail',
+        10: '{"event_id": "\\ud800"}',
+        11: "",
+        2500: '{"event_id": "late"',
+    }
+    lines = [line.rstrip("\n") for line in good]
+    for number in sorted(bad):
+        lines.insert(number - 1, bad[number])
+    engage = tmp_path / "landing" / "engage"
+    land(engage / f"engage_events_{YMD}_00.jsonl.gz", gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        (outcome,) = load_partition(con, PROVIDERS["engage"], tmp_path / "landing", DAY, "run").files
+        quarantined = con.execute("SELECT source_row, reason FROM audit.quarantine ORDER BY 1").fetchall()
+        rows = con.execute(
+            "SELECT event_id, _source_row FROM bronze.engage WHERE event_id IN ('g0', 'g2', 'g3', 'g2997')"
+        ).fetchall()
+    assert quarantined == [
+        (3, "missing_required_field"),
+        (4, "malformed_json"),
+        (5, "malformed_json"),
+        (6, "malformed_json"),
+        (8, "malformed_json"),
+        (9, "malformed_json"),
+        (10, "malformed_json"),
+        (2500, "malformed_json"),
+    ]
+    assert (outcome.status, outcome.rows_loaded, outcome.rows_rejected, outcome.lines_skipped) == ("loaded", 3000, 8, 2)
+    assert sorted(rows) == [("g0", 1), ("g2", 12), ("g2997", 3008), ("g3", 13)]

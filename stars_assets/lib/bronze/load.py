@@ -56,7 +56,7 @@ from stars_assets.lib.bronze.landing import (
     sample_hash,
     scan_file,
 )
-from stars_assets.lib.bronze.readers import FileRejected, StagedBatch, StagedFile, stage_file, stage_jsonl_batch
+from stars_assets.lib.bronze.readers import FileRejected, StagedBatch, StagedFile, drop_stage, stage_file, stage_jsonl_batch
 from stars_assets.lib.bronze.tables import BRONZE_LINEAGE, FILE_MANIFEST, QUARANTINE
 from stars_assets.lib.providers import Dataset, ProviderConfig
 from stars_assets.lib.warehouse import in_transaction
@@ -523,7 +523,7 @@ def _stage_batches(
             continue
         batch = stage_jsonl_batch(con, reader, dataset, [Path(p) for p in files], f"batch_{number}")
         if batch is None:
-            _drop_temp_relations(con)
+            drop_stage(con, f"batch_{number}")  # the other datasets' batches stay staged until their INSERT
             continue
         batches.append((batch, dataset, files))
     return batches
@@ -615,13 +615,13 @@ def _load_file(
         )
         if not _transaction_usable(con):
             raise _RetryWithout(landed.relative, rejected) from exc
-        _drop_temp_relations(con)
+        drop_stage(con, stage)  # this file's relations only: the batches' stay staged until their INSERT
         return FileOutcome(**base, status="quarantined", reason=rejected.reason, detail=rejected.detail)
     try:
         _insert_staged(con, landed.dataset, landed.relative, staged, params, has_rejects=bool(staged.rejected_rows + lines_lost))
     except duckdb.Error as exc:
         raise _RetryWithout(landed.relative, FileRejected("unreadable_file", str(exc).splitlines()[0])) from exc
-    _drop_temp_relations(con)
+    drop_stage(con, stage)
     reason, detail = staged.flag or (None, None)
     return FileOutcome(
         **base,

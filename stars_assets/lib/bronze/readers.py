@@ -97,7 +97,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, provider: ProviderConfig, dataset
     except FileRejected as rejected:
         if rejected.reason != "wrong_encoding" or provider.fallback_encoding is None or provider.format == "parquet":
             raise
-    _drop_stage(con, stage)
+    drop_stage(con, stage)
     with tempfile.TemporaryDirectory(prefix="stars-transcode-") as folder:
         utf8 = Path(folder) / "utf8.txt"
         _transcode(provider, path, utf8)
@@ -134,13 +134,15 @@ def _transcode(provider: ProviderConfig, path: Path, target: Path) -> None:
         raise FileRejected("wrong_encoding", f"neither UTF-8 nor {provider.fallback_encoding}: {exc.reason}") from exc
 
 
-def _drop_stage(con: duckdb.DuckDBPyConnection, stage: str) -> None:
+def drop_stage(con: duckdb.DuckDBPyConnection, stage: str) -> None:
+    """Drop one stage's temporary relations (`stage` and `stage_*`), and no other stage's."""
+    mine = "(name = $s OR starts_with(name, $s || '_'))"
     for (name,) in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal AND starts_with(view_name, $s)", {"s": stage}
+        f"SELECT view_name AS name FROM duckdb_views() WHERE temporary AND NOT internal AND {mine}", {"s": stage}
     ).fetchall():
         con.execute(f"DROP VIEW IF EXISTS temp.main.{quote_identifier(name)}")
     for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, $s)", {"s": stage}
+        f"SELECT table_name AS name FROM duckdb_tables() WHERE temporary AND {mine}", {"s": stage}
     ).fetchall():
         con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_identifier(name)}")
 
@@ -339,21 +341,30 @@ def _split_open_quotes(con, provider: ProviderConfig, stage: str, width: int) ->
 
 
 # Parses numbered lines ({lines}: raw, _source_row, and {file} columns) into {stage}_parsed.
+# A good line is parsed three times (json_valid, json_keys, json_extract_string for all declared fields at once);
+# json_type only for the rare valid line without keys (json_keys gives [] for {} and for what is not an object),
+# json_merge_patch only for the rare line with undeclared keys. Each step is a CTE level so nothing is computed twice (a filter on `keys` would be
+# evaluated once in the filter and again in the projection), and a parser that can fail on a line runs only in a
+# CASE branch that line reached (CASE keeps its order; AND may be reordered by the engine and fail on a bad line).
+# The blank-line filter calls trim (which walks the whole line) only on lines that do not start with '{'.
 # Keys are checked name by name with list_contains: list_has_all over a bound list costs as much as parsing the line.
 JSONL_PARSE_SQL = """
 CREATE OR REPLACE TEMP TABLE {stage}_parsed AS
 WITH numbered AS ({lines}),
-keyed AS (
-    SELECT {file} _source_row, raw,
-           CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN json_keys(raw) END AS keys
+valid AS (
+    SELECT {file} _source_row, raw, CASE WHEN json_valid(raw) THEN json_keys(raw) END AS keys
     FROM numbered
+    WHERE starts_with(raw, '{{') OR trim(raw) <> ''  -- blank lines are skipped
+), keyed AS (
+    SELECT {file} _source_row, raw,
+           CASE WHEN keys IS NULL THEN NULL WHEN len(keys) > 0 THEN keys WHEN json_type(raw) = 'OBJECT' THEN keys END AS keys
+    FROM valid
 ), checked AS (
     SELECT {file} _source_row, raw, keys,
            CASE WHEN keys IS NULL THEN 'malformed_json'
                 WHEN len(list_filter($required, lambda name: NOT list_contains(keys, name))) > 0 THEN 'missing_required_field'
            END AS reason
     FROM keyed
-    WHERE keys IS NOT NULL OR trim(raw) <> ''  -- blank lines are skipped
 )
 SELECT {file} _source_row, reason,
        CASE WHEN reason IS NULL THEN json_extract_string(raw, $paths) END AS _values,
@@ -445,7 +456,7 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
     # Each physical line is one record: read lines whole, then parse JSON in SQL, so a bad line
     # is a rejected row with its line number rather than a failed file. Numbering the lines keeps
     # one thread on the file; parsing is a second statement that DuckDB spreads over all cores.
-    # Every line is parsed once for its keys and once for all declared fields (one call), and
+    # Every line is parsed for its validity, its keys and all declared fields (one call each; see JSONL_PARSE_SQL), and
     # `_extra` is only built for the rare line that has undeclared keys. Lines the reader itself
     # refuses (too long, not UTF-8) are in its rejects table, with their line numbers.
     try:
