@@ -134,6 +134,8 @@ OLDER_ROWS = """
 # hash() of two values combines their hashes: no concatenated string is built per row. {row}: "o." or "".
 EVENT_HASH = "hash({row}provider, {row}event_key)"
 OLDER_EVENT_HASH = EVENT_HASH.format(row="o.")
+# The event id silver stores (contracts.py checks its shape); {row} as above.
+EVENT_ID = "md5({row}provider || ':' || {row}event_key)"
 HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE " + OLDER_ROWS + " LIMIT 1)"
 # Duplicates are found before anything is written (deleting rows a transaction has just
 # appended makes DuckDB rewrite them all at commit):
@@ -162,10 +164,10 @@ FEW_KEYS = "AND o.event_key IN (SELECT event_key FROM event_validated)"
 NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, key_hash UBIGINT)"
 SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT key_hash FROM event_older"
 SUSPECT_ROWS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspect_rows AS SELECT * FROM event_validated WHERE key_hash IN (SELECT h FROM event_suspects)"
-DUPLICATES_SQL = """
+DUPLICATES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_duplicates AS
 WITH suspect_rows AS (
-    SELECT v.provider, v.file_no, v.source_row, md5(v.provider || ':' || v.event_key) AS event_id,
+    SELECT v.provider, v.file_no, v.source_row, {EVENT_ID.format(row="v.")} AS event_id,
            row_number() OVER (PARTITION BY v.provider, v.event_key ORDER BY v.file_no, v.source_row) AS copy_number
     FROM event_suspect_rows AS v
     WHERE v.reason IS NULL
@@ -193,7 +195,7 @@ conflicting AS (
     SELECT provider, event_key FROM suspect_rows GROUP BY 1, 2 HAVING count(DISTINCT record_hash) > 1
     UNION
     SELECT s.provider, s.event_key FROM suspect_rows AS s
-    JOIN event_older AS o ON o.event_id = md5(s.provider || ':' || s.event_key) AND o.record_hash IS DISTINCT FROM s.record_hash
+    JOIN event_older AS o ON o.event_id = {EVENT_ID.format(row="s.")} AND o.record_hash IS DISTINCT FROM s.record_hash
 )
 SELECT s.* REPLACE ('{CONFLICTING_DUPLICATE}' AS reason) FROM suspect_rows AS s JOIN conflicting USING (provider, event_key)
 """
@@ -337,7 +339,7 @@ def quarantine_detail(spec: EventSpec) -> str:
 
 def _insert_sql(spec: EventSpec) -> str:
     written = {
-        "event_id": "md5(v.provider || ':' || v.event_key)",
+        "event_id": EVENT_ID.format(row="v."),
         "source_file": "f.source_file",
         "partition_date": "$day",
         "loaded_at": "$now",
