@@ -142,7 +142,7 @@ HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE
 #   1. suspects: hashes that occur twice among the run's rows, or that an older row holds
 #   2. duplicates: of the suspect rows that are valid, the copies after the first (in file and
 #      row order) and the events an older row already holds; the suspect rows (few: repeats only)
-#      are set aside for this and for the conflicts
+#      are set aside for this and for the conflicts, together with the rejected rows
 #   3. the valid rows that are not duplicates are inserted
 SUSPECTS_SQL = (
     "CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT key_hash AS h FROM event_validated GROUP BY 1 HAVING count(*) > 1"
@@ -163,14 +163,20 @@ WHERE {OLDER_ROWS}
 FEW_KEYS = "AND o.event_key IN (SELECT event_key FROM event_validated)"
 NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, key_hash UBIGINT)"
 SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT key_hash FROM event_older"
-SUSPECT_ROWS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspect_rows AS SELECT * FROM event_validated WHERE key_hash IN (SELECT h FROM event_suspects)"
+# The rows a closer look needs, taken in one scan of event_validated (at a payer's volume the
+# table has spilled to disk and every scan reads it back whole): the rejected rows and the
+# suspects, valid or not. The passes below read the valid suspects; the quarantine the rejected.
+SET_ASIDE_SQL = (
+    "CREATE OR REPLACE TEMP TABLE event_set_aside AS SELECT * FROM event_validated "
+    "WHERE reason IS NOT NULL OR key_hash IN (SELECT h FROM event_suspects)"
+)
+VALID_SUSPECTS = "SELECT * FROM event_set_aside WHERE reason IS NULL AND key_hash IN (SELECT h FROM event_suspects)"
 DUPLICATES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_duplicates AS
 WITH suspect_rows AS (
     SELECT v.provider, v.file_no, v.source_row, {EVENT_ID.format(row="v.")} AS event_id,
            row_number() OVER (PARTITION BY v.provider, v.event_key ORDER BY v.file_no, v.source_row) AS copy_number
-    FROM event_suspect_rows AS v
-    WHERE v.reason IS NULL
+    FROM ({VALID_SUSPECTS}) AS v
 )
 SELECT provider, file_no, source_row FROM suspect_rows
 WHERE copy_number > 1
@@ -184,13 +190,13 @@ WHERE v.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d WHERE d.file_no = v.file_no AND d.source_row = v.source_row)
   AND {not_conflicting}
 """
-REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_validated WHERE reason IS NOT NULL"
+REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_set_aside WHERE reason IS NOT NULL"
 # The same event key with different content (record_hash over every vendor field), among the
 # run's valid rows or against a row already loaded in the window: no version is trusted; every
 # copy of the run is quarantined (the versions side by side in the quarantine), none is loaded.
 CONFLICTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_conflicts AS
-WITH suspect_rows AS (SELECT * FROM event_suspect_rows WHERE reason IS NULL),
+WITH suspect_rows AS ({VALID_SUSPECTS}),
 conflicting AS (
     SELECT provider, event_key FROM suspect_rows GROUP BY 1, 2 HAVING count(DISTINCT record_hash) > 1
     UNION
@@ -272,7 +278,7 @@ TEMP_TABLES = (
     "event_older",
     "event_rejects",
     "event_suspects",
-    "event_suspect_rows",
+    "event_set_aside",
     "event_duplicates",
     "event_conflicts",
     "event_counts",
@@ -395,7 +401,6 @@ def build_partition(
         # validate
         con.execute(FILES_SQL, {"files": files})
         _execute(con, VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH.format(row="")), validation)
-        con.execute(REJECTS_SQL)
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
@@ -404,8 +409,7 @@ def build_partition(
         else:
             con.execute(NO_OLDER_MATCHES_SQL)
         con.execute(SUSPECTS_SEEN_BEFORE_SQL)
-        con.execute(SUSPECT_ROWS_SQL)
-        for statement in (DUPLICATES_SQL, CONFLICTS_SQL):
+        for statement in (SET_ASIDE_SQL, REJECTS_SQL, DUPLICATES_SQL, CONFLICTS_SQL):
             con.execute(statement)
         con.execute(f"DELETE FROM event_duplicates AS d WHERE {NOT_CONFLICTING.format(a='d').replace('NOT EXISTS', 'EXISTS', 1)}")
         con.execute("INSERT INTO event_rejects BY NAME SELECT * FROM event_conflicts")
