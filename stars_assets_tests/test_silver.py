@@ -14,6 +14,7 @@ from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
+from stars_assets.lib.silver.events import EVENT_HASH
 from stars_assets_tests.conftest import (
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -149,6 +150,40 @@ def test_a_second_overlapping_window_adds_nothing_twice(ingested, tmp_path):
     before = _silver_events(warehouse)
     assert ingest(landing, warehouse, WORLD_START, second_start + timedelta(days=WORLD_DAYS - 1)).success
     assert _silver_events(warehouse) == before
+
+
+def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(ingested, tmp_path):
+    """A warehouse an older release made has no event_hash: the next build adds it for every stored row, and
+    rebuilding the last day against the earlier days' rows (found by that hash) loads every event exactly once."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(ingested.warehouse, warehouse)
+    last_day = WORLD_START + timedelta(days=WORLD_DAYS - 1)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("ALTER TABLE silver.outreach_events DROP COLUMN event_hash")
+        # One of the last day's events as if it had come on the first day already: the rebuild must find it there.
+        con.execute(
+            "INSERT INTO silver.outreach_events SELECT * REPLACE ($first AS partition_date) "
+            "FROM silver.outreach_events WHERE partition_date = $day LIMIT 1",
+            {"first": WORLD_START, "day": last_day},
+        )
+        con.execute(
+            "DELETE FROM audit.silver_inputs WHERE silver_table = 'outreach_events' AND partition_date = $day", {"day": last_day}
+        )
+    assert ingest(ingested.landing, warehouse, last_day, last_day, assets=[silver.outreach_events]).success
+
+    _assert_outreach_matches_truth(warehouse, read_truth(ingested.landing, "outreach_events"))
+    wrong = query(
+        warehouse,
+        f"SELECT count(*) AS n FROM silver.outreach_events WHERE event_hash IS DISTINCT FROM {EVENT_HASH.format(row='')}",
+    )
+    assert wrong["n"][0] == 0
+    resent = query(
+        warehouse,
+        "SELECT sum(duplicates_removed) AS n FROM audit.silver_reconciliation WHERE silver_table = 'outreach_events' "
+        "AND partition_date = $day",
+        {"day": last_day},
+    )
+    assert resent["n"][0] > 0, "the last day re-sends events, so the rebuild had duplicates to find"
 
 
 @dg.asset(key=["test", "downstream_of_outreach"], deps=[silver.OUTREACH_KEY], partitions_def=daily_partitions)

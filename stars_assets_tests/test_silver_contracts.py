@@ -23,6 +23,7 @@ from stars_assets.lib.bronze.load import AUDIT_DDL, ensure_tables
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import contracts, tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
+from stars_assets.lib.silver.events import EVENT_HASH
 from stars_assets.lib.tables import ddl
 
 EDW = next(p for p in load_registry() if p.kind == "warehouse")
@@ -70,7 +71,7 @@ def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"INSERT INTO silver.outreach_events VALUES (md5('{provider}:E{n}'), '{provider}', 'E{n}', '{MEMBER_IDS[n - 1]}', "
             f"'H{n}{n}{n}{n}', 'NORTH', '{channel}', '{event_type}', {measures}, TIMESTAMP '2026-01-02 1{n}:00', "
-            f"'{provider}/file_20260102.csv', {n}, DATE '2026-01-02', 'hash', TIMESTAMP '2026-01-02 06:00')"
+            f"'{provider}/file_20260102.csv', {n}, DATE '2026-01-02', 'hash', TIMESTAMP '2026-01-02 06:00', NULL)"
         )
     for n, (provider, appointment, status, booked) in enumerate(
         [
@@ -83,8 +84,10 @@ def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"INSERT INTO silver.appointment_events VALUES (md5('{provider}:M{n}'), '{provider}', 'M{n}', '{provider}:{appointment}', "
             f"'{MEMBER_IDS[n - 1]}', 'H1111', 'NORTH', '{status}', TIMESTAMP '2026-01-02 1{n}:00', TIMESTAMP '2026-01-20 09:00', "
-            f"{booked}, 'COL', '{provider}/SIU_20260102.hl7', {n}, DATE '2026-01-02', 'hash', TIMESTAMP '2026-01-02 06:00')"
+            f"{booked}, 'COL', '{provider}/SIU_20260102.hl7', {n}, DATE '2026-01-02', 'hash', TIMESTAMP '2026-01-02 06:00', NULL)"
         )
+    for table in ("silver.outreach_events", "silver.appointment_events"):
+        con.execute(f"UPDATE {table} SET event_hash = {EVENT_HASH.format(row='')}")
     con.execute(
         """INSERT INTO silver.appointments VALUES
         ('emr_north:A1', 'emr_north', 'M000000001', 'H1111', 'NORTH', 'COMPLETED', TIMESTAMP '2026-01-20 09:00',

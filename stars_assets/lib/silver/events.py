@@ -8,9 +8,10 @@ its reconciliation counts (rows delivered = loaded + quarantined + duplicates re
 kind derive what it keeps beside the history (appointments: the latest state).
 
 `audit.silver_inputs` (inputs.py) lets a run skip an unchanged day, add only the rows of new bronze
-files (a vendor's correction file), or rebuild the day. Duplicates are found on 64-bit hashes of
-provider:event_key first (cheap to group and join at tens of millions of rows) and confirmed on
-event_id itself; a row's raw text is only rendered for the rows that go to quarantine.
+files (a vendor's correction file), or rebuild the day. Duplicates are found on event_hash first, a
+63-bit number from the md5 of provider:event_key that silver stores beside event_id (cheap to group,
+join, and scan over the window's hundreds of millions of rows), and confirmed on event_id itself; a
+row's raw text is only rendered for the rows that go to quarantine.
 
 One deduplication rule for every kind: an event is a duplicate when an earlier copy (in file and
 row order) is in the same delivery, or when its event_id is already loaded in a partition within
@@ -42,6 +43,7 @@ from stars_assets.lib.silver.identity import (
     identifier_pattern_params,
     member_ref_sql,
 )
+from stars_assets.lib.silver.tables import EVENT_HASH as EVENT_HASH_COLUMN
 from stars_assets.lib.silver.tables import MEMBER_IDENTIFIERS, MEMBERS, SILVER_FLAGS, SILVER_RECONCILIATION
 from stars_assets.lib.tables import TableSpec, ddl
 from stars_assets.lib.warehouse import in_transaction
@@ -123,7 +125,7 @@ FROM ({rows}) AS c
 FILES_SQL = (
     "CREATE OR REPLACE TEMP TABLE event_files AS SELECT unnest($files) AS source_file, generate_subscripts($files, 1) AS file_no"
 )
-VALIDATED_TABLE_SQL = "CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.* EXCLUDE (member_ref), {event_hash} AS key_hash FROM ({validated}) AS v"
+VALIDATED_TABLE_SQL = "CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.* EXCLUDE (member_ref), {event_hash} AS event_hash FROM ({validated}) AS v"
 
 # Rows already written that a day's events are deduplicated against: other days of the window,
 # and this day's rows from files this run does not read (an append).
@@ -131,11 +133,13 @@ OLDER_ROWS = """
     o.partition_date BETWEEN $window_start AND $window_end
     AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
 """
-# hash() of two values combines their hashes: no concatenated string is built per row. {row}: "o." or "".
-EVENT_HASH = "hash({row}provider, {row}event_key)"
-OLDER_EVENT_HASH = EVENT_HASH.format(row="o.")
-# The event id silver stores (contracts.py checks its shape); {row} as above.
-EVENT_ID = "md5({row}provider || ':' || {row}event_key)"
+# What identifies an event, and the two forms silver stores: event_id (contracts.py checks its shape)
+# and event_hash (tables.EVENT_HASH), the number duplicates are looked up by. md5 rather than hash():
+# a stored number must not change with the DuckDB release that computes it; 63 bits, because the lake
+# (Delta) has no unsigned type. {row}: "o.", "v." or "".
+EVENT_KEY_TEXT = "{row}provider || ':' || {row}event_key"
+EVENT_ID = f"md5({EVENT_KEY_TEXT})"
+EVENT_HASH = f"CAST(md5_number_upper({EVENT_KEY_TEXT}) >> 1 AS BIGINT)"
 HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE " + OLDER_ROWS + " LIMIT 1)"
 # Duplicates are found before anything is written (deleting rows a transaction has just
 # appended makes DuckDB rewrite them all at commit):
@@ -145,32 +149,27 @@ HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE
 #      are set aside for this and for the conflicts, together with the rejected rows
 #   3. the valid rows that are not duplicates are inserted
 SUSPECTS_SQL = (
-    "CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT key_hash AS h FROM event_validated GROUP BY 1 HAVING count(*) > 1"
+    "CREATE OR REPLACE TEMP TABLE event_suspects AS SELECT event_hash AS h FROM event_validated GROUP BY 1 HAVING count(*) > 1"
 )
 # The older rows holding one of the run's events, read once for the three passes below (the
-# table is scanned once rather than once per pass: at a payer's volume a scan costs seconds).
-# {few_keys}: when the run is an append (a correction's few rows), its event keys themselves
-# filter the scan (DuckDB then reads the other columns of matching rows only: a 1% correction
-# against a day costs less than half as much); a whole day's keys would make that filter as large
-# as the day, so a full build matches on the 64-bit hash alone.
+# table is scanned once rather than once per pass), found by the stored event_hash: a month of
+# window holds hundreds of millions of rows, and a fixed-width number is cheap to scan.
 OLDER_MATCHES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_older AS
-SELECT o.event_id, o.record_hash, {OLDER_EVENT_HASH} AS key_hash FROM {{table}} AS o
+SELECT o.event_id, o.record_hash, o.event_hash FROM {{table}} AS o
 WHERE {OLDER_ROWS}
-  {{few_keys}}
-  AND {OLDER_EVENT_HASH} IN (SELECT key_hash FROM event_validated)
+  AND o.event_hash IN (SELECT event_hash FROM event_validated)
 """
-FEW_KEYS = "AND o.event_key IN (SELECT event_key FROM event_validated)"
-NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, key_hash UBIGINT)"
-SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT key_hash FROM event_older"
+NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, event_hash BIGINT)"
+SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT event_hash FROM event_older"
 # The rows a closer look needs, taken in one scan of event_validated (at a payer's volume the
 # table has spilled to disk and every scan reads it back whole): the rejected rows and the
 # suspects, valid or not. The passes below read the valid suspects; the quarantine the rejected.
 SET_ASIDE_SQL = (
     "CREATE OR REPLACE TEMP TABLE event_set_aside AS SELECT * FROM event_validated "
-    "WHERE reason IS NOT NULL OR key_hash IN (SELECT h FROM event_suspects)"
+    "WHERE reason IS NOT NULL OR event_hash IN (SELECT h FROM event_suspects)"
 )
-VALID_SUSPECTS = "SELECT * FROM event_set_aside WHERE reason IS NULL AND key_hash IN (SELECT h FROM event_suspects)"
+VALID_SUSPECTS = "SELECT * FROM event_set_aside WHERE reason IS NULL AND event_hash IN (SELECT h FROM event_suspects)"
 DUPLICATES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_duplicates AS
 WITH suspect_rows AS (
@@ -359,8 +358,22 @@ def _insert_sql(spec: EventSpec) -> str:
     )
 
 
+# A table an older release made has no event_hash: add it and compute it for the rows it holds, once,
+# so that their events are still found as duplicates.
+HAS_EVENT_HASH_SQL = (
+    "SELECT count(*) > 0 FROM duckdb_columns() WHERE schema_name = $schema AND table_name = $name AND column_name = 'event_hash'"
+)
+ADD_EVENT_HASH_SQL = f"""
+ALTER TABLE {{table}} ADD COLUMN event_hash {EVENT_HASH_COLUMN.type};
+UPDATE {{table}} SET event_hash = {EVENT_HASH.format(row="")};
+"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, spec: EventSpec) -> None:
     con.execute(ddl(spec.table, *spec.tables, SILVER_RECONCILIATION, SILVER_FLAGS, MEMBERS, MEMBER_IDENTIFIERS))
+    if not con.execute(HAS_EVENT_HASH_SQL, {"schema": spec.table.schema, "name": spec.table.name}).fetchone()[0]:
+        with in_transaction(con):
+            con.execute(ADD_EVENT_HASH_SQL.format(table=spec.table.qualified_name))
 
 
 def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:
@@ -400,12 +413,11 @@ def build_partition(
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
         # validate
         con.execute(FILES_SQL, {"files": files})
-        _execute(con, VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH.format(row="")), validation)
+        _execute(con, VALIDATED_TABLE_SQL.format(validated=validated, event_hash=EVENT_HASH.format(row="v.")), validation)
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
-            few_keys = FEW_KEYS if plan.mode == "append" else ""
-            _execute(con, OLDER_MATCHES_SQL.format(table=table, few_keys=few_keys), window)
+            _execute(con, OLDER_MATCHES_SQL.format(table=table), window)
         else:
             con.execute(NO_OLDER_MATCHES_SQL)
         con.execute(SUSPECTS_SEEN_BEFORE_SQL)
