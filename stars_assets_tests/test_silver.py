@@ -160,12 +160,20 @@ def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(i
     last_day = WORLD_START + timedelta(days=WORLD_DAYS - 1)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("ALTER TABLE silver.outreach_events DROP COLUMN event_hash")
-        # One of the last day's events as if it had come on the first day already: the rebuild must find it there.
+        # One of the last day's events as if the first day had loaded it already: the rebuild must find it there.
+        moved = {"first": WORLD_START, "day": last_day}
         con.execute(
-            "INSERT INTO silver.outreach_events SELECT * REPLACE ($first AS partition_date) "
+            "CREATE TEMP TABLE moved AS SELECT * REPLACE ($first AS partition_date) "
             "FROM silver.outreach_events WHERE partition_date = $day LIMIT 1",
-            {"first": WORLD_START, "day": last_day},
+            moved,
         )
+        con.execute("INSERT INTO silver.outreach_events SELECT * FROM moved")
+        recorded = con.execute(
+            "UPDATE audit.silver_reconciliation SET rows_loaded = rows_loaded + 1 WHERE silver_table = 'outreach_events' "
+            "AND partition_date = $first AND provider = (SELECT provider FROM moved)",
+            {"first": WORLD_START},
+        ).fetchone()[0]
+        assert recorded == 1
         con.execute(
             "DELETE FROM audit.silver_inputs WHERE silver_table = 'outreach_events' AND partition_date = $day", {"day": last_day}
         )
@@ -183,7 +191,7 @@ def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(i
         "AND partition_date = $day",
         {"day": last_day},
     )
-    assert resent["n"][0] > 0, "the last day re-sends events, so the rebuild had duplicates to find"
+    assert resent["n"][0] > 0, "the moved event, at least, was found on the first day"
 
 
 @dg.asset(key=["test", "downstream_of_outreach"], deps=[silver.OUTREACH_KEY], partitions_def=daily_partitions)
