@@ -43,7 +43,6 @@ from stars_assets.lib.silver.identity import (
     identifier_pattern_params,
     member_ref_sql,
 )
-from stars_assets.lib.silver.tables import EVENT_HASH as EVENT_HASH_COLUMN
 from stars_assets.lib.silver.tables import MEMBER_IDENTIFIERS, MEMBERS, SILVER_FLAGS, SILVER_RECONCILIATION
 from stars_assets.lib.tables import TableSpec, ddl
 from stars_assets.lib.warehouse import in_transaction
@@ -134,7 +133,7 @@ OLDER_ROWS = """
     AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
 """
 # What identifies an event, and the two forms silver stores: event_id (contracts.py checks its shape)
-# and event_hash (tables.EVENT_HASH), the number duplicates are looked up by. md5 rather than hash():
+# and event_hash (tables._LOADED), the number duplicates are looked up by. md5 rather than hash():
 # a stored number must not change with the DuckDB release that computes it; 63 bits, because the lake
 # (Delta) has no unsigned type; md5_number shifted, because md5_number_upper costs four times as much.
 # {row}: "o.", "v." or "".
@@ -361,20 +360,21 @@ def _insert_sql(spec: EventSpec) -> str:
 
 # A table an older release made has no event_hash: add it and compute it for the rows it holds, once,
 # so that their events are still found as duplicates.
-HAS_EVENT_HASH_SQL = (
-    "SELECT count(*) > 0 FROM duckdb_columns() WHERE schema_name = $schema AND table_name = $name AND column_name = 'event_hash'"
+HAS_COLUMN_SQL = (
+    "SELECT count(*) > 0 FROM duckdb_columns() WHERE schema_name = $schema AND table_name = $name AND column_name = $column"
 )
 ADD_EVENT_HASH_SQL = f"""
-ALTER TABLE {{table}} ADD COLUMN event_hash {EVENT_HASH_COLUMN.type};
+ALTER TABLE {{table}} ADD COLUMN event_hash {{type}};
 UPDATE {{table}} SET event_hash = {EVENT_HASH.format(row="")};
 """
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, spec: EventSpec) -> None:
     con.execute(ddl(spec.table, *spec.tables, SILVER_RECONCILIATION, SILVER_FLAGS, MEMBERS, MEMBER_IDENTIFIERS))
-    if not con.execute(HAS_EVENT_HASH_SQL, {"schema": spec.table.schema, "name": spec.table.name}).fetchone()[0]:
+    table = {"schema": spec.table.schema, "name": spec.table.name, "column": "event_hash"}
+    if not con.execute(HAS_COLUMN_SQL, table).fetchone()[0]:
         with in_transaction(con):
-            con.execute(ADD_EVENT_HASH_SQL.format(table=spec.table.qualified_name))
+            con.execute(ADD_EVENT_HASH_SQL.format(table=spec.table.qualified_name, type=spec.table.column("event_hash").type))
 
 
 def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:

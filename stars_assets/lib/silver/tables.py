@@ -11,15 +11,14 @@ _RESOLVED = (
     Column("contract_id", "VARCHAR", "the member's MA-PD contract", nullable=False),
     Column("region", "VARCHAR", "the member's region", nullable=False),
 )
-# The deduplication window is searched on event_hash, a number from event_id's digest, instead of on the
-# keys: scanning a month of keys means decompressing every one of them. Last, because a table an older
-# release made gains it at the end (events.ensure_tables).
-EVENT_HASH = Column("event_hash", "BIGINT", "63 bits of the md5 of provider and event key, as a number", nullable=False)
 _LOADED = (
     Column("partition_date", "DATE", "delivery date", nullable=False),
     Column("record_hash", "VARCHAR", "md5 of the bronze row"),
     Column("loaded_at", "TIMESTAMP", "when this run wrote the row (UTC)", nullable=False),
-    EVENT_HASH,
+    # The deduplication window is searched on this number instead of on the keys: scanning a month of keys
+    # means decompressing every one of them. Last, because a table an older release made gains it at the
+    # end (events.ensure_tables).
+    Column("event_hash", "BIGINT", "63 bits of the md5 of provider and event key, as a number", nullable=False),
 )
 
 
