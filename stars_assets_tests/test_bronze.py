@@ -7,6 +7,7 @@ import shutil
 from datetime import date, timedelta
 
 import dagster as dg
+import pandas as pd
 
 from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets_tests.conftest import WORLD_DAYS, WORLD_START, ingest, query, read_truth
@@ -166,3 +167,29 @@ def test_the_ui_lists_six_daily_partitioned_bronze_assets():
     for asset in keys.values():
         assert isinstance(asset.partitions_def, dg.DailyPartitionsDefinition)
         assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_columns_of_unique_values_are_stored_with_zstd(ingested):
+    """Event keys and md5s are all different, so DuckDB's dictionary and FSST find nothing to share there: the
+    warehouse stores them with zstd (faster to write), and every other text column as DuckDB chooses."""
+    tables = ("bronze.engage", "bronze.dialer", "silver.outreach_events")
+    storage = pd.concat(
+        query(
+            ingested.warehouse,
+            f"SELECT DISTINCT '{table}' AS tbl, column_name, compression FROM pragma_storage_info('{table}') "
+            "WHERE segment_type = 'VARCHAR' AND compression NOT IN ('Constant', 'Empty')",
+        )
+        for table in tables
+    )
+    zstd = {(r.tbl, r.column_name) for r in storage.itertuples() if r.compression == "ZSTD"}
+    assert zstd == {
+        ("bronze.engage", "event_id"),
+        ("bronze.engage", "_record_hash"),
+        ("bronze.dialer", "call_id"),
+        ("bronze.dialer", "_record_hash"),
+        ("silver.outreach_events", "event_id"),
+        ("silver.outreach_events", "event_key"),
+        ("silver.outreach_events", "record_hash"),
+    }
+    others = storage[~storage.compression.eq("ZSTD")]
+    assert len(others) > 0 and set(others.compression) <= {"DICT_FSST", "Uncompressed"}

@@ -291,6 +291,17 @@ class ProviderConfig(_Strict):
                     raise ValueError(f"{field} refers to column {column!r}, which dataset {dataset.name} does not declare")
         return self
 
+    def unique_columns(self, dataset: str) -> set[str]:
+        """The columns of `dataset` that make an event key on their own (with literals only), so every row holds
+        a different value."""
+        unique = set()
+        for mapping in (self.outreach, self.appointments):
+            if mapping is not None and mapping.dataset == dataset:
+                columns = [text for kind, text in key_template_parts(mapping.event_key) if kind == "column"]
+                if len(columns) == 1:
+                    unique.add(columns[0])
+        return unique
+
     def dataset(self, name: str) -> Dataset:
         for dataset in self.datasets:
             if dataset.name == name:

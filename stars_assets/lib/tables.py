@@ -25,10 +25,29 @@ class Column:
     identifier: bool = False
     # A vocabulary column's allowed values: its contract checks them (see `coded`).
     values: tuple[str, ...] = ()
+    # DuckDB's storage compression for the column, when not DuckDB's own choice (see `unique_text`).
+    compression: str | None = None
 
     @property
     def is_phi(self) -> bool:
         return self.phi or self.identifier
+
+    @property
+    def definition(self) -> str:
+        """The column as CREATE TABLE and ADD COLUMN declare it."""
+        return f"{self.name} {self.type}" + (f" USING COMPRESSION {self.compression}" if self.compression else "")
+
+
+# Storage compression for a column whose every value is different (a key, an md5 in hex): DuckDB's
+# default string compression (a dictionary, then FSST) finds nothing to share and is its slowest
+# choice there. Measured on 8 million rows of two md5 columns: 15.2 s and 291 MB by default, 10.5 s
+# and 345 MB with zstd, 8.3 s and 584 MB uncompressed.
+UNIQUE_TEXT_COMPRESSION = "zstd"
+
+
+def unique_text(name: str, description: str, nullable: bool = True) -> Column:
+    """A VARCHAR column of values that are (almost) all different, stored with UNIQUE_TEXT_COMPRESSION."""
+    return Column(name, "VARCHAR", description, nullable=nullable, compression=UNIQUE_TEXT_COMPRESSION)
 
 
 def coded(name: str, values: Iterable[str], nullable: bool = False) -> Column:
@@ -90,7 +109,7 @@ class TableSpec:
 
     def ddl(self, replace: bool = False) -> str:
         """CREATE SCHEMA and CREATE TABLE (IF NOT EXISTS, or OR REPLACE) for this table."""
-        body = ",\n    ".join(f"{c.name} {c.type}" for c in self.columns)
+        body = ",\n    ".join(c.definition for c in self.columns)
         if self.primary_key and self.key_enforced:
             body += f",\n    PRIMARY KEY ({', '.join(self.primary_key)})"
         create = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE IF NOT EXISTS"
@@ -98,7 +117,7 @@ class TableSpec:
 
     def add_missing_columns(self) -> str:
         """ALTER TABLE ... ADD COLUMN IF NOT EXISTS for every column: brings a table an older release created up to the spec."""
-        return "\n".join(f"ALTER TABLE {self.qualified_name} ADD COLUMN IF NOT EXISTS {c.name} {c.type};" for c in self.columns)
+        return "\n".join(f"ALTER TABLE {self.qualified_name} ADD COLUMN IF NOT EXISTS {c.definition};" for c in self.columns)
 
 
 def ddl(*specs: TableSpec) -> str:

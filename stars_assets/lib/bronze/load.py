@@ -59,12 +59,13 @@ from stars_assets.lib.bronze.landing import (
 from stars_assets.lib.bronze.readers import FileRejected, StagedBatch, StagedFile, drop_stage, stage_file, stage_jsonl_batch
 from stars_assets.lib.bronze.tables import BRONZE_LINEAGE, FILE_MANIFEST, QUARANTINE
 from stars_assets.lib.providers import Dataset, ProviderConfig
+from stars_assets.lib.tables import Column, unique_text
 from stars_assets.lib.warehouse import in_transaction
 
 AUDIT_TABLES = (FILE_MANIFEST, QUARANTINE)
 AUDIT_DDL = "CREATE SCHEMA IF NOT EXISTS bronze;\n" + "\n".join(f"{t.ddl()}\n{t.add_missing_columns()}" for t in AUDIT_TABLES)
 MANIFEST_COLUMNS = ", ".join(FILE_MANIFEST.column_names)
-LINEAGE_COLUMNS = ", ".join(f"{c.name} {c.type}" for c in BRONZE_LINEAGE)
+LINEAGE_COLUMNS = ", ".join(c.definition for c in BRONZE_LINEAGE)
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,14 @@ class PartitionLoad:
         return dict(counts)
 
 
-def bronze_table_ddl(dataset: Dataset) -> str:
-    columns = ", ".join(f"{c.column} VARCHAR" for c in dataset.columns)
+def bronze_columns(provider: ProviderConfig, dataset: Dataset) -> list[Column]:
+    """A bronze table's leading columns: the dataset's columns as delivered (text), the event key's stored for unique values."""
+    unique = provider.unique_columns(dataset.name)
+    return [unique_text(c.column, "") if c.column in unique else Column(c.column, "VARCHAR") for c in dataset.columns]
+
+
+def bronze_table_ddl(provider: ProviderConfig, dataset: Dataset) -> str:
+    columns = ", ".join(c.definition for c in bronze_columns(provider, dataset))
     return f"CREATE TABLE IF NOT EXISTS bronze.{dataset.name} ({columns}, {LINEAGE_COLUMNS})"
 
 
@@ -144,10 +151,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> N
         return
     con.execute(AUDIT_DDL)
     for dataset in provider.datasets:
-        con.execute(bronze_table_ddl(dataset))
+        con.execute(bronze_table_ddl(provider, dataset))
         # A column declared after the table was created joins it (NULL on earlier rows).
-        for column in dataset.columns:
-            con.execute(f"ALTER TABLE bronze.{dataset.name} ADD COLUMN IF NOT EXISTS {column.column} VARCHAR")
+        for column in bronze_columns(provider, dataset):
+            con.execute(f"ALTER TABLE bronze.{dataset.name} ADD COLUMN IF NOT EXISTS {column.definition}")
 
 
 def files_for_partition(

@@ -3,7 +3,7 @@ quarantine. A bronze table's leading columns come from its provider's YAML (text
 
 from __future__ import annotations
 
-from stars_assets.lib.tables import Column, TableSpec
+from stars_assets.lib.tables import Column, TableSpec, unique_text
 
 BRONZE_LINEAGE = (
     Column("_extra", "VARCHAR", "JSON of the columns the provider sent that its YAML does not declare (schema drift)"),
@@ -11,7 +11,7 @@ BRONZE_LINEAGE = (
     Column("_source_row", "BIGINT", "line, message, entry or row number in the file", nullable=False),
     Column("_partition_date", "DATE", "delivery date from the file name", nullable=False),
     Column("_ingested_at", "TIMESTAMP", "when the row was loaded", nullable=False),
-    Column("_record_hash", "VARCHAR", "md5 of the declared columns", nullable=False),
+    unique_text("_record_hash", "md5 of the declared columns", nullable=False),
 )
 
 FILE_MANIFEST = TableSpec(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stars_assets.lib import vocabulary as v
-from stars_assets.lib.tables import Column, TableSpec, coded, lineage, member_id
+from stars_assets.lib.tables import Column, TableSpec, coded, lineage, member_id, unique_text
 
 MD5 = "md5 hex"
 _RESOLVED = (
@@ -13,7 +13,7 @@ _RESOLVED = (
 )
 _LOADED = (
     Column("partition_date", "DATE", "delivery date", nullable=False),
-    Column("record_hash", "VARCHAR", "md5 of the bronze row"),
+    unique_text("record_hash", "md5 of the bronze row"),
     Column("loaded_at", "TIMESTAMP", "when this run wrote the row (UTC)", nullable=False),
     # The deduplication window is searched on this number instead of on the keys: scanning a month of keys
     # means decompressing every one of them. Last, because a table an older release made gains it at the
@@ -24,9 +24,9 @@ _LOADED = (
 
 def _event_identity(provider: str, key: str) -> tuple[Column, ...]:
     return (
-        Column("event_id", "VARCHAR", f"md5 of provider and {key}", nullable=False),
+        unique_text("event_id", f"md5 of provider and {key}", nullable=False),
         Column("provider", "VARCHAR", provider, nullable=False),
-        Column("event_key", "VARCHAR", key, nullable=False),
+        unique_text("event_key", key, nullable=False),
     )
 
 
