@@ -194,6 +194,49 @@ def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(i
     assert resent["n"][0] > 0, "the moved event, at least, was found on the first day"
 
 
+def test_a_malformed_identifier_is_quarantined_even_when_the_crosswalk_holds_it(ingested, tmp_path):
+    """The shape of a vendor's member identifier is only checked for rows that do not resolve, so the crosswalk
+    must not resolve a malformed identifier: an enrollment extract that carries one does not make it valid."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(ingested.warehouse, warehouse)
+    last_day = WORLD_START + timedelta(days=WORLD_DAYS - 1)
+    malformed = "M1234"  # an internal member id has nine digits
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "INSERT INTO silver.member_identifiers SELECT id_type, $malformed, member_id, contract_id, region "
+            "FROM silver.member_identifiers WHERE id_type = 'member_id' LIMIT 1",
+            {"malformed": malformed},
+        )
+        row = con.execute(
+            "UPDATE bronze.engage SET member_id = $malformed WHERE _partition_date = $day AND (_source_file, _source_row) = "
+            "(SELECT (_source_file, _source_row) FROM bronze.engage WHERE _partition_date = $day LIMIT 1) "
+            "RETURNING _source_file, _source_row",
+            {"malformed": malformed, "day": last_day},
+        ).fetchall()
+        assert len(row) == 1
+        con.execute(
+            "DELETE FROM audit.silver_inputs WHERE silver_table = 'outreach_events' AND partition_date = $day", {"day": last_day}
+        )
+    assert ingest(ingested.landing, warehouse, last_day, last_day, assets=[silver.outreach_events]).success
+
+    source_file, source_row = row[0]
+    where = {"day": last_day, "file": source_file, "row": source_row}
+    quarantined = query(
+        warehouse,
+        "SELECT reason FROM audit.quarantine WHERE layer = 'silver' AND partition_date = $day "
+        "AND source_file = $file AND source_row = $row",
+        where,
+    )
+    assert quarantined["reason"].tolist() == ["malformed_member_id"]
+    loaded = query(
+        warehouse,
+        "SELECT count(*) AS n FROM silver.outreach_events WHERE partition_date = $day AND source_file = $file "
+        "AND source_row = $row",
+        where,
+    )
+    assert loaded["n"][0] == 0
+
+
 @dg.asset(key=["test", "downstream_of_outreach"], deps=[silver.OUTREACH_KEY], partitions_def=daily_partitions)
 def downstream_of_outreach() -> None:
     """Stands in for anything that reads silver.outreach_events in the same run."""

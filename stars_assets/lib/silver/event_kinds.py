@@ -50,16 +50,21 @@ def past_timestamp(column: str) -> Rule:
     )
 
 
+NO_MEASURES = "CAST([] AS VARCHAR[])"
+
+
 def _outreach_columns(provider: ProviderConfig, params: dict) -> dict[str, str]:
     mapping, p = provider.outreach, provider.name
     if mapping.measure_codes:
         params[f"{p}_separator"] = mapping.measure_codes_separator
+        # Most touches name no measure: the lambdas only run for the rows that do.
+        column = f"b.{mapping.measure_codes}"
         measures = (
-            f"list_filter(list_transform(string_split(coalesce(b.{mapping.measure_codes}, ''), ${p}_separator), "
-            "lambda x: upper(trim(x))), lambda x: x <> '')"
+            f"CASE WHEN trim({column}) <> '' THEN list_filter(list_transform(string_split({column}, ${p}_separator), "
+            f"lambda x: upper(trim(x))), lambda x: x <> '') ELSE {NO_MEASURES} END"
         )
     else:
-        measures = "CAST([] AS VARCHAR[])"
+        measures = NO_MEASURES
     return {
         "channel": mapped_code(mapping.channel, f"{p}_channel", params),
         "event_type": mapped_code(mapping.event_type, f"{p}_type", params),

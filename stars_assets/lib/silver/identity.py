@@ -21,28 +21,36 @@ IDENTIFIER_PATTERNS = {
     "vendor_ref": r"^VR[0-9A-F]{8}$",
 }
 
-# SQL: is the candidate row `c`'s member_ref shaped like its identifier type? One constant
-# pattern per branch (bound as $pattern_<type>): DuckDB compiles a constant pattern once, while a
-# pattern chosen per row is compiled per row.
-MEMBER_REF_IS_WELL_FORMED = """(CASE c.identifier_type
-    WHEN 'member_id' THEN regexp_full_match(c.member_ref, $pattern_member_id)
-    WHEN 'mbi' THEN regexp_full_match(c.member_ref, $pattern_mbi)
-    ELSE regexp_full_match(c.member_ref, $pattern_vendor_ref) END)"""
+
+# One constant pattern per branch (bound as $pattern_<type>): DuckDB compiles a constant pattern once,
+# while a pattern chosen per row is compiled per row.
+def is_well_formed_sql(identifier_type: str, value: str) -> str:
+    """SQL: is the identifier `value` shaped like its `identifier_type` (both SQL expressions)?"""
+    return f"""(CASE {identifier_type}
+    WHEN 'member_id' THEN regexp_full_match({value}, $pattern_member_id)
+    WHEN 'mbi' THEN regexp_full_match({value}, $pattern_mbi)
+    ELSE regexp_full_match({value}, $pattern_vendor_ref) END)"""
+
 
 # The resolved member of candidate row `c` (alias m), and the rules that reject a row whose
 # identifier does not resolve: (reason, condition over c and m, quarantine detail over the rejected row r).
 # An identifier the crosswalk gives to more than one member resolves to none of them: one join row
 # per identifier (never one per member, which would load the event twice) counts its members.
-RESOLVE_JOIN = """LEFT JOIN (
+# Only well-formed crosswalk identifiers are joined, so a resolved identifier is well-formed and the
+# shape is only checked, per row, for the few that do not resolve (a regular expression over every
+# event of a day is a tenth of its validation).
+RESOLVE_JOIN = f"""LEFT JOIN (
     SELECT id_type, id_value, min(member_id) AS member_id, min(contract_id) AS contract_id, min(region) AS region,
            count(DISTINCT member_id) AS members
-    FROM silver.member_identifiers GROUP BY id_type, id_value
+    FROM silver.member_identifiers
+    WHERE {is_well_formed_sql("id_type", "id_value")}
+    GROUP BY id_type, id_value
 ) AS m ON m.id_type = c.identifier_type AND m.id_value = c.member_ref"""
 RESOLVED_COLUMNS = "m.member_id, m.contract_id, m.region"
 IDENTITY_RULES = (
     (
         "malformed_member_id",
-        f"c.member_ref IS NULL OR NOT {MEMBER_REF_IS_WELL_FORMED}",
+        f"c.member_ref IS NULL OR (m.member_id IS NULL AND NOT {is_well_formed_sql('c.identifier_type', 'c.member_ref')})",
         "r.identifier_type || ' does not have the expected shape'",
     ),
     ("unknown_member", "m.member_id IS NULL", "r.identifier_type || ' not in the enrollment crosswalk'"),
