@@ -14,7 +14,7 @@ from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
-from stars_assets.lib.silver.events import EVENT_HASH
+from stars_assets.lib.silver.tables import EVENT_HASH
 from stars_assets_tests.conftest import (
     RANGE_END_TAG,
     RANGE_START_TAG,

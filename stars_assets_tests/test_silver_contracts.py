@@ -23,7 +23,7 @@ from stars_assets.lib.bronze.load import AUDIT_DDL, ensure_tables
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import contracts, tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
-from stars_assets.lib.silver.events import EVENT_HASH
+from stars_assets.lib.silver.tables import EVENT_HASH
 from stars_assets.lib.tables import ddl
 
 EDW = next(p for p in load_registry() if p.kind == "warehouse")

@@ -27,6 +27,8 @@ class Column:
     values: tuple[str, ...] = ()
     # DuckDB's storage compression for the column, when not DuckDB's own choice (see `unique_text`).
     compression: str | None = None
+    # SQL over the table's row: the value of rows written before the column existed (see `TableSpec.columns_to_add`).
+    backfill: str | None = None
 
     @property
     def is_phi(self) -> bool:
@@ -114,6 +116,18 @@ class TableSpec:
             body += f",\n    PRIMARY KEY ({', '.join(self.primary_key)})"
         create = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE IF NOT EXISTS"
         return f"CREATE SCHEMA IF NOT EXISTS {self.schema};\n{create} {self.qualified_name} (\n    {body}\n);"
+
+    def columns_to_add(self, present: Iterable[str]) -> list[str]:
+        """The statements that bring a table an older release created, holding the columns `present`, up to the spec:
+        each missing column added, and filled by its `backfill` where it has one."""
+        present = set(present)
+        statements = []
+        for c in self.columns:
+            if c.name not in present:
+                statements.append(f"ALTER TABLE {self.qualified_name} ADD COLUMN {c.definition}")
+                if c.backfill:
+                    statements.append(f"UPDATE {self.qualified_name} SET {c.name} = {c.backfill}")
+        return statements
 
     def add_missing_columns(self) -> str:
         """ALTER TABLE ... ADD COLUMN IF NOT EXISTS for every column: brings a table an older release created up to the spec."""

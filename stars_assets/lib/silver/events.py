@@ -43,7 +43,14 @@ from stars_assets.lib.silver.identity import (
     identifier_pattern_params,
     member_ref_sql,
 )
-from stars_assets.lib.silver.tables import MEMBER_IDENTIFIERS, MEMBERS, SILVER_FLAGS, SILVER_RECONCILIATION
+from stars_assets.lib.silver.tables import (
+    EVENT_HASH,
+    EVENT_ID,
+    MEMBER_IDENTIFIERS,
+    MEMBERS,
+    SILVER_FLAGS,
+    SILVER_RECONCILIATION,
+)
 from stars_assets.lib.tables import TableSpec, ddl
 from stars_assets.lib.warehouse import in_transaction
 
@@ -132,14 +139,6 @@ OLDER_ROWS = """
     o.partition_date BETWEEN $window_start AND $window_end
     AND NOT (o.partition_date = $day AND o.source_file IN (SELECT unnest($files)))
 """
-# What identifies an event, and the two forms silver stores: event_id (contracts.py checks its shape)
-# and event_hash (tables._LOADED), the number duplicates are looked up by. md5 rather than hash():
-# a stored number must not change with the DuckDB release that computes it; 63 bits, because the lake
-# (Delta) has no unsigned type; md5_number shifted, because md5_number_upper costs four times as much.
-# {row}: "o.", "v." or "".
-EVENT_KEY_TEXT = "{row}provider || ':' || {row}event_key"
-EVENT_ID = f"md5({EVENT_KEY_TEXT})"
-EVENT_HASH = f"CAST(md5_number({EVENT_KEY_TEXT}) >> 65 AS BIGINT)"
 HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE " + OLDER_ROWS + " LIMIT 1)"
 # Duplicates are found before anything is written (deleting rows a transaction has just
 # appended makes DuckDB rewrite them all at commit):
@@ -358,23 +357,19 @@ def _insert_sql(spec: EventSpec) -> str:
     )
 
 
-# A table an older release made has no event_hash: add it and compute it for the rows it holds, once,
-# so that their events are still found as duplicates.
-HAS_COLUMN_SQL = (
-    "SELECT count(*) > 0 FROM duckdb_columns() WHERE schema_name = $schema AND table_name = $name AND column_name = $column"
-)
-ADD_EVENT_HASH_SQL = f"""
-ALTER TABLE {{table}} ADD COLUMN event_hash {{type}};
-UPDATE {{table}} SET event_hash = {EVENT_HASH.format(row="")};
-"""
+TABLE_COLUMNS_SQL = "SELECT column_name FROM duckdb_columns() WHERE schema_name = $schema AND table_name = $name"
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, spec: EventSpec) -> None:
+    """Create the kind's tables, and bring ones an older release made up to their specs (see TableSpec.columns_to_add)."""
     con.execute(ddl(spec.table, *spec.tables, SILVER_RECONCILIATION, SILVER_FLAGS, MEMBERS, MEMBER_IDENTIFIERS))
-    table = {"schema": spec.table.schema, "name": spec.table.name, "column": "event_hash"}
-    if not con.execute(HAS_COLUMN_SQL, table).fetchone()[0]:
-        with in_transaction(con):
-            con.execute(ADD_EVENT_HASH_SQL.format(table=spec.table.qualified_name, type=spec.table.column("event_hash").type))
+    for table in (spec.table, *spec.tables):
+        present = [name for (name,) in con.execute(TABLE_COLUMNS_SQL, {"schema": table.schema, "name": table.name}).fetchall()]
+        statements = table.columns_to_add(present)
+        if statements:
+            with in_transaction(con):
+                for statement in statements:
+                    con.execute(statement)
 
 
 def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:

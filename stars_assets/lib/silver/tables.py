@@ -6,6 +6,14 @@ from stars_assets.lib import vocabulary as v
 from stars_assets.lib.tables import Column, TableSpec, coded, lineage, member_id, unique_text
 
 MD5 = "md5 hex"
+# What identifies an event, and the two forms silver stores: event_id (contracts.py checks its shape)
+# and event_hash, the number duplicates are looked up by. md5 rather than hash(): a stored number must
+# not change with the DuckDB release that computes it; 63 bits, because the lake (Delta) has no
+# unsigned type; md5_number shifted, because md5_number_upper costs four times as much.
+# {row}: "o.", "v." or "".
+EVENT_KEY_TEXT = "{row}provider || ':' || {row}event_key"
+EVENT_ID = f"md5({EVENT_KEY_TEXT})"
+EVENT_HASH = f"CAST(md5_number({EVENT_KEY_TEXT}) >> 65 AS BIGINT)"
 _RESOLVED = (
     member_id("internal member id, resolved through the crosswalk"),
     Column("contract_id", "VARCHAR", "the member's MA-PD contract", nullable=False),
@@ -19,8 +27,14 @@ _LOADED = (
     Column("loaded_at", "TIMESTAMP", "when this run wrote the row (UTC)", nullable=False),
     # The deduplication window is searched on this number instead of on the keys: scanning a month of keys
     # means decompressing every one of them. Last, because a table an older release made gains it at the
-    # end (events.ensure_tables).
-    Column("event_hash", "BIGINT", "63 bits of the md5 of provider and event key, as a number", nullable=False),
+    # end, computed for the rows it holds so that their events are still found as duplicates.
+    Column(
+        "event_hash",
+        "BIGINT",
+        "63 bits of the md5 of provider and event key, as a number",
+        nullable=False,
+        backfill=EVENT_HASH.format(row=""),
+    ),
 )
 
 
