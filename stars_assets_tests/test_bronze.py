@@ -169,9 +169,10 @@ def test_the_ui_lists_six_daily_partitioned_bronze_assets():
         assert asset.backfill_policy == dg.BackfillPolicy.single_run()
 
 
-def test_columns_of_unique_values_are_stored_with_zstd(ingested):
-    """Event keys and md5s are all different, so DuckDB's dictionary and FSST find nothing to share there: the
-    warehouse stores them with zstd (faster to write), and every other text column as DuckDB chooses."""
+def test_columns_of_unique_values_are_stored_for_unique_values(ingested):
+    """Event keys, md5s and millisecond times are all different, so DuckDB's dictionary and FSST find nothing to
+    share there: the warehouse stores them with zstd (faster to write), silver's event_id and record_hash (fetched at
+    scattered rows by a correction's duplicate lookup) uncompressed, and every other text column as DuckDB chooses."""
     tables = ("bronze.engage", "bronze.dialer", "silver.outreach_events")
     storage = pd.concat(
         query(
@@ -184,10 +185,13 @@ def test_columns_of_unique_values_are_stored_with_zstd(ingested):
     zstd = {(r.tbl, r.column_name) for r in storage.itertuples() if r.compression == "ZSTD"}
     assert zstd == {
         ("bronze.engage", "event_id"),
+        ("bronze.engage", "ts"),
         ("bronze.engage", "_record_hash"),
         ("bronze.dialer", "call_id"),
         ("bronze.dialer", "_record_hash"),
         ("silver.outreach_events", "event_key"),
     }
+    looked_up = storage[storage.column_name.isin(["event_id", "record_hash"]) & storage.tbl.eq("silver.outreach_events")]
+    assert sorted(looked_up.column_name) == ["event_id", "record_hash"] and set(looked_up.compression) == {"Uncompressed"}
     others = storage[~storage.compression.eq("ZSTD")]
-    assert len(others) > 0 and set(others.compression) <= {"DICT_FSST", "Uncompressed"}
+    assert len(others) > len(looked_up) and set(others.compression) <= {"DICT_FSST", "Uncompressed"}

@@ -79,6 +79,8 @@ class SourceColumn(_Strict):
     source: str
     column: Identifier
     required: bool = True
+    # Nearly every row holds a different value (a millisecond time, say): bronze stores it as unique text.
+    unique: bool = False
 
     @field_validator("source")
     @classmethod
@@ -292,9 +294,9 @@ class ProviderConfig(_Strict):
         return self
 
     def unique_columns(self, dataset: str) -> set[str]:
-        """The columns of `dataset` that make an event key on their own (with literals only), so every row holds
-        a different value."""
-        unique = set()
+        """The columns of `dataset` declared unique, and those that make an event key on their own (with literals
+        only): nearly every row holds a different value."""
+        unique = {c.column for c in self.dataset(dataset).columns if c.unique}
         for mapping in (self.outreach, self.appointments):
             if mapping is not None and mapping.dataset == dataset:
                 columns = [text for kind, text in key_template_parts(mapping.event_key) if kind == "column"]
