@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from stars_assets.defs.publish.assets import PUBLISHED_CHECK, publish_assets
@@ -124,3 +125,18 @@ def test_changing_a_partition_publishes_a_new_version_and_the_earlier_one_still_
     assert channels_on_day(lake.read_table("silver", "outreach_events", root=str(published.root))) == {"MAIL"}
     earlier = lake.read_table("silver", "outreach_events", version=before.version(), root=str(published.root))
     assert len(channels_on_day(earlier)) > 1 and earlier.num_rows == lake.arrow_dataset(before).count_rows()
+
+
+def test_columns_of_unique_values_are_written_without_a_dictionary(published):
+    """A Parquet dictionary only fills and is abandoned on a column whose every value differs: the lake writes the
+    columns the table spec declares unique (event_id, event_key, record_hash) without one, and the others with one."""
+    encodings: dict[str, set[str]] = {}
+    for path in (published.root / "silver" / "outreach_events").rglob("*.parquet"):
+        metadata = pq.ParquetFile(path).metadata
+        for group in range(metadata.num_row_groups):
+            for index in range(metadata.num_columns):
+                chunk = metadata.row_group(group).column(index)
+                encodings.setdefault(chunk.path_in_schema, set()).add("dictionary" if chunk.has_dictionary_page else "plain")
+    assert {"event_id", "event_key", "record_hash", "channel", "member_id"} <= set(encodings)
+    assert all(encodings[c] == {"plain"} for c in ("event_id", "event_key", "record_hash")), encodings
+    assert encodings["channel"] == {"dictionary"} and encodings["member_id"] == {"dictionary"}, encodings

@@ -25,6 +25,9 @@ class Column:
     identifier: bool = False
     # A vocabulary column's allowed values: its contract checks them (see `coded`).
     values: tuple[str, ...] = ()
+    # (Nearly) every row holds a different value: stored for that (see `unique_text`), and written to the lake
+    # without a Parquet dictionary, which such a column only fills and then abandons.
+    unique: bool = False
     # DuckDB's storage compression for the column, when not DuckDB's own choice (see `unique_text`).
     compression: str | None = None
     # SQL over the table's row: the value of rows written before the column existed (see `TableSpec.columns_to_add`).
@@ -58,7 +61,7 @@ def unique_text(name: str, description: str, nullable: bool = True, looked_up: b
     """A VARCHAR column of values that are (almost) all different, stored with UNIQUE_TEXT_COMPRESSION
     (LOOKUP_TEXT_COMPRESSION when `looked_up`: its values are fetched at scattered rows)."""
     compression = LOOKUP_TEXT_COMPRESSION if looked_up else UNIQUE_TEXT_COMPRESSION
-    return Column(name, "VARCHAR", description, nullable=nullable, compression=compression)
+    return Column(name, "VARCHAR", description, nullable=nullable, unique=True, compression=compression)
 
 
 def coded(name: str, values: Iterable[str], nullable: bool = False) -> Column:
@@ -110,6 +113,10 @@ class TableSpec:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def unique_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.unique]
 
     @property
     def phi_columns(self) -> frozenset[str]:

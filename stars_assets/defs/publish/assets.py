@@ -183,6 +183,7 @@ def build_publish_asset(spec: LakeTable) -> dg.AssetsDefinition:
                 partitions=partitions,
                 source_name=spec.name,
                 commit_metadata=metadata,
+                unique_columns=spec.unique_columns,
             )
             check = reconcile(conn, spec, source, result, partitions)
         if result.committed:

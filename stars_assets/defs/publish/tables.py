@@ -12,7 +12,11 @@ import dagster as dg
 
 from stars_assets.defs.gold.assets import week_end
 from stars_assets.defs.partitions import daily_partitions, weekly_partitions
+from stars_assets.lib.gold.tables import GOLD_TABLES
 from stars_assets.lib.providers import load_registry
+from stars_assets.lib.silver.tables import SILVER_TABLES
+
+WAREHOUSE_SPECS = {spec.qualified_name: spec for spec in (*SILVER_TABLES, *GOLD_TABLES.values())}
 
 QUARANTINE_SUMMARY_SQL = """
 SELECT layer, provider, partition_date AS delivery_date, reason, count(*) AS "rows"
@@ -48,6 +52,12 @@ class LakeTable:
     @property
     def source(self) -> str:
         return self.source_sql or f'SELECT * FROM "{self.layer}"."{self.table}"'
+
+    @property
+    def unique_columns(self) -> list[str]:
+        """The columns of (nearly) all different values, as the warehouse table's spec declares them."""
+        spec = None if self.source_sql else WAREHOUSE_SPECS.get(self.name)
+        return spec.unique_columns if spec else []
 
     def partition_value(self, partition_key: str) -> date:
         """The value of the table's partition column that a Dagster partition key stands for."""
