@@ -169,7 +169,7 @@ def test_the_ui_lists_six_daily_partitioned_bronze_assets():
         assert asset.backfill_policy == dg.BackfillPolicy.single_run()
 
 
-def test_columns_of_unique_values_are_stored_for_unique_values(ingested):
+def test_columns_of_unique_values_are_stored_in_zstd_or_uncompressed(ingested):
     """Event keys, md5s and millisecond times are all different, so DuckDB's dictionary and FSST find nothing to
     share there: the warehouse stores them with zstd (faster to write), silver's event_id and record_hash (fetched at
     scattered rows by a correction's duplicate lookup) uncompressed, and every other text column as DuckDB chooses."""
