@@ -7,9 +7,12 @@ import shutil
 from datetime import date, timedelta
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from stars_assets.defs.bronze.assets import bronze_assets
+from stars_assets.lib.bronze.load import ensure_tables
+from stars_assets.lib.providers import load_registry
 from stars_assets_tests.conftest import WORLD_DAYS, WORLD_START, ingest, query, read_truth
 
 FILE_LEVEL_REASONS = {"wrong_encoding", "truncated_gzip", "empty_file", "missing_required_column"}
@@ -195,3 +198,29 @@ def test_columns_of_unique_values_are_stored_in_zstd_or_uncompressed(ingested):
     assert sorted(looked_up.column_name) == ["event_id", "record_hash"] and set(looked_up.compression) == {"Uncompressed"}
     others = storage[~storage.compression.eq("ZSTD")]
     assert len(others) > len(looked_up) and set(others.compression) <= {"DICT_FSST", "Uncompressed"}
+
+
+def test_a_column_declared_after_a_bronze_table_was_made_joins_it_empty_on_earlier_rows(tmp_path):
+    """A provider's YAML gains a column: the existing bronze table gains it (stored as the YAML says), earlier rows
+    hold NULL there, and the audit tables are left as they are."""
+    engage = next(p for p in load_registry() if p.name == "engage")
+    dataset = engage.dataset("engage")
+    older = engage.model_copy(
+        update={"datasets": (dataset.model_copy(update={"columns": tuple(c for c in dataset.columns if c.column != "ts")}),)}
+    )
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ensure_tables(con, older)
+    con.execute("INSERT INTO bronze.engage (event_id, _source_file, _source_row) VALUES ('e1', 'engage/a.jsonl', 1)")
+    assert "ts" not in {
+        name for (name,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'engage'").fetchall()
+    }
+    ensure_tables(con, engage)
+    assert con.execute("SELECT event_id, ts FROM bronze.engage").fetchall() == [("e1", None)]
+    con.execute(
+        "INSERT INTO bronze.engage (event_id, ts, _source_file, _source_row) VALUES ('e2', '1790812800358', 'engage/a.jsonl', 2)"
+    )
+    con.execute("CHECKPOINT")
+    storage = con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info('bronze.engage') WHERE column_name = 'ts' AND segment_type = 'VARCHAR'"
+    ).fetchall()
+    assert storage == [("ZSTD",)]

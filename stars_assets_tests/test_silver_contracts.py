@@ -19,12 +19,13 @@ from dagster_duckdb import DuckDBResource
 
 from stars_assets.defs.partitions import WAREHOUSE_POOL
 from stars_assets.defs.silver import checks
-from stars_assets.lib.bronze.load import AUDIT_DDL, ensure_tables
+from stars_assets.lib.bronze.load import AUDIT_TABLES, ensure_tables
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver import contracts, tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
 from stars_assets.lib.silver.tables import EVENT_HASH
 from stars_assets.lib.tables import ddl
+from stars_assets.lib.warehouse import ensure_tables as ensure_warehouse_tables
 
 EDW = next(p for p in load_registry() if p.kind == "warehouse")
 MEMBER_IDS = ["M000000001", "M000000002", "M000000003"]
@@ -34,7 +35,7 @@ LINEAGE = "NULL, 'edw/{}_20260102.parquet', {}, DATE '2026-01-02', TIMESTAMP '20
 
 
 def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(AUDIT_DDL)
+    ensure_warehouse_tables(con, *AUDIT_TABLES)
     con.execute(ddl(tables.OUTREACH_EVENTS, tables.APPOINTMENT_EVENTS, tables.APPOINTMENTS))
     ensure_tables(con, EDW)
     for n, member in enumerate(MEMBER_IDS, start=1):

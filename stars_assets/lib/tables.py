@@ -145,10 +145,6 @@ class TableSpec:
                     statements.append(f"UPDATE {self.qualified_name} SET {c.name} = {c.backfill}")
         return statements
 
-    def add_missing_columns(self) -> str:
-        """ALTER TABLE ... ADD COLUMN IF NOT EXISTS for every column: brings a table an older release created up to the spec."""
-        return "\n".join(f"ALTER TABLE {self.qualified_name} ADD COLUMN IF NOT EXISTS {c.definition};" for c in self.columns)
-
 
 def ddl(*specs: TableSpec) -> str:
     return "\n".join(spec.ddl() for spec in specs)

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 import duckdb
 
+from stars_assets.lib.tables import TableSpec, ddl
+
 
 @contextmanager
 def in_transaction(con: duckdb.DuckDBPyConnection):
@@ -21,6 +23,26 @@ def in_transaction(con: duckdb.DuckDBPyConnection):
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+PRESENT_COLUMNS_SQL = (
+    "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
+)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, *specs: TableSpec) -> None:
+    """Create the tables of `specs` that do not exist, and bring those an older release made up to their specs
+    (TableSpec.columns_to_add). Called for every partition: one catalog query when everything is there already."""
+    present = set(con.execute(PRESENT_COLUMNS_SQL).fetchall())
+    behind = [spec for spec in specs if any((spec.qualified_name, c.name) not in present for c in spec.columns)]
+    if not behind:
+        return
+    con.execute(ddl(*behind))
+    present = set(con.execute(PRESENT_COLUMNS_SQL).fetchall())
+    with in_transaction(con):
+        for spec in behind:
+            for statement in spec.columns_to_add(name for table, name in present if table == spec.qualified_name):
+                con.execute(statement)
 
 
 # DuckDB takes 80% of the machine's memory by default; the pipeline keeps one file (bronze) or

@@ -59,13 +59,12 @@ from stars_assets.lib.bronze.landing import (
 from stars_assets.lib.bronze.readers import FileRejected, StagedBatch, StagedFile, drop_stage, stage_file, stage_jsonl_batch
 from stars_assets.lib.bronze.tables import BRONZE_LINEAGE, FILE_MANIFEST, QUARANTINE
 from stars_assets.lib.providers import Dataset, ProviderConfig
-from stars_assets.lib.tables import Column, unique_text
+from stars_assets.lib.tables import Column, TableSpec, unique_text
+from stars_assets.lib.warehouse import ensure_tables as ensure_warehouse_tables
 from stars_assets.lib.warehouse import in_transaction
 
 AUDIT_TABLES = (FILE_MANIFEST, QUARANTINE)
-AUDIT_DDL = "CREATE SCHEMA IF NOT EXISTS bronze;\n" + "\n".join(f"{t.ddl()}\n{t.add_missing_columns()}" for t in AUDIT_TABLES)
 MANIFEST_COLUMNS = ", ".join(FILE_MANIFEST.column_names)
-LINEAGE_COLUMNS = ", ".join(c.definition for c in BRONZE_LINEAGE)
 
 
 @dataclass(frozen=True)
@@ -129,32 +128,19 @@ def bronze_columns(provider: ProviderConfig, dataset: Dataset) -> list[Column]:
     return [unique_text(c.column, "") if c.column in unique else Column(c.column, "VARCHAR") for c in dataset.columns]
 
 
-def bronze_table_ddl(provider: ProviderConfig, dataset: Dataset) -> str:
-    columns = ", ".join(c.definition for c in bronze_columns(provider, dataset))
-    return f"CREATE TABLE IF NOT EXISTS bronze.{dataset.name} ({columns}, {LINEAGE_COLUMNS})"
-
-
-PRESENT_COLUMNS_SQL = """
-SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns()
-WHERE database_name = current_database() AND schema_name IN ('bronze', 'audit')
-"""
+def bronze_table(provider: ProviderConfig, dataset: Dataset) -> TableSpec:
+    """A dataset's bronze table: its columns as delivered, then the lineage every bronze table ends with."""
+    return TableSpec(
+        f"bronze.{dataset.name}",
+        f"{provider.name} {dataset.name} rows as delivered",
+        (*bronze_columns(provider, dataset), *BRONZE_LINEAGE),
+    )
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> None:
-    # Called for every partition: one catalog query when every table and column is there already.
-    expected = {(t.qualified_name, c.name) for t in AUDIT_TABLES for c in t.columns} | {
-        (f"bronze.{d.name}", c)
-        for d in provider.datasets
-        for c in [c.column for c in d.columns] + [c.name for c in BRONZE_LINEAGE]
-    }
-    if expected <= set(con.execute(PRESENT_COLUMNS_SQL).fetchall()):
-        return
-    con.execute(AUDIT_DDL)
-    for dataset in provider.datasets:
-        con.execute(bronze_table_ddl(provider, dataset))
-        # A column declared after the table was created joins it (NULL on earlier rows).
-        for column in bronze_columns(provider, dataset):
-            con.execute(f"ALTER TABLE bronze.{dataset.name} ADD COLUMN IF NOT EXISTS {column.definition}")
+    """The audit tables and the provider's bronze tables; a column declared after a table was created joins it
+    (NULL on earlier rows)."""
+    ensure_warehouse_tables(con, *AUDIT_TABLES, *(bronze_table(provider, d) for d in provider.datasets))
 
 
 def files_for_partition(

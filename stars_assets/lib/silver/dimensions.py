@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from stars_assets.lib.bronze.load import AUDIT_DDL
+from stars_assets.lib.bronze.load import AUDIT_TABLES
 from stars_assets.lib.silver.identity import normalized_identifier_sql
 from stars_assets.lib.silver.tables import CARE_GAPS, MEMBER_IDENTIFIERS, MEMBERS, RX_FILLS
 from stars_assets.lib.tables import TableSpec, ddl
-from stars_assets.lib.warehouse import in_transaction
+from stars_assets.lib.warehouse import ensure_tables, in_transaction
 
 # Created empty when outreach arrives before the first enrollment snapshot: its rows are then
 # quarantined as unknown members (and the coverage check says so) instead of failing the run.
@@ -93,7 +93,7 @@ def _replace(con: duckdb.DuckDBPyConnection, *tables: tuple[TableSpec, str], als
 
 
 def build_members(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
-    con.execute(AUDIT_DDL)
+    ensure_tables(con, *AUDIT_TABLES)
     now = datetime.now(UTC).replace(tzinfo=None)
     _replace(
         con,

@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
+from stars_assets.lib import warehouse
 from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver import inputs
 from stars_assets.lib.silver.expressions import key_expression
@@ -51,7 +52,7 @@ from stars_assets.lib.silver.tables import (
     SILVER_FLAGS,
     SILVER_RECONCILIATION,
 )
-from stars_assets.lib.tables import TableSpec, ddl
+from stars_assets.lib.tables import TableSpec
 from stars_assets.lib.warehouse import in_transaction
 
 CONFLICTING_DUPLICATE = "conflicting_duplicate"
@@ -361,19 +362,9 @@ def _insert_sql(spec: EventSpec) -> str:
     )
 
 
-TABLE_COLUMNS_SQL = "SELECT column_name FROM duckdb_columns() WHERE schema_name = $schema AND table_name = $name"
-
-
 def ensure_tables(con: duckdb.DuckDBPyConnection, spec: EventSpec) -> None:
-    """Create the kind's tables, and bring ones an older release made up to their specs (see TableSpec.columns_to_add)."""
-    con.execute(ddl(spec.table, *spec.tables, SILVER_RECONCILIATION, SILVER_FLAGS, MEMBERS, MEMBER_IDENTIFIERS))
-    for table in (spec.table, *spec.tables):
-        present = [name for (name,) in con.execute(TABLE_COLUMNS_SQL, {"schema": table.schema, "name": table.name}).fetchall()]
-        statements = table.columns_to_add(present)
-        if statements:
-            with in_transaction(con):
-                for statement in statements:
-                    con.execute(statement)
+    """Create the kind's tables, and bring ones an older release made up to their specs."""
+    warehouse.ensure_tables(con, spec.table, *spec.tables, SILVER_RECONCILIATION, SILVER_FLAGS, MEMBERS, MEMBER_IDENTIFIERS)
 
 
 def crosswalk_version(con: duckdb.DuckDBPyConnection) -> str:
