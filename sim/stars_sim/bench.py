@@ -48,6 +48,7 @@ from pathlib import Path
 from stars_assets import settings
 
 FULL_DAY_ROWS = 28_600_000
+BENCH_DAY = dt.date(2026, 10, 1)  # the delivery day the bench generates and reads by default
 DELTA_SHARE = 0.01
 DELTA_SUFFIX = "correction"
 RESULT_PREFIX = "BENCH_RESULT "
@@ -451,9 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         default=FULL_DAY_ROWS,
         help=f"outreach rows in the day across ihwa, engage and dialer (default {FULL_DAY_ROWS:,})",
     )
-    parser.add_argument(
-        "--day", type=dt.date.fromisoformat, default=dt.date(2026, 10, 1), help="delivery day (default 2026-10-01)"
-    )
+    parser.add_argument("--day", type=dt.date.fromisoformat, default=BENCH_DAY, help=f"delivery day (default {BENCH_DAY})")
     parser.add_argument(
         "--days",
         type=int,

@@ -31,6 +31,7 @@ from stars_assets.lib.bronze.landing import inventory
 from stars_assets.lib.bronze.load import bronze_table, load_partition
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.warehouse import configure_connection
+from stars_sim.bench import BENCH_DAY
 
 PARQUET_CODECS = ("zstd", "snappy")
 
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landing", type=Path, required=True, help="a generated landing folder (make bench's workdir/landing)")
     parser.add_argument("--provider", default="engage")
-    parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 10, 1))
+    parser.add_argument(
+        "--day", type=date.fromisoformat, default=BENCH_DAY, help=f"delivery day (default {BENCH_DAY}, as make bench)"
+    )
     parser.add_argument("--files", type=int, help="only the day's first N files (default: all)")
     args = parser.parse_args(argv)
 
