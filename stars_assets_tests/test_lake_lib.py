@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 import pytest
 
 from stars_assets.lib import lake
-from stars_assets.lib.warehouse import connect_waiting_for_lock
+from stars_assets.lib.tables import Column, TableSpec
+from stars_assets.lib.warehouse import connect_waiting_for_lock, ensure_tables, table_columns
 
 DAYS = [date(2026, 10, 27), date(2026, 10, 28), date(2026, 10, 29)]
 SOURCE = "SELECT * FROM silver.events"
@@ -191,6 +192,24 @@ def test_a_lock_held_past_the_bound_fails(tmp_path):
         assert waits and all(f"PID {holder.pid}" in w for w in waits)
     finally:
         holder.kill()
+
+
+def test_table_columns_names_a_tables_columns_and_nothing_for_what_is_missing(warehouse):
+    assert table_columns(warehouse, "silver.events") == ["partition_date", "event_no", "member_id", "codes", "event_ts"]
+    assert table_columns(warehouse, "silver.absent") is None
+    assert table_columns(warehouse, "nowhere.events") is None
+
+
+def test_ensure_tables_creates_what_is_missing_and_adds_a_column_declared_later(warehouse):
+    first = TableSpec("audit.notes", "notes", (Column("note_id", "BIGINT"),))
+    later = TableSpec("audit.notes", "notes", (Column("note_id", "BIGINT"), Column("author", "VARCHAR")))
+    ensure_tables(warehouse, first)
+    warehouse.execute("INSERT INTO audit.notes VALUES (1)")
+    ensure_tables(warehouse, later, first)
+    assert table_columns(warehouse, "audit.notes") == ["note_id", "author"]
+    assert warehouse.execute("SELECT note_id, author FROM audit.notes").fetchall() == [(1, None)]
+    ensure_tables(warehouse, later)  # everything there already: nothing to do
+    assert warehouse.execute("SELECT count(*) FROM audit.notes").fetchone()[0] == 1
 
 
 def test_vacuum_removes_old_files_and_publishing_still_recognizes_unchanged_rows(warehouse, tmp_path):

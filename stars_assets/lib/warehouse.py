@@ -25,23 +25,27 @@ def in_transaction(con: duckdb.DuckDBPyConnection):
     con.execute("COMMIT")
 
 
-PRESENT_COLUMNS_SQL = (
-    "SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns() WHERE database_name = current_database()"
-)
+def table_columns(con: duckdb.DuckDBPyConnection, qualified_name: str) -> list[str] | None:
+    """The columns of a table (or view), or None when there is none. Binding the one name costs under a
+    millisecond; the first duckdb_tables() or duckdb_columns() query on a connection costs 15-35 ms (DuckDB builds
+    its system views for it), and every step opens its own connection."""
+    try:
+        return con.table(qualified_name).columns
+    except duckdb.CatalogException:
+        return None
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, *specs: TableSpec) -> None:
     """Create the tables of `specs` that do not exist, and bring those an older release made up to their specs
-    (TableSpec.columns_to_add). Called for every partition: one catalog query when everything is there already."""
-    present = set(con.execute(PRESENT_COLUMNS_SQL).fetchall())
-    behind = [spec for spec in specs if any((spec.qualified_name, c.name) not in present for c in spec.columns)]
+    (TableSpec.columns_to_add). Called for every partition: one name lookup per table when everything is there."""
+    present = {spec.qualified_name: table_columns(con, spec.qualified_name) for spec in specs}
+    behind = [spec for spec in specs if not {c.name for c in spec.columns} <= set(present[spec.qualified_name] or ())]
     if not behind:
         return
     con.execute(ddl(*behind))
-    present = set(con.execute(PRESENT_COLUMNS_SQL).fetchall())
     with in_transaction(con):
         for spec in behind:
-            for statement in spec.columns_to_add(name for table, name in present if table == spec.qualified_name):
+            for statement in spec.columns_to_add(table_columns(con, spec.qualified_name) or ()):
                 con.execute(statement)
 
 

@@ -14,6 +14,7 @@ from stars_assets.defs.publish.assets import with_publishing
 from stars_assets.defs.resources import LandingZone
 from stars_assets.lib.ops.arrivals import cursor_from_manifest, scan_arrivals
 from stars_assets.lib.providers import ProviderConfig, load_registry
+from stars_assets.lib.warehouse import table_columns
 
 ARRIVAL_INTERVAL_SECONDS = 30
 
@@ -33,9 +34,7 @@ def manifest_cursor(database: str, provider: str) -> str:
     if not Path(database).exists():
         return cursor_from_manifest([])
     with duckdb_lib.connect(database, read_only=True) as con:
-        manifest = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'audit' AND table_name = 'file_manifest'"
-        ).fetchone()[0]
+        manifest = table_columns(con, "audit.file_manifest") is not None
         return cursor_from_manifest(con.execute(MANIFEST_FILES_SQL, {"provider": provider}).fetchall() if manifest else [])
 
 

@@ -22,7 +22,7 @@ from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, b
 from stars_assets.lib.silver.event_kinds import APPOINTMENT, OUTREACH, StateChanges
 from stars_assets.lib.silver.events import DEDUP_WINDOW_DAYS, build_partition
 from stars_assets.lib.tables import TableSpec
-from stars_assets.lib.warehouse import configure_connection, in_transaction
+from stars_assets.lib.warehouse import configure_connection, in_transaction, table_columns
 
 PROVIDERS = load_registry()
 OUTREACH_PROVIDERS = [p for p in PROVIDERS if p.kind == "outreach"]
@@ -80,15 +80,6 @@ def _bronze_rows(conn, dataset: str) -> str:
     return f"bronze_rows={conn.execute(f'SELECT count(*) FROM bronze.{dataset}').fetchone()[0]}"
 
 
-def _exists(conn, table: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t", {"t": table}
-        ).fetchone()[0]
-        > 0
-    )
-
-
 def _dimension_asset(spec: TableSpec, description: str, build, preview_columns: list[str]):
     """A warehouse dimension, rebuilt from the EDW extract of the same name (bronze.edw_<table>)."""
     name = spec.name
@@ -110,7 +101,7 @@ def _dimension_asset(spec: TableSpec, description: str, build, preview_columns: 
             ensure_tables(conn, WAREHOUSE_PROVIDER)
             # Rebuilt only when the loaded extract files (or the bronze row count) changed since the last build.
             current = inputs.current_inputs(conn, [WAREHOUSE_PROVIDER.name], None, _bronze_rows(conn, dataset), [dataset])
-            rebuilt = not (_exists(conn, name) and inputs.plan(conn, name, None, current).mode == "unchanged")
+            rebuilt = table_columns(conn, f"silver.{name}") is None or inputs.plan(conn, name, None, current).mode != "unchanged"
             if rebuilt:
                 build(conn, context.run.run_id)
                 with in_transaction(conn):

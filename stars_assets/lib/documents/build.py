@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from stars_assets.lib.documents.store import DocumentStore
+from stars_assets.lib.warehouse import table_columns
 
 # Appointment states that are still ahead of the member; the others (COMPLETED, CANCELLED, NO_SHOW) are past.
 UPCOMING_APPOINTMENT_STATUSES = ("BOOKED", "RESCHEDULED")
@@ -161,12 +162,8 @@ class DocumentBuild:
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection, qualified: Iterable[str]) -> set[str]:
-    """Which of the `schema.table` names exist, in one catalog query."""
-    found = con.execute(
-        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name || '.' || table_name IN (SELECT unnest($names))",
-        {"names": list(qualified)},
-    ).fetchall()
-    return {name for (name,) in found}
+    """Which of the `schema.table` names exist."""
+    return {name for name in qualified if table_columns(con, name) is not None}
 
 
 def prepare_references(con: duckdb.DuckDBPyConnection) -> str:

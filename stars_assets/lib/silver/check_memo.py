@@ -30,9 +30,7 @@ import duckdb
 from stars_assets.lib.bronze.quality import RuleOutcome
 from stars_assets.lib.silver import contracts, inputs
 from stars_assets.lib.silver.tables import CONTRACT_CHECKS
-from stars_assets.lib.warehouse import in_transaction
-
-MEMO_DDL = CONTRACT_CHECKS.ddl()
+from stars_assets.lib.warehouse import ensure_tables, in_transaction, table_columns
 
 # Columns a pipeline write stamps on every row it writes, per table.
 WRITE_TIME_COLUMN = {"outreach_events": "loaded_at", "appointment_events": "loaded_at", "appointments": "updated_at"}
@@ -71,10 +69,10 @@ class _State:
 
 def validate_remembered(con: duckdb.DuckDBPyConnection, table: str, days: list[date] | None) -> RuleOutcome:
     """The contract outcome for `table` (its partitions `days`, or the whole table when None)."""
-    con.execute(MEMO_DDL)
+    ensure_tables(con, CONTRACT_CHECKS)
     model = contracts.CONTRACTS[table]
     written = WRITE_TIME_COLUMN.get(table)
-    if not _exists(con, table):
+    if table_columns(con, f"silver.{table}") is None:
         return contracts.validate_table(con, "silver", table, model)
     pieces: list[tuple[RuleOutcome, str]] = []
     if days is None or written is None or table not in WRITE_TIME_COLUMN or not _has_partitions(table):
@@ -99,11 +97,11 @@ def validate_partitions(con: duckdb.DuckDBPyConnection, table: str, days: list[d
     it for one day, with a range's work done at once: one state query, one look-up of what is remembered, one
     grouped validation of every day that changed (contracts.validate_partitions), one write of the new outcomes.
     Only a day extended by an append is validated on its own (its appended rows only)."""
-    con.execute(MEMO_DDL)
+    ensure_tables(con, CONTRACT_CHECKS)
     model = contracts.CONTRACTS[table]
     written = WRITE_TIME_COLUMN.get(table)
     days = sorted(set(days))
-    if written is None or not _has_partitions(table) or not _exists(con, table):
+    if written is None or not _has_partitions(table) or table_columns(con, f"silver.{table}") is None:
         return {day: validate_remembered(con, table, [day]) for day in days}
     version = _contract_version(model)
     found = {
@@ -150,15 +148,6 @@ def _contract_version(model) -> str:
 
 def _has_partitions(table: str) -> bool:
     return "partition_date" in contracts.CONTRACTS[table].columns
-
-
-def _exists(con, table: str) -> bool:
-    return (
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t", {"t": table}
-        ).fetchone()[0]
-        > 0
-    )
 
 
 def _table_state(con, table: str, written: str | None) -> _State:
