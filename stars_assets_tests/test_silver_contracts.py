@@ -5,6 +5,7 @@ bronze edw rows turned into silver.members / care_gaps / rx_fills by the real si
 row is a good row with one thing broken, so exactly the rule it breaks must fail.
 """
 
+import copy
 import json
 import re
 import shutil
@@ -327,6 +328,24 @@ def test_a_range_validated_at_once_gives_each_day_its_own_outcome(warehouse, tab
     assert [o.metadata["rows_checked"] for o in outcomes.values()] == [0, GOOD_ROWS[table], 3, 1]
     assert outcomes[days[2]].metadata["failures"] == 3 and len(outcomes[days[2]].metadata["examples"]) == 3
     assert list(outcomes[days[3]].metadata["warnings_by_check"].values()) == [1]
+
+
+def test_a_range_counts_repeated_keys_per_day_as_validate_table_does(warehouse):
+    """Uniqueness grouped by day: no partitioned contract declares a key today, but the shared rules engine
+    counts one per day for any contract that does, with each day's outcome the one validate_table gives."""
+    keyed = copy.deepcopy(contracts.CONTRACTS["outreach_events"])
+    keyed.unique = ["event_id"]
+    for n in range(3):  # three copies of one event on the 3rd: three rows in a repeated key
+        copy_with(warehouse, "outreach_events", source_row=str(100 + n), partition_date="DATE '2026-01-03'")
+    days = [date(2026, 1, d) for d in (1, 2, 3)]
+    outcomes = contracts.validate_partitions(warehouse, "silver", "outreach_events", keyed, days)
+    for day in days:
+        assert (
+            outcomes[day].metadata == contracts.validate_table(warehouse, "silver", "outreach_events", keyed, where=day).metadata
+        )
+    assert [o.passed for o in outcomes.values()] == [True, True, False]
+    assert outcomes[days[2]].metadata["failures_by_check"] == {"event_id: multiple_fields_uniqueness": 3}
+    assert re.search(r"x3\)$", outcomes[days[2]].metadata["examples"][0])
 
 
 @pytest.mark.parametrize("table", ["outreach_events", "care_gaps"])

@@ -436,47 +436,15 @@ def validate_table(
     A check declared with raise_warning=True is reported under warnings_by_check and does not fail
     the outcome.
     """
+    qualified = f"{schema}.{table}"
     with ibis_backend(connection) as backend:
         try:
             source = backend.table(table, database=schema)
         except TableNotFound:
-            return RuleOutcome(passed=False, metadata={"table": f"{schema}.{table}", "error": "table does not exist"})
+            return RuleOutcome(passed=False, metadata={"table": qualified, "error": "table does not exist"})
         rows, scope = _scoped(source, where)
-
-        results = _schema_failures(contract, rows)
-        unusable = {r.column for r, _, _ in results if r.column in contract.columns}
-        rules, errors = _rules(contract, rows, unusable)
-        results += errors
-
-        counts = (
-            rows.aggregate(_rows=rows.count(), **{f"_rule_{i}": rows.count(where=rule.bad) for i, rule in enumerate(rules)})
-            .to_pyarrow()
-            .to_pylist()[0]
-        )
-        rows_checked = int(counts["_rows"])
-        lineage = [c for c in LINEAGE_COLUMNS if c in rows.columns]
-        for i, rule in enumerate(rules):
-            failed = int(counts[f"_rule_{i}"])
-            shown: list[str] = []
-            if failed:
-                picked = rows.filter(rule.bad).select(*dict.fromkeys([*rule.show, *lineage])).limit(examples)
-                shown = [_example(rule, row) for row in picked.to_pyarrow().to_pylist()]
-            results.append((rule, failed, shown))
-
-        for subset in _unique_subsets(contract):
-            rule = _Rule(", ".join(subset), "multiple_fields_uniqueness", None, tuple(subset))
-            if set(subset) - set(rows.columns) or set(subset) & unusable:
-                continue
-            groups = rows.group_by(subset).aggregate(_copies=ibis._.count()).filter(ibis._._copies > 1)
-            duplicated_rows = groups.aggregate(n=groups._copies.sum().fill_null(0)).to_pyarrow().to_pylist()[0]["n"]
-            shown = []
-            if duplicated_rows:
-                for row in groups.order_by(ibis.desc("_copies")).limit(examples).to_pyarrow().to_pylist():
-                    values = ", ".join(f"{c}={_show(c, row[c])}" for c in subset)
-                    shown.append(f"{rule.label} ({values} x{row['_copies']})")
-            results.append((rule, int(duplicated_rows), shown))
-
-    return _outcome(f"{schema}.{table}", contract, scope, rows_checked, results)
+        checked, results = _validate_groups(rows, contract, None, [None], examples)[None]
+    return _outcome(qualified, contract, scope, checked, results)
 
 
 def validate_partitions(
@@ -487,11 +455,9 @@ def validate_partitions(
     days: Iterable[_dt.date],
     examples: int = EXAMPLES_PER_CHECK,
 ) -> dict[_dt.date, RuleOutcome]:
-    """`validate_table` for each delivery date of `days`, with the same outcomes, in one pass over the range.
-
-    The row checks are counted in one aggregate grouped by partition_date (a range run reads its days
-    once, not once per day); each failed check's examples are picked per day in one more query.
-    """
+    """`validate_table` for each delivery date of `days`, with the same outcomes, in one pass over the range:
+    the row checks are counted in one aggregate grouped by partition_date (a range run reads its days once,
+    not once per day), and each failed check's examples are picked per day in one more query."""
     days = sorted(set(days))
     qualified = f"{schema}.{table}"
     with ibis_backend(connection) as backend:
@@ -500,59 +466,78 @@ def validate_partitions(
         except TableNotFound:
             missing = RuleOutcome(passed=False, metadata={"table": qualified, "error": "table does not exist"})
             return dict.fromkeys(days, missing)
-        if "partition_date" not in source.columns:
-            raise ValueError("a partition filter needs a partition_date column")
-        rows = source.filter(source.partition_date.isin(days))
-        shared = _schema_failures(contract, rows)
-        unusable = {r.column for r, _, _ in shared if r.column in contract.columns}
-        rules, errors = _rules(contract, rows, unusable)
-        shared += errors
-
-        grouped = (
-            rows.group_by("partition_date")
-            .aggregate(_rows=rows.count(), **{f"_rule_{i}": rows.count(where=rule.bad) for i, rule in enumerate(rules)})
-            .to_pyarrow()
-            .to_pylist()
-        )
-        counts = {row["partition_date"]: row for row in grouped}
-        lineage = [c for c in LINEAGE_COLUMNS if c in rows.columns]
-        per_day: dict[_dt.date, list[tuple[_Rule, int, list[str]]]] = {day: list(shared) for day in days}
-        for i, rule in enumerate(rules):
-            failing = [day for day, row in counts.items() if row[f"_rule_{i}"]]
-            shown: dict[_dt.date, list[str]] = {day: [] for day in failing}
-            if failing:
-                bad = rows.filter(rule.bad & rows.partition_date.isin(failing))
-                picked = bad.select("partition_date", *dict.fromkeys([*rule.show, *lineage]))
-                picked = picked.filter(ibis.row_number().over(group_by="partition_date") < examples)
-                for row in picked.to_pyarrow().to_pylist():
-                    shown[row["partition_date"]].append(_example(rule, row))
-            for day in days:
-                per_day[day].append((rule, int(counts[day][f"_rule_{i}"]) if day in counts else 0, shown.get(day, [])))
-
-        for subset in _unique_subsets(contract):
-            rule = _Rule(", ".join(subset), "multiple_fields_uniqueness", None, tuple(subset))
-            if set(subset) - set(rows.columns) or set(subset) & unusable:
-                continue
-            groups = rows.group_by(["partition_date", *subset]).aggregate(_copies=ibis._.count()).filter(ibis._._copies > 1)
-            duplicated = dict(
-                (row["partition_date"], row["n"])
-                for row in groups.group_by("partition_date").aggregate(n=groups._copies.sum()).to_pyarrow().to_pylist()
-            )
-            shown = {day: [] for day in duplicated}
-            if duplicated:
-                ranked = groups.filter(
-                    ibis.row_number().over(group_by="partition_date", order_by=ibis.desc("_copies")) < examples
-                )
-                for row in ranked.to_pyarrow().to_pylist():
-                    values = ", ".join(f"{c}={_show(c, row[c])}" for c in subset)
-                    shown[row["partition_date"]].append(f"{rule.label} ({values} x{row['_copies']})")
-            for day in days:
-                per_day[day].append((rule, int(duplicated.get(day) or 0), shown.get(day, [])))
-
+        rows, _ = _scoped(source, days)
+        by_day = _validate_groups(rows, contract, "partition_date", days, examples)
     return {
-        day: _outcome(qualified, contract, f"partition_date in {day}", int(counts[day]["_rows"]) if day in counts else 0, results)
-        for day, results in per_day.items()
+        day: _outcome(qualified, contract, f"partition_date in {day}", checked, results)
+        for day, (checked, results) in by_day.items()
     }
+
+
+_Results = list[tuple[_Rule, int, list[str]]]
+
+
+def _validate_groups(
+    rows: ir.Table, contract: pa.DataFrameSchema, by: str | None, groups: list, examples: int
+) -> dict[Any, tuple[int, _Results]]:
+    """Every rule of `contract` over `rows`, for each value in `groups` of the column `by` (by=None: all the rows
+    are the one group None): the rows checked and (rule, failures, masked examples). A group without rows has
+    none of either. validate_table and validate_partitions differ only in how they group, so they cannot drift."""
+    shared = _schema_failures(contract, rows)
+    unusable = {r.column for r, _, _ in shared if r.column in contract.columns}
+    rules, errors = _rules(contract, rows, unusable)
+    shared += errors
+    keys = [by] if by else []
+
+    def group_of(row: dict) -> Any:
+        return row[by] if by else None
+
+    def per_group(table: ir.Table) -> ir.Table:
+        return table.group_by(keys) if keys else table
+
+    def first(table: ir.Table, order_by=None) -> ir.Table:
+        """Up to `examples` rows of each group (one group: a LIMIT, which stops reading early)."""
+        if not keys:
+            return (table if order_by is None else table.order_by(order_by)).limit(examples)
+        return table.filter(ibis.row_number().over(group_by=keys, order_by=order_by) < examples)
+
+    tallies = {
+        group_of(row): row
+        for row in per_group(rows)
+        .aggregate(_rows=rows.count(), **{f"_rule_{i}": rows.count(where=rule.bad) for i, rule in enumerate(rules)})
+        .to_pyarrow()
+        .to_pylist()
+    }
+    results: dict[Any, _Results] = {group: list(shared) for group in groups}
+    lineage = [c for c in LINEAGE_COLUMNS if c in rows.columns]
+    for i, rule in enumerate(rules):
+        failing = [group for group, tally in tallies.items() if tally[f"_rule_{i}"]]
+        shown: dict[Any, list[str]] = {group: [] for group in failing}
+        if failing:
+            bad = rows.filter(rule.bad & rows[by].isin(failing)) if by else rows.filter(rule.bad)
+            for row in first(bad.select(*dict.fromkeys([*keys, *rule.show, *lineage]))).to_pyarrow().to_pylist():
+                shown[group_of(row)].append(_example(rule, row))
+        for group in groups:
+            failed = tallies[group][f"_rule_{i}"] if group in tallies else 0
+            results[group].append((rule, int(failed), shown.get(group, [])))
+
+    for subset in _unique_subsets(contract):
+        rule = _Rule(", ".join(subset), "multiple_fields_uniqueness", None, tuple(subset))
+        if set(subset) - set(rows.columns) or set(subset) & unusable:
+            continue
+        copies = rows.group_by([*keys, *subset]).aggregate(_copies=ibis._.count()).filter(ibis._._copies > 1)
+        duplicated = {
+            group_of(row): row["n"] or 0 for row in per_group(copies).aggregate(n=copies._copies.sum()).to_pyarrow().to_pylist()
+        }
+        shown = {group: [] for group in duplicated}
+        if any(duplicated.values()):
+            for row in first(copies, order_by=ibis.desc("_copies")).to_pyarrow().to_pylist():
+                values = ", ".join(f"{c}={_show(c, row[c])}" for c in subset)
+                shown[group_of(row)].append(f"{rule.label} ({values} x{row['_copies']})")
+        for group in groups:
+            results[group].append((rule, int(duplicated.get(group) or 0), shown.get(group, [])))
+
+    return {group: (int(tallies[group]["_rows"]) if group in tallies else 0, results[group]) for group in groups}
 
 
 def _outcome(
