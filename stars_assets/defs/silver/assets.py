@@ -156,9 +156,7 @@ def outreach_events(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     sources = [(p.name, p.dataset(p.outreach.dataset).name) for p in OUTREACH_PROVIDERS]
     with duckdb.get_connection() as conn:
         configure_connection(conn)
-        for provider in OUTREACH_PROVIDERS:
-            ensure_tables(conn, provider)
-        ensure_tables(conn, WAREHOUSE_PROVIDER)
+        ensure_tables(conn, *OUTREACH_PROVIDERS, WAREHOUSE_PROVIDER)
         for number, day in enumerate(days, start=1):
             build = build_partition(conn, OUTREACH, list(OUTREACH_PROVIDERS), day, context.run.run_id)
             context.log.info(
@@ -258,8 +256,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     sources = [(p.name, p.dataset(p.appointments.dataset).name) for p in EMR_PROVIDERS]
     with duckdb.get_connection() as conn:
         configure_connection(conn)
-        for provider in [*EMR_PROVIDERS, WAREHOUSE_PROVIDER]:
-            ensure_tables(conn, provider)
+        ensure_tables(conn, *EMR_PROVIDERS, WAREHOUSE_PROVIDER)
         for number, day in enumerate(days, start=1):
             build = build_partition(conn, APPOINTMENT, list(EMR_PROVIDERS), day, context.run.run_id)
             day_counts, changes = build.counts, build.derived or StateChanges(0, 0, 0)
@@ -316,8 +313,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
 )
 def quarantine(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as conn:
-        for provider in PROVIDERS:
-            ensure_tables(conn, provider)
+        ensure_tables(conn, *PROVIDERS)
         conn.execute("CREATE SCHEMA IF NOT EXISTS silver")
         conn.execute("CREATE OR REPLACE VIEW silver.quarantine AS SELECT * FROM audit.quarantine")
         reasons = conn.execute(

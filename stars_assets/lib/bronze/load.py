@@ -137,10 +137,10 @@ def bronze_table(provider: ProviderConfig, dataset: Dataset) -> TableSpec:
     )
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection, provider: ProviderConfig) -> None:
-    """The audit tables and the provider's bronze tables; a column declared after a table was created joins it
+def ensure_tables(con: duckdb.DuckDBPyConnection, *providers: ProviderConfig) -> None:
+    """The audit tables and the providers' bronze tables; a column declared after a table was created joins it
     (NULL on earlier rows)."""
-    ensure_warehouse_tables(con, *AUDIT_TABLES, *(bronze_table(provider, d) for d in provider.datasets))
+    ensure_warehouse_tables(con, *AUDIT_TABLES, *(bronze_table(p, d) for p in providers for d in p.datasets))
 
 
 def files_for_partition(
