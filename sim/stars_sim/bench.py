@@ -150,8 +150,24 @@ def step_floor(args) -> None:
     report({"seconds": time.perf_counter() - began, "rows": rows})
 
 
-def step_run(args) -> None:
+def _timed_run(assets: list, resources: dict, first_day: str, last_day: str):
+    """One Dagster run of `assets` over the partition range, and its wall time. The instance is opened before the
+    clock starts (see the docstring): the run and its own events are timed, not setting up run storage."""
     import dagster as dg
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        began = time.perf_counter()
+        result = dg.materialize(
+            assets,
+            resources=resources,
+            tags={"dagster/asset_partition_range_start": first_day, "dagster/asset_partition_range_end": last_day},
+            raise_on_error=False,
+            instance=instance,
+        )
+        return result, time.perf_counter() - began
+
+
+def step_run(args) -> None:
 
     from stars_assets.defs.bronze.assets import bronze_assets
     from stars_assets.defs.resources import build_resources
@@ -178,16 +194,12 @@ def step_run(args) -> None:
     ]
     day = args.day.isoformat()
     last_day = (args.day + dt.timedelta(days=args.range_days - 1)).isoformat()
-    with dg.DagsterInstance.ephemeral() as instance:  # opened before the clock: see the docstring
-        began = time.perf_counter()
-        result = dg.materialize(
-            assets,
-            resources=build_resources(warehouse=str(warehouse), landing=str(Path(args.workdir) / "landing")),
-            tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": last_day},
-            raise_on_error=False,
-            instance=instance,
-        )
-        seconds = time.perf_counter() - began
+    result, seconds = _timed_run(
+        assets,
+        build_resources(warehouse=str(warehouse), landing=str(Path(args.workdir) / "landing")),
+        day,
+        last_day,
+    )
     rows_read = 0
     for event in result.get_asset_materialization_events():
         if event.asset_key.path[0] == "bronze":
@@ -208,7 +220,6 @@ def step_run(args) -> None:
 
 def step_publish(args) -> None:
     """The day's partitions of the daily lake tables, from the warehouse the full run left."""
-    import dagster as dg
 
     from stars_assets.defs.partitions import daily_partitions
     from stars_assets.defs.publish.assets import publish_assets
@@ -220,18 +231,12 @@ def step_publish(args) -> None:
     os.environ["STARS_LAKE_URI"] = str(lake)
     daily = [a for a in publish_assets if a.partitions_def is daily_partitions]
     day = args.day.isoformat()
-    with dg.DagsterInstance.ephemeral() as instance:  # opened before the clock: see the docstring
-        began = time.perf_counter()
-        result = dg.materialize(
-            daily,
-            resources=build_resources(
-                warehouse=str(Path(args.workdir) / "warehouse.duckdb"), landing=str(Path(args.workdir) / "landing")
-            ),
-            tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day},
-            raise_on_error=False,
-            instance=instance,
-        )
-        seconds = time.perf_counter() - began
+    result, seconds = _timed_run(
+        daily,
+        build_resources(warehouse=str(Path(args.workdir) / "warehouse.duckdb"), landing=str(Path(args.workdir) / "landing")),
+        day,
+        day,
+    )
     published = [{k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events()]
     for metadata in published:
         say(
