@@ -60,6 +60,23 @@ def test_replacing_partitions_is_one_commit_touching_only_them(warehouse, tmp_pa
     assert set(now.filter(pc.equal(now.column("partition_date"), DAYS[2])).column("member_id").to_pylist()) == {"changed"}
 
 
+def test_rows_streamed_in_many_small_batches_of_mixed_days_are_written_once_in_one_commit(warehouse, tmp_path, monkeypatch):
+    # The rows reach delta-rs in small Arrow batches (publish.BATCH_ROWS); here each batch holds rows of several days.
+    monkeypatch.setattr(lake.publish, "BATCH_ROWS", 4)
+    result = _publish(warehouse, tmp_path / "lake")
+    assert result.committed and result.version == 0
+    written = lake.read_table("silver", "events", root=str(tmp_path / "lake"))
+    expected = warehouse.execute("SELECT partition_date, event_no FROM silver.events ORDER BY event_no").fetchall()
+    assert (
+        sorted(
+            zip(written.column("partition_date").to_pylist(), written.column("event_no").to_pylist(), strict=True),
+            key=lambda r: r[1],
+        )
+        == expected
+    )
+    assert lake.history("silver", "events", root=str(tmp_path / "lake"))[0]["rows"] == 30
+
+
 def test_a_partition_outside_the_request_is_left_alone(warehouse, tmp_path):
     _publish(warehouse, tmp_path / "lake")
     warehouse.execute("DELETE FROM silver.events WHERE partition_date = DATE '2026-10-27'")
