@@ -718,7 +718,7 @@ def _write_manifest(con, outcomes: list[FileOutcome], params: dict) -> None:
     each for the whole partition (a statement per file was most of the cost of many small files)."""
     if not outcomes:
         return
-    schema = con.execute(OUTCOME_SCHEMA_SQL).to_arrow_table().schema  # the manifest's own column types
+    schema = con.sql(OUTCOME_SCHEMA_SQL).to_arrow_table().schema  # the manifest's own column types
     table = pa.Table.from_pylist(
         [{**{c: getattr(o, c) for c in OUTCOME_COLUMNS}, "extra_columns": list(o.extra_columns)} for o in outcomes],
         schema=schema,

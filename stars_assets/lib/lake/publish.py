@@ -34,10 +34,10 @@ from stars_assets.lib.lake.tables import (
 
 # The fingerprint of a partition with no rows (in the warehouse, or never published).
 EMPTY = "0"
-# Rows per Arrow batch handed to delta-rs. It pulls batches ahead of its writer (one writer per partition value, so a
-# day is written by one) and holds what it has pulled; small batches keep that backlog small. A full day of silver
-# outreach events, side by side: peak 5.0-5.7 GB with 16,384 rows, 8.2-8.5 GB with a million, in the same time
-# (40-46 s) and the same files (delta-rs gathers its own row groups).
+# Rows per Arrow batch handed to delta-rs. It takes a day's rows faster than it writes them and holds the backlog (the
+# process grows while DuckDB hands rows over, shrinks while delta-rs finishes); small batches keep the backlog small.
+# A full day of silver outreach events, side by side: peak 5.0-5.7 GB with 16,384 rows, 8.2-8.5 GB with a million, in
+# the same time (40-46 s) and the same files (delta-rs gathers its own row groups).
 BATCH_ROWS = 16_384
 
 FINGERPRINT_SQL = """
