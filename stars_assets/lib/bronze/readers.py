@@ -197,15 +197,30 @@ def _staged(con, stage: str, extra: tuple[str, ...]) -> StagedFile:
 # Rejected records shift the physical line of every later good row: the k-th good row of the
 # reader sits on its line k + 1 (header) + the lines of the rejected records before it. A rejected
 # record spans more than one line when a quote was left open ({stage}_spans: line, span).
-GOOD_ROW_LINE_SQL = """
-    WITH spans AS (
-        SELECT line, span, sum(span) OVER (ORDER BY line) AS spanned FROM {stage}_spans
-    ), shift AS (
-        SELECT line - {first_line} - (spanned - span) AS good_rows_before, spanned FROM spans
-    )
-    SELECT {columns}, raw._rn + {first_line} - 1 + coalesce(shift.spanned, 0) AS _source_row
-    FROM {stage}_raw AS raw ASOF LEFT JOIN shift ON raw._rn > shift.good_rows_before
+# The line numbers are found for the row numbers alone and joined to the rows by number: an ASOF join
+# that carries every column sorts them all (a dialer day's 5 million rows, 10,210 of its records
+# rejected: the bronze INSERT took 10.6-11.2 s with the columns carried, 8.6-9.0 s joined by number).
+LINE_NUMBERS_SQL = """
+CREATE OR REPLACE TEMP TABLE {stage}_lines AS
+WITH spans AS (
+    SELECT line, span, sum(span) OVER (ORDER BY line) AS spanned FROM {stage}_spans
+), shift AS (
+    SELECT line - {first_line} - (spanned - span) AS good_rows_before, spanned FROM spans
+)
+SELECT raw._rn, raw._rn + {first_line} - 1 + coalesce(shift.spanned, 0) AS _source_row
+FROM (SELECT _rn FROM {stage}_raw) AS raw ASOF LEFT JOIN shift ON raw._rn > shift.good_rows_before
 """
+
+
+def _good_rows(con: duckdb.DuckDBPyConnection, stage: str, first_line: int, columns: str, shifted: bool) -> str:
+    """The SELECT of a stage's good rows (`columns` over `raw`) with the physical line each sits on in the file:
+    `first_line` is the first good row's line when no record before it was rejected; `shifted`: some record was
+    (see {stage}_spans), else a row's line is its position."""
+    if not shifted:
+        return f"SELECT {columns}, raw._rn + {first_line - 1} AS _source_row FROM {stage}_raw AS raw"
+    con.execute(LINE_NUMBERS_SQL.format(stage=stage, first_line=first_line))
+    return f"SELECT {columns}, lines._source_row FROM {stage}_raw AS raw JOIN {stage}_lines AS lines USING (_rn)"
+
 
 DELIMITED_REJECTS_SQL = """
 CREATE OR REPLACE TEMP TABLE {stage}_rejects AS
@@ -266,10 +281,10 @@ def _stage_delimited(con, provider: ProviderConfig, dataset: Dataset, path: Path
     extra_sql = (
         "to_json(map($extra_names, [" + ", ".join(f"c{position[n]}" for n in extra) + "]))" if extra else "CAST(NULL AS VARCHAR)"
     )
-    select = GOOD_ROW_LINE_SQL.format(stage=stage, first_line=2, columns=f"{select_declared}, {extra_sql} AS _extra")
-    if recovered:
-        select += f"UNION ALL SELECT {select_declared}, {extra_sql} AS _extra, _source_row FROM {stage}_recovered AS raw"
     spanned = con.execute(f"SELECT coalesce(sum(span), 0) FROM {stage}_spans").fetchone()[0]
+    select = _good_rows(con, stage, 2, f"{select_declared}, {extra_sql} AS _extra", shifted=spanned > 0)
+    if recovered:
+        select += f" UNION ALL SELECT {select_declared}, {extra_sql} AS _extra, _source_row FROM {stage}_recovered AS raw"
     accounted = 1 + rows + int(spanned)
     return StagedFile(
         stage,
@@ -486,13 +501,12 @@ def _stage_jsonl(con, provider: ProviderConfig, dataset: Dataset, path: Path, st
             f"min(source_row) FILTER (WHERE reason = 'invalid_encoding') FROM {stage}_reader_rejects"
         ).fetchone()
         _check_encoding(provider, undecodable, rows + reader_rejects, first_bad)
-        lines = f"SELECT raw, _rn AS _source_row FROM {stage}_raw"  # no line refused: numbers are positions
         if reader_rejects:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {stage}_spans AS SELECT source_row AS line, CAST(1 AS BIGINT) AS span "
                 f"FROM {stage}_reader_rejects"
             )
-            lines = GOOD_ROW_LINE_SQL.format(stage=stage, first_line=1, columns="raw")
+        lines = _good_rows(con, stage, 1, "raw", shifted=reader_rejects > 0)
         con.execute(
             JSONL_PARSE_SQL.format(stage=stage, lines=lines, file=""),
             _jsonl_parse_params(dataset),
