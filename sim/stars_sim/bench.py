@@ -168,7 +168,6 @@ def _timed_run(assets: list, resources: dict, first_day: str, last_day: str):
 
 
 def step_run(args) -> None:
-
     from stars_assets.defs.bronze.assets import bronze_assets
     from stars_assets.defs.resources import build_resources
     from stars_assets.defs.silver import assets as silver
@@ -220,7 +219,6 @@ def step_run(args) -> None:
 
 def step_publish(args) -> None:
     """The day's partitions of the daily lake tables, from the warehouse the full run left."""
-
     from stars_assets.defs.partitions import daily_partitions
     from stars_assets.defs.publish.assets import publish_assets
     from stars_assets.defs.resources import build_resources

@@ -215,7 +215,8 @@ FROM (SELECT _rn FROM {stage}_raw) AS raw ASOF LEFT JOIN shift ON raw._rn > shif
 def _good_rows(con: duckdb.DuckDBPyConnection, stage: str, first_line: int, columns: str, shifted: bool) -> str:
     """The SELECT of a stage's good rows (`columns` over `raw`) with the physical line each sits on in the file:
     `first_line` is the first good row's line when no record before it was rejected; `shifted`: some record was
-    (see {stage}_spans), else a row's line is its position."""
+    (see {stage}_spans), else a row's line is its position. When shifted, the lines are first written to
+    {stage}_lines, which drop_stage removes with the rest of the stage."""
     if not shifted:
         return f"SELECT {columns}, raw._rn + {first_line - 1} AS _source_row FROM {stage}_raw AS raw"
     con.execute(LINE_NUMBERS_SQL.format(stage=stage, first_line=first_line))
