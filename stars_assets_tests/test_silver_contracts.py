@@ -22,7 +22,7 @@ from stars_assets.defs.partitions import WAREHOUSE_POOL
 from stars_assets.defs.silver import checks
 from stars_assets.lib.bronze.load import AUDIT_TABLES, ensure_tables
 from stars_assets.lib.providers import load_registry
-from stars_assets.lib.silver import contracts, tables
+from stars_assets.lib.silver import check_memo, contracts, tables
 from stars_assets.lib.silver.dimensions import build_care_gaps, build_members, build_rx_fills
 from stars_assets.lib.silver.tables import EVENT_HASH
 from stars_assets.lib.tables import ddl
@@ -346,6 +346,38 @@ def test_a_range_counts_repeated_keys_per_day_as_validate_table_does(warehouse):
     assert [o.passed for o in outcomes.values()] == [True, True, False]
     assert outcomes[days[2]].metadata["failures_by_check"] == {"event_id: multiple_fields_uniqueness": 3}
     assert re.search(r"x3\)$", outcomes[days[2]].metadata["examples"][0])
+
+
+def test_a_remembered_outcome_covers_its_rows_still_there_and_only_later_rows_are_validated(warehouse):
+    """A day's contract outcome is kept; a later write (an append) is checked by its own rows, also when it
+    took some remembered rows out (a conflicting event's earlier copy moved to quarantine), as long as the
+    remembered rows had all passed. With a failure remembered, rows taken out send the day to a whole validation."""
+    day = date(2026, 1, 2)
+
+    def evaluate():
+        outcome = check_memo.validate_partitions(warehouse, "outreach_events", [day])[day]
+        return outcome.passed, outcome.metadata["evaluation"], outcome.metadata["rows_checked"], outcome.metadata["failures"]
+
+    def append(key: str, written: str, **replacements: str) -> None:
+        copy_with(
+            warehouse,
+            "outreach_events",
+            event_id=f"md5('ihwa:{key}')",
+            event_key=f"'{key}'",
+            loaded_at=f"TIMESTAMP '{written}'",
+            **replacements,
+        )
+
+    assert evaluate() == (True, "validated", 3, 0)
+    assert evaluate() == (True, "reused", 3, 0)
+    warehouse.execute("DELETE FROM silver.outreach_events WHERE event_key = 'E2'")
+    append("E4", "2026-01-03 06:00")
+    assert evaluate() == (True, "validated the new rows", 3, 0)
+    append("E5", "2026-01-04 06:00", member_id="'not-a-member-id'")
+    assert evaluate() == (False, "validated the new rows", 4, 1)
+    warehouse.execute("DELETE FROM silver.outreach_events WHERE event_key = 'E4'")
+    append("E6", "2026-01-05 06:00")
+    assert evaluate() == (False, "validated", 4, 1)
 
 
 @pytest.mark.parametrize("table", ["outreach_events", "care_gaps"])

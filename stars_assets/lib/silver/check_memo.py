@@ -7,7 +7,8 @@ is wasted work: a day of silver is tens of millions of rows. So each contract ou
   reuses it          when the rows are in the same state (a no-change re-run)
   checks the rest    when the only change is rows added by a later write (an append of a vendor
                      correction): only rows written after the remembered ones are validated, and
-                     the two outcomes are added up
+                     the two outcomes are added up; also when the append took some of the
+                     remembered rows out and they had all passed (see _kept_outcome)
   validates again    otherwise
 
 The state of a partition is its row count and its latest write time (loaded_at, which every
@@ -170,22 +171,39 @@ def _remembered_or_validated(
         and state.written_until is not None
         and state.written_until > remembered[1]
     ):
-        before = con.execute(
+        still_there = con.execute(
             ROWS_UNTIL_SQL.format(table=table, written=written), {"day": where, "until": remembered[1]}
         ).fetchone()[0]
-        if before == remembered[0]:
-            # The remembered rows are all still there and the rest were written later: validate those only.
+        kept = _kept_outcome(RuleOutcome(remembered[3], json.loads(remembered[4])), remembered[0], still_there)
+        if kept is not None:
+            # The rest were written later: validate those only.
             until = remembered[1]
             added = contracts.validate_table(
                 con, "silver", table, model, where=lambda t: (t.partition_date == where) & (t[written] > until)
             )
-            outcome, how = _add(RuleOutcome(remembered[3], json.loads(remembered[4])), added), "validated the new rows"
+            outcome, how = _add(kept, added), "validated the new rows"
     if outcome is None:
         outcome = contracts.validate_table(con, "silver", table, model, where=where)
     with in_transaction(con):
         con.execute(FORGET_SQL, {"table": table, "day": state.day})
         _remember(con, table, state, outcome, datetime.now(UTC).replace(tzinfo=None))
     return outcome, how
+
+
+def _kept_outcome(remembered: RuleOutcome, rows: int, still_there: int) -> RuleOutcome | None:
+    """What a remembered outcome says of the rows it covered that are still there, or None when it cannot say.
+
+    All of them there: the outcome itself. Some taken out (an append moves a conflicting event's copy
+    loaded from the day's earlier files to the quarantine): every contract rule is a verdict per row
+    (contracts._passes) or a uniqueness, so rows that all passed still pass with some of them gone. An
+    outcome with a failure or a warning cannot say whether the rows taken out were the ones it counted.
+    """
+    if still_there == rows:
+        return remembered
+    metadata = _plain(remembered.metadata)
+    if still_there < rows and remembered.passed and not metadata.get("failures") and not metadata.get("warnings_by_check"):
+        return RuleOutcome(True, {**metadata, "rows_checked": still_there})
+    return None
 
 
 def _remember(con, table: str, state: _State, outcome: RuleOutcome, now: datetime) -> None:
