@@ -160,11 +160,15 @@ WHERE h = previous
 # window holds hundreds of millions of rows, and a fixed-width number is cheap to scan.
 OLDER_MATCHES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_older AS
-SELECT o.event_id, o.record_hash, o.event_hash FROM {{table}} AS o
+SELECT o.event_id, o.record_hash, o.event_hash, o.provider, o.partition_date, o.source_file, o.source_row, o.rowid AS row_id
+FROM {{table}} AS o
 WHERE {OLDER_ROWS}
   AND o.event_hash IN (SELECT event_hash FROM event_validated)
 """
-NO_OLDER_MATCHES_SQL = "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, event_hash BIGINT)"
+NO_OLDER_MATCHES_SQL = (
+    "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, event_hash BIGINT, "
+    "provider VARCHAR, partition_date DATE, source_file VARCHAR, source_row BIGINT, row_id BIGINT)"
+)
 SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT event_hash FROM event_older"
 # The rows a closer look needs, taken in one scan of event_validated (at a payer's volume the
 # table has spilled to disk and every scan reads it back whole): the rejected rows and the
@@ -196,7 +200,7 @@ WHERE v.reason IS NULL
 REJECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_rejects AS SELECT * FROM event_set_aside WHERE reason IS NOT NULL"
 # The same event key with different content (record_hash over every vendor field), among the
 # run's valid rows or against a row already loaded in the window: no version is trusted; every
-# copy of the run is quarantined (the versions side by side in the quarantine), none is loaded.
+# copy the day holds is quarantined (the versions side by side in the quarantine), none is loaded.
 CONFLICTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE event_conflicts AS
 WITH suspect_rows AS ({VALID_SUSPECTS}),
@@ -208,6 +212,21 @@ conflicting AS (
 )
 SELECT s.* REPLACE ('{CONFLICTING_DUPLICATE}' AS reason) FROM suspect_rows AS s JOIN conflicting USING (provider, event_key)
 """
+# An append reads only the day's new files, so a conflicting event's copy loaded from the day's
+# earlier files is in event_older, not among the run's rows: it leaves silver for the quarantine
+# too, so a day appended to holds what rebuilding it from all its files would. (A copy loaded on
+# another day of the window stays: that day is not rebuilt either.) A row is taken out by its rowid,
+# read in the same transaction (no scan of the day's keys).
+DEMOTED_SQL = f"""
+CREATE OR REPLACE TEMP TABLE event_demoted AS
+SELECT DISTINCT o.provider, o.source_file, o.source_row, o.row_id, '{CONFLICTING_DUPLICATE}' AS reason FROM event_older AS o
+WHERE o.partition_date = $day AND o.event_id IN (SELECT {EVENT_ID.format(row="c.")} FROM event_conflicts AS c)
+"""
+UNLOAD_DEMOTED_SQL = (
+    "DELETE FROM {table} WHERE rowid IN (SELECT row_id FROM event_demoted)",
+    "DELETE FROM audit.silver_flags AS t USING event_demoted AS d WHERE t.silver_table = $table AND t.partition_date = $day "
+    "AND t.provider = d.provider AND t.source_file = d.source_file AND t.source_row = d.source_row",
+)
 # A row of the run is identified by its file number and row (a file belongs to one provider).
 NOT_CONFLICTING = (
     "NOT EXISTS (SELECT 1 FROM event_conflicts AS x WHERE x.file_no = {a}.file_no AND x.source_row = {a}.source_row)"
@@ -220,16 +239,22 @@ WHERE r.reason IS NULL AND {condition}
   AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d WHERE d.file_no = r.file_no AND d.source_row = r.source_row)
   AND {not_conflicting}
 """
-# The raw bronze row of each rejected row of one provider: {bronze} is its bronze table.
-INSERT_QUARANTINE_SQL = """
+# The raw bronze row of each rejected or demoted row of one provider: {bronze} is its bronze table.
+INSERT_QUARANTINE_SQL = f"""
 INSERT INTO audit.quarantine
-SELECT 'silver', r.provider, $table, $day, f.source_file, r.source_row, r.reason, {detail}, to_json(b), $run_id, $now
-FROM event_rejects AS r JOIN event_files AS f USING (file_no)
-JOIN {bronze} AS b ON b._partition_date = $day AND b._source_file = f.source_file AND b._source_row = r.source_row
+SELECT 'silver', r.provider, $table, $day, r.source_file, r.source_row, r.reason, r.detail, to_json(b), $run_id, $now
+FROM (
+    SELECT r.provider, f.source_file, r.source_row, r.reason, {{detail}} AS detail
+    FROM event_rejects AS r JOIN event_files AS f USING (file_no)
+    UNION ALL
+    SELECT provider, source_file, source_row, reason, {CONFLICT_DETAIL} FROM event_demoted
+) AS r
+JOIN {{bronze}} AS b ON b._partition_date = $day AND b._source_file = r.source_file AND b._source_row = r.source_row
 WHERE r.provider = $provider
 """
 
-# Per provider, for the files read: rows delivered (bronze) = loaded + quarantined + duplicates.
+# Per provider, for the files read: rows delivered (bronze) = loaded + quarantined + duplicates;
+# rows demoted from earlier files move from loaded to quarantined.
 # {delivered} is a UNION ALL of one count per provider's bronze table.
 COUNTS_SQL = """
 CREATE OR REPLACE TEMP TABLE event_counts AS
@@ -237,11 +262,12 @@ WITH delivered AS ({delivered}),
 loaded AS (SELECT provider, count(*) AS n FROM {table}
            WHERE partition_date = $day AND source_file IN (SELECT unnest($files)) GROUP BY 1),
 quarantined AS (SELECT provider, count(*) AS n FROM event_rejects GROUP BY 1),
-duplicates AS (SELECT provider, count(*) AS n FROM event_duplicates GROUP BY 1)
-SELECT d.provider, d.n AS delivered, coalesce(l.n, 0) AS loaded, coalesce(q.n, 0) AS quarantined,
-       coalesce(x.n, 0) AS duplicates
+duplicates AS (SELECT provider, count(*) AS n FROM event_duplicates GROUP BY 1),
+demoted AS (SELECT provider, count(*) AS n FROM event_demoted GROUP BY 1)
+SELECT d.provider, d.n AS delivered, coalesce(l.n, 0) - coalesce(m.n, 0) AS loaded,
+       coalesce(q.n, 0) + coalesce(m.n, 0) AS quarantined, coalesce(x.n, 0) AS duplicates
 FROM delivered AS d LEFT JOIN loaded AS l USING (provider) LEFT JOIN quarantined AS q USING (provider)
-LEFT JOIN duplicates AS x USING (provider)
+LEFT JOIN duplicates AS x USING (provider) LEFT JOIN demoted AS m USING (provider)
 WHERE d.n > 0
 """
 DELIVERED_SQL = """
@@ -284,6 +310,7 @@ TEMP_TABLES = (
     "event_set_aside",
     "event_duplicates",
     "event_conflicts",
+    "event_demoted",
     "event_counts",
     "event_reconciled",
 )
@@ -416,6 +443,10 @@ def build_partition(
             con.execute(statement)
         con.execute(f"DELETE FROM event_duplicates AS d WHERE {NOT_CONFLICTING.format(a='d').replace('NOT EXISTS', 'EXISTS', 1)}")
         con.execute("INSERT INTO event_rejects BY NAME SELECT * FROM event_conflicts")
+        con.execute(DEMOTED_SQL, {"day": day})
+        if con.execute("SELECT count(*) FROM event_demoted").fetchone()[0]:
+            for statement in UNLOAD_DEMOTED_SQL:
+                _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
         # quarantine
         detail = quarantine_detail(spec)
         for provider in feeds:

@@ -8,10 +8,9 @@ The next run compares them with what is there now:
   unchanged  same files (path and content hash) and the same crosswalk: nothing to do
   append     the same crosswalk, every recorded file still there with the same content, and the
              new files sort after every recorded file of their provider: only their rows are
-             added. For new events and identical re-sends this is what a full rebuild would
-             produce (the first copy of a duplicated event, in file and row order, is kept); a
-             re-send with changed content is quarantined as a conflicting duplicate and the
-             version already loaded stays, where a rebuild reading both files sets both aside
+             added, and it produces what a full rebuild would: the first copy of a duplicated
+             event, in file and row order, is kept; a re-send with changed content is quarantined
+             as a conflicting duplicate together with the version the day's earlier files loaded
   replace    anything else: the partition is rebuilt from all its files
 
 The warehouse dimensions record their own inputs the same way (partition_date NULL): the
