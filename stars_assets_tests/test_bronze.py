@@ -173,10 +173,10 @@ def test_the_ui_lists_six_daily_partitioned_bronze_assets():
 
 
 def test_columns_of_unique_values_are_stored_in_zstd_or_uncompressed(ingested):
-    """Event keys, md5s and millisecond times are all different, so DuckDB's dictionary and FSST find nothing to
+    """Event keys, md5s, millisecond times and the quarantine's raw rows are all different, so DuckDB's dictionary and FSST find nothing to
     share there: the warehouse stores them with zstd (faster to write), silver's event_id and record_hash (fetched at
     scattered rows by a correction's duplicate lookup) uncompressed, and every other text column as DuckDB chooses."""
-    tables = ("bronze.engage", "bronze.dialer", "silver.outreach_events")
+    tables = ("bronze.engage", "bronze.dialer", "silver.outreach_events", "audit.quarantine")
     storage = pd.concat(
         query(
             ingested.warehouse,
@@ -193,6 +193,7 @@ def test_columns_of_unique_values_are_stored_in_zstd_or_uncompressed(ingested):
         ("bronze.dialer", "call_id"),
         ("bronze.dialer", "_record_hash"),
         ("silver.outreach_events", "event_key"),
+        ("audit.quarantine", "raw_text"),
     }
     looked_up = storage[storage.column_name.isin(["event_id", "record_hash"]) & storage.tbl.eq("silver.outreach_events")]
     assert sorted(looked_up.column_name) == ["event_id", "record_hash"] and set(looked_up.compression) == {"Uncompressed"}

@@ -52,7 +52,7 @@ QUARANTINE = TableSpec(
         Column("source_row", "BIGINT"),
         Column("reason", "VARCHAR", nullable=False),
         Column("detail", "VARCHAR"),
-        Column("raw_text", "VARCHAR", "the row as delivered; previews mask what is shaped like an identifier"),
+        unique_text("raw_text", "the row as delivered; previews mask what is shaped like an identifier"),
         Column("run_id", "VARCHAR"),
         Column("recorded_at", "TIMESTAMP"),
     ),
