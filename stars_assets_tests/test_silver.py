@@ -14,6 +14,8 @@ from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
+from stars_assets.lib.silver import quality
+from stars_assets.lib.silver.events import DEDUP_WINDOW_DAYS
 from stars_assets.lib.silver.tables import EVENT_HASH
 from stars_assets_tests.conftest import (
     RANGE_END_TAG,
@@ -192,6 +194,44 @@ def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(i
         {"day": last_day},
     )
     assert resent["n"][0] > 0, "the moved event, at least, was found on the first day"
+
+
+def test_the_uniqueness_rule_finds_an_event_id_repeated_within_the_window_and_only_there(ingested, tmp_path):
+    """check_uniqueness_event_id, for the days a run wrote: an event_id another partition of the window holds is
+    reported (also when only the rows written since the run started are checked), one outside it is not."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(ingested.warehouse, warehouse)
+    first = WORLD_START
+    with duckdb.connect(str(warehouse)) as con:
+        (event_id, provider, written) = con.execute(
+            "SELECT event_id, provider, loaded_at FROM silver.outreach_events WHERE partition_date = $first "
+            "ORDER BY event_id LIMIT 1",
+            {"first": first},
+        ).fetchone()
+        # near's window reaches back to the first day; far's reaches neither the first day nor near
+        near, far = first + timedelta(days=DEDUP_WINDOW_DAYS), first + timedelta(days=2 * DEDUP_WINDOW_DAYS + 1)
+        later = written + timedelta(days=1)
+        for day in (near, far):  # a copy on each day, recorded as the pipeline records its writes
+            con.execute(
+                "INSERT INTO silver.outreach_events SELECT * REPLACE ($day AS partition_date, $later AS loaded_at) "
+                "FROM silver.outreach_events WHERE event_id = $id AND partition_date = $first",
+                {"day": day, "id": event_id, "later": later, "first": first},
+            )
+            con.execute(
+                "INSERT INTO audit.silver_reconciliation VALUES ('outreach_events', $p, $day, 1, 1, 0, 0, 'test', $later)",
+                {"p": provider, "day": day, "later": later},
+            )
+        found = {
+            (day, since): quality.unique_event_ids(con, "outreach_events", [day], DEDUP_WINDOW_DAYS, since)
+            for day in (near, far)
+            for since in (None, later)
+        }
+    assert {key: (o.passed, o.metadata["duplicated_event_ids"]) for key, o in found.items()} == {
+        (near, None): (False, 1),
+        (near, later): (False, 1),
+        (far, None): (True, 0),
+        (far, later): (True, 0),
+    }
 
 
 def test_a_malformed_identifier_is_quarantined_even_when_the_crosswalk_holds_it(ingested, tmp_path):

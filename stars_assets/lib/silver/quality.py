@@ -69,17 +69,18 @@ ORDER BY 1
 """
 
 # event_ids of the checked partitions that appear twice among them or in the dedup window
-# around them; 64-bit hashes narrow the rows down, event_id decides.
+# around them. The stored event_hash (a function of the same provider:event_key as event_id, so
+# equal event_ids have equal hashes) narrows the rows down without hashing every key of the
+# window, a repeated hash meets its copy when sorted (grouping a day's tens of millions of
+# distinct hashes spills), and event_id decides.
 DUPLICATES_NEAR_SQL = """
-WITH checked AS (SELECT hash(event_id) AS h FROM silver.{table}
+WITH checked AS (SELECT event_hash FROM silver.{table}
                  WHERE partition_date IN (SELECT unnest($days)) AND ($since IS NULL OR loaded_at >= $since)),
-suspects AS (
-    SELECT hash(event_id) AS h FROM silver.{table}
-    WHERE partition_date BETWEEN $start AND $end AND hash(event_id) IN (SELECT h FROM checked)
-    GROUP BY 1 HAVING count(*) > 1
-)
+near AS (SELECT event_hash AS h FROM silver.{table}
+         WHERE partition_date BETWEEN $start AND $end AND event_hash IN (SELECT event_hash FROM checked)),
+suspects AS (SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS previous FROM near) WHERE h = previous)
 SELECT event_id, count(*) AS copies FROM silver.{table}
-WHERE partition_date BETWEEN $start AND $end AND hash(event_id) IN (SELECT h FROM suspects)
+WHERE partition_date BETWEEN $start AND $end AND event_hash IN (SELECT h FROM suspects)
 GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1
 """
 
