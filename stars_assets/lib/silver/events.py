@@ -239,19 +239,18 @@ WHERE r.reason IS NULL AND {condition}
   AND NOT EXISTS (SELECT 1 FROM event_duplicates AS d WHERE d.file_no = r.file_no AND d.source_row = r.source_row)
   AND {not_conflicting}
 """
-# The raw bronze row of each rejected or demoted row of one provider: {bronze} is its bronze table.
-INSERT_QUARANTINE_SQL = f"""
+# The raw bronze row of each rejected row of one provider: {bronze} is its bronze table, {rejected} the
+# rows (provider, source_file, source_row, reason and what {detail} reads). The run's rejects and the
+# demoted rows are inserted apart, so that DuckDB skips the bronze row groups of files neither names
+# (a full day's correction: 1.5 s apart, 1.8-2.0 s as one UNION ALL).
+INSERT_QUARANTINE_SQL = """
 INSERT INTO audit.quarantine
-SELECT 'silver', r.provider, $table, $day, r.source_file, r.source_row, r.reason, r.detail, to_json(b), $run_id, $now
-FROM (
-    SELECT r.provider, f.source_file, r.source_row, r.reason, {{detail}} AS detail
-    FROM event_rejects AS r JOIN event_files AS f USING (file_no)
-    UNION ALL
-    SELECT provider, source_file, source_row, reason, {CONFLICT_DETAIL} FROM event_demoted
-) AS r
-JOIN {{bronze}} AS b ON b._partition_date = $day AND b._source_file = r.source_file AND b._source_row = r.source_row
+SELECT 'silver', r.provider, $table, $day, r.source_file, r.source_row, r.reason, {detail}, to_json(b), $run_id, $now
+FROM {rejected} AS r
+JOIN {bronze} AS b ON b._partition_date = $day AND b._source_file = r.source_file AND b._source_row = r.source_row
 WHERE r.provider = $provider
 """
+RUN_REJECTS = "(SELECT x.*, f.source_file FROM event_rejects AS x JOIN event_files AS f USING (file_no))"
 
 # Per provider, for the files read: rows delivered (bronze) = loaded + quarantined + duplicates;
 # rows demoted from earlier files move from loaded to quarantined.
@@ -444,17 +443,19 @@ def build_partition(
         con.execute(f"DELETE FROM event_duplicates AS d WHERE {NOT_CONFLICTING.format(a='d').replace('NOT EXISTS', 'EXISTS', 1)}")
         con.execute("INSERT INTO event_rejects BY NAME SELECT * FROM event_conflicts")
         con.execute(DEMOTED_SQL, {"day": day})
+        rejected_rows = [(RUN_REJECTS, quarantine_detail(spec))]
         if con.execute("SELECT count(*) FROM event_demoted").fetchone()[0]:
             for statement in UNLOAD_DEMOTED_SQL:
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
+            rejected_rows.append(("event_demoted", CONFLICT_DETAIL))
         # quarantine
-        detail = quarantine_detail(spec)
         for provider in feeds:
-            _execute(
-                con,
-                INSERT_QUARANTINE_SQL.format(detail=detail, bronze=_bronze(provider, spec)),
-                {**audit, "provider": provider.name},
-            )
+            for rejected, detail in rejected_rows:
+                _execute(
+                    con,
+                    INSERT_QUARANTINE_SQL.format(rejected=rejected, detail=detail, bronze=_bronze(provider, spec)),
+                    {**audit, "provider": provider.name},
+                )
         # write
         _execute(con, _insert_sql(spec), {"day": day, "now": now})
         for flag in spec.flags:
