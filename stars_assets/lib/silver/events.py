@@ -149,12 +149,11 @@ HAS_OLDER_ROWS_SQL = "SELECT count(*) > 0 FROM (SELECT 1 FROM {table} AS o WHERE
 #      are set aside for this and for the conflicts, together with the rejected rows
 #   3. the valid rows that are not duplicates are inserted
 # Repeated hashes are found by sorting: grouping a day's tens of millions of distinct hashes spills a hash table
-# (8.8 s at full volume), while a sorted number meets its copies next to it.
-SUSPECTS_SQL = """
-CREATE OR REPLACE TEMP TABLE event_suspects AS
-SELECT DISTINCT h FROM (SELECT event_hash AS h, lag(event_hash) OVER (ORDER BY event_hash) AS previous FROM event_validated)
-WHERE h = previous
-"""
+# (8.8 s at full volume), while a sorted number meets its copies next to it. {rows} selects the hashes as h.
+REPEATED_HASHES_SQL = "SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS previous FROM ({rows})) WHERE h = previous"
+SUSPECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspects AS " + REPEATED_HASHES_SQL.format(
+    rows="SELECT event_hash AS h FROM event_validated"
+)
 # The older rows holding one of the run's events, read once for the three passes below (the
 # table is scanned once rather than once per pass), found by the stored event_hash: a month of
 # window holds hundreds of millions of rows, and a fixed-width number is cheap to scan.

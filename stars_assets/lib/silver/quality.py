@@ -9,7 +9,7 @@ import duckdb
 from stars_assets.lib import vocabulary as v
 from stars_assets.lib.bronze.quality import RuleOutcome
 from stars_assets.lib.masking import mask_identifier
-from stars_assets.lib.silver.events import FUTURE_AFTER_DAYS
+from stars_assets.lib.silver.events import FUTURE_AFTER_DAYS, REPEATED_HASHES_SQL
 
 # Share of delivered rows whose member identifier must resolve before the day is trusted.
 MIN_MEMBER_ID_COVERAGE = 0.95
@@ -71,15 +71,14 @@ ORDER BY 1
 # event_ids of the checked partitions that appear twice among them or in the dedup window
 # around them. The stored event_hash (a function of the same provider:event_key as event_id, so
 # equal event_ids have equal hashes) narrows the rows down without hashing every key of the
-# window, a repeated hash meets its copy when sorted (grouping a day's tens of millions of
-# distinct hashes spills), and event_id decides.
-DUPLICATES_NEAR_SQL = """
-WITH checked AS (SELECT event_hash FROM silver.{table}
+# window, repeated hashes are found as silver finds them, and event_id decides.
+DUPLICATES_NEAR_SQL = f"""
+WITH checked AS (SELECT event_hash FROM silver.{{table}}
                  WHERE partition_date IN (SELECT unnest($days)) AND ($since IS NULL OR loaded_at >= $since)),
-near AS (SELECT event_hash AS h FROM silver.{table}
+near AS (SELECT event_hash AS h FROM silver.{{table}}
          WHERE partition_date BETWEEN $start AND $end AND event_hash IN (SELECT event_hash FROM checked)),
-suspects AS (SELECT DISTINCT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS previous FROM near) WHERE h = previous)
-SELECT event_id, count(*) AS copies FROM silver.{table}
+suspects AS ({REPEATED_HASHES_SQL.format(rows="SELECT h FROM near")})
+SELECT event_id, count(*) AS copies FROM silver.{{table}}
 WHERE partition_date BETWEEN $start AND $end AND event_hash IN (SELECT h FROM suspects)
 GROUP BY 1 HAVING count(*) > 1 ORDER BY 2 DESC, 1
 """
