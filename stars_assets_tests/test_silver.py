@@ -132,6 +132,41 @@ def test_appointments_equal_the_ground_truth(ingested):
     )
 
 
+def test_an_appointment_state_follows_its_history_when_a_rebuilt_day_quarantines_its_events(ingested, tmp_path):
+    """silver.appointments is derived from the events: a day rebuilt without some of its events (their member left
+    the crosswalk) takes out the state of an appointment left with no history and recomputes the others."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(ingested.warehouse, warehouse)
+    disagreeing = """
+        SELECT count(*) AS n FROM silver.appointments AS a
+        LEFT JOIN (SELECT appointment_key, count(*) AS events FROM silver.appointment_events GROUP BY 1) AS h USING (appointment_key)
+        WHERE h.events IS DISTINCT FROM a.events
+    """
+    with duckdb.connect(str(warehouse)) as con:
+        day, key, member = con.execute(
+            "SELECT any_value(partition_date), appointment_key, any_value(member_id) FROM silver.appointment_events "
+            "GROUP BY appointment_key HAVING count(DISTINCT partition_date) = 1 ORDER BY appointment_key LIMIT 1"
+        ).fetchone()
+        assert con.execute(disagreeing).fetchone()[0] == 0
+        con.execute("DELETE FROM silver.member_identifiers WHERE member_id = $m", {"m": member})
+        con.execute(
+            "DELETE FROM audit.silver_inputs WHERE silver_table = 'appointment_events' AND partition_date = $day", {"day": day}
+        )
+    result = ingest(ingested.landing, warehouse, day, day, assets=[silver.appointments])
+    assert result.success
+    assert (
+        query(warehouse, "SELECT count(*) AS n FROM silver.appointment_events WHERE member_id = $m", {"m": member})["n"][0] == 0
+    )
+    assert query(warehouse, "SELECT count(*) AS n FROM silver.appointments WHERE appointment_key = $k", {"k": key})["n"][0] == 0
+    assert query(warehouse, disagreeing)["n"][0] == 0
+    (materialization,) = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["silver", "appointments"]) and e.partition == day.isoformat()
+    ]
+    assert materialization.materialization.metadata["appointments_removed"].value >= 1
+
+
 def test_a_second_overlapping_window_adds_nothing_twice(ingested, tmp_path):
     """Days 6-15 after days 1-10: late files, re-deliveries, shared days; still exactly the truth."""
     landing = tmp_path / "landing"

@@ -262,7 +262,8 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
             day_counts, changes = build.counts, build.derived or StateChanges(0, 0, 0)
             context.log.info(
                 f"[{number}/{len(days)}] {day}: {sum(c.loaded for c in day_counts)} events loaded; "
-                f"appointments {changes.inserted} new, {changes.updated} changed, {changes.unchanged} unchanged"
+                f"appointments {changes.inserted} new, {changes.updated} changed, {changes.unchanged} unchanged, "
+                f"{changes.removed} removed"
             )
             day_outcomes = {
                 "check_validity_member_id_coverage": quality.member_id_coverage(conn, "appointment_events", [day]),
@@ -282,6 +283,7 @@ def appointments(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
                     "appointments_inserted": changes.inserted,
                     "appointments_updated": changes.updated,
                     "appointments_unchanged": changes.unchanged,
+                    "appointments_removed": changes.removed,
                 },
                 asset_key=APPOINTMENTS_KEY,
                 partition_key=partition,

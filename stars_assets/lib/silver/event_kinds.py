@@ -12,7 +12,7 @@ import duckdb
 
 from stars_assets.lib import vocabulary as v
 from stars_assets.lib.providers import ProviderConfig
-from stars_assets.lib.silver.events import EventSpec, Rule
+from stars_assets.lib.silver.events import STATE_KEYS_TABLE, EventSpec, Rule
 from stars_assets.lib.silver.expressions import key_expression, local_time_note, mapped_code, timestamp_utc
 from stars_assets.lib.silver.tables import APPOINTMENT_EVENTS, APPOINTMENTS, OUTREACH_EVENTS
 
@@ -121,10 +121,14 @@ LEFT JOIN (
 """
 BOOKED_TS = "coalesce(c.booked_ts, bookings.first_booked_ts)"
 
-# Latest state of every appointment the day touched, from its whole history.
+# Latest state of every appointment the day touched, from its whole history: the appointments the day
+# holds, and those it held before this build (a rebuild or an append may have taken their events out).
 STATES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE appointment_states AS
-WITH touched AS (SELECT DISTINCT appointment_key FROM {APPOINTMENT_EVENTS.qualified_name} WHERE partition_date = $day),
+WITH touched AS (
+    SELECT appointment_key FROM {APPOINTMENT_EVENTS.qualified_name} WHERE partition_date = $day
+    UNION SELECT state_key FROM {STATE_KEYS_TABLE}
+),
 history AS (
     SELECT e.* FROM {APPOINTMENT_EVENTS.qualified_name} AS e JOIN touched USING (appointment_key)
 ),
@@ -148,6 +152,12 @@ SELECT count(*), count(*) FILTER (WHERE a.appointment_key IS NULL),
        count(*) FILTER (WHERE a.appointment_key IS NOT NULL AND a.state_hash <> s.state_hash)
 FROM appointment_states AS s LEFT JOIN {APPOINTMENTS.qualified_name} AS a USING (appointment_key)
 """
+# An appointment the day held whose every event has left silver has no state left either.
+REMOVE_STATELESS_SQL = f"""
+DELETE FROM {APPOINTMENTS.qualified_name}
+WHERE appointment_key IN (SELECT state_key FROM {STATE_KEYS_TABLE})
+  AND appointment_key NOT IN (SELECT appointment_key FROM appointment_states)
+"""
 UPSERT_CHANGED_SQL = f"""
 INSERT OR REPLACE INTO {APPOINTMENTS.qualified_name}
 SELECT s.*, $now FROM appointment_states AS s
@@ -161,6 +171,7 @@ class StateChanges:
     touched: int
     inserted: int
     updated: int
+    removed: int = 0
 
     @property
     def unchanged(self) -> int:
@@ -168,9 +179,12 @@ class StateChanges:
 
 
 def write_latest_states(con: duckdb.DuckDBPyConnection, day: date, now: datetime) -> StateChanges:
-    """Recompute the appointments the day touched; write only those whose state hash changed."""
+    """Recompute the appointments the day touched (it holds, or held before this build); write only those whose
+    state hash changed, and take out the state of one left with no event."""
     con.execute(STATES_SQL, {"day": day})
-    changes = StateChanges(*con.execute(STATE_CHANGES_SQL).fetchone())
+    touched, inserted, updated = con.execute(STATE_CHANGES_SQL).fetchone()
+    removed = con.execute(REMOVE_STATELESS_SQL).fetchone()[0]
+    changes = StateChanges(touched, inserted, updated, removed)
     con.execute(UPSERT_CHANGED_SQL, {"now": now})
     con.execute("DROP TABLE IF EXISTS temp.main.appointment_states")
     return changes
@@ -204,6 +218,7 @@ APPOINTMENT = EventSpec(
     after_write=write_latest_states,
     tables=(APPOINTMENTS,),
     flags=(ambiguous_local_time("event_ts", "start_ts"),),
+    state_key="appointment_key",
 )
 
 EVENT_KINDS = {spec.name: spec for spec in (OUTREACH, APPOINTMENT)}

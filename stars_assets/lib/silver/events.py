@@ -91,6 +91,9 @@ class EventSpec:
     tables: tuple[TableSpec, ...] = ()  # further tables the kind writes
     # Caveats recorded in audit.silver_flags for loaded rows: `condition` and `detail` are SQL over the row `r`.
     flags: tuple[Rule, ...] = ()
+    # The column after_write keeps its states by: the keys the day held before the build are kept in
+    # STATE_KEYS_TABLE, so that after_write also revisits what the build took out.
+    state_key: str | None = None
 
     @property
     def name(self) -> str:
@@ -133,6 +136,9 @@ FILES_SQL = (
     "CREATE OR REPLACE TEMP TABLE event_files AS SELECT unnest($files) AS source_file, generate_subscripts($files, 1) AS file_no"
 )
 VALIDATED_TABLE_SQL = "CREATE OR REPLACE TEMP TABLE event_validated AS SELECT v.* EXCLUDE (member_ref), {event_hash} AS event_hash FROM ({validated}) AS v"
+
+STATE_KEYS_TABLE = "event_state_keys"
+STATE_KEYS_SQL = f"CREATE OR REPLACE TEMP TABLE {STATE_KEYS_TABLE} AS SELECT DISTINCT {{key}} AS state_key FROM {{table}} WHERE partition_date = $day"
 
 # Rows already written that a day's events are deduplicated against: other days of the window,
 # and this day's rows from files this run does not read (an append).
@@ -311,6 +317,7 @@ TEMP_TABLES = (
     "event_demoted",
     "event_counts",
     "event_reconciled",
+    STATE_KEYS_TABLE,
 )
 
 
@@ -424,6 +431,8 @@ def build_partition(
     audit = {"table": spec.name, "day": day, "run_id": run_id, "now": now}
     delivered = "\nUNION ALL\n".join(DELIVERED_SQL.format(n=n, bronze=_bronze(p, spec)) for n, p in enumerate(feeds))
     with in_transaction(con):
+        if spec.state_key:
+            con.execute(STATE_KEYS_SQL.format(key=spec.state_key, table=table), {"day": day})
         if plan.mode == "replace":
             for statement in DELETE_PARTITION_SQL:
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
