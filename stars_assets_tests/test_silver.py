@@ -162,7 +162,7 @@ def test_an_appointment_state_follows_its_history_when_a_rebuilt_day_quarantines
     (materialization,) = [
         e
         for e in result.get_asset_materialization_events()
-        if e.asset_key == dg.AssetKey(["silver", "appointments"]) and e.partition == day.isoformat()
+        if e.asset_key == silver.APPOINTMENTS_KEY and e.partition == day.isoformat()
     ]
     assert materialization.materialization.metadata["appointments_removed"].value >= 1
 

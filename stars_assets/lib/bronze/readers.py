@@ -199,7 +199,7 @@ def _staged(con, stage: str, extra: tuple[str, ...]) -> StagedFile:
 # record spans more than one line when a quote was left open ({stage}_spans: line, span).
 # The line numbers are found for the row numbers alone and joined to the rows by number: an ASOF join
 # that carries every column sorts them all (a dialer day's 5 million rows, 10,210 of its records
-# rejected: the bronze INSERT took 10.6-11.2 s with the columns carried, 8.6-9.0 s joined by number).
+# rejected, the loader alone: 22.7-23.6 s with the columns carried, 18.4-21.3 s joined by number).
 LINE_NUMBERS_SQL = """
 CREATE OR REPLACE TEMP TABLE {stage}_lines AS
 WITH spans AS (
