@@ -9,11 +9,13 @@ from datetime import timedelta
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 
 from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
+from stars_assets.lib.silver import events as event_engine
 from stars_assets.lib.silver import quality
 from stars_assets.lib.silver.events import DEDUP_WINDOW_DAYS
 from stars_assets.lib.silver.tables import EVENT_HASH
@@ -384,12 +386,46 @@ def _outreach_mode(result: dg.ExecuteInProcessResult) -> str:
     return event.materialization.metadata["mode"].value
 
 
-def test_a_correction_appended_to_a_day_equals_rebuilding_the_day(ingested, tmp_path):
+# The two ways a build reads its validated rows: kept in a temporary table (small runs, as in these
+# worlds), or validated twice (a run over event_engine.KEPT_ROWS_LIMIT rows, such as a payer's full day).
+VALIDATION_PATHS = pytest.mark.parametrize("kept_rows_limit", [event_engine.KEPT_ROWS_LIMIT, 0], ids=["kept", "validated_twice"])
+
+
+def test_a_day_validated_twice_equals_the_day_with_its_validated_rows_kept(ingested, tmp_path, monkeypatch):
+    """A run too large to keep its validated rows validates them twice; rebuilt either way, a day holds
+    the same events, quarantine, flags and reconciliation (the day with the most rows quarantined)."""
+    (day,) = query(
+        ingested.warehouse,
+        "SELECT partition_date FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'outreach_events' "
+        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+    )["partition_date"].dt.date
+    states = {}
+    for limit in (event_engine.KEPT_ROWS_LIMIT, 0):
+        warehouse = tmp_path / f"kept_rows_limit_{limit}.duckdb"
+        shutil.copy(ingested.warehouse, warehouse)
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute(
+                "DELETE FROM audit.silver_inputs WHERE silver_table = 'outreach_events' AND partition_date = $day", {"day": day}
+            )
+        monkeypatch.setattr(event_engine, "KEPT_ROWS_LIMIT", limit)
+        result = ingest(ingested.landing, warehouse, day, day, assets=[silver.outreach_events])
+        assert result.success and _outreach_mode(result) == "replace"
+        states[limit] = _partition_state(warehouse, day)
+    kept, twice = states.values()
+    assert kept["events"] and kept["quarantine"]
+    assert sum(row[-1] for row in kept["reconciliation"]) > 0  # duplicates removed
+    assert twice == kept
+
+
+@VALIDATION_PATHS
+def test_a_correction_appended_to_a_day_equals_rebuilding_the_day(ingested, tmp_path, monkeypatch, kept_rows_limit):
     """A vendor's correction file is added to a built day (append: only its rows are read) and gives
     exactly the partition a rebuild from all the day's files gives: new events loaded, re-sent
     events counted as duplicates (also a repeat inside the correction), bad rows quarantined, and
     a re-sent event with changed content quarantined in both versions, the one loaded earlier too."""
     import csv
+
+    monkeypatch.setattr(event_engine, "KEPT_ROWS_LIMIT", kept_rows_limit)
 
     day = WORLD_START + timedelta(days=4)
     ymd = day.strftime("%Y%m%d")
