@@ -139,7 +139,7 @@ FILES_SQL = (
 # 106 s validated twice. A 1% correction (287,000 rows) fits: its validating and inserting statements took
 # 1.4 s kept, 1.9 s validated twice (each pass reads bronze again). Before either, the run's event hashes
 # alone (8 bytes a row) are kept to find the suspects (the hashes repeated in the run or already held by an
-# older row) and to count the rows.
+# older row) and to count the rows. The vendor's raw member identifier is dropped once resolved.
 KEPT_ROWS_LIMIT = 2_000_000  # about 530 MB kept
 KEEP_VALIDATED_SQL = "CREATE OR REPLACE TEMP TABLE event_validated AS {validated_rows}"
 VALIDATED_ROWS = "SELECT v.* EXCLUDE (member_ref), {event_hash} AS event_hash FROM ({validated}) AS v"
@@ -183,7 +183,7 @@ NO_OLDER_MATCHES_SQL = (
     "provider VARCHAR, partition_date DATE, source_file VARCHAR, source_row BIGINT, row_id BIGINT)"
 )
 SUSPECTS_SEEN_BEFORE_SQL = "INSERT INTO event_suspects SELECT DISTINCT event_hash FROM event_older"
-# The rows a closer look needs, taken in the first validation pass: the rejected rows, the suspects
+# The rows a closer look needs, taken from the kept rows or the first validation pass: the rejected rows, the suspects
 # (valid or not) and the rows a flag names. The passes below read the valid suspects; the quarantine the
 # rejected; the flags their rows. {flagged} is SQL over the validated row `r`.
 SET_ASIDE_SQL = """
@@ -202,9 +202,9 @@ SELECT provider, file_no, source_row FROM suspect_rows
 WHERE copy_number > 1
    OR event_id IN (SELECT event_id FROM event_older)
 """
-# The second validation pass writes the rows the first did not set aside (without the rules: every
-# row a rule rejects is set aside); then the set-aside rows that are valid and neither a later copy
-# nor a conflicting version.
+# The rows not set aside are written from the kept rows or a second validation pass (which skips the
+# rules: every row a rule rejects is set aside); then the set-aside rows that are valid and neither a
+# later copy nor a conflicting version.
 INSERT_EVENTS_SQL = """
 INSERT INTO {table} ({columns})
 SELECT {values}
@@ -398,8 +398,8 @@ def quarantine_detail(spec: EventSpec) -> str:
 
 
 def _insert_sql(spec: EventSpec, resolved_rows: str) -> tuple[str, str]:
-    """The two INSERTs of a build: the rows not set aside, as the second validation pass reads them
-    (`resolved_rows`), then the set-aside rows that are loaded."""
+    """The two INSERTs of a build: the rows not set aside (read from `resolved_rows`: the kept rows or a
+    second validation pass), then the set-aside rows that are loaded."""
     written = {
         "event_id": EVENT_ID.format(row="v."),
         "source_file": "f.source_file",
