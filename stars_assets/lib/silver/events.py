@@ -137,9 +137,10 @@ FILES_SQL = (
 # writing it to DuckDB's temp directory and reading it back cost more than validating again (parsing,
 # member resolution and the rules). A full day's silver outreach build took 124 and 135 s kept, 110 and
 # 106 s validated twice. A 1% correction (287,000 rows) fits: its validating and inserting statements took
-# 1.4 s kept, 1.9 s validated twice (each pass reads bronze again). Before either, the run's event hashes
-# alone (8 bytes a row) are kept to find the suspects (the hashes repeated in the run or already held by an
-# older row) and to count the rows. The vendor's raw member identifier is dropped once resolved.
+# 1.4 s kept, 1.9 s validated twice (each pass reads bronze again). The run's bronze rows are counted
+# first (DELIVERED_SQL). Either way the run's event hashes alone (8 bytes a row) are kept to find the
+# suspects: the hashes repeated in the run or already held by an older row. The vendor's raw member
+# identifier is dropped once resolved.
 KEPT_ROWS_LIMIT = 2_000_000  # about 530 MB kept
 KEEP_VALIDATED_SQL = "CREATE OR REPLACE TEMP TABLE event_validated AS {validated_rows}"
 VALIDATED_ROWS = "SELECT v.* EXCLUDE (member_ref), {event_hash} AS event_hash FROM ({validated}) AS v"
@@ -470,10 +471,13 @@ def build_partition(
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
         # validate
         con.execute(FILES_SQL, {"files": files})
-        _execute(con, EVENT_HASHES_SQL.format(rows=union, event_hash=EVENT_HASH.format(row="c.")), validation)
-        if con.execute("SELECT count(*) FROM event_hashes").fetchone()[0] <= KEPT_ROWS_LIMIT:
+        delivered_params = {**scope, **{f"provider_{n}": p.name for n, p in enumerate(feeds)}}
+        if con.execute(f"SELECT sum(n) FROM ({delivered})", delivered_params).fetchone()[0] <= KEPT_ROWS_LIMIT:
             _execute(con, KEEP_VALIDATED_SQL.format(validated_rows=validated_rows), validation)
             validated_rows = resolved_rows = "SELECT * FROM event_validated"
+            con.execute(EVENT_HASHES_SQL.format(rows=validated_rows, event_hash="c.event_hash"))
+        else:
+            _execute(con, EVENT_HASHES_SQL.format(rows=union, event_hash=EVENT_HASH.format(row="c.")), validation)
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
@@ -519,7 +523,7 @@ def build_partition(
         # reconcile
         con.execute(
             COUNTS_SQL.format(table=table, delivered=delivered),
-            {**scope, **{f"provider_{n}": p.name for n, p in enumerate(feeds)}},
+            delivered_params,
         )
         con.execute(RECONCILE_SQL, {"table": spec.name, "day": day})
         con.execute(DELETE_RECONCILIATION_SQL, {"table": spec.name, "day": day})
