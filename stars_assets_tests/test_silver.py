@@ -392,8 +392,9 @@ VALIDATION_PATHS = pytest.mark.parametrize("kept_rows_limit", [event_engine.KEPT
 
 
 def test_a_day_validated_twice_equals_the_day_with_its_validated_rows_kept(ingested, tmp_path, monkeypatch):
-    """A run too large to keep its validated rows validates them twice; rebuilt either way, a day holds
-    the same events, quarantine, flags and reconciliation (the day with the most rows quarantined)."""
+    """A run too large to keep its validated rows validates them twice; rebuilt either way, a day (the one
+    with the most rows quarantined) holds the same events, quarantine and reconciliation, and the same
+    flags (none in this world's outreach: test_hardening covers a flag)."""
     (day,) = query(
         ingested.warehouse,
         "SELECT partition_date FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'outreach_events' "
