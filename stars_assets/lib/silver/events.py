@@ -138,7 +138,7 @@ FILES_SQL = (
 # member resolution and the rules). A full day's silver outreach build took 124 and 135 s kept, 110 and
 # 106 s validated twice. A 1% correction (287,000 rows) fits: its validating and inserting statements took
 # 1.4 s kept, 1.9 s validated twice (each pass reads bronze again). The run's bronze rows are counted
-# first (DELIVERED_SQL). Either way the run's event hashes alone (8 bytes a row) are kept to find the
+# first (DELIVERED_TABLE_SQL). Either way the run's event hashes alone (8 bytes a row) are kept to find the
 # suspects: the hashes repeated in the run or already held by an older row. The vendor's raw member
 # identifier is dropped once resolved.
 KEPT_ROWS_LIMIT = 2_000_000  # about 530 MB kept
@@ -273,12 +273,11 @@ WHERE r.provider = $provider
 """
 RUN_REJECTS = "(SELECT x.*, f.source_file FROM event_rejects AS x JOIN event_files AS f USING (file_no))"
 
-# Per provider, for the files read: rows delivered (bronze) = loaded + quarantined + duplicates;
+# Per provider, for the files read: rows delivered (bronze, event_delivered) = loaded + quarantined + duplicates;
 # rows demoted from earlier files move from loaded to quarantined.
-# {delivered} is a UNION ALL of one count per provider's bronze table.
 COUNTS_SQL = """
 CREATE OR REPLACE TEMP TABLE event_counts AS
-WITH delivered AS ({delivered}),
+WITH delivered AS (SELECT * FROM event_delivered),
 loaded AS (SELECT provider, count(*) AS n FROM {table}
            WHERE partition_date = $day AND source_file IN (SELECT unnest($files)) GROUP BY 1),
 quarantined AS (SELECT provider, count(*) AS n FROM event_rejects GROUP BY 1),
@@ -290,10 +289,14 @@ FROM delivered AS d LEFT JOIN loaded AS l USING (provider) LEFT JOIN quarantined
 LEFT JOIN duplicates AS x USING (provider) LEFT JOIN demoted AS m USING (provider)
 WHERE d.n > 0
 """
+# The run's bronze rows per provider, counted before the build (they choose how it validates) and
+# reconciled after it. {counts} is a UNION ALL of DELIVERED_SQL, one per provider's bronze table.
 DELIVERED_SQL = """
 SELECT $provider_{n} AS provider, count(*) AS n FROM {bronze}
 WHERE _partition_date = $day AND _source_file IN (SELECT unnest($files))
 """
+DELIVERED_TABLE_SQL = "CREATE OR REPLACE TEMP TABLE event_delivered AS {counts}"
+RUN_ROWS_SQL = "SELECT sum(n) FROM event_delivered"
 # Counts of this run added to what the partition already had (an append adds to them).
 RECONCILE_SQL = """
 CREATE OR REPLACE TEMP TABLE event_reconciled AS
@@ -332,6 +335,7 @@ TEMP_TABLES = (
     "event_duplicates",
     "event_conflicts",
     "event_demoted",
+    "event_delivered",
     "event_counts",
     "event_reconciled",
     STATE_KEYS_TABLE,
@@ -386,6 +390,13 @@ def validated_sql(spec: EventSpec, rows: str, candidates: str, *, reasons: bool 
         rows=rows,
         joins=spec.joins.format(candidates=candidates),
         resolve=RESOLVE_JOIN,
+    )
+
+
+def _validated_rows(spec: EventSpec, union: str, *, reasons: bool) -> str:
+    """The run's rows as a validation pass reads them, with their event hash and without the raw member identifier."""
+    return VALIDATED_ROWS.format(
+        validated=validated_sql(spec, union, union, reasons=reasons), event_hash=EVENT_HASH.format(row="v.")
     )
 
 
@@ -447,12 +458,7 @@ def build_partition(
     files = sorted(plan.new_files if plan.mode == "append" else (entry.rsplit(":", 1)[0] for entry in current.files))
 
     union, params = candidates_sql(spec, feeds)
-    validated_rows, resolved_rows = (
-        VALIDATED_ROWS.format(
-            validated=validated_sql(spec, union, union, reasons=reasons), event_hash=EVENT_HASH.format(row="v.")
-        )
-        for reasons in (True, False)
-    )
+    validated_rows = _validated_rows(spec, union, reasons=True)
     now = datetime.now(UTC).replace(tzinfo=None)
     scope = {"day": day, "files": files}
     validation = {**params, **scope, "future_after_days": FUTURE_AFTER_DAYS, **identifier_pattern_params()}
@@ -471,12 +477,15 @@ def build_partition(
                 _execute(con, statement.format(table=table), {"day": day, "table": spec.name})
         # validate
         con.execute(FILES_SQL, {"files": files})
-        delivered_params = {**scope, **{f"provider_{n}": p.name for n, p in enumerate(feeds)}}
-        if con.execute(f"SELECT sum(n) FROM ({delivered})", delivered_params).fetchone()[0] <= KEPT_ROWS_LIMIT:
+        con.execute(
+            DELIVERED_TABLE_SQL.format(counts=delivered), {**scope, **{f"provider_{n}": p.name for n, p in enumerate(feeds)}}
+        )
+        if con.execute(RUN_ROWS_SQL).fetchone()[0] <= KEPT_ROWS_LIMIT:
             _execute(con, KEEP_VALIDATED_SQL.format(validated_rows=validated_rows), validation)
             validated_rows = resolved_rows = "SELECT * FROM event_validated"
             con.execute(EVENT_HASHES_SQL.format(rows=validated_rows, event_hash="c.event_hash"))
         else:
+            resolved_rows = _validated_rows(spec, union, reasons=False)
             _execute(con, EVENT_HASHES_SQL.format(rows=union, event_hash=EVENT_HASH.format(row="c.")), validation)
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
@@ -521,10 +530,7 @@ def build_partition(
             )
         derived = spec.after_write(con, day, now) if spec.after_write else None
         # reconcile
-        con.execute(
-            COUNTS_SQL.format(table=table, delivered=delivered),
-            delivered_params,
-        )
+        con.execute(COUNTS_SQL.format(table=table), scope)
         con.execute(RECONCILE_SQL, {"table": spec.name, "day": day})
         con.execute(DELETE_RECONCILIATION_SQL, {"table": spec.name, "day": day})
         _execute(con, WRITE_RECONCILIATION_SQL, audit)
