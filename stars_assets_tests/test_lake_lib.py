@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import duckdb
 import pyarrow.compute as pc
 import pytest
+from deltalake import write_deltalake
 
 from stars_assets.lib import lake
 from stars_assets.lib.tables import Column, TableSpec
@@ -75,6 +76,35 @@ def test_rows_streamed_in_many_small_batches_of_mixed_days_are_written_once_in_o
         == expected
     )
     assert lake.history("silver", "events", root=str(tmp_path / "lake"))[0]["rows"] == 30
+
+
+def test_reading_the_lake_back_finds_the_partition_that_differs_and_leaves_duckdb_as_it_was(warehouse, tmp_path):
+    # The published check (defs/publish/assets.py) compares these fingerprints with the warehouse's; the publish
+    # hands rows over on fewer DuckDB threads (publish.HANDOVER_THREADS) and must give the connection its own back.
+    warehouse.execute("SET threads = 3")
+    result = _publish(warehouse, tmp_path / "lake")
+    assert warehouse.execute("SELECT current_setting('threads')").fetchone()[0] == 3
+    requested = DAYS[:2]  # the read-back reads only the requested days (a filtered Arrow scan)
+    table = lake.open_table("silver", "events", root=str(tmp_path / "lake"))
+    read_back = lake.publish.lake_fingerprints(warehouse, SOURCE, table, partition_column="partition_date", partitions=requested)
+    assert read_back == {str(d): (10, result.fingerprints[str(d)]) for d in requested}
+    # A row changed in the lake behind the warehouse's back: one partition differs, the other still agrees.
+    changed = lake.read_table("silver", "events", root=str(tmp_path / "lake")).filter(
+        pc.equal(pc.field("partition_date"), DAYS[1])
+    )
+    changed = changed.set_column(
+        changed.schema.get_field_index("member_id"), "member_id", pc.utf8_upper(changed.column("member_id"))
+    )
+    write_deltalake(table, changed, mode="overwrite", predicate="partition_date = '2026-10-28'")
+    after = lake.publish.lake_fingerprints(
+        warehouse,
+        SOURCE,
+        lake.open_table("silver", "events", root=str(tmp_path / "lake")),
+        partition_column="partition_date",
+        partitions=requested,
+    )
+    assert after[str(DAYS[0])] == read_back[str(DAYS[0])]
+    assert after[str(DAYS[1])][0] == 10 and after[str(DAYS[1])][1] != read_back[str(DAYS[1])][1]
 
 
 def test_a_partition_outside_the_request_is_left_alone(warehouse, tmp_path):
