@@ -26,7 +26,8 @@ is open before its runs; opening one imports its storage's libraries, about 0.7 
 counted. The child's whole process time is printed beside it. Peak
 memory is the child's peak resident set size (wait4's ru_maxrss). The last line is exactly
 `ratio_vs_floor=<a/b> noop_ratio=<c/a> delta_ratio=<d/a> peak_rss_gb=<max over a, c, d>`, followed by
-`publish_ratio=<e/a> noop_publish_commits=<Delta commits written by f>`, and with --days N > 1
+`publish_ratio=<e/a> noop_publish_commits=<Delta commits written by f> publish_peak_rss_gb=<max over e, f>`, and
+with --days N > 1
 `days=<N> per_day_seconds=<g/N> per_day_ratio=<g/N/a> per_row_ratio=<(g/its rows)/(a/its rows)>` (1.0: the cost
 grows linearly with the days; the first day also holds the warehouse snapshots, so days differ in rows).
 """
@@ -556,9 +557,10 @@ def main(argv: list[str] | None = None) -> int:
         f"d/a = {delta_ratio:.4f} (<= 0.05)   peak RSS {peak:.2f} GB (<= 4)"
     )
     publish_ratio = publish["seconds"] / full["seconds"]
+    publish_peak = max(publish["peak_rss_gb"], noop_publish["peak_rss_gb"])
     say(
         f"e/a = {publish_ratio:.3f} (target <= 0.25)   Delta commits: publish {publish['commits']}, "
-        f"no-change publish {noop_publish['commits']} (must be 0)"
+        f"no-change publish {noop_publish['commits']} (must be 0)   publish peak RSS {publish_peak:.2f} GB"
     )
     if not args.keep:
         for database in ("warehouse.duckdb", "floor.duckdb"):
@@ -567,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     _remove_deltas(args)
     say(
         f"ratio_vs_floor={ratio_vs_floor:.3f} noop_ratio={noop_ratio:.4f} delta_ratio={delta_ratio:.4f} peak_rss_gb={peak:.2f} "
-        f"publish_ratio={publish_ratio:.3f} noop_publish_commits={noop_publish['commits']}"
+        f"publish_ratio={publish_ratio:.3f} noop_publish_commits={noop_publish['commits']} publish_peak_rss_gb={publish_peak:.2f}"
         + (
             f" days={args.days} per_day_seconds={per_day:.3f} per_day_ratio={per_day / full['seconds']:.3f} "
             f"per_row_ratio={per_row:.3f}"
