@@ -171,14 +171,24 @@ SUSPECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspects AS " + REPEATED_HASH
 )
 # The older rows holding one of the run's events, read once for the three passes below (the
 # table is scanned once rather than once per pass), found by the stored event_hash: a month of
-# window holds hundreds of millions of rows, and a fixed-width number is cheap to scan.
-OLDER_MATCHES_SQL = f"""
-CREATE OR REPLACE TEMP TABLE event_older AS
-SELECT o.event_id, o.record_hash, o.event_hash, o.provider, o.partition_date, o.source_file, o.source_row, o.rowid AS row_id
-FROM {{table}} AS o
+# window holds hundreds of millions of rows, and a fixed-width number is cheap to scan. Found in two
+# statements: the matching rows' ids from the narrow columns, then their wide columns by rowid. In one
+# statement DuckDB reads the wide columns (event_id and record_hash, uncompressed) of every row its
+# Bloom filter on event_hash lets through, about three times the matches and spread over the whole window.
+OLDER_MATCHES_SQL = (
+    f"""
+CREATE OR REPLACE TEMP TABLE event_older_ids AS
+SELECT o.rowid AS row_id FROM {{table}} AS o
 WHERE {OLDER_ROWS}
   AND o.event_hash IN (SELECT event_hash FROM event_hashes)
-"""
+""",
+    """
+CREATE OR REPLACE TEMP TABLE event_older AS
+SELECT o.event_id, o.record_hash, o.event_hash, o.provider, o.partition_date, o.source_file, o.source_row, o.rowid AS row_id
+FROM {table} AS o
+WHERE o.rowid IN (SELECT row_id FROM event_older_ids)
+""",
+)
 NO_OLDER_MATCHES_SQL = (
     "CREATE OR REPLACE TEMP TABLE event_older (event_id VARCHAR, record_hash VARCHAR, event_hash BIGINT, "
     "provider VARCHAR, partition_date DATE, source_file VARCHAR, source_row BIGINT, row_id BIGINT)"
@@ -328,6 +338,7 @@ TEMP_TABLES = (
     "event_files",
     "event_hashes",
     "event_validated",
+    "event_older_ids",
     "event_older",
     "event_rejects",
     "event_suspects",
@@ -490,7 +501,8 @@ def build_partition(
         # deduplicate, and set conflicting versions aside
         con.execute(SUSPECTS_SQL)
         if con.execute(HAS_OLDER_ROWS_SQL.format(table=table), window).fetchone()[0]:
-            _execute(con, OLDER_MATCHES_SQL.format(table=table), window)
+            for statement in OLDER_MATCHES_SQL:
+                _execute(con, statement.format(table=table), window)
         else:
             con.execute(NO_OLDER_MATCHES_SQL)
         con.execute(SUSPECTS_SEEN_BEFORE_SQL)
