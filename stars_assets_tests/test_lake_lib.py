@@ -95,7 +95,7 @@ def test_reading_the_lake_back_finds_the_partition_that_differs_and_leaves_duckd
     changed = changed.set_column(
         changed.schema.get_field_index("member_id"), "member_id", pc.utf8_upper(changed.column("member_id"))
     )
-    write_deltalake(table, changed, mode="overwrite", predicate="partition_date = '2026-10-28'")
+    write_deltalake(table, changed, mode="overwrite", predicate=f"partition_date = '{DAYS[1]}'")
     after = lake.publish.lake_fingerprints(
         warehouse,
         SOURCE,

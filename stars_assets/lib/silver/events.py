@@ -172,9 +172,9 @@ SUSPECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspects AS " + REPEATED_HASH
 # The older rows holding one of the run's events, read once for the three passes below (the
 # table is scanned once rather than once per pass), found by the stored event_hash: a month of
 # window holds hundreds of millions of rows, and a fixed-width number is cheap to scan. Found in two
-# statements: the matching rows' ids from the narrow columns, then their wide columns by rowid. In one
-# statement DuckDB reads the wide columns (event_id and record_hash, uncompressed) of every row its
-# Bloom filter on event_hash lets through, about three times the matches and spread over the whole window.
+# statements: the matching rows' ids from the narrow columns, then their wide columns by rowid. As one
+# statement, DuckDB read the wide columns (event_id and record_hash, uncompressed) of every row its
+# Bloom filter on event_hash let through, about three times the matches and spread over the whole window.
 OLDER_MATCHES_SQL = (
     f"""
 CREATE OR REPLACE TEMP TABLE event_older_ids AS
