@@ -14,7 +14,7 @@ from deltalake import write_deltalake
 
 from stars_assets.lib import lake
 from stars_assets.lib.tables import Column, TableSpec
-from stars_assets.lib.warehouse import connect_waiting_for_lock, ensure_tables, table_columns
+from stars_assets.lib.warehouse import connect_waiting_for_lock, duckdb_setting, ensure_tables, table_columns
 
 DAYS = [date(2026, 10, 27), date(2026, 10, 28), date(2026, 10, 29)]
 SOURCE = "SELECT * FROM silver.events"
@@ -270,3 +270,14 @@ def test_vacuum_removes_old_files_and_publishing_still_recognizes_unchanged_rows
     assert len(removed) == 1  # the 2026-10-28 file version 1 replaced
     assert not _publish(warehouse, tmp_path / "lake").committed
     assert lake.read_table("silver", "events", root=root).num_rows == 30
+
+
+def test_a_duckdb_setting_holds_inside_its_block_and_is_restored_after_even_on_error(warehouse):
+    warehouse.execute("SET threads = 3")
+    with duckdb_setting(warehouse, "threads", 1):
+        assert warehouse.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+    assert warehouse.execute("SELECT current_setting('threads')").fetchone()[0] == 3
+    with pytest.raises(duckdb.CatalogException), duckdb_setting(warehouse, "disabled_optimizers", "build_side_probe_side"):
+        assert warehouse.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == "build_side_probe_side"
+        warehouse.execute("SELECT * FROM silver.absent")
+    assert warehouse.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == ""

@@ -233,6 +233,35 @@ def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(i
     assert resent["n"][0] > 0, "the moved event, at least, was found on the first day"
 
 
+def test_older_matches_are_found_by_probing_the_window_with_the_runs_hashes():
+    """The look-up of a run's events among the window's rows builds its hash table on the run's hashes, also where
+    DuckDB estimates fewer window rows than run rows (it takes a fifth to pass the day-and-file filter) and would build
+    on the window instead, which spills at full volume. Here the window holds 3,000 rows and the run 1,500 hashes."""
+    day = WORLD_START + timedelta(days=1)
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA silver")
+        con.execute(
+            "CREATE TABLE silver.outreach_events AS SELECT $day - (i % 3)::INTEGER AS partition_date, "
+            "'engage/e_' || (i % 3) || '.jsonl.gz' AS source_file, i * 7919 AS event_hash FROM range(3000) AS r(i)",
+            {"day": day},
+        )
+        con.execute("CREATE TEMP TABLE event_hashes AS SELECT i * 7919 AS event_hash FROM range(0, 3000, 2) AS r(i)")
+        window = {
+            "day": day,
+            "files": ["engage/e_0.jsonl.gz"],
+            "window_start": day - timedelta(days=DEDUP_WINDOW_DAYS),
+            "window_end": day + timedelta(days=DEDUP_WINDOW_DAYS),
+        }
+        older_ids = event_engine.OLDER_MATCHES_SQL[0].format(table="silver.outreach_events")
+        with event_engine.duckdb_setting(con, *event_engine.OLDER_IDS_BUILD):
+            plan = con.execute("EXPLAIN " + older_ids, window).fetchall()[0][1]
+            con.execute(older_ids, window)
+        assert "Join Type: SEMI" in plan and "RIGHT_SEMI" not in plan, plan
+        # The run's hashes are the even rows; those of rows on the run's own day and file (i divisible by 3) are not older.
+        assert con.execute("SELECT count(*) FROM event_older_ids").fetchone()[0] == 1500 - 500
+        assert con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == ""
+
+
 def test_the_uniqueness_rule_finds_an_event_id_repeated_within_the_window_and_only_there(ingested, tmp_path):
     """check_uniqueness_event_id, for the days a run wrote: an event_id another partition of the window holds is
     reported (also when only the rows written since the run started are checked), one outside it is not."""

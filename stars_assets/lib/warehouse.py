@@ -25,6 +25,18 @@ def in_transaction(con: duckdb.DuckDBPyConnection):
     con.execute("COMMIT")
 
 
+@contextmanager
+def duckdb_setting(con: duckdb.DuckDBPyConnection, name: str, value: object):
+    """The block runs with the DuckDB setting `name` at `value`; the value it had is restored after, even on error.
+    Some settings (threads, disabled_optimizers) belong to the database instance: every connection to it sees them."""
+    before = con.execute("SELECT current_setting($name)", {"name": name}).fetchone()[0]
+    con.execute(f"SET {name} = $value", {"value": value})
+    try:
+        yield
+    finally:
+        con.execute(f"SET {name} = $value", {"value": before})
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, qualified_name: str) -> list[str] | None:
     """The columns of a table (or view), or None when there is none. Binding the one name costs under a
     millisecond; the first duckdb_tables() or duckdb_columns() query on a connection costs 15-35 ms (DuckDB builds

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -33,6 +32,7 @@ from stars_assets.lib.lake.tables import (
     latest_commit_value,
     table_uri,
 )
+from stars_assets.lib.warehouse import duckdb_setting
 
 # The fingerprint of a partition with no rows (in the warehouse, or never published).
 EMPTY = "0"
@@ -51,17 +51,6 @@ SELECT {partition} AS partition, count(*) AS rows, CAST(sum(hash(t)) AS VARCHAR)
 FROM ({source}) AS t {where}
 GROUP BY 1
 """
-
-
-@contextmanager
-def _duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int) -> Iterator[None]:
-    """The block runs with DuckDB at `threads` threads; the setting it had is restored after."""
-    before = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    con.execute(f"SET threads = {threads}")
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {before}")
 
 
 def _quote(name: str) -> str:
@@ -187,7 +176,7 @@ def publish_query(
     predicate = None
     if delta is not None and partition_column is not None:
         predicate = f"{_quote(partition_column)} IN ({', '.join(_literal(p) for p in changed)})"
-    with _duckdb_threads(con, HANDOVER_THREADS):
+    with duckdb_setting(con, "threads", HANDOVER_THREADS):
         relation = con.sql(f"SELECT * FROM ({source}) AS t {_filter(partition_column)}", params=query_params)
         with relation.to_arrow_reader(BATCH_ROWS) as reader:  # closed (and DuckDB's result freed) even if the write fails
             added = check_compatible(delta.schema(), reader.schema, name) if delta else []
