@@ -272,12 +272,17 @@ def test_vacuum_removes_old_files_and_publishing_still_recognizes_unchanged_rows
     assert lake.read_table("silver", "events", root=root).num_rows == 30
 
 
-def test_a_duckdb_setting_holds_inside_its_block_and_is_restored_after_even_on_error(warehouse):
+def test_a_duckdb_setting_holds_inside_its_block_and_is_restored_after_even_in_a_failed_transaction(warehouse):
     warehouse.execute("SET threads = 3")
     with duckdb_setting(warehouse, "threads", 1):
         assert warehouse.execute("SELECT current_setting('threads')").fetchone()[0] == 1
     assert warehouse.execute("SELECT current_setting('threads')").fetchone()[0] == 3
-    with pytest.raises(duckdb.CatalogException), duckdb_setting(warehouse, "disabled_optimizers", "build_side_probe_side"):
+    # A statement that fails inside a transaction aborts it: the restore must not hide that error, nor be skipped.
+    warehouse.execute("BEGIN TRANSACTION")
+    with pytest.raises(duckdb.ConversionException), duckdb_setting(warehouse, "disabled_optimizers", "build_side_probe_side"):
         assert warehouse.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == "build_side_probe_side"
-        warehouse.execute("SELECT * FROM silver.absent")
+        warehouse.execute("SELECT CAST('not a number' AS INTEGER)")
+    warehouse.execute("ROLLBACK")
     assert warehouse.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == ""
+    with pytest.raises(ValueError, match="not a setting of the DuckDB instance"), duckdb_setting(warehouse, "no_such_setting", 1):
+        pass

@@ -19,6 +19,7 @@ from stars_assets.lib.silver import events as event_engine
 from stars_assets.lib.silver import quality
 from stars_assets.lib.silver.events import DEDUP_WINDOW_DAYS
 from stars_assets.lib.silver.tables import EVENT_HASH
+from stars_assets.lib.warehouse import duckdb_setting
 from stars_assets_tests.conftest import (
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -253,7 +254,7 @@ def test_older_matches_are_found_by_probing_the_window_with_the_runs_hashes():
             "window_end": day + timedelta(days=DEDUP_WINDOW_DAYS),
         }
         older_ids = event_engine.OLDER_MATCHES_SQL[0].format(table="silver.outreach_events")
-        with event_engine.duckdb_setting(con, *event_engine.OLDER_IDS_BUILD):
+        with duckdb_setting(con, *event_engine.OLDER_IDS_BUILD):
             plan = con.execute("EXPLAIN " + older_ids, window).fetchall()[0][1]
             con.execute(older_ids, window)
         assert "Join Type: SEMI" in plan and "RIGHT_SEMI" not in plan, plan

@@ -28,13 +28,19 @@ def in_transaction(con: duckdb.DuckDBPyConnection):
 @contextmanager
 def duckdb_setting(con: duckdb.DuckDBPyConnection, name: str, value: object):
     """The block runs with the DuckDB setting `name` at `value`; the value it had is restored after, even on error.
-    Some settings (threads, disabled_optimizers) belong to the database instance: every connection to it sees them."""
-    before = con.execute("SELECT current_setting($name)", {"name": name}).fetchone()[0]
+
+    Only settings of the database instance (scope GLOBAL, as threads and disabled_optimizers are: every connection to
+    the instance sees them) are accepted, because the value is restored through a cursor of its own: a statement that
+    fails inside a transaction aborts it, and an aborted transaction refuses even SET until it is rolled back."""
+    found = con.execute("SELECT value, scope FROM duckdb_settings() WHERE name = $name", {"name": name}).fetchone()
+    if found is None or found[1] != "GLOBAL":
+        raise ValueError(f"{name!r} is not a setting of the DuckDB instance (scope GLOBAL)")
     con.execute(f"SET {name} = $value", {"value": value})
     try:
         yield
     finally:
-        con.execute(f"SET {name} = $value", {"value": before})
+        with con.cursor() as restore:
+            restore.execute(f"SET {name} = $value", {"value": found[0]})
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, qualified_name: str) -> list[str] | None:
