@@ -236,8 +236,9 @@ def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(i
 
 def test_older_matches_are_found_by_probing_the_window_with_the_runs_hashes():
     """The look-up of a run's events among the window's rows builds its hash table on the run's hashes, also where
-    DuckDB estimates fewer window rows than run rows (it takes a fifth to pass the day-and-file filter) and would build
-    on the window instead, which spills at full volume. Here the window holds 3,000 rows and the run 1,500 hashes."""
+    DuckDB estimates fewer window rows than run hashes and would build on the window instead, which spills at full
+    volume. Here the window holds 3,000 rows, of which DuckDB expects a fifth to pass the day-and-file filter, and the
+    run 1,500 hashes."""
     day = WORLD_START + timedelta(days=1)
     with duckdb.connect() as con:
         con.execute("CREATE SCHEMA silver")

@@ -176,10 +176,11 @@ SUSPECTS_SQL = "CREATE OR REPLACE TEMP TABLE event_suspects AS " + REPEATED_HASH
 # statement, DuckDB read the wide columns (event_id and record_hash, uncompressed) of every row its
 # Bloom filter on event_hash let through, about three times the matches and spread over the whole window.
 # The first statement builds its hash table on the run's hashes and probes the window's rows, whatever DuckDB
-# estimates: it takes a fifth of the window's rows to pass the day-and-file filter, so with a full day against a few
-# full days of history it built on the window's rows instead, and that build spilled. A full day against one, two and
-# three full days of history: 4.05-4.79, 7.16-7.63 and 11.18-11.65 s; built on the run's hashes, 2.38-2.41,
-# 3.83-4.08 and 5.11-5.24 s.
+# estimates. Its estimate of the window's rows comes from the whole table (a fifth of it for a date range that does not
+# span the table's dates, a fifth of that after the day-and-file filter), so a full day against up to six full days
+# of history (as far as measured) built on the window's rows instead, and that build spilled. Against one to six full
+# days: 4.05-4.79, 7.16-7.63, 11.18-11.65, 19.2, 19.3 and 24.2 s; built on the run's hashes, 2.38-2.41, 3.83-4.08,
+# 5.11-5.24, 7.3, 8.3 and 10.7 s.
 OLDER_IDS_BUILD = ("disabled_optimizers", "build_side_probe_side")
 OLDER_MATCHES_SQL = (
     f"""
