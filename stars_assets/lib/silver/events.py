@@ -37,7 +37,7 @@ import duckdb
 from stars_assets.lib import warehouse
 from stars_assets.lib.providers import ProviderConfig
 from stars_assets.lib.silver import inputs
-from stars_assets.lib.silver.expressions import key_expression
+from stars_assets.lib.silver.expressions import key_expression, local_hour_params
 from stars_assets.lib.silver.identity import (
     IDENTITY_RULES,
     RESOLVE_JOIN,
@@ -479,7 +479,13 @@ def build_partition(
     validated_rows = _validated_rows(spec, union, reasons=True)
     now = datetime.now(UTC).replace(tzinfo=None)
     scope = {"day": day, "files": files}
-    validation = {**params, **scope, "future_after_days": FUTURE_AFTER_DAYS, **identifier_pattern_params()}
+    validation = {
+        **params,
+        **scope,
+        "future_after_days": FUTURE_AFTER_DAYS,
+        **identifier_pattern_params(),
+        **local_hour_params(params, day),
+    }
     window = {
         **scope,
         "window_start": day - timedelta(days=DEDUP_WINDOW_DAYS),

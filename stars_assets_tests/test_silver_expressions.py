@@ -1,0 +1,82 @@
+"""Local vendor times read through the hour lookup give what ICU gives row by row, on every row."""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from stars_assets.lib.providers import TimestampSpec
+from stars_assets.lib.silver.expressions import local_hour_params, local_time_note, timestamp_utc, uniform_hour_offsets
+
+DAY = date(2026, 11, 2)
+# Two US zones the vendors use; a half-hour change (Lord Howe); a winter "daylight" offset below standard (Dublin in
+# tzdata); a zone without changes at a quarter-hour offset (Kathmandu).
+ZONES = ["America/New_York", "America/Chicago", "Australia/Lord_Howe", "Europe/Dublin", "Asia/Kathmandu"]
+# The notes ICU's reading gives in each zone over the two years. It calls a time repeated when it reads back one hour
+# apart, so Lord Howe's half-hour repeat is not noted (as before the lookup).
+NOTES = {zone: {None, "nonexistent", "ambiguous"} for zone in ZONES} | {
+    "Australia/Lord_Howe": {None, "nonexistent"},
+    "Asia/Kathmandu": {None},
+}
+FORMATS = {
+    "%Y-%m-%d %H:%M:%S": "strftime(t, '%Y-%m-%d %H:%M:%S')",
+    "iso8601": "strftime(t, '%Y-%m-%dT%H:%M:%S')",
+    "hl7": "strftime(t, '%Y%m%d%H%M%S')",
+}
+
+
+def _times(con: duckdb.DuckDBPyConnection) -> None:
+    """Every 7 minutes and 13 seconds over the two years the lookup covers, and a few times outside it."""
+    con.execute(
+        "CREATE OR REPLACE TABLE times AS SELECT t FROM range(TIMESTAMP '2025-01-01', TIMESTAMP '2027-01-01', "
+        "INTERVAL '7 minutes 13 seconds') AS r(t) UNION ALL SELECT unnest([TIMESTAMP '2024-11-03 01:30:00', "
+        "TIMESTAMP '2027-03-14 02:30:00', TIMESTAMP '2027-11-07 01:30:00', TIMESTAMP '2024-12-31 23:59:59'])"
+    )
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("time_format", FORMATS)
+@pytest.mark.parametrize("ambiguous", ["earlier", "later"])
+def test_a_local_time_read_by_its_hour_equals_the_icu_reading(zone, time_format, ambiguous):
+    spec = TimestampSpec(columns=("ts",), format=time_format, timezone=zone, ambiguous=ambiguous)
+    params: dict = {}
+    utc, note = timestamp_utc(spec, "v", params), local_time_note(spec, "v", params)
+    looked_up = {**params, **local_hour_params(params, DAY)}
+    row_by_row = {**looked_up, "v_offsets": []}  # no hour in the list: every row read by ICU
+    with duckdb.connect() as con:
+        _times(con)
+        con.execute(f"CREATE TABLE b AS SELECT t, {FORMATS[time_format]} AS ts FROM times")
+        select = f"SELECT t, {utc} AS utc, {note} AS note FROM times JOIN b USING (t)"
+
+        def read(bound: dict) -> list:
+            return con.execute(select + " ORDER BY t", {k: v for k, v in bound.items() if f"${k}" in select}).fetchall()
+
+        by_hour, by_icu = read(looked_up), read(row_by_row)
+    assert len(by_hour) == len(by_icu) > 145_000
+    assert [r for r, e in zip(by_hour, by_icu, strict=True) if r != e] == []
+    # The readings exercised what the lookup must get right: skipped and repeated times, where the zone has them.
+    assert {r[2] for r in by_icu} == NOTES[zone]
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_the_lookup_leaves_out_exactly_the_hours_a_change_touches(zone):
+    """Checked against Python's zoneinfo: an hour is left to ICU when a local time in it is skipped or repeated or its
+    offset changes within it, and every other hour holds its offset."""
+    start, end = datetime(2025, 1, 1), datetime(2027, 1, 1)
+    offsets = uniform_hour_offsets(zone, start, end)
+    tz = ZoneInfo(zone)
+
+    def offset(local: datetime, fold: int) -> timedelta:
+        return local.replace(tzinfo=tz, fold=fold).utcoffset()
+
+    expected = []
+    hour = start
+    while hour < end:
+        ends = (hour, hour + timedelta(hours=1) - timedelta(microseconds=1))
+        # A skipped or repeated local time reads with two offsets (fold 0 and 1); a change inside the hour gives its ends two.
+        uniform = len({offset(t, fold) for t in ends for fold in (0, 1)}) == 1
+        expected.append(int(offset(hour, 0).total_seconds()) // 60 if uniform else None)
+        hour += timedelta(hours=1)
+    assert list(offsets) == expected
+    assert sum(o is None for o in offsets) == (0 if zone == "Asia/Kathmandu" else 4)
