@@ -7,7 +7,13 @@ import duckdb
 import pytest
 
 from stars_assets.lib.providers import TimestampSpec
-from stars_assets.lib.silver.expressions import local_hour_params, local_time_note, timestamp_utc, uniform_hour_offsets
+from stars_assets.lib.silver.expressions import (
+    local_hour_params,
+    local_time_note,
+    timestamp_utc,
+    trimmed,
+    uniform_hour_offsets,
+)
 
 DAY = date(2026, 11, 2)
 # Two US zones the vendors use; a half-hour change (Lord Howe); a winter "daylight" offset below standard (Dublin in
@@ -80,3 +86,20 @@ def test_the_lookup_leaves_out_exactly_the_hours_a_change_touches(zone):
         hour += timedelta(hours=1)
     assert list(offsets) == expected
     assert sum(o is None for o in offsets) == (0 if zone == "Asia/Kathmandu" else 4)
+
+
+def test_a_key_is_trimmed_exactly_as_trim_does_whether_or_not_trim_runs():
+    """The guard that skips trim must never skip a value trim would change: Unicode spaces at either end, an ASCII
+    space, or nothing to trim; tabs and inner spaces stay, as trim leaves them."""
+    spaces = [" ", "\u00a0", "\u1680", "\u2000", "\u2005", "\u200a", "\u202f", "\u205f", "\u3000"]
+    cores = ["K1", "k é 1", "日本", "a\tb", ""]
+    values = [None, "\t", "\tK1\t", "K1\n"] + [
+        f"{left}{core}{right}" for core in cores for left in ["", *spaces] for right in ["", *spaces]
+    ]
+    with duckdb.connect() as con:
+        rows = con.execute(
+            f"SELECT v, {trimmed('v')} AS guarded, trim(v) AS trimmed FROM unnest($values) AS t(v)", {"values": values}
+        ).fetchall()
+    assert len(rows) == len(values) == 4 + 5 * 10 * 10
+    assert [(v, g, t) for v, g, t in rows if g is not t and g != t] == []
+    assert {t for v, _, t in rows if v is not None and v.startswith("\u3000K1")} == {"K1"}

@@ -160,11 +160,19 @@ def mapped_code(mapping: CodeMapping, prefix: str, params: dict) -> str:
     return f"map_extract_value(map(${prefix}_codes, ${prefix}_targets), trim(b.{mapping.column}))"
 
 
+def trimmed(value: str) -> str:
+    """trim(value), skipped where it cannot change the value. DuckDB's trim removes Unicode space separators and reads
+    every character for them: a full day's 22 million engage event ids took 3.5-4.0 s trimmed, 0.7 s when only a value
+    that is not all ASCII, starts with a byte up to a space, or ends with a space is trimmed (the same values). A
+    column of repeated values (dictionary-compressed) is trimmed once per distinct value anyway: this is for keys."""
+    return f"CASE WHEN strlen({value}) <> length({value}) OR {value} < '!' OR suffix({value}, ' ') THEN trim({value}) ELSE {value} END"
+
+
 def key_expression(template: str, prefix: str, params: dict) -> str:
     pieces = []
     for number, (kind, text) in enumerate(key_template_parts(template)):
         if kind == "column":
-            pieces.append(f"trim(b.{text})")
+            pieces.append(trimmed(f"b.{text}"))
         else:
             params[f"{prefix}_{number}"] = text
             pieces.append(f"${prefix}_{number}")
