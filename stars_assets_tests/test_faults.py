@@ -95,10 +95,8 @@ SILVER_STATE = {
     "outreach_events": "SELECT * EXCLUDE (loaded_at) FROM silver.outreach_events ORDER BY ALL",
     "appointment_events": "SELECT * EXCLUDE (loaded_at) FROM silver.appointment_events ORDER BY ALL",
     "appointments": "SELECT * EXCLUDE (updated_at) FROM silver.appointments ORDER BY ALL",
-    # A silver quarantine row keeps its bronze row as raw text, with the time bronze ingested it.
-    "quarantine": "SELECT * EXCLUDE (run_id, recorded_at, raw_text), "
-    'regexp_replace(raw_text, \'"_ingested_at":"[^"]*"\', \'\') '
-    "FROM audit.quarantine ORDER BY ALL",
+    # A silver quarantine row keeps its bronze row as delivered (not the time bronze ingested it).
+    "quarantine": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine ORDER BY ALL",
     "reconciliation": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.silver_reconciliation ORDER BY ALL",
 }
 

@@ -586,6 +586,9 @@ def test_conflicting_versions_are_quarantined_side_by_side_and_plain_copies_are_
         warehouse, "SELECT raw_text FROM audit.quarantine WHERE reason = 'conflicting_duplicate' AND provider = 'dialer'"
     )
     assert {json.loads(r)["disposition"] for r in versions["raw_text"]} == {"CONNECTED", "REFUSED"}
+    # the raw text is the row as delivered: the vendor's columns and the undeclared ones, not bronze's own lineage
+    delivered = [c.column for c in next(p for p in load_registry() if p.name == "dialer").datasets[0].columns] + ["_extra"]
+    assert {tuple(json.loads(r)) for r in versions["raw_text"]} == {tuple(delivered)}
     assert (
         query(warehouse, "SELECT count(*) AS n FROM silver.outreach_events WHERE event_key IN ('DL0104', 'DL0105')")["n"][0] == 1
     )
@@ -596,6 +599,8 @@ def test_conflicting_versions_are_quarantined_side_by_side_and_plain_copies_are_
         "WHERE dataset = 'members' ORDER BY 2",
     )
     assert member.values.tolist() == [["conflicting_duplicate", "H1111"], ["conflicting_duplicate", "H2222"]]
+    member_text = query(warehouse, "SELECT raw_text FROM audit.quarantine WHERE dataset = 'members'")["raw_text"]
+    assert not any(key.startswith("_") and key != "_extra" for r in member_text for key in json.loads(r))
     assert query(warehouse, "SELECT member_id, count(*) AS n FROM silver.members GROUP BY 1 ORDER BY 1")["n"].tolist() == [1] * 5
     assert silver_reasons(warehouse, "engage")["e5"] == ["unknown_member"]
 

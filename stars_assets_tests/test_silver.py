@@ -397,9 +397,7 @@ def test_outreach_before_any_enrollment_snapshot_is_quarantined_not_crashed(worl
 PARTITION_STATE_SQL = {
     "events": "SELECT * EXCLUDE (loaded_at) REPLACE (CAST(measure_codes AS VARCHAR) AS measure_codes) "
     "FROM silver.outreach_events WHERE partition_date = $day ORDER BY ALL",
-    # raw_text without the time bronze loaded the row
-    "quarantine": "SELECT * EXCLUDE (run_id, recorded_at) "
-    'REPLACE (regexp_replace(raw_text, \'"_ingested_at":"[^"]*"\', \'\') AS raw_text) FROM audit.quarantine '
+    "quarantine": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.quarantine "
     "WHERE layer = 'silver' AND dataset = 'outreach_events' AND partition_date = $day ORDER BY ALL",
     "flags": "SELECT * EXCLUDE (run_id, recorded_at) FROM audit.silver_flags "
     "WHERE silver_table = 'outreach_events' AND partition_date = $day ORDER BY ALL",

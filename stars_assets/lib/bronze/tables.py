@@ -13,6 +13,14 @@ BRONZE_LINEAGE = (
     Column("_ingested_at", "TIMESTAMP", "when the row was loaded", nullable=False),
     unique_text("_record_hash", "md5 of the declared columns", nullable=False),
 )
+# A bronze row as delivered is its provider's columns and _extra; the other lineage columns are bronze's own record of it.
+BRONZE_OWN_COLUMNS = tuple(c.name for c in BRONZE_LINEAGE if c.name != "_extra")
+
+
+def delivered_json(row: str, *also_excluded: str) -> str:
+    """SQL for the raw text a quarantine row keeps of bronze row `row`: the JSON of its columns as delivered."""
+    return f"to_json(struct_pack(*COLUMNS({row}.* EXCLUDE ({', '.join((*BRONZE_OWN_COLUMNS, *also_excluded))}))))"
+
 
 FILE_MANIFEST = TableSpec(
     "audit.file_manifest",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from stars_assets.lib.bronze.load import AUDIT_TABLES
+from stars_assets.lib.bronze.tables import delivered_json
 from stars_assets.lib.silver.identity import normalized_identifier_sql
 from stars_assets.lib.silver.tables import CARE_GAPS, MEMBER_IDENTIFIERS, MEMBERS, RX_FILLS
 from stars_assets.lib.tables import TableSpec, ddl
@@ -47,7 +48,7 @@ MEMBER_CONFLICTS_SQL = (
     "DELETE FROM audit.quarantine WHERE layer = 'silver' AND dataset = 'members'",
     "INSERT INTO audit.quarantine SELECT 'silver', 'edw', 'members', _partition_date, _source_file, _source_row, "
     "'conflicting_duplicate', 'the member id appears in one snapshot with ' || versions || ' different sets of values', "
-    f"to_json(latest), $run_id, $now FROM ({LATEST_MEMBER_ROWS}) AS latest WHERE versions > 1",
+    f"{delivered_json('latest', 'versions')}, $run_id, $now FROM ({LATEST_MEMBER_ROWS}) AS latest WHERE versions > 1",
 )
 
 # The crosswalk every vendor identifier resolves through.
