@@ -284,7 +284,7 @@ WHERE r.reason IS NULL AND {condition}
 # correction: 1.8-2.0 s, against 1.5 s apart). The raw text is the row as delivered, without bronze's own
 # columns: the quarantine row has its file, row and day, and fetching the record hash and load time of
 # rows scattered over a day cost more than the rest (the bench correction's six inserts: 2.0-2.3 s with
-# them, 0.8 s without).
+# them, 0.7-0.8 s without).
 INSERT_QUARANTINE_SQL = f"""
 INSERT INTO audit.quarantine
 SELECT 'silver', r.provider, $table, $day, r.source_file, r.source_row, r.reason, {{detail}},
