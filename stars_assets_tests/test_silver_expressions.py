@@ -1,6 +1,6 @@
 """Local vendor times read through the hour lookup give what ICU gives row by row, on every row."""
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -19,12 +19,8 @@ DAY = date(2026, 11, 2)
 # Two US zones the vendors use; a half-hour change (Lord Howe); a winter "daylight" offset below standard (Dublin in
 # tzdata); a zone without changes at a quarter-hour offset (Kathmandu).
 ZONES = ["America/New_York", "America/Chicago", "Australia/Lord_Howe", "Europe/Dublin", "Asia/Kathmandu"]
-# The notes ICU's reading gives in each zone over the two years. It calls a time repeated when it reads back one hour
-# apart, so Lord Howe's half-hour repeat is not noted (as before the lookup).
-NOTES = {zone: {None, "nonexistent", "ambiguous"} for zone in ZONES} | {
-    "Australia/Lord_Howe": {None, "nonexistent"},
-    "Asia/Kathmandu": {None},
-}
+# The notes the readings give in each zone over the two years (Lord Howe's half-hour repeat is noted too).
+NOTES = {zone: {None, "nonexistent", "ambiguous"} for zone in ZONES} | {"Asia/Kathmandu": {None}}
 FORMATS = {
     "%Y-%m-%d %H:%M:%S": "strftime(t, '%Y-%m-%d %H:%M:%S')",
     "iso8601": "strftime(t, '%Y-%m-%dT%H:%M:%S')",
@@ -63,6 +59,40 @@ def test_a_local_time_read_by_its_hour_equals_the_icu_reading(zone, time_format,
     assert [r for r, e in zip(by_hour, by_icu, strict=True) if r != e] == []
     # The readings exercised what the lookup must get right: skipped and repeated times, where the zone has them.
     assert {r[2] for r in by_icu} == NOTES[zone]
+
+
+def _zoneinfo_reading(local: datetime, zone: str, ambiguous: str) -> tuple[datetime | None, str | None]:
+    """The UTC instant and note of a local time by Python's zoneinfo: the instants of its two folds that read back as it."""
+    tz = ZoneInfo(zone)
+    instants = set()
+    for fold in (0, 1):
+        utc = local - local.replace(tzinfo=tz, fold=fold).utcoffset()
+        if utc.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None) == local:
+            instants.add(utc)
+    if not instants:
+        return None, "nonexistent"
+    if len(instants) == 2:
+        return (min(instants) if ambiguous == "earlier" else max(instants)), "ambiguous"
+    return instants.pop(), None
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("ambiguous", ["earlier", "later"])
+def test_a_local_time_read_row_by_row_or_by_its_hour_is_what_zoneinfo_says(zone, ambiguous):
+    """The readings themselves against Python's zoneinfo, on every row: skipped, repeated (by an hour or by Lord Howe's
+    half hour) and ordinary times, inside and outside the lookup's two years."""
+    spec = TimestampSpec(columns=("ts",), format="%Y-%m-%d %H:%M:%S", timezone=zone, ambiguous=ambiguous)
+    params: dict = {}
+    utc, note = timestamp_utc(spec, "v", params), local_time_note(spec, "v", params)
+    looked_up = {**params, **local_hour_params(params, DAY)}
+    with duckdb.connect() as con:
+        _times(con)
+        select = f"SELECT t, {utc} AS utc, {note} AS note FROM (SELECT t, strftime(t, '%Y-%m-%d %H:%M:%S') AS ts FROM times) AS b"
+        for bound in (looked_up, {**looked_up, "v_offsets": []}):
+            rows = con.execute(select, {k: v for k, v in bound.items() if f"${k}" in select}).fetchall()
+            assert len(rows) > 145_000
+            assert [(t, u, n) for t, u, n in rows if (u, n) != _zoneinfo_reading(t, zone, ambiguous)] == []
+            assert {n for _, _, n in rows} == NOTES[zone]
 
 
 @pytest.mark.parametrize("zone", ZONES)

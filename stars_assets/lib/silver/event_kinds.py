@@ -30,7 +30,7 @@ MISSING_EVENT_KEY = Rule("missing_event_key", "c.event_key IS NULL OR c.event_ke
 
 def nonexistent_local_time(*columns: str) -> Rule:
     condition = " OR ".join(f"c.{c}_note = 'nonexistent'" for c in columns)
-    return Rule("nonexistent_local_time", condition, "'a local time falls in the hour the spring daylight-saving change skips'")
+    return Rule("nonexistent_local_time", condition, "'a local time falls in the time the spring daylight-saving change skips'")
 
 
 def ambiguous_local_time(*columns: str) -> Rule:
@@ -38,7 +38,7 @@ def ambiguous_local_time(*columns: str) -> Rule:
     return Rule(
         "ambiguous_local_time",
         condition,
-        "'a local time falls in the hour the autumn daylight-saving change repeats; read by the provider''s ambiguous rule'",
+        "'a local time falls in the time the autumn daylight-saving change repeats; read by the provider''s ambiguous rule'",
     )
 
 

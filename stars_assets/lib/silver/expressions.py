@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from datetime import date, datetime
+from typing import NamedTuple
 
 import duckdb
 
@@ -27,23 +28,65 @@ HL7_OFFSET = r"[+-][0-9]{4}$"
 # full day's 5.1 million dialer rows took 3.1-3.5 s, and 0.75-0.77 s with the lookup (ihwa's 1.4 million: 1.05-1.21
 # against 0.31-0.38 s; the same values on every row), in each of a large run's two validation passes. The list holds,
 # for every hour from LOCAL_HOURS_FROM (January 1 of the year before the delivery) to the end of the delivery's year,
-# the offset in minutes of a local time in that hour, computed with the same ICU calls; an hour in which a time does
-# not read back as itself, reads back twice, or whose first and last microsecond differ in offset holds NULL, and its
-# rows (and any time outside the list) are read by ICU row by row.
+# the offset in minutes of a local time in that hour, computed with the same ICU calls (_icu_utc); an hour whose first
+# or last microsecond a change skips or repeats, or whose two ends differ in offset, holds NULL, and its rows (and any
+# time outside the list) are read by ICU row by row.
 LOCAL_HOURS_FROM = "local_hours_from"
 _ZONE_PARAM = "_zone"
 _OFFSETS_PARAM = "_offsets"
-UNIFORM_HOUR_OFFSETS_SQL = """
+
+
+class _Readings(NamedTuple):
+    """SQL for what ICU says of a naive local time in a zone (see _readings)."""
+
+    before: str  # the zone's offset a day before DuckDB's reading of the time (an INTERVAL)
+    after: str  # and a day after it
+    earlier: str  # the earlier of the two UTC instants the time can name
+    later: str
+    earlier_reads_back: str  # whether that instant reads back as the local time
+    later_reads_back: str
+
+
+def _readings(zone: str, local: str) -> _Readings:
+    """The two UTC instants a naive local time can name in `zone`: the local time less the zone's offsets a day before
+    and a day after DuckDB's reading of it. A zone changes at most once in two days, by whatever amount (Lord Howe by
+    half an hour): with the same offset before and after, the time names one instant; else a time a change repeats
+    names two that read back as it, one it skips none."""
+    instant = f"timezone({zone}, {local})"
+
+    def offset(at: str) -> str:
+        return f"(timezone({zone}, {at}) - timezone('UTC', {at}))"
+
+    def reads_back(utc: str) -> str:
+        return f"(timezone({zone}, timezone('UTC', {utc})) = {local})"
+
+    before, after = offset(f"{instant} - INTERVAL 1 DAY"), offset(f"{instant} + INTERVAL 1 DAY")
+    earlier, later = f"({local} - greatest({before}, {after}))", f"({local} - least({before}, {after}))"
+    return _Readings(before, after, earlier, later, reads_back(earlier), reads_back(later))
+
+
+def _icu_utc(zone: str, local: str, ambiguous: str | None) -> str:
+    """The naive UTC instant of a local time, read row by row by ICU: NULL for a time a change skips; for one it repeats,
+    the `ambiguous` choice ('earlier' or 'later'), or NULL without one."""
+    r = _readings(zone, local)
+    repeated = {"earlier": r.earlier, "later": r.later}.get(ambiguous, f"CASE WHEN {r.earlier} = {r.later} THEN {r.earlier} END")
+    # Most times are far from a change: one offset, and no read-back needed.
+    return (
+        f"CASE WHEN {r.before} = {r.after} THEN {local} - {r.before} "
+        f"WHEN {r.earlier_reads_back} AND {r.later_reads_back} THEN {repeated} "
+        f"WHEN {r.earlier_reads_back} THEN {r.earlier} WHEN {r.later_reads_back} THEN {r.later} END"
+    )
+
+
+def _single_offset_minutes(zone: str, local: str) -> str:
+    """The zone's offset in minutes at a local time that names one instant; NULL for a skipped or repeated time."""
+    return f"CAST(epoch({local} - ({_icu_utc(zone, local, None)})) // 60 AS INTEGER)"
+
+
+UNIFORM_HOUR_OFFSETS_SQL = f"""
 WITH hours AS (SELECT h, h + INTERVAL 1 HOUR - INTERVAL 1 MICROSECOND AS last FROM range($start, $end, INTERVAL 1 HOUR) AS t(h)),
-instants AS (SELECT h, last, timezone($zone, h) AS first_instant, timezone($zone, last) AS last_instant FROM hours)
-SELECT list(
-    CASE WHEN timezone($zone, first_instant) = h AND timezone($zone, last_instant) = last
-              AND timezone($zone, first_instant - INTERVAL 1 HOUR) <> h AND timezone($zone, first_instant + INTERVAL 1 HOUR) <> h
-              AND timezone($zone, last_instant - INTERVAL 1 HOUR) <> last AND timezone($zone, last_instant + INTERVAL 1 HOUR) <> last
-              AND h - timezone('UTC', first_instant) = last - timezone('UTC', last_instant)
-         THEN CAST(epoch(h - timezone('UTC', first_instant)) // 60 AS INTEGER) END
-    ORDER BY h)
-FROM instants
+ends AS (SELECT h, {_single_offset_minutes("$zone", "h")} AS first, {_single_offset_minutes("$zone", "last")} AS last FROM hours)
+SELECT list(CASE WHEN first = last THEN first END ORDER BY h) FROM ends
 """
 
 
@@ -81,24 +124,19 @@ def timestamp_utc(spec: TimestampSpec, prefix: str, params: dict) -> str:
     not exist (see local_time_note).
 
     A local time (no offset) is read in the vendor's declared zone, by its hour's offset where the
-    hour is uniform (LOCAL_HOURS_FROM; the statement binds local_hour_params) and otherwise by ICU:
-    a time the autumn change repeats is read as the spec's `ambiguous` choice: DuckDB gives the
-    later (standard time) instant, and the earlier is one hour before it, when that hour reads back
-    as the same local time. A time the spring change skips does not read back as itself and gives NULL."""
+    hour is uniform (LOCAL_HOURS_FROM; the statement binds local_hour_params) and otherwise by ICU
+    (_readings): a time a change repeats is read as the spec's `ambiguous` choice, and a time a
+    change skips gives NULL."""
     text = _text(spec)
     if spec.format == "epoch_ms":
         number = f"try_cast({text} AS BIGINT)"
         return f"epoch_ms(CASE WHEN {number} IS NOT NULL THEN least(greatest({number}, {EPOCH_MS_MIN}), {EPOCH_MS_MAX}) END)"
     _bind(spec, prefix, params)
     local = _local(spec, prefix, params)
-    zone = f"${prefix}{_ZONE_PARAM}"
-    instant = f"timezone({zone}, {local})"
-    shift = "- INTERVAL 1 HOUR" if spec.ambiguous == "earlier" else "+ INTERVAL 1 HOUR"
     offset = _hour_offset(prefix, local)
     local_utc = (
         f"CASE WHEN {offset} IS NOT NULL THEN {local} - to_minutes({offset}) "
-        f"ELSE timezone('UTC', CASE WHEN timezone({zone}, {instant}) <> {local} THEN NULL "
-        f"WHEN timezone({zone}, {instant} {shift}) = {local} THEN {instant} {shift} ELSE {instant} END) END"
+        f"ELSE {_icu_utc(f'${prefix}{_ZONE_PARAM}', local, spec.ambiguous)} END"
     )
     if spec.format == "iso8601":
         return f"coalesce(timezone('UTC', try_cast(CASE WHEN regexp_matches({text}, ${prefix}_offset) THEN {text} END AS TIMESTAMPTZ)), {local_utc})"
@@ -114,13 +152,11 @@ def local_time_note(spec: TimestampSpec, prefix: str, params: dict) -> str:
         return "CAST(NULL AS VARCHAR)"
     _bind(spec, prefix, params)
     local = _local(spec, prefix, params)
-    zone = f"${prefix}{_ZONE_PARAM}"
-    instant = f"timezone({zone}, {local})"
+    r = _readings(f"${prefix}{_ZONE_PARAM}", local)
     return (
-        f"CASE WHEN {_hour_offset(prefix, local)} IS NOT NULL THEN NULL "
-        f"WHEN timezone({zone}, {instant}) <> {local} THEN 'nonexistent' "
-        f"WHEN timezone({zone}, {instant} - INTERVAL 1 HOUR) = {local} OR timezone({zone}, {instant} + INTERVAL 1 HOUR) = {local} "
-        "THEN 'ambiguous' END"
+        f"CASE WHEN {_hour_offset(prefix, local)} IS NOT NULL OR {r.before} = {r.after} THEN NULL "
+        f"WHEN NOT {r.earlier_reads_back} AND NOT {r.later_reads_back} THEN 'nonexistent' "
+        f"WHEN {r.earlier_reads_back} AND {r.later_reads_back} AND {r.earlier} <> {r.later} THEN 'ambiguous' END"
     )
 
 
