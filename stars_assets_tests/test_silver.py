@@ -3,6 +3,7 @@ second overlapping delivery window; and a failing blocking check stops what depe
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from datetime import timedelta
 
@@ -15,12 +16,14 @@ from stars_assets.defs.bronze.assets import bronze_assets
 from stars_assets.defs.partitions import daily_partitions
 from stars_assets.defs.resources import build_resources
 from stars_assets.defs.silver import assets as silver
+from stars_assets.defs.silver import checks as silver_checks
 from stars_assets.lib.silver import events as event_engine
 from stars_assets.lib.silver import quality
 from stars_assets.lib.silver.events import DEDUP_WINDOW_DAYS
 from stars_assets.lib.silver.tables import EVENT_HASH
 from stars_assets.lib.warehouse import duckdb_setting
 from stars_assets_tests.conftest import (
+    INGEST_ASSETS,
     RANGE_END_TAG,
     RANGE_START_TAG,
     WORLD_DAYS,
@@ -190,6 +193,26 @@ def test_a_second_overlapping_window_adds_nothing_twice(ingested, tmp_path):
     before = _silver_events(warehouse)
     assert ingest(landing, warehouse, WORLD_START, second_start + timedelta(days=WORLD_DAYS - 1)).success
     assert _silver_events(warehouse) == before
+
+
+CONTRACT_CHECKS = [c for c in vars(silver_checks).values() if isinstance(c, dg.AssetChecksDefinition)]
+
+
+def test_a_run_with_nothing_new_writes_nothing_to_the_warehouse(ingested, tmp_path):
+    """Bronze, silver and their contract checks over every day, then again with no new file: the second run leaves the
+    warehouse file byte for byte as it was (no write-ahead log, no checkpoint), so a no-change run costs reads only."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(ingested.warehouse, warehouse)
+    runs = []
+    for _ in range(2):
+        before = hashlib.sha256(warehouse.read_bytes()).hexdigest()
+        result = ingest(ingested.landing, warehouse, WORLD_START, ingested.last_day, assets=[*INGEST_ASSETS, *CONTRACT_CHECKS])
+        assert result.success
+        assert len(result.get_asset_check_evaluations()) > 0
+        runs.append(hashlib.sha256(warehouse.read_bytes()).hexdigest() == before)
+    # The first run records the contract outcomes (the ingested world had not run the contract checks).
+    assert runs == [False, True]
+    assert not warehouse.with_name(warehouse.name + ".wal").exists()
 
 
 def test_events_loaded_before_event_hash_existed_are_still_found_as_duplicates(ingested, tmp_path):

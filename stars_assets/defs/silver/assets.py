@@ -317,7 +317,8 @@ def quarantine(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as conn:
         ensure_tables(conn, *PROVIDERS)
         conn.execute("CREATE SCHEMA IF NOT EXISTS silver")
-        conn.execute("CREATE OR REPLACE VIEW silver.quarantine AS SELECT * FROM audit.quarantine")
+        # Created once: the view follows audit.quarantine's columns, and a re-run with nothing new writes nothing.
+        conn.execute("CREATE VIEW IF NOT EXISTS silver.quarantine AS SELECT * FROM audit.quarantine")
         reasons = conn.execute(
             "SELECT layer, provider, reason, count(*) FROM silver.quarantine GROUP BY ALL ORDER BY 4 DESC"
         ).fetchall()
