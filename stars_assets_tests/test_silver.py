@@ -195,7 +195,7 @@ def test_a_second_overlapping_window_adds_nothing_twice(ingested, tmp_path):
     assert _silver_events(warehouse) == before
 
 
-CONTRACT_CHECKS = [c for c in vars(silver_checks).values() if isinstance(c, dg.AssetChecksDefinition)]
+CONTRACT_CHECKS = dg.load_asset_checks_from_modules([silver_checks])
 
 
 def test_a_run_with_nothing_new_writes_nothing_to_the_warehouse(ingested, tmp_path):

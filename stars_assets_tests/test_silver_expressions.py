@@ -1,4 +1,5 @@
-"""Local vendor times read through the hour lookup give what ICU gives row by row, on every row."""
+"""Local vendor times read through the hour lookup give what ICU gives row by row, and both what Python's zoneinfo
+gives, on every row; keys are trimmed as trim does."""
 
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
