@@ -46,6 +46,11 @@ class _Readings(NamedTuple):
     earlier_reads_back: str  # whether that instant reads back as the local time
     later_reads_back: str
 
+    @property
+    def one_offset(self) -> str:
+        """Whether the zone has one offset on both sides: the time names one instant, with no read-back needed."""
+        return f"{self.before} = {self.after}"
+
 
 def _readings(zone: str, local: str) -> _Readings:
     """The two UTC instants a naive local time can name in `zone`: the local time less the zone's offsets a day before
@@ -72,7 +77,7 @@ def _icu_utc(zone: str, local: str, ambiguous: str | None) -> str:
     repeated = {"earlier": r.earlier, "later": r.later}.get(ambiguous, f"CASE WHEN {r.earlier} = {r.later} THEN {r.earlier} END")
     # Most times are far from a change: one offset, and no read-back needed.
     return (
-        f"CASE WHEN {r.before} = {r.after} THEN {local} - {r.before} "
+        f"CASE WHEN {r.one_offset} THEN {local} - {r.before} "
         f"WHEN {r.earlier_reads_back} AND {r.later_reads_back} THEN {repeated} "
         f"WHEN {r.earlier_reads_back} THEN {r.earlier} WHEN {r.later_reads_back} THEN {r.later} END"
     )
@@ -154,7 +159,7 @@ def local_time_note(spec: TimestampSpec, prefix: str, params: dict) -> str:
     local = _local(spec, prefix, params)
     r = _readings(f"${prefix}{_ZONE_PARAM}", local)
     return (
-        f"CASE WHEN {_hour_offset(prefix, local)} IS NOT NULL OR {r.before} = {r.after} THEN NULL "
+        f"CASE WHEN {_hour_offset(prefix, local)} IS NOT NULL OR {r.one_offset} THEN NULL "
         f"WHEN NOT {r.earlier_reads_back} AND NOT {r.later_reads_back} THEN 'nonexistent' "
         f"WHEN {r.earlier_reads_back} AND {r.later_reads_back} AND {r.earlier} <> {r.later} THEN 'ambiguous' END"
     )
