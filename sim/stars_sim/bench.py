@@ -28,8 +28,9 @@ memory is the child's peak resident set size (wait4's ru_maxrss). The last line 
 `ratio_vs_floor=<a/b> noop_ratio=<c/a> delta_ratio=<d/a> peak_rss_gb=<max over a, c, d>`, followed by
 `publish_ratio=<e/a> noop_publish_commits=<Delta commits written by f> publish_peak_rss_gb=<max over e, f>`, and
 with --days N > 1
-`days=<N> per_day_seconds=<g/N> per_day_ratio=<g/N/a> per_row_ratio=<(g/its rows)/(a/its rows)>` (1.0: the cost
-grows linearly with the days; the first day also holds the warehouse snapshots, so days differ in rows).
+`days=<N> per_day_seconds=<g/N> per_day_ratio=<g/N/a> per_row_ratio=<(g/its rows)/(a/its rows)>
+backfill_peak_rss_gb=<g's peak>` (1.0: the cost grows linearly with the days; the first day also holds the
+warehouse snapshots, so days differ in rows; the backfill's peak is set beside a's single day).
 """
 
 from __future__ import annotations
@@ -550,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         per_row = (backfill["seconds"] / backfill["rows"]) / (full["seconds"] / day_rows)
         say(
             f"g/{args.days} = {per_day:.2f} s a day against a = {full['seconds']:.2f} s for the single day: "
-            f"{per_day / full['seconds']:.3f}; per row read {per_row:.3f} (1.0 is linear)"
+            f"{per_day / full['seconds']:.3f}; per row read {per_row:.3f} (1.0 is linear); "
+            f"peak RSS {backfill['peak_rss_gb']:.2f} GB against {full['peak_rss_gb']:.2f} GB for the single day"
         )
     say(
         f"a/b = {ratio_vs_floor:.2f} (target <= 3.0, ambition 2.0)   c/a = {noop_ratio:.4f} (<= 0.02)   "
@@ -572,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         f"publish_ratio={publish_ratio:.3f} noop_publish_commits={noop_publish['commits']} publish_peak_rss_gb={publish_peak:.2f}"
         + (
             f" days={args.days} per_day_seconds={per_day:.3f} per_day_ratio={per_day / full['seconds']:.3f} "
-            f"per_row_ratio={per_row:.3f}"
+            f"per_row_ratio={per_row:.3f} backfill_peak_rss_gb={backfill['peak_rss_gb']:.2f}"
             if backfill
             else ""
         )
