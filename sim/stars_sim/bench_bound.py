@@ -32,7 +32,7 @@ import duckdb
 
 from stars_assets.lib.bronze.landing import inventory
 from stars_assets.lib.bronze.load import bronze_table, load_partition
-from stars_assets.lib.bronze.readers import quote_identifier
+from stars_assets.lib.bronze.readers import _jsonl_parse_params, quote_identifier
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver.event_kinds import OUTREACH
 from stars_assets.lib.silver.events import FILES_SQL, candidates_sql
@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.provider!r} is not a JSON-lines outreach provider")
     if args.provider not in FLOOR_READS:
         parser.error(f"the bench's floor does not read {args.provider!r}")
-    entries = [e for e in inventory(provider, args.landing / provider.name, time.time()) if e.partition_date == args.day]
-    entries = [e for e in entries if e.status is None][: args.files] if args.files else [e for e in entries if e.status is None]
+    landed = inventory(provider, args.landing / provider.name, time.time())
+    readable = [e for e in landed if e.partition_date == args.day and e.status is None]
+    entries = readable[: args.files] if args.files else readable
     if not entries:
         parser.error(f"no {provider.name} files of {args.day} under {args.landing / provider.name}")
     floor_reader = FLOOR_READS[args.provider][1]
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             columns=", ".join(quote_identifier(c) for c in declared),
             values=", ".join(f"v[{i}]" for i in range(1, len(declared) + 1)),
         )
-        paths = ["$." + c.source for c in dataset.columns]
+        paths = _jsonl_parse_params(dataset)["paths"]  # the loader's JSON paths of the declared fields
         for entry in entries:
             con.execute(LINES_SQL, {"path": str(entry.path), "compression": compression})
             con.execute(insert, {"file": entry.relative, "day": args.day, "paths": paths})
