@@ -15,14 +15,14 @@ Each round, on an empty database each, in this order:
 
 The least bronze and the loader must hold the same rows (every declared column and the file and line, hashed),
 or the bench exits 1. The files must be clean, as make bench generates them: neither the floor nor the least
-bronze checks a line, so a line that is not JSON stops them, and the bench says so and exits 1. The ratios to the floor say how much of the bench's budget (3.0 times the floor) the two
-writes take before anything a layer guarantees is paid for.
+bronze checks a line, so a line that is not JSON stops them, and the bench says so and exits 1. The ratios to
+the floor say how much of the bench's budget (3.0 times the floor) the two writes take before anything a layer
+guarantees is paid for.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from datetime import date
@@ -32,7 +32,7 @@ import duckdb
 
 from stars_assets.lib.bronze.landing import inventory
 from stars_assets.lib.bronze.load import bronze_table, load_partition
-from stars_assets.lib.bronze.readers import _jsonl_parse_params, quote_identifier
+from stars_assets.lib.bronze.readers import _compression, _jsonl_parse_params, quote_identifier
 from stars_assets.lib.providers import load_registry
 from stars_assets.lib.silver.event_kinds import OUTREACH
 from stars_assets.lib.silver.events import FILES_SQL, candidates_sql
@@ -40,6 +40,7 @@ from stars_assets.lib.silver.expressions import local_hour_params
 from stars_assets.lib.silver.tables import EVENT_ID
 from stars_assets.lib.warehouse import configure_connection
 from stars_sim.bench import BENCH_DAY, FLOOR_READS
+from stars_sim.bench_storage import timed
 
 LINES_SQL = """
 CREATE OR REPLACE TEMP TABLE least_lines AS
@@ -53,12 +54,6 @@ SELECT {values}, $file, line, $day, now()::TIMESTAMP, ''
 FROM (SELECT line, json_extract_string(raw, $paths) AS v FROM least_lines)
 """
 LEAST_SILVER_SQL = "CREATE TABLE least_silver AS SELECT {event_id} AS event_id, c.* FROM ({candidates}) AS c"
-
-
-def _timed(action) -> float:
-    began = time.perf_counter()
-    action()
-    return time.perf_counter() - began
 
 
 def _fresh(folder: Path, name: str) -> duckdb.DuckDBPyConnection:
@@ -93,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = bronze_table(provider, dataset)
     declared = [c.column for c in dataset.columns]
     lineage = ", ".join(declared + ["_source_file", "_source_row"])
-    compression = "gzip" if provider.compression == "gzip" else "none"
+    compression = _compression(provider)
 
     def floor(con) -> None:
         con.execute(f"CREATE TABLE floor AS SELECT * FROM {floor_reader}", {"files": [str(e.path) for e in entries]})
@@ -117,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates, params = candidates_sql(OUTREACH, [provider])
         con.execute(FILES_SQL, {"files": [e.relative for e in entries]})
         sql = LEAST_SILVER_SQL.format(event_id=EVENT_ID.format(row="c."), candidates=candidates)
-        bound = {**params, "day": args.day, **local_hour_params(params, args.day)}
-        # Only what the statement names: a provider without local times reads no hour lookup.
-        con.execute(sql, {name: value for name, value in bound.items() if re.search(rf"\${name}\b", sql)})
+        con.execute(sql, {**params, "day": args.day, **local_hour_params(params, args.day)})
         con.execute("CHECKPOINT")
 
     def loader(con) -> None:
@@ -137,17 +130,17 @@ def main(argv: list[str] | None = None) -> int:
         for round_number in range(1, args.rounds + 1):
             try:
                 with _fresh(work, "floor") as con:
-                    figures["floor"].append(_timed(lambda con=con: floor(con)))
+                    figures["floor"].append(timed(lambda con=con: floor(con)))
                 with _fresh(work, "least") as con:
-                    figures["least bronze"].append(_timed(lambda con=con: least_bronze(con)))
-                    figures["least silver"].append(_timed(lambda con=con: least_silver(con)))
+                    figures["least bronze"].append(timed(lambda con=con: least_bronze(con)))
+                    figures["least silver"].append(timed(lambda con=con: least_silver(con)))
                     least_rows = rows_of(con)
             except duckdb.Error as error:
                 # Neither the floor nor the least bronze checks a line; the loader quarantines what they stop on.
                 print(f"not comparable: {str(error).splitlines()[0]}\nuse clean files, as make bench generates them")
                 return 1
             with _fresh(work, "loader") as con:
-                figures["bronze loader"].append(_timed(lambda con=con: loader(con)))
+                figures["bronze loader"].append(timed(lambda con=con: loader(con)))
                 loader_rows = rows_of(con)
             same = same and least_rows == loader_rows
             print(

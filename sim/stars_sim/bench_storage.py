@@ -41,7 +41,7 @@ def _size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in files) / 2**20
 
 
-def _timed(action) -> float:
+def timed(action) -> float:
     began = time.perf_counter()
     action()
     return time.perf_counter() - began
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stars-bench-storage-") as folder:
         work = Path(folder)
         con = configure_connection(duckdb.connect(str(work / "warehouse.duckdb")))
-        seconds = _timed(lambda: load_partition(con, provider, args.landing, args.day, "bench-storage", entries=entries))
+        seconds = timed(lambda: load_partition(con, provider, args.landing, args.day, "bench-storage", entries=entries))
         spec = bronze_table(provider, provider.datasets[0])
         source = spec.qualified_name
         files = [row[0] for row in con.execute(f"SELECT DISTINCT _source_file FROM {source} ORDER BY 1").fetchall()]
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             con.execute("COMMIT")
             con.execute("CHECKPOINT copy")
 
-        written = _timed(write_table)
+        written = timed(write_table)
         results.append(("table (bronze spec)", written, scan("table", table_copy), _size_mb(work / "table.duckdb")))
 
         for codec in PARQUET_CODECS:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                         {"file": file},
                     )
 
-            written = _timed(write_parquet)
+            written = timed(write_parquet)
             results.append((f"parquet {codec}", written, scan(codec, f"read_parquet('{target}/*.parquet')"), _size_mb(target)))
         scan("bronze", source)
         con.close()

@@ -177,6 +177,8 @@ def local_hour_params(params: dict, day: date) -> dict:
     """The hour lookups of every zone the expressions built into `params` read, for a delivery on `day`."""
     start, end = datetime(day.year - 1, 1, 1), datetime(day.year + 1, 1, 1)
     zones = {name.removesuffix(_ZONE_PARAM): zone for name, zone in params.items() if name.endswith(_ZONE_PARAM)}
+    if not zones:  # no local times: the statement names no lookup, and DuckDB refuses a parameter it does not name
+        return {}
     return {
         LOCAL_HOURS_FROM: start,
         **{f"{prefix}{_OFFSETS_PARAM}": list(uniform_hour_offsets(zone, start, end)) for prefix, zone in zones.items()},
